@@ -1,0 +1,113 @@
+# qgt_mpi: set-up, default run, tests and lint.
+#
+#   make run     set up (if needed), then run the default job on 2 MPI ranks
+#   make test    set up (if needed), configure CMake into build/ and run CTest
+#   make setup   the set-up part alone: Debian packages, .venv, editable install
+#   make lint    ruff check src tests bench (installs ruff into .venv from PyPI)
+#   make clean   remove build/ and caches (keeps .venv and results/)
+#   make distclean   clean, and remove .venv
+#
+# Every set-up step is skipped when already done, so a second `make run` only runs the job.
+# On a machine without Debian packages (a cluster), install the dependencies as described in
+# docs/install.md and pass NO_APT=1 PYTHON=/path/to/python3 (and CMAKE_ARGS for srun).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# What the default job and the venv use (override on the command line).
+PYTHON  ?= /usr/bin/python3
+VENV    ?= .venv
+MPIEXEC ?= mpirun
+NP      ?= 2
+INPUT   ?= inputs/haldane_flat.toml
+BUILD   ?= build
+NO_APT  ?= 0
+# Extra CMake arguments for make test, e.g. -DMPIEXEC_EXECUTABLE=srun -DMPIEXEC_NUMPROC_FLAG=-n
+CMAKE_ARGS ?=
+
+# Debian packages the project needs; gcc and make because CMake's FindMPI enables C.
+DEB_PACKAGES := openmpi-bin libopenmpi-dev python3-mpi4py python3-petsc4py-complex \
+    python3-slepc4py-complex python3-h5py-mpi python3-scipy python3-matplotlib python3-venv \
+    python3-pytest python3-mpmath python3-setuptools cmake gcc make
+
+# OpenMPI refuses root without these; 3 ranks on 2 cores need oversubscription.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+export OMPI_MCA_rmaps_base_oversubscribe := 1
+
+VPY     := $(VENV)/bin/python
+STAMP   := $(VENV)/.qgt-installed
+
+.PHONY: help run setup test lint clean distclean system-packages check-venv
+
+help:
+	@echo "make run    set up if needed, then: $(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT)"
+	@echo "make test   set up if needed, then CMake configure into $(BUILD)/ and ctest"
+	@echo "make setup  Debian packages, $(VENV) and the editable install only"
+	@echo "make lint | clean | distclean"
+
+run: setup
+	$(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT)
+	@echo "results in results/"
+
+setup: $(STAMP) check-venv
+
+test: setup
+	cmake -S . -B $(BUILD) -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) $(CMAKE_ARGS)
+	ctest --test-dir $(BUILD) --output-on-failure
+
+lint: $(VENV)/bin/ruff
+	$(VENV)/bin/ruff check src tests bench
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .ruff_cache src/*.egg-info
+	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
+
+# Install the Debian packages that dpkg-query reports missing (apt-get update only then).
+system-packages:
+	@if [ "$(NO_APT)" = 1 ]; then exit 0; fi; \
+	if ! command -v dpkg-query >/dev/null; then \
+	  echo "error: not a Debian system; install MPI, mpi4py, parallel h5py and complex" \
+	       "petsc4py/slepc4py as in docs/install.md, then run make with NO_APT=1" >&2; \
+	  exit 1; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "error: missing Debian packages:$$missing" >&2; \
+	  echo "       run 'make setup' as root, or: sudo apt-get install$$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "Installing Debian packages:$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update; \
+	apt-get install -y $$missing
+
+# The venv uses the system Python so that the Debian mpi4py/h5py/petsc4py are visible.
+$(VPY): | system-packages
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+
+# Editable install, redone when pyproject.toml changes or the console script is missing.
+$(STAMP): pyproject.toml $(VPY) $(if $(wildcard $(VENV)/bin/qgt-mpi),,FORCE) | system-packages
+	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation -e .
+	touch $@
+
+# A venv made without --system-site-packages (or from another Python) cannot see mpi4py.
+check-venv: | $(VPY)
+	@$(VPY) -c 'import mpi4py, h5py' 2>/dev/null || { \
+	  echo "error: $(VPY) cannot import mpi4py/h5py; remove $(VENV) (it must be made by" \
+	       "'$(PYTHON) -m venv --system-site-packages') and rerun" >&2; exit 1; }
+
+$(VENV)/bin/ruff: | $(VPY)
+	$(VENV)/bin/pip install --disable-pip-version-check ruff
+
+.PHONY: FORCE
+FORCE:

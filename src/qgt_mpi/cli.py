@@ -1,0 +1,106 @@
+"""Command line: ``qgt-mpi run INPUT [-o OUTPUT]``, ``validate INPUT``, ``info OUTPUT``.
+
+The only module that touches ``MPI.COMM_WORLD``. Rank 0 reads the input deck and broadcasts
+its text, so every rank parses the same bytes and a bad deck fails identically everywhere:
+one line on stderr from rank 0, exit status 2 on every rank, no traceback, no output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Argument parser for all subcommands."""
+    from qgt_mpi import __version__
+
+    p = argparse.ArgumentParser(prog="qgt-mpi", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"qgt_mpi {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an input deck under MPI and write one HDF5 file")
+    run.add_argument("input", help="TOML input deck")
+    run.add_argument("-o", "--output", help="result file (default: [output] file of the deck)")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    val = sub.add_parser("validate", help="check an input deck and print what it would run")
+    val.add_argument("input")
+    info = sub.add_parser("info", help="human summary of a result file")
+    info.add_argument("output")
+    return p
+
+
+def _read_deck(comm, path: str):
+    """Rank 0 reads the deck text; all ranks parse it. Collective."""
+    from qgt_mpi.io.deck import InputError, parse_deck, read_deck_text
+    from qgt_mpi.parallel.errors import collective
+
+    text, error = None, None
+    if comm.rank == 0:
+        try:
+            text = read_deck_text(path)
+        except InputError as exc:
+            error = exc
+    text, error = comm.bcast((text, error))
+    with collective(comm):
+        if error is not None:
+            raise error
+        return parse_deck(text, path)
+
+
+def _run(comm, args) -> int:
+    """``run``: the full pipeline. Collective."""
+    from qgt_mpi.driver import run
+    from qgt_mpi.logs import setup_logging
+
+    log = setup_logging(comm, args.verbose)
+    config = _read_deck(comm, args.input)
+    run(comm, config, args.output or config.output.file, log)
+    return EXIT_OK
+
+
+def _validate(comm, args) -> int:
+    """``validate``: parse the deck and build the model; print a summary (rank 0)."""
+    from qgt_mpi.driver import prepare_model_only
+
+    config = _read_deck(comm, args.input)
+    summary = prepare_model_only(comm, config)
+    if comm.rank == 0:
+        print(summary)
+    return EXIT_OK
+
+
+def _info(comm, args) -> int:
+    """``info``: summary of a result file (rank 0 prints)."""
+    from qgt_mpi.io.reader import summarize
+
+    if comm.rank == 0:
+        print(summarize(args.output))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``qgt-mpi`` and ``python -m qgt_mpi``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from mpi4py import MPI
+
+    import qgt_mpi  # noqa: F401  (fixes threads, h5py-MPI and PETSc env before numpy)
+    from qgt_mpi.parallel.errors import CollectiveError, install_excepthook
+
+    comm = MPI.COMM_WORLD
+    install_excepthook(comm)
+    handlers = {"run": _run, "validate": _validate, "info": _info}
+    try:
+        return handlers[args.command](comm, args)
+    except CollectiveError as exc:
+        if comm.rank == 0:
+            kind = "input error" if exc.status == EXIT_INPUT else "error"
+            sys.stderr.write(f"qgt-mpi: {kind}: {exc}\n")
+            sys.stderr.flush()
+        return exc.status
+    except (OSError, KeyError, ValueError) as exc:  # info on an unreadable/foreign file
+        if args.command != "info":
+            raise
+        sys.stderr.write(f"qgt-mpi: error: cannot summarise {args.output!r}: {exc}\n")
+        return EXIT_INPUT

@@ -1,0 +1,355 @@
+"""Input deck: TOML text -> validated, frozen :class:`RunConfig` (reference: ``docs/input.md``).
+
+Every key is checked; a bad deck raises one :class:`InputError` whose one-line message names
+the dotted key, the value, and what is allowed. No MPI here: the CLI reads the file on rank 0,
+broadcasts the text and every rank calls :func:`parse_deck` on it. Units follow SPEC §1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import PurePath
+
+import numpy as np
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+MODEL_PARAMS: dict[str, dict[str, tuple[float | None, str]]] = {
+    # kind -> parameter -> (default or None if required, unit)  (SPEC §2.2)
+    "haldane": {"t1": (None, "meV"), "t2": (None, "meV"), "mass": (0.0, "meV"),
+                "phi": (math.pi / 2, "radians")},
+}
+_KINDS = ", ".join(MODEL_PARAMS)
+_TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a float",
+               list: "a list", dict: "a table"}
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING = _Missing()
+
+
+class InputError(Exception):
+    """A bad input deck: ``str(err)`` is one line, ``"<key> = <value repr>: <allowed>"``.
+
+    Parameters
+    ----------
+    key : str
+        Dotted key with list indices (``"sweep.delta[1][0]"``), or ``"INPUT"`` for the file.
+    value : object
+        The offending value (:data:`MISSING` for an absent required key).
+    allowed : str
+        What would have been accepted.
+    """
+
+    def __init__(self, key: str, value: object, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        super().__init__(f"{key} = {shown}: {allowed}".replace("\n", " "))
+
+
+@dataclass(frozen=True)
+class FlattenSpec:
+    gap: float  # meV, > 0 (SPEC §2.3)
+    range: float  # lattice constants; math.inf = exact flattening (SPEC §2.4)
+    nfine: int  # FFT grid for the truncated model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    kind: str
+    params: dict[str, float]
+    flatten: FlattenSpec | None
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    temperature: np.ndarray  # (nT,) K, > 0
+    mu: np.ndarray  # (nmu,) meV
+    delta: np.ndarray  # (n_delta, w) meV, > 0; w = 1 (all bands) or the per-band length
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    file: str
+    kresolved: bool
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    chunk: int  # k-points per batch
+    progress_percent: float
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    title: str
+    model: ModelSpec
+    kgrid: tuple[int, int]
+    sweep: SweepSpec
+    output: OutputSpec
+    run: RunSpec
+    degeneracy: float
+    text: str  # the deck as read, for provenance
+    source: str
+    defaults: dict[str, object]  # dotted key -> value filled in by default
+
+
+# --- scalar checks: (key, value) -> converted value, or InputError -----------------------------
+
+def _type_error(key: str, value: object, want: str) -> InputError:
+    got = _TYPE_NAMES.get(type(value), type(value).__name__)
+    return InputError(key, value, f"must be {want}, not {got}")
+
+
+def _number(key: str, value: object, unit: str = "") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(key, value, f"a number{f' ({unit})' if unit else ''}")
+    if not math.isfinite(value):
+        raise InputError(key, value, "must be finite")
+    return float(value)
+
+
+def _positive(key: str, value: object, unit: str = "", upper: float = math.inf) -> float:
+    x, u = _number(key, value, unit), f" {unit}" if unit else ""
+    if x <= 0:
+        raise InputError(key, value, f"must be > 0{u}")
+    if x > upper:
+        raise InputError(key, value, f"must be in (0, {upper:g}]{u}")
+    return x
+
+
+def _integer(key: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(key, value, f"an integer >= {low}")
+    if value < low:
+        raise InputError(key, value, f"must be an integer >= {low}")
+    return value
+
+
+def _string(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise _type_error(key, value, "a string")
+    return value
+
+
+def _boolean(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _type_error(key, value, "a boolean (true or false)")
+    return value
+
+
+class _Table:
+    """One TOML table being read: rejects unknown keys and records the defaults it fills in."""
+
+    def __init__(self, value: object, path: str, allowed: set[str], defaults: dict[str, object]):
+        if not isinstance(value, dict):
+            raise _type_error(path or "INPUT", value, f"a table [{path}]" if path else "a table")
+        self.data, self.path, self.defaults = value, path, defaults
+        for name, item in value.items():
+            if name not in allowed:
+                raise InputError(self.key(name), item,
+                                 f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, check: Callable, default: object = MISSING, what: str = "") -> object:
+        """Checked value of ``name``; the default (recorded) when absent; error if required."""
+        if name in self.data:
+            return check(self.key(name), self.data[name])
+        if default is MISSING:
+            raise InputError(self.key(name), MISSING, f"required key is missing{what}")
+        self.defaults[self.key(name)] = default
+        return check(self.key(name), default)
+
+    def sub(self, name: str, allowed: set[str], optional: bool = False) -> _Table:
+        """Sub-table ``name``; an empty one when it is absent and ``optional``."""
+        if name not in self.data and not optional:
+            raise InputError(self.key(name), MISSING, f"required section [{self.key(name)}]")
+        return _Table(self.data.get(name, {}), self.key(name), allowed, self.defaults)
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+def _model(top: _Table) -> ModelSpec:
+    raw = top.data.get("model")
+    if isinstance(raw, dict):  # the kind decides which other keys are allowed: check it first
+        kind = raw.get("kind", MISSING)
+        if kind is MISSING:
+            raise InputError("model.kind", kind, f"required key is missing (one of: {_KINDS})")
+        if _string("model.kind", kind) not in MODEL_PARAMS:
+            raise InputError("model.kind", kind, f"unknown model (allowed: {_KINDS})")
+    spec = MODEL_PARAMS[raw["kind"]] if isinstance(raw, dict) else {}
+    t = top.sub("model", {"kind", "flatten", *spec})
+    params = {p: t.get(p, partial(_number, unit=unit), MISSING if d is None else d,
+                       f" (number, {unit})") for p, (d, unit) in spec.items()}
+    flatten = None
+    if "flatten" in t.data:
+        f = t.sub("flatten", {"gap", "range", "nfine"})
+        flatten = FlattenSpec(gap=f.get("gap", _mev_pos, what=" (number > 0, meV)"),
+                              range=f.get("range", _range, "inf"),
+                              nfine=f.get("nfine", partial(_integer, low=8), 64))
+    return ModelSpec(kind=raw["kind"], params=params, flatten=flatten)
+
+
+def _range(key: str, value: object) -> float:
+    if value == "inf" or (isinstance(value, float) and value == math.inf):
+        return math.inf
+    if isinstance(value, str):
+        raise InputError(key, value, 'must be "inf" or a number > 0 (lattice constants)')
+    return _positive(key, value, "lattice constants")
+
+
+def _size(key: str, value: object) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise InputError(key, value, "must be a list of two positive integers [N1, N2]")
+    return _integer(f"{key}[0]", value[0], 1), _integer(f"{key}[1]", value[1], 1)
+
+
+def _axis(key: str, value: object, check: Callable, defaults: dict[str, object]) -> np.ndarray:
+    """Sweep axis from a non-empty list or a {start, stop, num, spacing} table."""
+    if isinstance(value, list) and value:
+        return np.array([check(f"{key}[{i}]", v) for i, v in enumerate(value)], dtype=float)
+    if not isinstance(value, dict):
+        raise InputError(key, value, "must be a non-empty list or a table "
+                                     "{start, stop, num, spacing}")
+    t = _Table(value, key, {"start", "stop", "num", "spacing"}, defaults)
+    start, stop = t.get("start", check), t.get("stop", check)
+    num = t.get("num", partial(_integer, low=1))
+    spacing = t.get("spacing", _string, "linear")
+    if spacing == "linear":
+        return np.linspace(start, stop, num)
+    if spacing != "log":
+        raise InputError(t.key("spacing"), spacing, 'must be "linear" or "log"')
+    for name, x in (("start", start), ("stop", stop)):
+        if x <= 0:
+            raise InputError(t.key(name), t.data[name], f"log spacing needs {name} > 0")
+    return np.geomspace(start, stop, num)
+
+
+def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
+    """(n_delta, w) broadening array: scalar entries broadcast over the per-band length w."""
+    if not isinstance(value, list) or not value:
+        return _axis(key, value, _mev_pos, defaults)[:, None]
+    rows, width, first = [], None, None
+    for i, entry in enumerate(value):
+        if not isinstance(entry, list):
+            if isinstance(entry, bool) or not isinstance(entry, (int, float)):
+                raise _type_error(f"{key}[{i}]", entry, "a number or a per-band list (meV)")
+            rows.append([_mev_pos(f"{key}[{i}]", entry)])
+            continue
+        if not entry:
+            raise InputError(f"{key}[{i}]", entry, "per-band list must not be empty")
+        if width is not None and len(entry) != width:
+            raise InputError(f"{key}[{i}]", entry, "per-band lists must all have the same "
+                                                   f"length ({width}, as {key}[{first}])")
+        width, first = len(entry), (i if first is None else first)
+        rows.append([_mev_pos(f"{key}[{i}][{j}]", v) for j, v in enumerate(entry)])
+    width = width or 1
+    return np.array([r * width if len(r) == 1 else r for r in rows], dtype=float)
+
+
+def _sweep(top: _Table) -> SweepSpec:
+    t = top.sub("sweep", {"temperature", "mu", "delta"})
+    d, what = top.defaults, " (a list, or a table {start, stop, num, spacing})"
+    arrays = {
+        "temperature": t.get("temperature", partial(_axis, check=_kelvin, defaults=d), what=what),
+        "mu": t.get("mu", partial(_axis, check=partial(_number, unit="meV"), defaults=d),
+                    what=what),
+        "delta": t.get("delta", partial(_delta, defaults=d), what=what),
+    }
+    for a in arrays.values():
+        a.flags.writeable = False
+    return SweepSpec(**arrays)
+
+
+_kelvin = partial(_positive, unit="K")
+_mev_pos = partial(_positive, unit="meV")
+
+
+# --- public API --------------------------------------------------------------------------------
+
+def parse_deck(text: str, source: str = "<string>") -> RunConfig:
+    """Parse and validate an input deck.
+
+    Parameters
+    ----------
+    text : str
+        TOML text of the deck (the CLI reads it on rank 0 and broadcasts it).
+    source : str
+        Where the text came from; its stem gives the default title and output file.
+
+    Returns
+    -------
+    RunConfig
+        Validated configuration; ``defaults`` lists every key filled in by default.
+
+    Raises
+    ------
+    InputError
+        On the first invalid, missing or unknown key, or text that is not TOML.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InputError("INPUT", source, f"not valid TOML ({err})") from None
+    stem = None if source.startswith("<") else PurePath(source).stem
+    defaults: dict[str, object] = {}
+    top = _Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run"},
+                 defaults)
+    title = top.get("title", _string, stem or "qgt_mpi run")
+    degeneracy = top.get("degeneracy", _positive, 1.0)
+    model = _model(top)
+    kgrid = top.sub("kgrid", {"size"}).get("size", _size, what=" ([N1, N2])")
+    sweep = _sweep(top)
+    out = top.sub("output", {"file", "kresolved"}, optional=True)
+    output = OutputSpec(file=out.get("file", _string, f"results/{stem or 'qgt_mpi'}.h5"),
+                        kresolved=out.get("kresolved", _boolean, True))
+    r = top.sub("run", {"chunk", "progress_percent"}, optional=True)
+    run = RunSpec(chunk=r.get("chunk", partial(_integer, low=1), 4096),
+                  progress_percent=r.get("progress_percent",
+                                         partial(_positive, unit="%", upper=100.0), 5.0))
+    return RunConfig(title=title, model=model, kgrid=kgrid, sweep=sweep, output=output, run=run,
+                     degeneracy=degeneracy, text=text, source=source, defaults=defaults)
+
+
+def read_deck_text(path: str) -> str:
+    """Text of the deck at ``path``; :class:`InputError` ``("INPUT", path, ...)`` if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as err:
+        raise InputError("INPUT", path, f"cannot read file ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise InputError("INPUT", path, "cannot read file (not UTF-8 text)") from None
+
+
+def load_deck(path: str) -> RunConfig:
+    """Read and parse the deck at ``path`` (serial; see :func:`parse_deck`)."""
+    return parse_deck(read_deck_text(path), source=str(path))
+
+
+def delta_for_bands(sweep: SweepSpec, nbands: int) -> np.ndarray:
+    """Per-band broadenings, shape ``(n_delta, nbands)`` in meV (SPEC §4: δ_1, δ_2, ...).
+
+    Raises
+    ------
+    InputError
+        If the deck's per-band lists are neither length 1 nor ``nbands``.
+    """
+    w = sweep.delta.shape[1]
+    if w not in (1, nbands):
+        raise InputError("sweep.delta", sweep.delta.tolist(),
+                         f"per-band delta lists need one value per band (model has {nbands} bands)")
+    return np.array(np.broadcast_to(sweep.delta, (sweep.delta.shape[0], nbands)))

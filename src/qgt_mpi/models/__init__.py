@@ -1,0 +1,65 @@
+"""Bloch models (SPEC §2): tight-binding core, Haldane builder, flattening and truncation.
+
+``build_model`` is the single entry point used by the driver; every model it returns
+follows the ``BlochModel`` protocol of ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from qgt_mpi.models.flatten import FlattenedModel, bandwidth, build_flattened, truncate
+from qgt_mpi.models.haldane import haldane
+from qgt_mpi.models.lattice import TightBinding, kgrid_points, reduced_indices
+
+__all__ = [
+    "FlattenedModel",
+    "TightBinding",
+    "bandwidth",
+    "build_flattened",
+    "build_model",
+    "haldane",
+    "kgrid_points",
+    "reduced_indices",
+    "truncate",
+]
+
+_BUILDERS = {"haldane": (haldane, ("t1", "t2", "mass", "phi"))}
+_FLATTEN_DEFAULTS = {"range": math.inf, "nfine": 48}
+
+
+def _call_builder(kind: str, params: dict):
+    """Call the builder of ``kind`` with exactly its parameters, or raise ValueError."""
+    if kind not in _BUILDERS:
+        raise ValueError(f"unknown model kind {kind!r}; allowed: {sorted(_BUILDERS)}")
+    builder, names = _BUILDERS[kind]
+    missing = [n for n in names if n not in params]
+    extra = [n for n in params if n not in names]
+    if missing or extra:
+        raise ValueError(f"model {kind!r} needs parameters {list(names)}; "
+                         f"missing {missing}, unknown {extra}")
+    return builder(**{n: float(params[n]) for n in names})
+
+
+def build_model(kind: str, params: dict, flatten: dict | None = None):
+    """Build a BlochModel from its kind, parameters and optional flattening.
+
+    Parameters
+    ----------
+    kind : model kind ("haldane").
+    params : builder parameters (haldane: t1, t2, mass, phi).
+    flatten : None, or {"gap": float, "range": float (math.inf = exact), "nfine": int}.
+
+    Raises
+    ------
+    ValueError for an unknown kind, missing/unknown parameters or flatten keys.
+    """
+    model = _call_builder(kind, params)
+    if flatten is None:
+        return model
+    unknown = set(flatten) - {"gap", *_FLATTEN_DEFAULTS}
+    if "gap" not in flatten or unknown:
+        raise ValueError(f"flatten needs 'gap' (optional 'range', 'nfine'); "
+                         f"got keys {sorted(flatten)}")
+    opts = {**_FLATTEN_DEFAULTS, **flatten}
+    return build_flattened(model, float(opts["gap"]), float(opts["range"]), int(opts["nfine"]))

@@ -1,0 +1,27 @@
+"""The one home of MPI helpers: decomposition, reductions, collective errors, timers.
+
+Every function that communicates takes ``comm`` explicitly; only ``qgt_mpi.cli`` (and the
+tests) touch ``MPI.COMM_WORLD``.
+"""
+
+from qgt_mpi.parallel.comm import (
+    allreduce_array,
+    allreduce_max,
+    allreduce_min,
+    allreduce_sum,
+    block_range,
+)
+from qgt_mpi.parallel.errors import CollectiveError, collective, install_excepthook
+from qgt_mpi.parallel.timing import Timers
+
+__all__ = [
+    "CollectiveError",
+    "Timers",
+    "allreduce_array",
+    "allreduce_max",
+    "allreduce_min",
+    "allreduce_sum",
+    "block_range",
+    "collective",
+    "install_excepthook",
+]

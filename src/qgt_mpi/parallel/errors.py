@@ -1,0 +1,97 @@
+"""Collective error agreement: all ranks stop together with one message.
+
+Expected failures (bad input, NaN in a kernel, an unwritable directory) are caught per rank
+and agreed on at safe points (PyFR's ``_check_abort`` pattern): every rank learns the first
+failing rank's message and raises the same :class:`CollectiveError`, so the CLI can print one
+line and exit with one status on every rank. Unexpected exceptions go to an excepthook that
+aborts the whole job, so a bug on one rank never leaves the others hanging.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from mpi4py import MPI
+
+T = TypeVar("T")
+
+
+class CollectiveError(Exception):
+    """An error agreed on by all ranks of a communicator.
+
+    Attributes
+    ----------
+    status : int
+        Exit status the CLI should use (2 for input errors, 1 for run-time failures).
+    origin : int
+        Lowest rank on which the error happened.
+    """
+
+    def __init__(self, message: str, status: int = 1, origin: int = 0):
+        super().__init__(message)
+        self.status = status
+        self.origin = origin
+
+
+def _status_of(exc: BaseException) -> int:
+    """Exit status for an exception: 2 for input errors, else 1."""
+    if isinstance(exc, CollectiveError):
+        return exc.status
+    return 2 if type(exc).__name__ == "InputError" else 1
+
+
+def agree(comm: MPI.Comm, exc: BaseException | None) -> None:
+    """Raise the same :class:`CollectiveError` on every rank if any rank passes an error.
+
+    Collective over ``comm``; every rank must call it, with ``None`` when it is fine.
+    """
+    mine = None if exc is None else (str(exc) or type(exc).__name__, _status_of(exc))
+    reports = comm.allgather(mine)
+    for rank, report in enumerate(reports):
+        if report is not None:
+            raise CollectiveError(report[0], status=report[1], origin=rank) from exc
+
+
+@contextmanager
+def collective(comm: MPI.Comm, *catch: type[BaseException]) -> Iterator[None]:
+    """Context manager: exceptions of the given types inside are agreed on by all ranks.
+
+    Collective over ``comm``: every rank must enter and leave the block. The block must
+    not itself communicate after the point where it may fail on some ranks only.
+    """
+    kinds = catch or (Exception,)
+    error: BaseException | None = None
+    try:
+        yield
+    except kinds as exc:
+        error = exc
+    agree(comm, error)
+
+
+def call_collectively(comm: MPI.Comm, func: Callable[[], T]) -> T:
+    """Run ``func`` on every rank and agree on failure (see :func:`collective`)."""
+    result: T | None = None
+    with collective(comm):
+        result = func()
+    return result  # type: ignore[return-value]
+
+
+def install_excepthook(comm: MPI.Comm) -> None:
+    """Abort the whole job on an uncaught exception on any rank (PyFR's pattern).
+
+    Without this, one rank dying leaves the others blocked in a collective forever.
+    """
+    if comm.size == 1:
+        return
+
+    def hook(kind, value, tb) -> None:
+        sys.stderr.write(f"qgt-mpi: uncaught error on rank {comm.rank}; aborting all ranks\n")
+        traceback.print_exception(kind, value, tb)
+        sys.stderr.flush()
+        comm.Abort(1)
+
+    sys.excepthook = hook

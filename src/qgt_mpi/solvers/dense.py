@@ -1,0 +1,34 @@
+"""Dense batched eigensolver (LAPACK via ``numpy.linalg.eigh``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qgt_mpi.solvers.base import Eigenpairs
+
+
+def band_velocities(vectors: np.ndarray, dham: np.ndarray) -> np.ndarray:
+    """v^i = U† ∂_iH U, shape (2, nk, nb, nb) (SPEC §1)."""
+    vectors_h = vectors.conj().swapaxes(-1, -2)
+    return vectors_h[None] @ dham @ vectors[None]
+
+
+class DenseSolver:
+    """All bands of every k-point by batched ``eigh``; no communication."""
+
+    name = "dense"
+
+    def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
+        """Diagonalise H(k) for a batch of Cartesian k (nk, 2).
+
+        Parameters
+        ----------
+        model : BlochModel.
+        k : (nk, 2) Cartesian k-points (nk may be 0).
+        velocities : also return v^i_nm = <n|∂_i H|m>.
+        """
+        ham, dham = model.hamiltonian(np.asarray(k, dtype=float).reshape(-1, 2),
+                                      derivatives=velocities)
+        energies, vectors = np.linalg.eigh(ham)
+        vel = band_velocities(vectors, dham) if velocities else None
+        return Eigenpairs(energies, vectors, vel)

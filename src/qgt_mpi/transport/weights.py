@@ -1,0 +1,125 @@
+"""Per-band weights: every pair term of SPEC §3–§4 rewritten as one band's kernel times a weight.
+
+The closed forms of SPEC §3 are linear combinations of one-band functions:
+
+* symmetric kernels:  π W^(a)_nm = ½ Re[(K_a(ζ_n) − K_a(ζ̄_m))/(z_n − z̄_m)
+  − (K_a(ζ_n) − K_a(ζ_m))/(z_n − z_m)],  with K_a(ζ̄) = conj K_a(ζ);
+* Hall kernel: Y_nm = −(1/π) Im[Λ[z_n, z_m, z_m] + Λ[z_n, z̄_m, z̄_m]] with the divided
+  difference Λ[a,b,b] = [Λ(a) − Λ(b) − (a − b)Λ'(b)]/(a − b)² and Λ(ζ̄) = conj Λ(ζ).
+
+Multiplying by the velocity products of SPEC §4 and collecting, for each band n the k-sum
+becomes Σ_k Σ_q Re[B^(q)_n(k) K_a^(q)(ε_n(k) − μ − iδ_n)] (symmetric) and
+Σ_k Σ_q Im[B^(q)_n(k) Λ^(q)(ε_n(k) − μ − iδ_n)] (Hall), where the weights B depend on the
+energies, velocities and δ, but not on T or μ: one k-pass serves the whole sweep (SPEC §4).
+Pairs with |z_n − z_m| below ``near_tol`` (near-degenerate) use the Taylor series of the
+divided differences around z_n instead of the split form, so nothing is ever divided by a
+vanishing energy difference (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+# Components of the accumulated sums (order fixed: the HDF5 writer and evaluator rely on it).
+COMPONENTS = ("drude_xx", "drude_yy", "geo_xx", "geo_yy", "hall")
+DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY, HALL = range(5)
+SYMMETRIC = (DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY)
+N_NEAR_ORDERS = 8  # Taylor orders of the near-degenerate series (error ≤ η_deg^8)
+
+
+@dataclass
+class BandWeights:
+    """Weights of one δ choice for a batch of k-points.
+
+    Attributes
+    ----------
+    regular : (nk, nb, 5, 2) complex
+        Weights of kernel orders q = 0 and 1 for each band and component.
+    near_k, near_n : (npair,) int
+        k index and band of each near-degenerate pair's series (expanded around band n).
+    near : (npair, 5, N_NEAR_ORDERS + 1) complex
+        Series weights of orders 0..N_NEAR_ORDERS for those pairs.
+    """
+
+    regular: np.ndarray
+    near_k: np.ndarray
+    near_n: np.ndarray
+    near: np.ndarray
+
+
+def band_weights(
+    energies: np.ndarray,
+    delta: np.ndarray,
+    m_xx: np.ndarray,
+    m_yy: np.ndarray,
+    n_xy: np.ndarray,
+    near_tol: float,
+) -> BandWeights:
+    """Per-band kernel weights for one broadening vector (SPEC §3, §4).
+
+    Parameters
+    ----------
+    energies : (nk, nb) band energies ε_n(k) [meV].
+    delta : (nb,) broadenings δ_n > 0 [meV].
+    m_xx, m_yy : (nk, nb, nb) Re(v^i_nm v^i_mn).
+    n_xy : (nk, nb, nb) Im(v^x_nm v^y_mn).
+    near_tol : pairs with |z_n − z_m| < near_tol use the near-degenerate series.
+    """
+    nk, nb = energies.shape
+    z = energies - 1j * np.asarray(delta, dtype=float)[None, :]
+    dz = z[:, :, None] - z[:, None, :]
+    inv_dzb = 1.0 / (z[:, :, None] - np.conj(z)[:, None, :])
+    off = ~np.eye(nb, dtype=bool)[None]
+    near = off & (np.abs(dz) < near_tol)
+    far = off & ~near
+    inv_dz = np.where(far, 1.0 / np.where(far, dz, 1.0), 0.0)
+    w = np.zeros((nk, nb, len(COMPONENTS), 2), dtype=complex)
+    for drude, geo, m in ((DRUDE_XX, GEO_XX, m_xx), (DRUDE_YY, GEO_YY, m_yy)):
+        _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off)
+    _hall(w, n_xy, inv_dz, inv_dzb, off)
+    return _with_near(w, z, dz, near, m_xx, m_yy, n_xy)
+
+
+def _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off) -> None:
+    """Symmetric-kernel weights (SPEC §3 closed form of W^(a), SPEC §4 sums)."""
+    a = m * inv_dzb / (2 * np.pi)  # K(ζ_n)/(z_n − z̄_m), on band n
+    b = -m * np.conj(inv_dzb) / (2 * np.pi)  # −K(ζ̄_m)/(z_n − z̄_m), on band m (reflected)
+    c = -m * inv_dz / (2 * np.pi)  # −K(ζ_n)/(z_n − z_m), on band n
+    diag = np.arange(m.shape[1])
+    # Drude (n = m): A + B, and the derivative −K'(ζ_n)/(2π) of the degenerate quotient.
+    w[:, :, drude, 0] = a[:, diag, diag] + b[:, diag, diag]
+    w[:, :, drude, 1] = -m[:, diag, diag] / (2 * np.pi)
+    # Geometric (n ≠ m): A and C sit on band n, B and D = −C sit on band m.
+    w[:, :, geo, 0] = np.where(off, a + c, 0).sum(axis=2) + np.where(off, b - c, 0).sum(axis=1)
+
+
+def _hall(w, n_xy, inv_dz, inv_dzb, off) -> None:
+    """Hall weights from Y_nm (SPEC §3) times Im(v^x_nm v^y_mn) (SPEC §4)."""
+    f = np.where(off, -n_xy / np.pi, 0.0)
+    inv_dzb = np.where(off, inv_dzb, 0.0)
+    on_n = f * (inv_dz**2 + inv_dzb**2)
+    on_m0 = f * (-(inv_dz**2) + np.conj(inv_dzb) ** 2)
+    on_m1 = f * (-inv_dz + np.conj(inv_dzb))
+    w[:, :, HALL, 0] = on_n.sum(axis=2) + on_m0.sum(axis=1)
+    w[:, :, HALL, 1] = on_m1.sum(axis=1)
+
+
+def _with_near(w, z, dz, near, m_xx, m_yy, n_xy) -> BandWeights:
+    """Series weights of the near-degenerate pairs (derivatives at ζ_n, d = z_m − z_n)."""
+    kk, nn, mm = np.nonzero(near)
+    series = np.zeros((kk.size, len(COMPONENTS), N_NEAR_ORDERS + 1), dtype=complex)
+    if kk.size:
+        d = -dz[kk, nn, mm]
+        for p in range(1, N_NEAR_ORDERS + 1):
+            # (K(ζ_n) − K(ζ_m))/(z_n − z_m) = Σ_{p≥1} K^(p)(ζ_n) d^(p−1)/p!
+            term = d ** (p - 1) / math.factorial(p)
+            series[:, GEO_XX, p] = -m_xx[kk, nn, mm] * term / (2 * np.pi)
+            series[:, GEO_YY, p] = -m_yy[kk, nn, mm] * term / (2 * np.pi)
+            if p >= 2:
+                # Λ[z_n, z_m, z_m] = Σ_{p≥2} Λ^(p)(ζ_n) d^(p−2)(p−1)/p!
+                hall = (p - 1) * d ** (p - 2) / math.factorial(p)
+                series[:, HALL, p] = -n_xy[kk, nn, mm] / np.pi * hall
+    return BandWeights(regular=w, near_k=kk, near_n=nn, near=series)

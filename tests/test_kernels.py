@@ -1,0 +1,262 @@
+"""Closed-form kernels of SPEC §3 against adaptive quadrature, mpmath and known limits."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import mpmath as mp
+import numpy as np
+import pytest
+from scipy.integrate import IntegrationWarning, quad
+
+from qgt_mpi.kernels.closed import (
+    ETA_DEG,
+    fermi,
+    k_series,
+    lambda_series,
+    minus_fermi_prime,
+    w_pair,
+    y_pair,
+)
+
+warnings.simplefilter("ignore", IntegrationWarning)
+
+
+def lor(w, e, d):
+    """L(ω) = Im 1/(ω − e + iδ) = −δ/((ω−e)² + δ²)."""
+    return -d / ((w - e) ** 2 + d**2)
+
+
+def _quad(g, edges) -> float:
+    tot = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        tot += quad(g, lo, hi, epsabs=1e-300, epsrel=1e-12, limit=4000)[0]
+    return tot
+
+
+def _edges(lo, hi, pts):
+    inner = sorted({p for p in pts if lo < p < hi})
+    return [lo, *inner, hi]
+
+
+def _peaks(en, dn, em, dm):
+    """Breakpoints resolving both Lorentzians."""
+    return [e + k * d for e, d in ((en, dn), (em, dm)) for k in (-30, -3, 0, 3, 30)]
+
+
+def w_quad(a, en, em, dn, dm, mu, kT):
+    """(1/π)∫ (ω−μ)^a (−f') L_n L_m on μ ± 45 kT; returns (value, ∫|integrand|)."""
+    g = lambda w: (w - mu) ** a * minus_fermi_prime(w - mu, kT) * lor(w, en, dn) * lor(w, em, dm)
+    edges = _edges(mu - 45 * kT, mu + 45 * kT, (*_peaks(en, dn, em, dm), mu))
+    return _quad(g, edges) / np.pi, _quad(lambda w: abs(g(w)), edges) / np.pi
+
+
+def y_quad(en, em, dn, dm, mu, kT):
+    """−(2/π)∫ f L_n Re[G_m²] over the real line."""
+    g = lambda w: fermi(w - mu, kT) * lor(w, en, dn) * (1.0 / (w - em + 1j * dm) ** 2).real
+    s = max(dn, dm, kT)
+    pts = (*_peaks(en, dn, em, dm), mu, mu + 45 * kT, min(en, em, mu) - 1e3 * s)
+    edges = [-np.inf, *sorted(set(pts)), np.inf]
+    return -2.0 / np.pi * _quad(g, edges), 2.0 / np.pi * _quad(lambda w: abs(g(w)), edges)
+
+
+def _spread():
+    """(ε_n, ε_m, δ_n, δ_m, μ, kT): generic, δ ≪ kT, kT ≪ δ, degenerate, near-degenerate."""
+    base = [
+        (0.3, -0.2, 0.01, 0.02, 0.05, 0.03),
+        (0.3, -0.2, 0.001, 0.002, 0.0, 0.1),  # δ ≪ kT
+        (0.3, -0.2, 0.05, 0.03, 0.1, 0.001),  # kT ≪ δ
+        (0.25, -0.25, 0.01, 0.01, 0.0, 0.001),  # μ in the gap, low T
+        (0.02, -0.01, 1e-4, 3e-4, 0.0, 0.01),  # very sharp bands
+        (1.0, 0.9, 0.05, 0.01, 0.95, 0.2),
+        (0.1, 0.1, 0.02, 0.02, 0.05, 0.03),  # n = m (Drude)
+        (0.25, 0.25, 0.01, 0.01, 0.0, 0.001),  # degenerate, far from μ
+        (0.0, 0.0, 0.002, 0.002, 0.0, 0.05),  # degenerate at μ, δ ≪ kT
+    ]
+    near = []
+    for en, dn, mu, kT in ((0.1, 0.02, 0.05, 0.03), (0.02, 0.001, 0.0, 0.02)):
+        scale = dn + np.pi * kT
+        for s in (1e-9, 1e-6, 1e-3, 1e-2, 0.99 * ETA_DEG, 1.01 * ETA_DEG, 0.5):
+            near.append((en, en + s * scale, dn, dn * (1 + 0.3 * s), mu, kT))
+    return base + near
+
+
+SPREAD = _spread()
+
+
+@pytest.mark.parametrize("p", SPREAD)
+def test_w_pair_against_quadrature(p) -> None:
+    for a in (0, 1, 2):
+        ref, size = w_quad(a, *p)
+        got = w_pair(a, *p)
+        assert abs(got - ref) <= 1e-9 * size, (a, got, ref)
+
+
+@pytest.mark.parametrize("p", SPREAD)
+def test_y_pair_against_quadrature(p) -> None:
+    ref, size = y_quad(*p)
+    assert abs(y_pair(*p) - ref) <= 1e-9 * max(abs(ref), 1e-3 * size)
+
+
+def test_pair_broadcasting_and_symmetry() -> None:
+    en = np.array([[0.3], [-0.1]])
+    em = np.array([-0.2, 0.3, 0.31])
+    w = w_pair(1, en, em, 0.01, 0.02, 0.05, 0.03)
+    assert w.shape == (2, 3) and w.dtype == np.float64
+    for i in range(2):
+        for j in range(3):
+            assert w[i, j] == pytest.approx(w_pair(1, en[i, 0], em[j], 0.01, 0.02, 0.05, 0.03),
+                                            rel=1e-13)
+    # W is symmetric in n ↔ m (both branches of the degeneracy test)
+    wt = w_pair(1, em[:, None], en[:, 0][None, :], 0.02, 0.01, 0.05, 0.03)
+    assert wt.shape == (3, 2)
+    np.testing.assert_allclose(wt.T, w, rtol=1e-12)
+    with pytest.raises(ValueError):
+        w_pair(0, 0.1, 0.2, 0.0, 0.01, 0.0, 0.01)
+    with pytest.raises(ValueError):
+        w_pair(3, 0.1, 0.2, 0.01, 0.01, 0.0, 0.01)
+
+
+def _fp_inner_mp(w, em, dm) -> float:
+    """Hadamard FP ∫ L_m(ω')/(ω − ω')² dω' = ∫_0^∞ [L(ω+x) + L(ω−x) − 2L(ω)]/x² dx (mpmath)."""
+    w, em, dm = mp.mpf(w), mp.mpf(em), mp.mpf(dm)
+    g = lambda t: -dm / ((t - em) ** 2 + dm**2)
+    g2 = mp.diff(g, w, 2)  # the x → 0 limit of the integrand (tanh-sinh samples x ≈ 0)
+    h = lambda x: g2 if x < 1e-12 else (g(w + x) + g(w - x) - 2 * g(w)) / x**2
+    peak = abs(w - em)
+    pts = sorted({0.0, dm, 10 * dm} | {peak + k * dm for k in (-10, -1, 0, 1, 10) if peak + k * dm > 0})
+    return float(mp.quad(h, [*pts, mp.inf]))
+
+
+def test_inner_finite_part_identity() -> None:
+    mp.mp.dps = 50
+    em, dm = 0.2, 0.03
+    for w in (-1.0, 0.0, 0.19, 0.2, 0.215, 0.5):
+        closed = -np.pi * (1.0 / (w - em + 1j * dm) ** 2).real
+        assert abs(_fp_inner_mp(w, em, dm) - closed) <= 1e-12 * abs(closed)
+
+
+def _fp_inner_float(w, em, dm) -> float:
+    """Same finite part in double precision: Taylor piece on [0, x0], quad beyond."""
+    u, D = w - em, (w - em) ** 2 + dm**2
+    x0 = 1e-4 * math.sqrt(D)
+    second = 2 * dm * (dm**2 - 3 * u**2) / D**3  # L''(ω)
+    h = lambda x: (lor(w + x, em, dm) + lor(w - x, em, dm) - 2 * lor(w, em, dm)) / x**2
+    return second * x0 + _quad(h, [x0, *sorted({x0 * 10, abs(u) + x0, 100 * math.sqrt(D)}),
+                                   np.inf])
+
+
+@pytest.mark.parametrize("p", [SPREAD[0], SPREAD[2], (0.1, -0.05, 0.02, 0.01, 0.0, 0.05)])
+def test_y_pair_against_double_integral(p) -> None:
+    en, em, dn, dm, mu, kT = p
+    g = lambda w: fermi(w - mu, kT) * lor(w, en, dn) * _fp_inner_float(w, em, dm)
+    s = max(dn, dm, kT)
+    edges = [-np.inf, *sorted({en, em, mu, mu + 40 * kT, min(en, em) - 100 * s}), np.inf]
+    ref = 2.0 / np.pi**2 * sum(
+        quad(g, lo, hi, epsabs=1e-300, epsrel=1e-9, limit=400)[0]
+        for lo, hi in zip(edges[:-1], edges[1:])
+    )
+    assert abs(y_pair(*p) - ref) <= 1e-7 * abs(ref)
+
+
+def test_clean_limit_of_hall_kernel() -> None:
+    # Y_nm → 2 f(ε_n)/(ε_n − ε_m)² as δ, kT → 0, with error O(δ) (SPEC §3)
+    en, em, mu = -0.3, 0.2, 0.0
+    errs = []
+    for s in (1e-2, 1e-3, 1e-4, 1e-5):
+        errs.append(abs(y_pair(en, em, s, s, mu, s) - 2.0 / (en - em) ** 2))
+    ratios = np.array(errs[:-1]) / np.array(errs[1:])
+    assert np.all((ratios > 5) & (ratios < 20)), ratios
+    assert errs[-1] < 1e-3
+    assert abs(y_pair(em, en, 1e-6, 1e-6, mu, 1e-6)) < 1e-4  # f(ε_n) = 0
+
+
+def test_resonant_limit_of_w() -> None:
+    # δ ≪ kT, n ≠ m: W ≈ [δ_m x_n^a (−f'(x_n)) + δ_n x_m^a (−f'(x_m))]/(ε_n − ε_m)² (SPEC §3)
+    kT, mu = 0.05, 0.0
+    en, em = mu + 0.5 * kT, mu - 1.3 * kT
+    for a in (0, 1, 2):
+        rel = []
+        for r in (1e-2, 1e-3, 1e-4):
+            dn, dm = r * kT, 2 * r * kT
+            lim = (dm * (en - mu) ** a * minus_fermi_prime(en - mu, kT)
+                   + dn * (em - mu) ** a * minus_fermi_prime(em - mu, kT)) / (en - em) ** 2
+            rel.append(abs(w_pair(a, en, em, dn, dm, mu, kT) / lim - 1))
+        assert rel[0] < 0.2 and rel[1] < rel[0] / 5 and rel[2] < rel[1] / 5, (a, rel)
+
+
+def test_zero_temperature_limit_of_k0() -> None:
+    # K_0 → −1/ζ; Sommerfeld: K_0 = −Σ_j <x^2j>/ζ^(2j+1), <x²> = π²kT²/3, <x⁴> = 7π⁴kT⁴/15.
+    # K_1 = 1 + ζK_0 and K_2 = ζK_1 are pure thermal corrections: they must keep full relative
+    # accuracy however small kT/|ζ| is (no cancellation of 1 + ζK_0).
+    zeta = np.array([0.3 - 0.01j, -0.2 - 0.05j, 1e-3 - 1e-3j])
+    for kT in (1e-5, 1e-7, 1e-9):
+        K = k_series(zeta, kT, 0)[:, 0]
+        assert np.all(np.abs(K[0] * zeta + 1.0) <= 10 * (kT / np.abs(zeta)) ** 2 + 1e-15)
+        som1 = -(np.pi**2) / 3 * kT**2 / zeta**2 - 7 * np.pi**4 / 15 * kT**4 / zeta**4
+        np.testing.assert_allclose(K[1] / som1, 1.0, rtol=1e-5)
+        np.testing.assert_allclose(K[2] / (zeta * som1), 1.0, rtol=1e-5)
+
+
+def _lambda_diff_quad(z1, z2, kT) -> complex:
+    g = lambda x: fermi(x, kT) * (1.0 / (x - z1) - 1.0 / (x - z2))
+    pts = sorted({*_peaks(z1.real, abs(z1.imag), z2.real, abs(z2.imag)), 0.0, 40 * kT, -1e3})
+    edges = [-np.inf, *pts, np.inf]
+    re = _quad(lambda x: g(x).real, edges)
+    im = _quad(lambda x: g(x).imag, edges)
+    return re + 1j * im
+
+
+@pytest.mark.parametrize("kT", [0.003, 0.1])
+def test_lambda_differences(kT) -> None:
+    lam = lambda z: (lambda_series(z, kT, 0)[0] if z.imag < 0
+                     else np.conj(lambda_series(np.conj(z), kT, 0)[0]))
+    for z1, z2 in ((0.1 - 0.02j, -0.3 - 0.01j), (0.1 - 0.02j, 0.05 + 0.03j),
+                   (0.0 - 1e-3j, 0.0 + 1e-3j), (2.0 - 0.5j, -1.0 + 0.2j)):
+        ref = _lambda_diff_quad(z1, z2, kT)
+        assert abs(lam(z1) - lam(z2) - ref) <= 1e-10 * max(abs(ref), 1.0)
+
+
+def _mp_lambda(z, kT):
+    b = 1 / mp.mpf(kT)
+    return mp.digamma(0.5 + 1j * b * z / (2 * mp.pi)) - mp.log(b / (2 * mp.pi)) - 0.5j * mp.pi
+
+
+@pytest.mark.parametrize("kT", [0.01, 1e-4])
+def test_series_derivatives_against_mpmath(kT) -> None:
+    mp.mp.dps = 40
+    zeta = np.array([0.02 - 0.01j, -0.3 - 0.002j, 0.001 - 0.02j, 1.0 - 1e-3j])
+    qmax = 6
+    lam, ks = lambda_series(zeta, kT, qmax), k_series(zeta, kT, qmax)
+    for i, z in enumerate(zeta):
+        zc = mp.mpc(z.real, z.imag)
+        lam_d = [mp.diff(lambda t: _mp_lambda(t, kT), zc, q) for q in range(qmax + 2)]
+        for q in range(qmax + 1):
+            assert abs(lam[q, i] - complex(lam_d[q])) <= 1e-11 * abs(lam_d[q]) + 1e-13
+            # K_0 = −Λ', K_1 = 1 + ζK_0, K_2 = ζ + ζ²K_0, each differentiated by mpmath
+            k0 = lambda t: -mp.diff(lambda s: _mp_lambda(s, kT), t)
+            for a, fa in enumerate((k0, lambda t: 1 + t * k0(t), lambda t: t + t * t * k0(t))):
+                ref = complex(mp.diff(fa, zc, q))
+                assert abs(ks[a, q, i] - ref) <= 1e-9 * abs(ref) + 1e-12, (a, q, z)
+
+
+def test_k_series_finite_differences() -> None:
+    # d/dζ of order q−1 by a 4-point central difference, in both evaluation branches
+    kT, h = 0.02, 1e-4
+    zeta = np.array([0.01 - 0.01j, 0.5 - 0.03j, 3.0 - 0.1j])
+    q = 9
+    ks = k_series(zeta, kT, q)
+    up = [k_series(zeta + s * h, kT, q - 1)[:, q - 1] for s in (-2, -1, 1, 2)]
+    fd = (up[0] - 8 * up[1] + 8 * up[2] - up[3]) / (12 * h)
+    np.testing.assert_allclose(fd, ks[:, q], rtol=1e-6)
+
+
+def test_fermi_helpers_overflow_safe() -> None:
+    x = np.array([-1e5, -1.0, 0.0, 1.0, 1e5])
+    with np.errstate(over="raise"):
+        f, mfp = fermi(x, 1e-3), minus_fermi_prime(x, 1e-3)
+    assert f[0] == 1.0 and f[2] == 0.5 and f[-1] == 0.0
+    assert mfp[2] == pytest.approx(250.0) and mfp[0] == 0.0 and mfp[-1] == 0.0
+    with pytest.raises(ValueError):
+        lambda_series(np.array([0.1 + 0.01j]), 0.01, 2)
