@@ -57,6 +57,10 @@ class InputError(Exception):
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         super().__init__(f"{key} = {shown}: {allowed}".replace("\n", " "))
 
+    def __reduce__(self):
+        """Picklable (the CLI broadcasts a rank-0 read error to every rank)."""
+        return (type(self), (self.key, self.value, self.allowed))
+
 
 @dataclass(frozen=True)
 class FlattenSpec:

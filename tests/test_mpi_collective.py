@@ -1,0 +1,77 @@
+"""Collective behaviour in-process: run serially and under mpirun -n 2 / -n 3 (marked mpi)."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+from mpi_util import assert_all
+
+from qgt_mpi.driver import compute
+from qgt_mpi.io import writer
+from qgt_mpi.models import build_model, haldane
+from qgt_mpi.parallel import CollectiveError, block_range, collective
+
+pytestmark = pytest.mark.mpi
+
+
+def _transport(comm, model, grid):
+    _, tr, geo = compute(comm, model, grid, np.array([0.7, 9.0]), np.linspace(-2, 2, 9),
+                         np.array([[0.03, 0.03], [0.01, 0.06]]))
+    return tr, geo
+
+
+@pytest.mark.parametrize("grid", [(9, 7), (1, 2)])
+def test_world_equals_serial(comm, grid):
+    """Distributed sums equal a serial run on every rank (≤1e-12), even with empty ranks."""
+    model = haldane(1.0, 0.3, 0.1, 1.3)
+    tr_w, geo_w = _transport(comm, model, grid)
+    tr_s, geo_s = _transport(MPI.COMM_SELF, model, grid)
+    worst = max(float(np.max(np.abs(tr_w[k] - tr_s[k]) / np.max(np.abs(tr_s[k]))))
+                for k in ("sigma_xx", "sigma_xy", "seebeck", "kappa_xx"))
+    assert_all(comm, worst < 1e-12, f"relative difference {worst:.3g}")
+    assert_all(comm, np.array_equal(geo_w["chern_groups"], geo_s["chern_groups"]), "Chern")
+
+
+def test_block_decomposition_covers_grid_once(comm):
+    for n in (0, 1, 2, 5, 97):
+        ranges = [block_range(n, comm.size, r) for r in range(comm.size)]
+        assert ranges[0][0] == 0 and ranges[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+        sizes = [b - a for a, b in ranges]
+        assert max(sizes) - min(sizes) <= 1
+
+
+def test_failure_on_one_rank_is_raised_on_all(comm):
+    """An error on the last rank only reaches every rank with the same message."""
+    with pytest.raises(CollectiveError) as err:
+        with collective(comm):
+            if comm.rank == comm.size - 1:
+                raise FloatingPointError("NaN in kernel")
+    assert str(err.value) == "NaN in kernel" and err.value.origin == comm.size - 1
+
+
+def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
+    """A full write with k-resolved slabs from every rank; read back on every rank."""
+    flat = {"gap": 0.5, "range": math.inf, "nfine": 48}
+    model = build_model("haldane", {"t1": 1.0, "t2": 0.3, "mass": 0.0, "phi": math.pi / 2},
+                        flat)
+    job, tr, geo = compute(comm, model, (3, 1), np.array([1.0]), np.array([0.0]),
+                           np.array([[0.01, 0.01]]), kresolved=True)
+    from qgt_mpi.kpass import stacked_kfields
+
+    fields = stacked_kfields(job)
+    result = writer.ResultFile(
+        attrs={"program": "qgt_mpi", "n_ranks": comm.size},
+        groups={"transport": {"sigma_xx": (tr["sigma_xx"], {"units": "e^2/h"})}},
+        kfields={k: (v, {}) for k, v in fields.items()}, kslab=job.slab, nk_total=3)
+    path = str(tmp_path_shared / "collective.h5")
+    writer.write(comm, path, result)
+    with h5py.File(path, "r", driver="mpio", comm=comm) as f:
+        ok = bool(f.attrs["complete"]) and f["kgrid"]["energies"].shape == (3, 2)
+        ok = ok and np.allclose(f["kgrid"]["energies"][()], [[-0.25, 0.25]] * 3)
+        ok = ok and np.allclose(f["transport"]["sigma_xx"][()], tr["sigma_xx"])
+    assert_all(comm, ok, "file content")
