@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import h5py
@@ -40,7 +41,7 @@ def test_block_decomposition_covers_grid_once(comm):
     for n in (0, 1, 2, 5, 97):
         ranges = [block_range(n, comm.size, r) for r in range(comm.size)]
         assert ranges[0][0] == 0 and ranges[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(ranges[:-1], ranges[1:], strict=True))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
         sizes = [b - a for a, b in ranges]
         assert max(sizes) - min(sizes) <= 1
 
@@ -59,7 +60,7 @@ def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
     flat = {"gap": 0.5, "range": math.inf, "nfine": 48}
     model = build_model("haldane", {"t1": 1.0, "t2": 0.3, "mass": 0.0, "phi": math.pi / 2},
                         flat)
-    job, tr, geo = compute(comm, model, (3, 1), np.array([1.0]), np.array([0.0]),
+    job, tr, _ = compute(comm, model, (3, 1), np.array([1.0]), np.array([0.0]),
                            np.array([[0.01, 0.01]]), kresolved=True)
     from qgt_mpi.kpass import stacked_kfields
 
