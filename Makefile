@@ -29,7 +29,7 @@ CMAKE_ARGS ?=
 # Debian packages the project needs; gcc and make because CMake's FindMPI enables C.
 DEB_PACKAGES := openmpi-bin libopenmpi-dev python3-mpi4py python3-petsc4py-complex \
     python3-slepc4py-complex python3-h5py-mpi python3-scipy python3-matplotlib python3-venv \
-    python3-pytest python3-mpmath python3-setuptools cmake gcc make
+    python3-pytest python3-mpmath python3-setuptools python3-wheel cmake gcc make
 
 # OpenMPI refuses root without these; 3 ranks on 2 cores need oversubscription.
 export OMPI_ALLOW_RUN_AS_ROOT := 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from qgt_mpi.constants import K_B_MEV_PER_K
+from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
 from qgt_mpi.driver import compute
 from qgt_mpi.models import build_model, haldane
 from qgt_mpi.transport.accumulate import TransportSums
@@ -78,8 +78,8 @@ def test_flattening_leaves_integrated_geometry_unchanged():
     assert np.all(geo_f["omega_I"] >= geo_f["omega_I_bound"] - 1e-12)
 
 
-def _parabolic_drude(mu, delta, kt, npts=400_000):
-    """Drude σ_xx [e²/h] of ε = k² (m = 1/2) from TransportSums with radial quadrature."""
+def _parabolic(mu, delta, kt, npts=400_000):
+    """All SPEC §4 observables of ε = k² (m = 1/2) from TransportSums, radial quadrature."""
     e_max = mu + 2000 * delta
     k = np.linspace(0, math.sqrt(e_max), npts + 1)[1:] - 0.5 * math.sqrt(e_max) / npts
     dk = math.sqrt(e_max) / npts
@@ -90,7 +90,7 @@ def _parabolic_drude(mu, delta, kt, npts=400_000):
     temps = np.array([kt / K_B_MEV_PER_K])
     sums = TransportSums(temps, np.array([mu]), np.array([[delta]]))
     sums.add(eps, prods)
-    return sums.finish(SELF, 1.0, 1.0)["sigma_xx_drude"][0, 0, 0]
+    return {k: v[0, 0, 0] for k, v in sums.finish(SELF, 1.0, 1.0).items()}
 
 
 def test_parabolic_band_drude_equals_n_e2_tau_over_m():
@@ -102,6 +102,20 @@ def test_parabolic_band_drude_equals_n_e2_tau_over_m():
     exact = (1 / (2 * math.pi)) * (1 / math.pi) * (
         0.5 / (1 + x**2) + x * (0.5 * (math.pi / 2 + math.atan(x)) + 0.5 * x / (1 + x**2))
     ) * 2 * math.pi
-    got = _parabolic_drude(mu, delta, kt)
+    got = _parabolic(mu, delta, kt)["sigma_xx_drude"]
     assert got == pytest.approx(exact, rel=1e-5)
     assert got == pytest.approx(n_tau_over_m, rel=5e-3)
+
+
+def test_parabolic_band_wiedemann_franz_and_mott():
+    """Degenerate metal (δ ≪ k_BT ≪ E_F): L/L_0 → 1 and S → Mott's −(π²/3)(k_B/e) k_BT/E_F.
+
+    For ε = k² the transport function is σ(E) ∝ E, so d ln σ/dE = 1/E_F; carriers have
+    charge −e (SPEC §1), hence the minus sign. Corrections are O((k_BT/E_F)², δ/E_F).
+    """
+    mu, delta, kt = 1.0, 0.002, 0.02
+    got = _parabolic(mu, delta, kt)
+    assert got["lorenz_ratio"] == pytest.approx(1.0, abs=5e-3)
+    mott = -(math.pi**2 / 3) * K_B_OVER_E_UV_PER_K * kt / mu
+    assert got["seebeck"] == pytest.approx(mott, rel=1e-5)  # σ(E) ∝ E: no O(T²) term
+    assert got["sigma_xx"] == pytest.approx(got["sigma_xx_drude"], rel=1e-12)

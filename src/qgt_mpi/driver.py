@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 
 import numpy as np
 from mpi4py import MPI
@@ -19,7 +20,7 @@ from qgt_mpi.results import assemble
 from qgt_mpi.solvers.dense import DenseSolver
 from qgt_mpi.transport.accumulate import TransportSums
 
-PHASES = ["setup", "solve", "geometry", "deposit", "reduce+evaluate", "write"]
+PHASES = ["setup", "solve", "geometry", "deposit", "reduce+evaluate"]  # write: logged after
 
 
 def model_from_config(config: RunConfig):
@@ -111,9 +112,12 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger) -> 
     )
     sums, nk, slab = job.sums, job.grid[0] * job.grid[1], job.slab
     timing = timers.reduce(comm, PHASES)
+    peak = peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
+    log.info("peak memory per rank: max %.1f MiB", peak)
     result = assemble(comm, config, model, delta, sums, transport, geometry, timing,
                       PHASES, timers.elapsed())
+    result.attrs["peak_memory_MiB_max_over_ranks"] = peak
     if config.output.kresolved:
         result.kfields = _kfield_attrs(stacked_kfields(job))
         result.kslab, result.nk_total = slab, nk
@@ -123,7 +127,8 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger) -> 
         except BaseException:
             _remove_partial(comm, output)
             raise
-    log.info("results written to %s", os.path.abspath(output))
+    log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
+             timers.seconds["write"], timers.elapsed())
     return {"transport": transport, "geometry": geometry}
 
 
@@ -136,6 +141,12 @@ def _announce(log, title, model, comm, sums, kgrid, n_t, n_mu, n_d) -> None:
              comm.size)
     log.info("sweep: %d temperatures x %d chemical potentials x %d broadenings; "
              "energy bins of %.3g meV", n_t, n_mu, n_d, sums.grid[0])
+
+
+def peak_memory_mib(comm: MPI.Comm) -> float:
+    """Largest peak resident set size over ranks [MiB]. Collective."""
+    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    return comm.allreduce(mine, op=MPI.MAX)
 
 
 def _check_results(transport: dict[str, np.ndarray]) -> None:
