@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("input")
     info = sub.add_parser("info", help="human summary of a result file")
     info.add_argument("output")
+    plot = sub.add_parser("plot", help="publication figures (PNG and PDF) from a result file")
+    plot.add_argument("output")
+    plot.add_argument("-d", "--dir", default=None, help="figure directory (default: next to file)")
     return p
 
 
@@ -80,6 +83,16 @@ def _info(comm, args) -> int:
     return EXIT_OK
 
 
+def _plot(comm, args) -> int:
+    """``plot``: figures from a result file (rank 0 draws; serial by nature)."""
+    from qgt_mpi.plot import plot_file
+
+    if comm.rank == 0:
+        for path in plot_file(args.output, args.dir):
+            print(path)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``qgt-mpi`` and ``python -m qgt_mpi``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -90,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     install_excepthook(comm)
-    handlers = {"run": _run, "validate": _validate, "info": _info}
+    handlers = {"run": _run, "validate": _validate, "info": _info, "plot": _plot}
     try:
         return handlers[args.command](comm, args)
     except CollectiveError as exc:
@@ -100,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.flush()
         return exc.status
     except (OSError, KeyError, ValueError) as exc:  # info on an unreadable/foreign file
-        if args.command != "info":
+        if args.command not in ("info", "plot"):
             raise
-        sys.stderr.write(f"qgt-mpi: error: cannot summarise {args.output!r}: {exc}\n")
+        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {exc}\n")
         return EXIT_INPUT

@@ -111,6 +111,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger) -> 
         kresolved=config.output.kresolved, title=config.title,
     )
     sums, nk, slab = job.sums, job.grid[0] * job.grid[1], job.slab
+    superfluid = _superfluid(comm, config, model, timers, log)
     timing = timers.reduce(comm, PHASES)
     peak = peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
@@ -118,6 +119,8 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger) -> 
     result = assemble(comm, config, model, delta, sums, transport, geometry, timing,
                       PHASES, timers.elapsed())
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
+    if superfluid is not None:
+        result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
     if config.output.kresolved:
         result.kfields = _kfield_attrs(stacked_kfields(job))
         result.kslab, result.nk_total = slab, nk
@@ -130,6 +133,21 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger) -> 
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
              timers.seconds["write"], timers.elapsed())
     return {"transport": transport, "geometry": geometry}
+
+
+def _superfluid(comm, config, model, timers, log):
+    """SPEC §6 superfluid weight when the deck has a [superfluid] section. Collective.
+
+    Returns ``(datasets, attrs)`` for the ``/superfluid`` group, or None. Datasets map a
+    name to ``(array, attrs)``; arrays are identical on every rank.
+    """
+    spec = getattr(config, "superfluid", None)
+    if spec is None:
+        return None
+    from qgt_mpi.superfluid import compute_superfluid
+
+    with timers.phase("superfluid"), collective(comm):
+        return compute_superfluid(comm, model, spec, config.kgrid, log)
 
 
 def _announce(log, title, model, comm, sums, kgrid, n_t, n_mu, n_d) -> None:
