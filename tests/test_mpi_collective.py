@@ -61,14 +61,14 @@ def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
     model = build_model("haldane", {"t1": 1.0, "t2": 0.3, "mass": 0.0, "phi": math.pi / 2},
                         flat)
     job, tr, _ = compute(comm, model, (3, 1), np.array([1.0]), np.array([0.0]),
-                           np.array([[0.01, 0.01]]), kresolved=True)
-    from qgt_mpi.kpass import stacked_kfields
+                         np.array([[0.01, 0.01]]), chunk=1, kresolved=True)
+    from qgt_mpi.kpass import kfield_slabs
 
-    fields = stacked_kfields(job)
     result = writer.ResultFile(
         attrs={"program": "qgt_mpi", "n_ranks": comm.size},
         groups={"transport": {"sigma_xx": (tr["sigma_xx"], {"units": "e^2/h"})}},
-        kfields={k: (v, {}) for k, v in fields.items()}, kslab=job.slab, nk_total=3)
+        kfields={"energies": ((2,), np.dtype(float), {})}, kslabs=kfield_slabs(job),
+        nk_total=3)
     path = str(tmp_path_shared / "collective.h5")
     writer.write(comm, path, result)
     with h5py.File(path, "r", driver="mpio", comm=comm) as f:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_OK, EXIT_FAILURE, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +24,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("input", help="TOML input deck")
     run.add_argument("-o", "--output", help="result file (default: [output] file of the deck)")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--restart", dest="restart", action="store_const", const="force",
+                       default="auto", help="continue from OUTPUT.checkpoint.h5 (must exist; "
+                       "a run resumes from it by default when it exists)")
+    again.add_argument("--no-restart", dest="restart", action="store_const", const="never",
+                       help="ignore and overwrite an existing checkpoint")
+    run.add_argument("--checkpoint-interval", type=float, default=300.0, metavar="SECONDS",
+                     help="seconds between checkpoints (default 300; 0 = after every round)")
+    dry = sub.add_parser("dry-run", help="decomposition, memory and cost estimate; no output")
+    dry.add_argument("input")
+    dry.add_argument("--np", type=int, required=True, help="number of MPI ranks planned")
+    dry.add_argument("--pools", type=int, default=1, help="k-point pools (divides --np)")
     val = sub.add_parser("validate", help="check an input deck and print what it would run")
     val.add_argument("input")
     info = sub.add_parser("info", help="human summary of a result file")
@@ -59,7 +71,19 @@ def _run(comm, args) -> int:
 
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
-    run(comm, config, args.output or config.output.file, log)
+    run(comm, config, args.output or config.output.file, log, args.restart,
+        args.checkpoint_interval)
+    return EXIT_OK
+
+
+def _dry_run(comm, args) -> int:
+    """``dry-run``: plan a run without writing anything (rank 0 reports)."""
+    from qgt_mpi.dryrun import plan
+
+    config = _read_deck(comm, args.input)
+    report = plan(comm, config, args.np, args.pools)
+    if comm.rank == 0:
+        print(report)
     return EXIT_OK
 
 
@@ -103,12 +127,14 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     install_excepthook(comm)
-    handlers = {"run": _run, "validate": _validate, "info": _info, "plot": _plot}
+    handlers = {"run": _run, "validate": _validate, "info": _info, "plot": _plot,
+                "dry-run": _dry_run}
     try:
         return handlers[args.command](comm, args)
     except CollectiveError as exc:
         if comm.rank == 0:
-            kind = "input error" if exc.status == EXIT_INPUT else "error"
+            kind = {EXIT_INPUT: "input error", EXIT_INTERRUPTED: "stopped"}.get(exc.status,
+                                                                               "error")
             sys.stderr.write(f"qgt-mpi: {kind}: {exc}\n")
             sys.stderr.flush()
         return exc.status

@@ -1,25 +1,34 @@
-"""The k-pass: solve every owned k-point once, in batches, and feed all accumulators.
+"""The k-pass: every k-point solved once, in fixed blocks, feeding all accumulators.
 
-Per batch: H(k), eigenpairs and band velocities (solver), per-band curvature and metric,
-pair products and plaquette fluxes (geometry), transport weights deposited into energy bins
-(transport). Nothing here communicates, so a failure on one rank cannot hang the others;
-the caller agrees on errors after the loop.
+The grid's flat index is cut into blocks of ``chunk`` k-points (the unit of work, of
+checkpointing and of restart). The blocks still to do are dealt round-robin to the ranks
+and processed in rounds: in each round every rank does at most one block, then all ranks
+exchange one small status message (an error, a stop request, "checkpoint due", k-points
+done). So a failure or a signal on any rank is seen by all at the same round boundary, and
+checkpoints are taken collectively there. Per block: H(k), eigenpairs and band velocities,
+curvature and metric, pair products and plaquette fluxes, transport weights into bins.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from mpi4py import MPI
 
 from qgt_mpi.geometry.bands import band_geometry, degenerate_pairs, pair_products
 from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.lattice import kgrid_points, reduced_indices
-from qgt_mpi.parallel import Timers
+from qgt_mpi.parallel import CollectiveError, Timers
+from qgt_mpi.parallel.signals import StopFlag
 from qgt_mpi.transport.accumulate import TransportSums
+
+EXIT_INTERRUPTED = 3
+KFIELD_KEYS = ("k_frac", "k_cart", "energies", "berry_curvature", "metric")
 
 
 @dataclass
@@ -29,35 +38,87 @@ class KPass:
     model: object
     solver: object
     grid: tuple[int, int]
-    slab: tuple[int, int]
+    chunk: int
     groups: list[tuple[int, int]]
     sums: TransportSums
     geometry: GeometrySummary
     kresolved: bool
-    kfields: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    kfields: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def nk(self) -> int:
+        """Number of k-points of the grid."""
+        return self.grid[0] * self.grid[1]
+
+    @property
+    def n_blocks(self) -> int:
+        """Number of blocks of the grid."""
+        return math.ceil(self.nk / self.chunk)
+
+    def bounds(self, block: int) -> tuple[int, int]:
+        """Flat-index range [start, stop) of a block."""
+        return block * self.chunk, min((block + 1) * self.chunk, self.nk)
 
 
 def link_groups(nbands: int) -> list[tuple[int, int]]:
     """Band groups for link Chern numbers: each band, then each set of bands below a gap."""
-    singles = [(n, n + 1) for n in range(nbands)]
-    prefixes = [(0, n) for n in range(2, nbands)]
-    return singles + prefixes
+    return [(n, n + 1) for n in range(nbands)] + [(0, n) for n in range(2, nbands)]
 
 
-def run_kpass(job: KPass, chunk: int, timers: Timers, log: logging.Logger,
-              percent: float) -> None:
-    """Process the rank's slab in batches of ``chunk`` k-points. Local, no communication."""
-    start, stop = job.slab
-    progress = Progress(log, "k-pass", stop - start, percent)
-    for c0 in range(start, stop, chunk):
-        c1 = min(c0 + chunk, stop)
-        _batch(job, c0, c1, timers)
-        progress.advance(c1 - c0)
+def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
+               log: logging.Logger, percent: float, checkpointer=None,
+               stop: StopFlag | None = None) -> None:
+    """Process blocks ``todo`` (same list on all ranks) in rounds. Collective over ``comm``.
+
+    Raises CollectiveError on every rank when any rank fails, and with status
+    EXIT_INTERRUPTED (after a checkpoint) when any rank received a stop signal.
+    """
+    mine = todo[comm.rank :: comm.size]
+    rounds = math.ceil(len(todo) / comm.size)
+    total = sum(job.bounds(b)[1] - job.bounds(b)[0] for b in todo)
+    progress = Progress(log, "k-pass", total, percent)
+    fresh: list[int] = []
+    for t in range(rounds):
+        error, done_k = None, 0
+        if t < len(mine):
+            try:
+                done_k = _block(job, mine[t], timers)
+                fresh.append(mine[t])
+            except Exception as exc:  # agreed on below, re-raised on every rank
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        due = checkpointer is not None and comm.rank == 0 and checkpointer.due()
+        reports = comm.allgather((error, bool(stop), due, done_k))
+        _raise_first_error(reports)
+        stopping = any(r[1] for r in reports)
+        if checkpointer is not None and (reports[0][2] or stopping):
+            with timers.phase("checkpoint"):
+                checkpointer.save(comm, job, fresh)
+            fresh = []
+        if stopping:
+            _interrupted(comm, stop, checkpointer)
+        progress.advance(sum(r[3] for r in reports))
 
 
-def _batch(job: KPass, c0: int, c1: int, timers: Timers) -> None:
-    """One batch of k-points [c0, c1) through solve → geometry → transport deposit."""
+def _raise_first_error(reports) -> None:
+    """Raise the lowest failing rank's error on every rank."""
+    for rank, (error, *_rest) in enumerate(reports):
+        if error is not None:
+            raise CollectiveError(error, status=1, origin=rank)
+
+
+def _interrupted(comm: MPI.Comm, stop: StopFlag | None, checkpointer) -> None:
+    """Raise the agreed stop on every rank."""
+    names = [n for n in comm.allgather(stop.name if stop else None) if n]
+    name = names[0] if names else None
+    where = f"; checkpoint {checkpointer.path}" if checkpointer is not None else ""
+    raise CollectiveError(f"interrupted by {name or 'a signal'}{where}; rerun the same "
+                          "command to continue", status=EXIT_INTERRUPTED)
+
+
+def _block(job: KPass, block: int, timers: Timers) -> int:
+    """One block through solve → geometry → transport deposit; returns its k-point count."""
     n1, n2 = job.grid
+    c0, c1 = job.bounds(block)
     with timers.phase("solve"):
         k = kgrid_points(job.model.reciprocal, n1, n2, c0, c1)
         eig = job.solver.solve(job.model, k)
@@ -73,9 +134,9 @@ def _batch(job: KPass, c0: int, c1: int, timers: Timers) -> None:
     if job.kresolved:
         i, j = reduced_indices(n1, n2, c0, c1)
         frac = np.column_stack([i / n1, j / n2])
-        for key, value in (("k_frac", frac), ("k_cart", k), ("energies", eig.energies),
-                           ("berry_curvature", curvature), ("metric", metric)):
-            job.kfields.setdefault(key, []).append(value)
+        job.kfields[block] = dict(zip(KFIELD_KEYS, (frac, k, eig.energies, curvature, metric),
+                                      strict=True))
+    return c1 - c0
 
 
 def _check_finite(*arrays: np.ndarray) -> None:
@@ -85,10 +146,6 @@ def _check_finite(*arrays: np.ndarray) -> None:
             raise FloatingPointError("non-finite value in the k-pass (eigenpairs or geometry)")
 
 
-def stacked_kfields(job: KPass) -> dict[str, np.ndarray]:
-    """Concatenate the rank's k-resolved batches (empty arrays of the right shape if none)."""
-    nb = job.model.nbands
-    empty = {"k_frac": (0, 2), "k_cart": (0, 2), "energies": (0, nb),
-             "berry_curvature": (0, nb), "metric": (0, nb, 3)}
-    return {key: np.concatenate(job.kfields[key]) if job.kfields.get(key) else np.zeros(shape)
-            for key, shape in empty.items()}
+def kfield_slabs(job: KPass) -> list[tuple[int, int, dict[str, np.ndarray]]]:
+    """This rank's k-resolved fields as (start, stop, arrays) slabs, one per block."""
+    return [(*job.bounds(b), fields) for b, fields in sorted(job.kfields.items())]

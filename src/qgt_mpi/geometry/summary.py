@@ -49,15 +49,33 @@ class GeometrySummary:
         )
         self.skipped += skipped
 
+    def reduced_state(self, comm: MPI.Comm) -> dict[str, np.ndarray]:
+        """Raw sums, extrema and counts reduced over ranks. Collective over ``comm``."""
+        return {
+            "geo_sums": allreduce_array(comm, self.sums),
+            "geo_flux": allreduce_array(comm, self.flux),
+            "geo_emin": allreduce_array(comm, self.emin, MPI.MIN),
+            "geo_emax": allreduce_array(comm, self.emax, MPI.MAX),
+            "geo_gap": allreduce_array(comm, self.gap, MPI.MIN),
+            "geo_violation": allreduce_array(comm, self.violation, MPI.MAX),
+            "geo_skipped": np.array(comm.allreduce(self.skipped)),
+        }
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Fold a checkpoint's reduced state into this rank (call on one rank only)."""
+        self.sums += state["geo_sums"]
+        self.flux += state["geo_flux"]
+        self.emin = np.minimum(self.emin, state["geo_emin"])
+        self.emax = np.maximum(self.emax, state["geo_emax"])
+        self.gap = np.minimum(self.gap, state["geo_gap"])
+        self.violation = np.maximum(self.violation, state["geo_violation"])
+        self.skipped += int(state["geo_skipped"])
+
     def finish(self, comm: MPI.Comm, nk_total: int, cell_area: float) -> dict[str, np.ndarray]:
         """Reduce over ranks and return the SPEC §5 diagnostics. Collective over ``comm``."""
-        sums = allreduce_array(comm, self.sums)
-        flux = allreduce_array(comm, self.flux)
-        emin = allreduce_array(comm, self.emin, MPI.MIN)
-        emax = allreduce_array(comm, self.emax, MPI.MAX)
-        gap = allreduce_array(comm, self.gap, MPI.MIN)
-        worst = allreduce_array(comm, self.violation, MPI.MAX)
-        skipped = comm.allreduce(self.skipped)
+        st = self.reduced_state(comm)
+        sums, flux, emin, emax = st["geo_sums"], st["geo_flux"], st["geo_emin"], st["geo_emax"]
+        gap, worst, skipped = st["geo_gap"], st["geo_violation"], int(st["geo_skipped"])
         # (1/V)Σ_k → ∫ d²k/(2π)²: divide by N_k A_c (SPEC §1); area element ΔA = (2π)²/(N_k A_c).
         bz = 1.0 / (nk_total * cell_area)
         chern = np.rint(flux / (2 * math.pi)).astype(int)

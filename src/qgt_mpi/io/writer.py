@@ -29,8 +29,9 @@ class ResultFile:
     attrs: dict[str, object]
     groups: dict[str, dict[str, tuple[np.ndarray, dict[str, object]]]]
     group_attrs: dict[str, dict[str, object]] = field(default_factory=dict)
-    kfields: dict[str, tuple[np.ndarray, dict[str, object]]] = field(default_factory=dict)
-    kslab: tuple[int, int] = (0, 0)
+    kfields: dict[str, tuple[tuple[int, ...], np.dtype, dict[str, object]]] = field(
+        default_factory=dict)  # name -> (shape of one k-point's entry, dtype, attrs)
+    kslabs: list[tuple[int, int, dict[str, np.ndarray]]] = field(default_factory=list)
     nk_total: int = 0
     scales: dict[str, list[str]] = field(default_factory=dict)
 
@@ -53,7 +54,7 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
     """Write ``result`` to ``path`` collectively and rename it into place.
 
     Collective over ``comm``: all ranks call it with identical reduced data; each rank's
-    k-resolved arrays cover its own slab ``result.kslab`` of the flat k index.
+    k-resolved arrays are the slabs ``result.kslabs`` (start, stop, arrays) it owns.
     """
     tmp = partial_name(path)
     with h5py.File(tmp, "w", driver="mpio", comm=comm) as f:
@@ -91,14 +92,16 @@ def _reduced_dataset(comm, grp, key, data, attrs) -> None:
 
 
 def _kresolved(grp: h5py.Group, result: ResultFile) -> None:
-    """k-resolved fields: collective create, then each rank writes its slab independently."""
-    start, stop = result.kslab
-    for key, (local, attrs) in result.kfields.items():
-        shape = (result.nk_total, *local.shape[1:])
-        dset = grp.create_dataset(key, shape, dtype=local.dtype)
+    """k-resolved fields: collective create, then each rank writes its slabs independently.
+
+    Independent (not collective) writes, so a rank with no slab simply writes nothing.
+    """
+    for key, (entry, dtype, attrs) in result.kfields.items():
+        dset = grp.create_dataset(key, (result.nk_total, *entry), dtype=dtype)
         _set_attrs(dset, attrs)
-        if stop > start:
-            dset[start:stop] = local
+        for start, stop, arrays in result.kslabs:
+            if stop > start:
+                dset[start:stop] = arrays[key]
 
 
 def _attach_scales(f: h5py.File, scales: dict[str, list[str]]) -> None:

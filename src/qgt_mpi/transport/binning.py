@@ -105,6 +105,16 @@ class BinnedMoments:
         total = total + 1j * np.bincount(flat, weights=values.imag, minlength=store.size)
         store += total.reshape(store.shape)
 
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Add checkpointed global moments to this rank's store (call on one rank only)."""
+        for band, lo in enumerate(state["moments_lo"]):
+            data = state[f"moments_band{band}"]
+            if data.shape[1] == 0:
+                continue
+            self._ensure(band, int(lo), int(lo) + data.shape[1] - 1)
+            start = int(lo) - self.lo[band]
+            self.data[band][:, start : start + data.shape[1]] += data
+
     def reduce(self, comm: MPI.Comm) -> list[tuple[int, np.ndarray]]:
         """Global moments per band as ``(lo, c)`` with c of shape (n_delta, nbins, 5, slots).
 
@@ -124,6 +134,14 @@ class BinnedMoments:
             comm.Allreduce(full, total, op=MPI.SUM)
             out.append((lo, total))
         return out
+
+
+def moments_state(reduced: list[tuple[int, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Checkpoint arrays of reduced moments (see :meth:`BinnedMoments.reduce`)."""
+    state = {"moments_lo": np.array([lo for lo, _ in reduced], dtype=np.int64)}
+    for band, (_, data) in enumerate(reduced):
+        state[f"moments_band{band}"] = data
+    return state
 
 
 def bin_grid(delta: np.ndarray, kt_min: float, mu: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,38 @@
+"""Stop requests from signals (SIGTERM from SLURM before the time limit, SIGINT, SIGUSR1).
+
+The handler only sets a flag; the k-pass looks at it at the next round boundary, where all
+ranks agree to checkpoint and stop together (see kpass.py).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+class StopFlag:
+    """Set by a signal handler; ``name`` is the signal's name (e.g. ``"SIGTERM"``)."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.name is not None
+
+    def handler(self, signum: int, _frame) -> None:
+        """Record the first stop request."""
+        self.name = self.name or signal.Signals(signum).name
+
+
+@contextmanager
+def stop_on_signals(flag: StopFlag) -> Iterator[StopFlag]:
+    """Route STOP_SIGNALS to ``flag`` inside the block; restore the old handlers after."""
+    old = {sig: signal.signal(sig, flag.handler) for sig in STOP_SIGNALS}
+    try:
+        yield flag
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
