@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import math
 
 import h5py
@@ -76,3 +77,33 @@ def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
         ok = ok and np.allclose(f["kgrid"]["energies"][()], [[-0.25, 0.25]] * 3)
         ok = ok and np.allclose(f["transport"]["sigma_xx"][()], tr["sigma_xx"])
     assert_all(comm, ok, "file content")
+
+
+def test_nan_on_one_rank_stops_all_ranks_without_output(comm, tmp_path_shared, monkeypatch):
+    """A NaN produced on the last rank only: every rank raises the same error, no file."""
+    from qgt_mpi.driver import run
+    from qgt_mpi.io.deck import parse_deck
+    from qgt_mpi.logs import setup_logging
+    from qgt_mpi.solvers.dense import DenseSolver
+
+    original = DenseSolver.solve
+
+    def poisoned(self, model, k, velocities=True):
+        eig = original(self, model, k, velocities)
+        eig.energies[...] = np.nan
+        return eig
+
+    if comm.rank == comm.size - 1:
+        monkeypatch.setattr(DenseSolver, "solve", poisoned)
+    deck = parse_deck(
+        "[model]\nkind='haldane'\nt1=1.0\nt2=0.3\n[kgrid]\nsize=[6, 6]\n"
+        "[sweep]\ntemperature=[1.0]\nmu=[0.0]\ndelta=[0.01]\n[run]\nchunk=4\n", "nan.toml")
+    out = str(tmp_path_shared / "nan.h5")
+    with pytest.raises(CollectiveError) as err:
+        run(comm, deck, out, setup_logging(comm))
+    msg = str(err.value)
+    assert_all(comm, "non-finite" in msg, msg)
+    assert_all(comm, err.value.origin == comm.size - 1, f"origin {err.value.origin}")
+    comm.Barrier()
+    exists = [os.path.exists(p) for p in (out, out + ".partial")]
+    assert_all(comm, not any(exists), f"files left: {exists}")

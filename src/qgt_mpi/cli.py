@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="ignore and overwrite an existing checkpoint")
     run.add_argument("--checkpoint-interval", type=float, default=300.0, metavar="SECONDS",
                      help="seconds between checkpoints (default 300; 0 = after every round)")
+    run.add_argument("--pools", type=int, default=1, help="k-point pools (must divide the "
+                     "number of ranks; used by distributed solvers)")
     dry = sub.add_parser("dry-run", help="decomposition, memory and cost estimate; no output")
     dry.add_argument("input")
     dry.add_argument("--np", type=int, required=True, help="number of MPI ranks planned")
@@ -69,8 +71,15 @@ def _run(comm, args) -> int:
     from qgt_mpi.driver import run
     from qgt_mpi.logs import setup_logging
 
+    from qgt_mpi.parallel.errors import collective
+    from qgt_mpi.parallel.pools import make_pools
+
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
+    with collective(comm):
+        pools = make_pools(comm, args.pools)
+    log.info("%d rank(s) in %d pool(s) of %d", comm.size, pools.n_pools, pools.pool.size)
+    pools.free()
     run(comm, config, args.output or config.output.file, log, args.restart,
         args.checkpoint_interval)
     return EXIT_OK
