@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 QGT = VENV_BIN / "qgt-mpi"
 TIME_BIN = "/usr/bin/time"
-MEM_TAG = "QGTBENCH_MAXRSS_KB"
 KPASS_PHASES = ("solve", "geometry", "deposit")
 
 # Models of the benchmark (energies in meV, phase in rad).
@@ -155,13 +154,24 @@ def run_qgt(deck: Path, out: Path, nprocs: int, measure_memory: bool = True) -> 
         Wall time (s) of the whole ``mpirun``, max peak RSS over ranks (kB; 0 if not
         measured), exit status and captured stderr.
     """
-    wrap = [TIME_BIN, "-f", f"{MEM_TAG} %M"] if measure_memory else []
+    prefix = out.with_suffix(".maxrss")
+    # Each rank writes its own file: stderr forwarding may drop lines at mpirun exit.
+    wrap = ["sh", "-c", f'exec {TIME_BIN} -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"',
+            str(prefix)] if measure_memory else []
     cmd = ["mpirun", "-n", str(nprocs), *wrap, str(QGT), "run", str(deck), "-o", str(out)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
-    peaks = [int(m) for m in re.findall(rf"{MEM_TAG} (\d+)", proc.stderr + proc.stdout)]
+    peaks = []
+    for rank in range(nprocs if measure_memory else 0):
+        found = re.findall(r"^(\d+)\s*$", _read(Path(f"{prefix}.{rank}")), re.M)
+        peaks += [int(found[-1])] if found else []
     return RunRecord(wall, max(peaks, default=0), proc.returncode, proc.stderr)
+
+
+def _read(path: Path) -> str:
+    """Text of ``path``, or "" if it does not exist."""
+    return path.read_text() if path.exists() else ""
 
 
 def read_timing(path: Path) -> dict[str, np.ndarray]:

@@ -125,7 +125,7 @@ def _block(job: KPass, block: int, timers: Timers) -> int:
     with timers.phase("geometry"):
         curvature, metric = band_geometry(eig)
         products = pair_products(eig.velocities)
-        flux = plaquette_flux(job.model, job.solver, n1, n2, c0, c1, job.groups)
+        flux = plaquette_flux(job.model, job.solver, n1, n2, c0, c1, job.groups, eig.vectors)
         skipped = degenerate_pairs(eig.energies)
     _check_finite(eig.energies, curvature, metric, products["N_xy"])
     with timers.phase("deposit"):

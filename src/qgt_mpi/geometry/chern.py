@@ -19,7 +19,8 @@ from qgt_mpi.models.lattice import reduced_indices
 _CORNERS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])  # counter-clockwise in (i, j)
 
 
-def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarray):
+def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarray,
+                    known: np.ndarray | None = None):
     """Eigenvectors at the 4 unwrapped corners of plaquettes (i, j); (4, nplaq, norb, nb).
 
     Corners are solved at UNWRAPPED reduced coordinates (i + 1 may equal N1). In the Bloch
@@ -28,25 +29,43 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     boundary, and boundary links are overlaps of nearby states like all others. Reusing the
     vectors of the wrapped point k would drop D_G, which is not a gauge phase, and give
     boundary plaquettes O(1) wrong fluxes whenever orbitals sit off the origin.
-    Each distinct corner is solved once.
+    Each distinct corner is solved once; ``known`` (the eigenvectors of the plaquettes' own
+    corner points (i, j), already solved by the caller) are reused, which is safe because
+    every plaquette's flux is invariant under a phase change of any corner's vectors.
     """
     ci = (i[None, :] + _CORNERS[:, 0, None]).ravel()
     cj = (j[None, :] + _CORNERS[:, 1, None]).ravel()
     keys, inverse = np.unique(ci * (n2 + 1) + cj, return_inverse=True)
-    ui, uj = keys // (n2 + 1), keys % (n2 + 1)
+    own = i * (n2 + 1) + j
+    if known is None:
+        missing = np.ones(keys.size, dtype=bool)
+        vectors = None
+    else:
+        missing = ~np.isin(keys, own)
+        vectors = np.empty((keys.size, *known.shape[1:]), dtype=complex)
+        vectors[np.searchsorted(keys, own)] = known
+    ui, uj = keys[missing] // (n2 + 1), keys[missing] % (n2 + 1)
     k = np.outer(ui / n1, model.reciprocal[0]) + np.outer(uj / n2, model.reciprocal[1])
-    vectors = solver.solve(model, k, velocities=False).vectors
+    solved = solver.solve(model, k, velocities=False).vectors
+    if vectors is None:
+        vectors = solved
+    else:
+        vectors[missing] = solved
     return vectors[inverse.ravel()].reshape(4, i.size, *vectors.shape[1:])
 
 
 def _link(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Unimodular determinant link det(L† R)/|det(L† R)|, batched over the first axis."""
+    if left.shape[-1] == 1:  # one band: the overlap itself (no 1×1 determinants)
+        det = np.einsum("ko,ko->k", left[..., 0].conj(), right[..., 0])
+        return det / np.abs(det)
     det = np.linalg.det(left.conj().swapaxes(-1, -2) @ right)
     return det / np.abs(det)
 
 
 def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
-                   groups: list[tuple[int, int]]) -> np.ndarray:
+                   groups: list[tuple[int, int]], known: np.ndarray | None = None
+                   ) -> np.ndarray:
     """Berry flux through each owned plaquette for each band group; (stop − start, ngroups).
 
     Parameters
@@ -56,6 +75,7 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
         in reduced coordinates (i/N1, j/N2).
     start, stop : owned flat-index range of the row-major grid (may be empty).
     groups : band ranges (lo, hi), bands lo..hi−1.
+    known : optional (stop − start, norb, nb) eigenvectors of the owned points, reused.
 
     Notes
     -----
@@ -65,7 +85,7 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     flux = np.zeros((i.size, len(groups)))
     if i.size == 0:
         return flux
-    corners = _corner_vectors(model, solver, n1, n2, i, j)
+    corners = _corner_vectors(model, solver, n1, n2, i, j, known)
     orient = np.sign(np.linalg.det(model.reciprocal))
     for g, (lo, hi) in enumerate(groups):
         block = corners[..., lo:hi]

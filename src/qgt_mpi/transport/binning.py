@@ -73,12 +73,12 @@ class BinnedMoments:
         s = shifted - j * self.width
         for band in range(nb):
             self._ensure(band, int(j[:, band].min()), int(j[:, band].max()))
-            pw = taylor_powers(s[:, band], P_BIN)
-            contrib = np.zeros((nk, NCOMP, N_SLOTS), complex)
-            for d in range(2):
-                contrib[:, :, d : d + P_BIN + 1] += (
-                    weights.regular[:, band, :, d, None] * pw[:, None, :]
-                )
+            pw = taylor_powers(s[:, band], P_BIN)[:, None, :]
+            # Orders 0 and 1 only on this path: slots 0..P_BIN+1 (the rest stay untouched).
+            contrib = np.empty((nk, NCOMP, P_BIN + 2), complex)
+            contrib[:, :, : P_BIN + 1] = weights.regular[:, band, :, 0, None] * pw
+            contrib[:, :, P_BIN + 1] = 0.0
+            contrib[:, :, 1:] += weights.regular[:, band, :, 1, None] * pw
             self._add(i_delta, band, j[:, band], contrib)
         self._deposit_near(i_delta, j, s, weights)
 
@@ -94,13 +94,17 @@ class BinnedMoments:
             self._add(i_delta, int(band), j[kk, band], contrib)
 
     def _add(self, i_delta: int, band: int, j: np.ndarray, contrib: np.ndarray) -> None:
-        """Scatter-add rows of ``contrib`` into bins ``j`` (bincount on flat indices)."""
+        """Scatter-add rows of ``contrib`` (nk, NCOMP, used ≤ N_SLOTS) into bins ``j``.
+
+        One bincount per real/imaginary part over flat (bin, component, slot) indices.
+        """
         row = (j - self.lo[band]).astype(np.int64)
         first, last = int(row.min()), int(row.max())
         store = self.data[band][i_delta, first : last + 1]
-        per_row = NCOMP * N_SLOTS
-        flat = ((row - first)[:, None] * per_row + np.arange(per_row)[None, :]).ravel()
-        values = contrib.reshape(len(j), per_row).ravel()
+        used = contrib.shape[2]
+        cols = (np.arange(NCOMP)[:, None] * N_SLOTS + np.arange(used)[None, :]).ravel()
+        flat = ((row - first)[:, None] * (NCOMP * N_SLOTS) + cols[None, :]).ravel()
+        values = contrib.reshape(len(j), NCOMP * used).ravel()
         total = np.bincount(flat, weights=values.real, minlength=store.size)
         total = total + 1j * np.bincount(flat, weights=values.imag, minlength=store.size)
         store += total.reshape(store.shape)
