@@ -3,6 +3,8 @@
 #   make run     set up (if needed), then run the default job on 2 MPI ranks
 #   make test    set up (if needed), configure CMake into build/ and run CTest
 #   make setup   the set-up part alone: Debian packages, .venv, editable install
+#   make figures run the figure decks (inputs/fig*, hall_vs_mu, geometry_maps) and redraw
+#                docs/figures/<deck>/*.png|pdf from scratch (qgt-mpi plot)
 #   make lint    ruff check src tests bench (installs ruff into .venv from PyPI)
 #   make clean   remove build/ and caches (keeps .venv and results/)
 #   make distclean   clean, and remove .venv
@@ -39,12 +41,13 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.qgt-installed
 
-.PHONY: help run setup test lint clean distclean system-packages check-venv
+.PHONY: help run setup test figures lint clean distclean system-packages check-venv
 
 help:
 	@echo "make run    set up if needed, then: $(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT)"
 	@echo "make test   set up if needed, then CMake configure into $(BUILD)/ and ctest"
 	@echo "make setup  Debian packages, $(VENV) and the editable install only"
+	@echo "make figures  run the figure decks, draw docs/figures/<deck>/ (PNG + PDF)"
 	@echo "make lint | clean | distclean"
 
 run: setup
@@ -56,6 +59,19 @@ setup: $(STAMP) check-venv
 test: setup
 	cmake -S . -B $(BUILD) -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) $(CMAKE_ARGS)
 	ctest --test-dir $(BUILD) --output-on-failure
+
+# The paper's figures: each deck runs on $(NP) ranks into $(BUILD)/figures/, then qgt-mpi plot
+# draws docs/figures/<deck>/ (PNGs are committed; PDFs are ignored by git).
+FIGURE_DECKS := fig2_conductivity fig3_thermoelectric hall_vs_mu geometry_maps
+
+figures: setup
+	rm -rf docs/figures $(BUILD)/figures
+	mkdir -p docs/figures $(BUILD)/figures
+	for deck in $(FIGURE_DECKS); do \
+	  $(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run inputs/$$deck.toml \
+	    -o $(BUILD)/figures/$$deck.h5; \
+	  $(VENV)/bin/qgt-mpi plot $(BUILD)/figures/$$deck.h5 -d docs/figures/$$deck; \
+	done
 
 lint: $(VENV)/bin/ruff
 	$(VENV)/bin/ruff check src tests bench

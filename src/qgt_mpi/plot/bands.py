@@ -1,0 +1,133 @@
+"""Band structure along a high-symmetry path and the bandwidth W(R_c) of truncated models.
+
+Both figures rebuild the model from the deck text stored in the result file (root attribute
+``input_text``), so they need no k-resolved data: Γ–K–M–Γ for hexagonal lattices
+(Γ–X–S–Γ otherwise), the parent (dispersive) bands of a flattened model next to the flat ones,
+and W/Δ of the model truncated at R_c = 1..8 lattice constants (SPEC §2.4).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import h5py
+import numpy as np
+
+from qgt_mpi.driver import model_from_config
+from qgt_mpi.io.deck import parse_deck
+from qgt_mpi.models import bandwidth, build_model, truncate
+from qgt_mpi.plot.style import fit_line, new_figure, save
+from qgt_mpi.solvers.dense import DenseSolver
+
+R_CUTS = np.arange(1, 9)
+NFINE = 48
+N_PATH = 301
+
+
+def high_symmetry_path(reciprocal: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """Labels and Cartesian corners of Γ–K–M–Γ (hexagonal) or Γ–X–S–Γ (other lattices)."""
+    b1, b2 = reciprocal
+    length = np.linalg.norm(b1)
+    for bn in (b2, -b2, b1 + b2, b1 - b2):
+        if np.isclose(np.linalg.norm(bn), length) and np.isclose(b1 @ bn, 0.5 * length**2):
+            gamma = np.zeros(2)
+            return ["Γ", "K", "M", "Γ"], [gamma, (b1 + bn) / 3.0, 0.5 * b1, gamma]
+    gamma = np.zeros(2)
+    return ["Γ", "X", "S", "Γ"], [gamma, 0.5 * b1, 0.5 * (b1 + b2), gamma]
+
+
+def path_points(corners: list[np.ndarray], n: int = N_PATH) -> tuple[np.ndarray, np.ndarray,
+                                                                        np.ndarray]:
+    """k-points along the corner-to-corner path, their arc length and the corner positions."""
+    seg = [np.linalg.norm(b - a) for a, b in itertools.pairwise(corners)]
+    ticks = np.concatenate([[0.0], np.cumsum(seg)])
+    s = np.linspace(0.0, ticks[-1], n)
+    k = np.empty((n, 2))
+    for i, (a, b) in enumerate(itertools.pairwise(corners)):
+        inside = (s >= ticks[i]) & (s <= ticks[i + 1])
+        k[inside] = a + np.outer((s[inside] - ticks[i]) / seg[i], b - a)
+    return k, s, ticks
+
+
+def _energies(model, k: np.ndarray) -> np.ndarray:
+    return DenseSolver().solve(model, k, velocities=False).energies
+
+
+def _config(f: h5py.File):
+    text = f.attrs.get("input_text")
+    if text is None:
+        return None
+    return parse_deck(text.decode() if isinstance(text, bytes) else str(text))
+
+
+def _panels(config) -> list[tuple[str, list]]:
+    """(title, [(model, style, label), ...]) for each panel of the band figure."""
+    spec = config.model
+    model = model_from_config(config)
+    if spec.flatten is None:
+        return [(f"{spec.kind} model", [(model, "-", None)])]
+    parent = build_model(spec.kind, dict(spec.params))
+    right = [(model, "-", "deck model")]
+    if math.isinf(spec.flatten.range):
+        right = [(model, "-", "exact flattening")]
+        right += [(truncate(model, rc, NFINE), ls, f"truncated $R_c$ = {rc} a")
+                  for rc, ls in ((2, "--"), (4, ":"))]
+    return [(f"parent {spec.kind} bands", [(parent, "-", None)]),
+            (rf"flattened, $\Delta$ = {spec.flatten.gap:.3g} meV", right)]
+
+
+def plot_band_path(f: h5py.File, outdir: str) -> list[str]:
+    """Bands along the high-symmetry path of the deck's model (and its parent if flattened)."""
+    config = _config(f)
+    if config is None:
+        return []
+    panels = _panels(config)
+    labels, corners = high_symmetry_path(panels[0][1][0][0].reciprocal)
+    k, s, ticks = path_points(corners)
+    fig, axes = new_figure(ncols=len(panels), width=3.8)
+    for ax, (title, curves) in zip(axes[0], panels, strict=True):
+        for i, (model, ls, label) in enumerate(curves):
+            eps = _energies(model, k)
+            ax.plot(s, eps, ls, color=f"C{i}", label=[label] + [None] * (eps.shape[1] - 1))
+        ax.set_xticks(ticks, labels)
+        ax.set_xlim(ticks[0], ticks[-1])
+        for t in ticks[1:-1]:
+            ax.axvline(t, color="0.5", lw=0.8)
+        ax.set_ylabel(r"energy $\varepsilon_n(\mathbf{k})$  [meV]")
+        ax.set_title(title)
+        if curves[0][2] is not None:
+            ax.legend(fontsize=7, loc="center right")
+    return save(fig, outdir, "bands_path")
+
+
+def truncation_bandwidths(kind: str, params: dict, gap: float) -> np.ndarray:
+    """W/Δ (largest over bands) of the flattened model truncated at each R_c in R_CUTS."""
+    flat = build_model(kind, params, {"gap": gap, "range": math.inf, "nfine": NFINE})
+    return np.array([bandwidth(truncate(flat, rc, NFINE), NFINE).max() / gap
+                     for rc in R_CUTS])
+
+
+def plot_truncation_bandwidth(f: h5py.File, outdir: str) -> list[str]:
+    """Log-scale W/Δ vs R_c for a deck with [model.flatten], with an exponential fit."""
+    config = _config(f)
+    if config is None or config.model.flatten is None:
+        return []
+    spec = config.model
+    ratio = truncation_bandwidths(spec.kind, dict(spec.params), spec.flatten.gap)
+    slope, icpt = fit_line(R_CUTS, np.log(ratio))
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    ax.semilogy(R_CUTS, ratio, "o", label=f"computed ({NFINE}×{NFINE} FFT and k-grid)")
+    ax.semilogy(R_CUTS, np.exp(icpt + slope * R_CUTS), "k:", lw=1,
+                label=rf"$\propto e^{{-R_c/\xi}}$, $\xi$ = {-1.0 / slope:.3g} a")
+    if math.isfinite(spec.flatten.range) and "bands" in f:
+        w = f["bands"].attrs.get("bandwidth_over_gap")
+        if w is not None:
+            ax.semilogy([spec.flatten.range], [np.max(w)], "r*", ms=10,
+                        label="this run (its k-grid)")
+    ax.set_xlabel(r"hopping range $R_c$  [lattice constants a]")
+    ax.set_ylabel(r"bandwidth $W/\Delta$")
+    ax.set_title(rf"truncated flat {spec.kind} model, $\Delta$ = {spec.flatten.gap:.3g} meV")
+    ax.legend()
+    return save(fig, outdir, "bandwidth_vs_rcut")

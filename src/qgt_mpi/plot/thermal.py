@@ -1,0 +1,114 @@
+"""Thermoelectric figures: the paper's Fig. 3 (Seebeck vs δ and vs T), κ_xx and Lorenz ratio.
+
+The Seebeck coefficient is plotted with its sign (SPEC §4: S = −S⁽¹⁾/(eT S⁽⁰⁾), negative for
+μ on the lower flat band); the peak of |S| is marked as (T*, S*) and the lines
+±(k_B/e) ln 2 are drawn for reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
+from qgt_mpi.plot.style import Transport, delta_label, find_peak, new_figure, save
+
+S_LN2 = K_B_OVER_E_UV_PER_K * np.log(2.0)  # (k_B/e) ln 2 ≈ 59.73 μV/K
+S_LABEL = r"Seebeck $S$  [$\mu$V/K]  (sign kept)"
+
+
+def seebeck_peak(tr: Transport, im: int, idel: int) -> tuple[float, float] | None:
+    """(T*, S*) of the largest |S(T)| when it lies inside the T grid, else None."""
+    s = tr.data["seebeck"][im, idel]
+    t_star, height = find_peak(tr.temperature, np.abs(s))
+    if not tr.temperature[0] < t_star < tr.temperature[-1] or height <= 0:
+        return None
+    sign = np.sign(s[np.argmax(np.abs(s))])
+    return t_star, float(sign * height)
+
+
+def _ln2_lines(ax) -> None:
+    for s in (S_LN2, -S_LN2):
+        ax.axhline(s, color="0.4", ls="--", lw=1)
+        ax.text(0.01, s, r"$\pm(k_B/e)\ln 2$" if s > 0 else f"{s:.2f} μV/K", fontsize=7,
+                va="bottom", ha="left", transform=ax.get_yaxis_transform())
+    low, high = ax.get_ylim()
+    ax.set_ylim(min(low, -1.2 * S_LN2), max(high, 1.2 * S_LN2))
+
+
+def plot_seebeck_vs_delta(tr: Transport, outdir: str) -> list[str]:
+    """Paper Fig. 3(b): S vs δ (δ_1 = δ_2) at T ≈ Δ/k_B for each μ."""
+    it, idx = tr.gap_temperature(), tr.equal_delta()
+    if it is None or idx.size < 3:
+        return []
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    for im in tr.mu_subset():
+        mu = tr.mu[im]
+        ax.semilogx(tr.delta[idx, 0], tr.data["seebeck"][im, idx, it], "o-", ms=4,
+                    label=rf"$\mu$ = {mu:+.3g} meV")
+    _ln2_lines(ax)
+    ax.set_xlabel(r"broadening $\delta = \delta_1 = \delta_2$  [meV]")
+    ax.set_ylabel(S_LABEL)
+    ax.set_title(rf"$T$ = {tr.temperature[it]:.3g} K $\approx \Delta/k_B$, "
+                 rf"$\Delta$ = {tr.gap:.3g} meV")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=3)
+    return save(fig, outdir, "seebeck_vs_delta")
+
+
+def _seebeck_curves(ax, tr: Transport, curves: list[tuple[int, int, str]]) -> None:
+    """Draw S(T) for (mu index, delta index, label) triples and mark each interior peak."""
+    for im, idel, label in curves:
+        s = tr.data["seebeck"][im, idel]
+        line, = ax.semilogx(tr.temperature, s, label=label)
+        peak = seebeck_peak(tr, im, idel)
+        if peak is not None and abs(peak[1]) > 1e-6:
+            ax.plot(*peak, "o", ms=6, mfc="none", color=line.get_color())
+            line.set_label(f"{label}: T* = {peak[0]:.3g} K, S* = {peak[1]:.4g}")
+    _ln2_lines(ax)
+    if tr.gap is not None:
+        ax.axvline(0.5 * tr.gap / K_B_MEV_PER_K, color="0.5", ls=":", lw=1)
+    ax.set_xlabel(r"temperature $T$  [K]")
+    ax.set_ylabel(S_LABEL)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
+
+
+def plot_seebeck_vs_temperature(tr: Transport, outdir: str) -> list[str]:
+    """Paper Fig. 3(c): S(T) for each μ (reference δ), and for each δ at μ on the lower band."""
+    if tr.temperature.size < 6:
+        return []
+    idel = tr.reference_delta()
+    by_mu = [(im, idel, rf"$\mu$={tr.mu[im]:+.3g}") for im in tr.mu_subset()]
+    panels = [(by_mu, delta_label(tr.delta[idel]))]
+    if tr.delta.shape[0] > 1 and tr.gap is not None:
+        im = tr.mu_index(-0.5 * tr.gap)
+        by_delta = [(im, j, delta_label(tr.delta[j])) for j in range(tr.delta.shape[0])]
+        panels.append((by_delta, rf"$\mu$ = {tr.mu[im]:+.3g} meV (lower flat band)"))
+    fig, axes = new_figure(ncols=len(panels), width=5.2, height=4.6)
+    for ax, (curves, title) in zip(axes[0], panels, strict=True):
+        _seebeck_curves(ax, tr, curves)
+        ax.set_title(title + ";  dotted: $T = \\Delta/2k_B$" if tr.gap else title)
+    return save(fig, outdir, "seebeck_vs_temperature")
+
+
+def plot_kappa_lorenz(tr: Transport, outdir: str) -> list[str]:
+    """κ_xx/T and the Lorenz ratio L/L_0 vs T for each μ (reference δ)."""
+    if tr.temperature.size < 6:
+        return []
+    idel = tr.reference_delta()
+    fig, axes = new_figure(ncols=2, width=4.0)
+    for im in tr.mu_subset():
+        mu = tr.mu[im]
+        label = rf"$\mu$ = {mu:+.3g} meV"
+        axes[0, 0].loglog(tr.temperature, np.abs(tr.data["kappa_xx"][im, idel]), label=label)
+        axes[0, 1].loglog(tr.temperature, np.abs(tr.data["lorenz_ratio"][im, idel]),
+                          label=label)
+    axes[0, 0].set_ylabel(r"$\kappa_{xx}/T$  [$\pi^2 k_B^2/3h$]")
+    axes[0, 1].set_ylabel(r"Lorenz ratio $L/L_0$,  $L_0 = \pi^2 k_B^2/3e^2$")
+    axes[0, 1].axhline(1.0, color="k", ls=":", lw=1)
+    for ax in axes[0]:
+        ax.set_xlabel(r"temperature $T$  [K]")
+        if tr.gap is not None:
+            ax.axvline(tr.gap / K_B_MEV_PER_K, color="0.5", ls=":", lw=1)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(delta_label(tr.delta[idel]) + r";  dotted: $T = \Delta/k_B$", fontsize=10)
+    return save(fig, outdir, "kappa_lorenz_vs_temperature")
