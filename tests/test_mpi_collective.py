@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import os
 import math
+import os
 
 import h5py
 import numpy as np

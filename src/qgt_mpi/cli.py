@@ -70,7 +70,6 @@ def _run(comm, args) -> int:
     """``run``: the full pipeline. Collective."""
     from qgt_mpi.driver import run
     from qgt_mpi.logs import setup_logging
-
     from qgt_mpi.parallel.errors import collective
     from qgt_mpi.parallel.pools import make_pools
 

@@ -96,6 +96,18 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class SuperfluidSpec:
+    """``[superfluid]``: geometric superfluid weight of an isolated flat band (SPEC §6)."""
+
+    U: float  # meV, > 0: strength of the attractive on-site Hubbard interaction
+    filling: float  # ν in (0, 1): filling of the flat band per spin
+    n_orb: int | None  # orbitals carrying the uniform pairing; None = model.norb
+    band: int  # index of the flat band (0 = lowest)
+    temperature: np.ndarray  # (nT,) K, > 0
+    minimal_metric: bool  # D_s from the minimal (True) or the ordinary (False) metric
+
+
+@dataclass(frozen=True)
 class RunConfig:
     title: str
     model: ModelSpec
@@ -107,6 +119,7 @@ class RunConfig:
     text: str  # the deck as read, for provenance
     source: str
     defaults: dict[str, object]  # dotted key -> value filled in by default
+    superfluid: SuperfluidSpec | None = None
 
 
 # --- scalar checks: (key, value) -> converted value, or InputError -----------------------------
@@ -282,6 +295,34 @@ _kelvin = partial(_positive, unit="K")
 _mev_pos = partial(_positive, unit="meV")
 
 
+def _filling(key: str, value: object) -> float:
+    x = _number(key, value)
+    if not 0.0 < x < 1.0:
+        raise InputError(key, value, "must be in (0, 1) (filling of the flat band per spin)")
+    return x
+
+
+def _superfluid(top: _Table) -> SuperfluidSpec | None:
+    """Optional ``[superfluid]`` section (SPEC §6); n_orb's default is resolved on the model."""
+    if "superfluid" not in top.data:
+        return None
+    t = top.sub("superfluid", {"U", "filling", "n_orb", "band", "temperature",
+                               "minimal_metric"})
+    u = t.get("U", _mev_pos, what=" (number > 0, meV)")
+    filling = t.get("filling", _filling, what=" (number in (0, 1))")
+    n_orb = None
+    if "n_orb" in t.data:
+        n_orb = t.get("n_orb", partial(_integer, low=1))
+    else:
+        top.defaults[t.key("n_orb")] = "model.norb"
+    band = t.get("band", partial(_integer, low=0), 0)
+    temperature = t.get("temperature", partial(_axis, check=_kelvin, defaults=top.defaults),
+                        what=" (K: a list, or a table {start, stop, num, spacing})")
+    temperature.flags.writeable = False
+    return SuperfluidSpec(U=u, filling=filling, n_orb=n_orb, band=band, temperature=temperature,
+                          minimal_metric=t.get("minimal_metric", _boolean, True))
+
+
 # --- public API --------------------------------------------------------------------------------
 
 def parse_deck(text: str, source: str = "<string>") -> RunConfig:
@@ -310,8 +351,8 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
         raise InputError("INPUT", source, f"not valid TOML ({err})") from None
     stem = None if source.startswith("<") else PurePath(source).stem
     defaults: dict[str, object] = {}
-    top = _Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run"},
-                 defaults)
+    top = _Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run",
+                            "superfluid"}, defaults)
     title = top.get("title", _string, stem or "qgt_mpi run")
     degeneracy = top.get("degeneracy", _positive, 1.0)
     model = _model(top)
@@ -324,8 +365,10 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
     run = RunSpec(chunk=r.get("chunk", partial(_integer, low=1), 4096),
                   progress_percent=r.get("progress_percent",
                                          partial(_positive, unit="%", upper=100.0), 5.0))
+    superfluid = _superfluid(top)
     return RunConfig(title=title, model=model, kgrid=kgrid, sweep=sweep, output=output, run=run,
-                     degeneracy=degeneracy, text=text, source=source, defaults=defaults)
+                     degeneracy=degeneracy, text=text, source=source, defaults=defaults,
+                     superfluid=superfluid)
 
 
 def read_deck_text(path: str) -> str:

@@ -1,0 +1,143 @@
+"""Geometric superfluid weight of an isolated flat band, D_s(T) and T_BKT (SPEC §6).
+
+``compute_superfluid`` is the driver's hook for a deck's ``[superfluid]`` section: it integrates
+the band's quantum metric over the k-grid (distributed over ranks), finds the minimal metric over
+orbital-position shifts (:mod:`.metric`), and evaluates the mean-field gap Δ(T), the superfluid
+weight D_s(T) and T_BKT (:mod:`.mean_field`, where the formulas are derived).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+from mpi4py import MPI
+
+from qgt_mpi.io.deck import InputError, SuperfluidSpec
+from qgt_mpi.superfluid import mean_field as mf
+from qgt_mpi.superfluid.metric import BandScan, minimal_metric, scan_band, shifted_model
+
+__all__ = ["compute_superfluid", "minimal_metric", "scan_band", "shifted_model"]
+
+_DS_UNITS = "e^2/hbar^2 * meV"
+_WARN_U_OVER_GAP = 0.25 # flat-band projection needs U ≪ gap to the other bands
+_WARN_WIDTH_OVER_U = 0.1  # ... and a bandwidth W ≪ U
+
+
+def _resolve(model, spec: SuperfluidSpec) -> tuple[int, int]:
+    """(n_orb, band) with n_orb's default (model.norb) and the band index checked."""
+    if not 0 <= spec.band < model.nbands:
+        raise InputError("superfluid.band", spec.band,
+                         f"must be a band index in 0..{model.nbands - 1}")
+    return (spec.n_orb if spec.n_orb is not None else model.norb), spec.band
+
+
+def _warn_validity(comm, log: logging.Logger, spec: SuperfluidSpec, scan: BandScan) -> None:
+    """Warn when the isolated-flat-band conditions of SPEC §6 are not met (rank 0 logs)."""
+    if comm.rank != 0:
+        return
+    width = scan.e_max - scan.e_min
+    if spec.U / scan.gap > _WARN_U_OVER_GAP:
+        log.warning("superfluid: U/gap = %.3g is not small; the flat-band formula (SPEC §6) "
+                    "neglects corrections of order U/gap", spec.U / scan.gap)
+    if width / spec.U > _WARN_WIDTH_OVER_U:
+        log.warning("superfluid: bandwidth/U = %.3g is not small; the band is not flat on the "
+                    "scale of U", width / spec.U)
+
+
+def _metrics(comm: MPI.Comm, model, band: int, kgrid, log: logging.Logger):
+    """Ordinary scan, minimal shift and minimal metric. Collective over ``comm``."""
+    scan = scan_band(comm, model, band, kgrid)
+    shift, g_min = minimal_metric(comm, model, band, kgrid)
+    log.info("superfluid: band %d (C = %d): Tr ∫g d²k/(2π)² ordinary %.8g, minimal %.8g "
+             "(bound |C|/2π = %.6g); largest orbital shift %.3g a", band, scan.chern,
+             np.trace(scan.metric), np.trace(g_min), abs(scan.chern) / (2 * math.pi),
+             float(np.abs(shift).max()))
+    return scan, shift, g_min
+
+
+def _datasets(spec, temps, d_s, d_s_ord, scan, g_min, shift, t_bkt, delta) -> dict:
+    """Name → (array, attrs) of the /superfluid group."""
+    return {
+        "temperature": (temps, {"units": "K", "axes": "temperature"}),
+        "gap": (delta, {"units": "meV", "axes": "temperature",
+                        "meaning": "Delta(T) from the gap and number equations (SPEC 6)"}),
+        "D_s": (d_s, {"units": _DS_UNITS, "axes": "temperature, i, j",
+                      "metric": "minimal" if spec.minimal_metric else "ordinary"}),
+        "D_s_ordinary_metric": (d_s_ord, {"units": _DS_UNITS, "axes": "temperature, i, j"}),
+        "D_s_sqrt_det": (mf.stiffness(d_s), {"units": _DS_UNITS, "axes": "temperature"}),
+        "bkt_line": (mf.bkt_line(temps), {"units": _DS_UNITS, "axes": "temperature",
+                                          "meaning": "8 k_B T / pi (BKT criterion)"}),
+        "metric_integral_minimal": (g_min, {"units": "1", "axes": "i, j"}),
+        "metric_integral_ordinary": (scan.metric, {"units": "1", "axes": "i, j"}),
+        "position_shift": (shift, {"units": "a", "axes": "orbital, (x, y)"}),
+        "T_BKT": (np.array(t_bkt), {"units": "K"}),
+    }
+
+
+def _group_attrs(spec, n_orb, band, scan, g_min, t_bkt, t_bkt_ord) -> dict:
+    """Scalar facts of the /superfluid group."""
+    e0 = 0.5 * (scan.e_min + scan.e_max)
+    xi = mf.chemical_offset(spec.U, spec.filling, n_orb)
+    return {
+        "U_meV": spec.U, "filling": spec.filling, "n_orb": n_orb, "band": band,
+        "chern": scan.chern, "minimal_metric": spec.minimal_metric,
+        "band_energy_meV": e0, "bandwidth_meV": scan.e_max - scan.e_min,
+        "gap_to_other_bands_meV": scan.gap, "U_over_gap": spec.U / scan.gap,
+        "epsilon0_minus_mu_meV": xi, "mu_meV": e0 - xi,
+        "Delta_0_meV": mf.gap_zero(spec.U, spec.filling, n_orb),
+        "T_c_mean_field_K": mf.critical_temperature(spec.U, spec.filling, n_orb),
+        "T_BKT_K": t_bkt, "T_BKT_ordinary_metric_K": t_bkt_ord,
+        "trace_bound": abs(scan.chern) / (2 * math.pi),
+        "sqrt_det_bound": abs(scan.chern) / (4 * math.pi),
+        "trace_metric_ordinary": float(np.trace(scan.metric)),
+        "trace_metric_minimal": float(np.trace(g_min)),
+        "formula": "D_s,ij(T) = 8 (e^2/hbar^2) (N_orb/U) Delta(T)^2 G_ij; "
+                   "k_B T_BKT = (pi hbar^2/8 e^2) sqrt(det D_s(T_BKT))  (SPEC 6)",
+    }
+
+
+def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple[int, int],
+                       log: logging.Logger | None = None
+                       ) -> tuple[dict[str, tuple[np.ndarray, dict]], dict]:
+    """Δ(T), D_s(T) and T_BKT of an isolated flat band (SPEC §6). Collective over ``comm``.
+
+    Parameters
+    ----------
+    comm : communicator over which the k-grid is distributed.
+    model : BlochModel (TightBinding or FlattenedModel for the minimal metric).
+    spec : the deck's ``[superfluid]`` section.
+    kgrid : (N1, N2) k-grid for ∫ g d²k/(2π)².
+    log : logger (rank 0 reports).
+
+    Returns
+    -------
+    datasets : name → (array, attrs with "units") for the ``/superfluid`` group.
+    attrs : group attributes. Everything is identical on every rank.
+
+    Raises
+    ------
+    InputError
+        If ``spec.band`` is not a band of the model.
+    """
+    log = log or logging.getLogger("qgt_mpi")
+    n_orb, band = _resolve(model, spec)
+    scan, shift, g_min = _metrics(comm, model, band, kgrid, log)
+    _warn_validity(comm, log, spec, scan)
+    u, nu, temps = spec.U, spec.filling, np.array(spec.temperature, dtype=float)
+    g_used = g_min if spec.minimal_metric else scan.metric
+    d_s = mf.superfluid_weight(temps, g_used, u, nu, n_orb)
+    d_s_ord = mf.superfluid_weight(temps, scan.metric, u, nu, n_orb)
+    t_bkt = mf.bkt_temperature(g_used, u, nu, n_orb)
+    t_bkt_ord = mf.bkt_temperature(scan.metric, u, nu, n_orb)
+    if math.isnan(t_bkt) and comm.rank == 0:
+        log.warning("superfluid: no BKT crossing (D_s(T -> 0) = 0); T_BKT reported as NaN")
+    else:
+        log.info("superfluid: Delta_0 = %.6g meV, T_c(MF) = %.6g K, T_BKT = %.6g K "
+                 "(ordinary metric: %.6g K)", mf.gap_zero(u, nu, n_orb),
+                 mf.critical_temperature(u, nu, n_orb), t_bkt, t_bkt_ord)
+    datasets = _datasets(spec, temps, d_s, d_s_ord, scan, g_min, shift, t_bkt,
+                         mf.gap(temps, u, nu, n_orb))
+    attrs = _group_attrs(spec, n_orb, band, scan, g_min, t_bkt, t_bkt_ord)
+    return datasets, attrs
