@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 def _read_deck(comm, path: str):
     """Rank 0 reads the deck text; all ranks parse it. Collective."""
     from qgt_mpi.io.deck import InputError, parse_deck, read_deck_text
+    from qgt_mpi.parallel import broadcast
     from qgt_mpi.parallel.errors import collective
 
     text, error = None, None
@@ -59,7 +60,7 @@ def _read_deck(comm, path: str):
             text = read_deck_text(path)
         except InputError as exc:
             error = exc
-    text, error = comm.bcast((text, error))
+    text, error = broadcast(comm, (text, error))
     with collective(comm):
         if error is not None:
             raise error
@@ -70,13 +71,17 @@ def _run(comm, args) -> int:
     """``run``: the full pipeline. Collective."""
     from qgt_mpi.driver import run
     from qgt_mpi.logs import setup_logging
+    from qgt_mpi.io.deck import InputError
     from qgt_mpi.parallel.errors import collective
     from qgt_mpi.parallel.pools import make_pools
 
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
     with collective(comm):
-        pools = make_pools(comm, args.pools)
+        if args.pools < 1 or comm.size % args.pools:
+            raise InputError("--pools", args.pools, f"must be >= 1 and divide the {comm.size} "
+                             "ranks")
+    pools = make_pools(comm, args.pools)
     log.info("%d rank(s) in %d pool(s) of %d", comm.size, pools.n_pools, pools.pool.size)
     pools.free()
     run(comm, config, args.output or config.output.file, log, args.restart,

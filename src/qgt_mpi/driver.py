@@ -14,7 +14,7 @@ from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
-from qgt_mpi.parallel import Timers, collective
+from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
@@ -150,7 +150,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
     log.info("peak memory per rank: max %.1f MiB", peak)
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
-                      PHASES, comm.bcast(timers.elapsed()))
+                      PHASES, broadcast(comm, timers.elapsed()))
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
     if config.output.kresolved:
         result.kfields = _kfield_meta(job.model.nbands)
@@ -200,7 +200,7 @@ def _announce(log, title, model, comm, job, n_done) -> None:
 def peak_memory_mib(comm: MPI.Comm) -> float:
     """Largest peak resident set size over ranks [MiB]. Collective."""
     mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    return comm.allreduce(mine, op=MPI.MAX)
+    return allreduce_max(comm, mine)
 
 
 def _check_results(transport: dict[str, np.ndarray]) -> None:

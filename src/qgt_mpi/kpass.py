@@ -23,7 +23,7 @@ from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.lattice import kgrid_points, reduced_indices
-from qgt_mpi.parallel import CollectiveError, Timers
+from qgt_mpi.parallel import CollectiveError, Timers, allgather
 from qgt_mpi.parallel.signals import StopFlag
 from qgt_mpi.transport.accumulate import TransportSums
 
@@ -87,7 +87,7 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
             except Exception as exc:  # agreed on below, re-raised on every rank
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         due = checkpointer is not None and comm.rank == 0 and checkpointer.due()
-        reports = comm.allgather((error, bool(stop), due, done_k))
+        reports = allgather(comm, (error, bool(stop), due, done_k))
         _raise_first_error(reports)
         stopping = any(r[1] for r in reports)
         if checkpointer is not None and (reports[0][2] or stopping):
@@ -108,7 +108,7 @@ def _raise_first_error(reports) -> None:
 
 def _interrupted(comm: MPI.Comm, stop: StopFlag | None, checkpointer) -> None:
     """Raise the agreed stop on every rank."""
-    names = [n for n in comm.allgather(stop.name if stop else None) if n]
+    names = [n for n in allgather(comm, stop.name if stop else None) if n]
     name = names[0] if names else None
     where = f"; checkpoint {checkpointer.path}" if checkpointer is not None else ""
     raise CollectiveError(f"interrupted by {name or 'a signal'}{where}; rerun the same "

@@ -18,7 +18,7 @@ from mpi4py import MPI
 from qgt_mpi.io import checkpoint
 from qgt_mpi.io.deck import InputError
 from qgt_mpi.kpass import KFIELD_KEYS, KPass
-from qgt_mpi.parallel import collective
+from qgt_mpi.parallel import allgather, broadcast, collective, gather
 from qgt_mpi.transport.binning import moments_state
 
 
@@ -47,9 +47,9 @@ class Checkpointer:
         """Write a checkpoint including ``fresh`` blocks of every rank. Collective."""
         state = moments_state(job.sums.moments.reduce(comm))
         state.update(job.geometry.reduced_state(comm))
-        for blocks in comm.allgather(fresh):
+        for blocks in allgather(comm, fresh):
             self.done[blocks] = True
-        gathered = comm.gather({b: job.kfields[b] for b in fresh} if job.kresolved else {})
+        gathered = gather(comm, {b: job.kfields[b] for b in fresh} if job.kresolved else {})
         with collective(comm, OSError):
             if comm.rank == 0:
                 fields = self._merge_kfields(job, gathered) if job.kresolved else None
@@ -100,7 +100,7 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
                                  "over")
             if loaded[1].size != job.n_blocks:
                 raise InputError("run.chunk", job.chunk, "block layout differs from checkpoint")
-    done = comm.bcast(loaded[1] if comm.rank == 0 else None)
+    done = broadcast(comm, loaded[1] if comm.rank == 0 else None)
     restored = None
     if comm.rank == 0:
         job.sums.moments.restore(loaded[2])

@@ -14,6 +14,7 @@ from mpi4py import MPI
 import qgt_mpi
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
+from qgt_mpi.parallel import broadcast
 from qgt_mpi.transport.accumulate import ETA_DEG, TransportSums
 from qgt_mpi.transport.binning import ETA_BIN, P_BIN
 from qgt_mpi.transport.observables import UNITS
@@ -23,8 +24,8 @@ SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature
 
 def provenance(comm: MPI.Comm, config: RunConfig, wall: float) -> dict[str, object]:
     """Root attributes: program, version, input deck, ranks, platform. Same on all ranks."""
-    stamp = comm.bcast(datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-    host = comm.bcast(platform.node())
+    stamp = broadcast(comm, datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    host = broadcast(comm, platform.node())
     return {
         "program": "qgt_mpi",
         "version": qgt_mpi.__version__,
@@ -36,13 +37,13 @@ def provenance(comm: MPI.Comm, config: RunConfig, wall: float) -> dict[str, obje
         "input_text": config.text,
         "defaults_used": json.dumps(config.defaults, default=str, sort_keys=True),
         "degeneracy": config.degeneracy,
-        "command": comm.bcast(" ".join(sys.argv)),
+        "command": broadcast(comm, " ".join(sys.argv)),
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "h5py": h5py.__version__,
         "hdf5": h5py.version.hdf5_version,
         "mpi": MPI.Get_library_version().splitlines()[0].strip(),
-        "wall_time_s_before_write": comm.bcast(wall),
+        "wall_time_s_before_write": broadcast(comm, wall),
     }
 
 

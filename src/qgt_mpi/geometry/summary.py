@@ -13,7 +13,7 @@ import math
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.parallel import allreduce_array
+from qgt_mpi.parallel import allreduce_array, allreduce_sum
 
 
 class GeometrySummary:
@@ -58,7 +58,7 @@ class GeometrySummary:
             "geo_emax": allreduce_array(comm, self.emax, MPI.MAX),
             "geo_gap": allreduce_array(comm, self.gap, MPI.MIN),
             "geo_violation": allreduce_array(comm, self.violation, MPI.MAX),
-            "geo_skipped": np.array(comm.allreduce(self.skipped)),
+            "geo_skipped": np.array(allreduce_sum(comm, self.skipped)),
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:

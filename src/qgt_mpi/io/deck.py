@@ -8,6 +8,7 @@ broadcasts the text and every rank calls :func:`parse_deck` on it. Units follow 
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -15,10 +16,17 @@ from pathlib import PurePath
 
 import numpy as np
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from qgt_mpi.io.checks import (
+    MISSING,
+    InputError,
+    Table,
+    boolean,
+    integer,
+    number,
+    positive,
+    string,
+    type_error,
+)
 
 MODEL_PARAMS: dict[str, dict[str, tuple[float | None, str]]] = {
     # kind -> parameter -> (default or None if required, unit)  (SPEC §2.2)
@@ -26,42 +34,6 @@ MODEL_PARAMS: dict[str, dict[str, tuple[float | None, str]]] = {
                 "phi": (math.pi / 2, "radians")},
 }
 _KINDS = ", ".join(MODEL_PARAMS)
-_TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a float",
-               list: "a list", dict: "a table"}
-
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-MISSING = _Missing()
-
-
-class InputError(Exception):
-    """A bad input deck: ``str(err)`` is one line, ``"<key> = <value repr>: <allowed>"``.
-
-    Parameters
-    ----------
-    key : str
-        Dotted key with list indices (``"sweep.delta[1][0]"``), or ``"INPUT"`` for the file.
-    value : object
-        The offending value (:data:`MISSING` for an absent required key).
-    allowed : str
-        What would have been accepted.
-    """
-
-    def __init__(self, key: str, value: object, allowed: str):
-        self.key, self.value, self.allowed = key, value, allowed
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        super().__init__(f"{key} = {shown}: {allowed}".replace("\n", " "))
-
-    def __reduce__(self):
-        """Picklable (the CLI broadcasts a rank-0 read error to every rank)."""
-        return (type(self), (self.key, self.value, self.allowed))
-
-
 @dataclass(frozen=True)
 class FlattenSpec:
     gap: float  # meV, > 0 (SPEC §2.3)
@@ -124,99 +96,26 @@ class RunConfig:
 
 # --- scalar checks: (key, value) -> converted value, or InputError -----------------------------
 
-def _type_error(key: str, value: object, want: str) -> InputError:
-    got = _TYPE_NAMES.get(type(value), type(value).__name__)
-    return InputError(key, value, f"must be {want}, not {got}")
-
-
-def _number(key: str, value: object, unit: str = "") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _type_error(key, value, f"a number{f' ({unit})' if unit else ''}")
-    if not math.isfinite(value):
-        raise InputError(key, value, "must be finite")
-    return float(value)
-
-
-def _positive(key: str, value: object, unit: str = "", upper: float = math.inf) -> float:
-    x, u = _number(key, value, unit), f" {unit}" if unit else ""
-    if x <= 0:
-        raise InputError(key, value, f"must be > 0{u}")
-    if x > upper:
-        raise InputError(key, value, f"must be in (0, {upper:g}]{u}")
-    return x
-
-
-def _integer(key: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _type_error(key, value, f"an integer >= {low}")
-    if value < low:
-        raise InputError(key, value, f"must be an integer >= {low}")
-    return value
-
-
-def _string(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _type_error(key, value, "a string")
-    return value
-
-
-def _boolean(key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _type_error(key, value, "a boolean (true or false)")
-    return value
-
-
-class _Table:
-    """One TOML table being read: rejects unknown keys and records the defaults it fills in."""
-
-    def __init__(self, value: object, path: str, allowed: set[str], defaults: dict[str, object]):
-        if not isinstance(value, dict):
-            raise _type_error(path or "INPUT", value, f"a table [{path}]" if path else "a table")
-        self.data, self.path, self.defaults = value, path, defaults
-        for name, item in value.items():
-            if name not in allowed:
-                raise InputError(self.key(name), item,
-                                 f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, check: Callable, default: object = MISSING, what: str = "") -> object:
-        """Checked value of ``name``; the default (recorded) when absent; error if required."""
-        if name in self.data:
-            return check(self.key(name), self.data[name])
-        if default is MISSING:
-            raise InputError(self.key(name), MISSING, f"required key is missing{what}")
-        self.defaults[self.key(name)] = default
-        return check(self.key(name), default)
-
-    def sub(self, name: str, allowed: set[str], optional: bool = False) -> _Table:
-        """Sub-table ``name``; an empty one when it is absent and ``optional``."""
-        if name not in self.data and not optional:
-            raise InputError(self.key(name), MISSING, f"required section [{self.key(name)}]")
-        return _Table(self.data.get(name, {}), self.key(name), allowed, self.defaults)
-
-
 # --- sections ----------------------------------------------------------------------------------
 
-def _model(top: _Table) -> ModelSpec:
+def _model(top: Table) -> ModelSpec:
     raw = top.data.get("model")
     if isinstance(raw, dict):  # the kind decides which other keys are allowed: check it first
         kind = raw.get("kind", MISSING)
         if kind is MISSING:
             raise InputError("model.kind", kind, f"required key is missing (one of: {_KINDS})")
-        if _string("model.kind", kind) not in MODEL_PARAMS:
+        if string("model.kind", kind) not in MODEL_PARAMS:
             raise InputError("model.kind", kind, f"unknown model (allowed: {_KINDS})")
     spec = MODEL_PARAMS[raw["kind"]] if isinstance(raw, dict) else {}
     t = top.sub("model", {"kind", "flatten", *spec})
-    params = {p: t.get(p, partial(_number, unit=unit), MISSING if d is None else d,
+    params = {p: t.get(p, partial(number, unit=unit), MISSING if d is None else d,
                        f" (number, {unit})") for p, (d, unit) in spec.items()}
     flatten = None
     if "flatten" in t.data:
         f = t.sub("flatten", {"gap", "range", "nfine"})
         flatten = FlattenSpec(gap=f.get("gap", _mev_pos, what=" (number > 0, meV)"),
                               range=f.get("range", _range, "inf"),
-                              nfine=f.get("nfine", partial(_integer, low=8), 64))
+                              nfine=f.get("nfine", partial(integer, low=8), 64))
     return ModelSpec(kind=raw["kind"], params=params, flatten=flatten)
 
 
@@ -225,13 +124,13 @@ def _range(key: str, value: object) -> float:
         return math.inf
     if isinstance(value, str):
         raise InputError(key, value, 'must be "inf" or a number > 0 (lattice constants)')
-    return _positive(key, value, "lattice constants")
+    return positive(key, value, "lattice constants")
 
 
 def _size(key: str, value: object) -> tuple[int, int]:
     if not isinstance(value, list) or len(value) != 2:
         raise InputError(key, value, "must be a list of two positive integers [N1, N2]")
-    return _integer(f"{key}[0]", value[0], 1), _integer(f"{key}[1]", value[1], 1)
+    return integer(f"{key}[0]", value[0], 1), integer(f"{key}[1]", value[1], 1)
 
 
 def _axis(key: str, value: object, check: Callable, defaults: dict[str, object]) -> np.ndarray:
@@ -241,10 +140,10 @@ def _axis(key: str, value: object, check: Callable, defaults: dict[str, object])
     if not isinstance(value, dict):
         raise InputError(key, value, "must be a non-empty list or a table "
                                      "{start, stop, num, spacing}")
-    t = _Table(value, key, {"start", "stop", "num", "spacing"}, defaults)
+    t = Table(value, key, {"start", "stop", "num", "spacing"}, defaults)
     start, stop = t.get("start", check), t.get("stop", check)
-    num = t.get("num", partial(_integer, low=1))
-    spacing = t.get("spacing", _string, "linear")
+    num = t.get("num", partial(integer, low=1))
+    spacing = t.get("spacing", string, "linear")
     if spacing == "linear":
         return np.linspace(start, stop, num)
     if spacing != "log":
@@ -263,7 +162,7 @@ def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
     for i, entry in enumerate(value):
         if not isinstance(entry, list):
             if isinstance(entry, bool) or not isinstance(entry, (int, float)):
-                raise _type_error(f"{key}[{i}]", entry, "a number or a per-band list (meV)")
+                raise type_error(f"{key}[{i}]", entry, "a number or a per-band list (meV)")
             rows.append([_mev_pos(f"{key}[{i}]", entry)])
             continue
         if not entry:
@@ -277,12 +176,12 @@ def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
     return np.array([r * width if len(r) == 1 else r for r in rows], dtype=float)
 
 
-def _sweep(top: _Table) -> SweepSpec:
+def _sweep(top: Table) -> SweepSpec:
     t = top.sub("sweep", {"temperature", "mu", "delta"})
     d, what = top.defaults, " (a list, or a table {start, stop, num, spacing})"
     arrays = {
         "temperature": t.get("temperature", partial(_axis, check=_kelvin, defaults=d), what=what),
-        "mu": t.get("mu", partial(_axis, check=partial(_number, unit="meV"), defaults=d),
+        "mu": t.get("mu", partial(_axis, check=partial(number, unit="meV"), defaults=d),
                     what=what),
         "delta": t.get("delta", partial(_delta, defaults=d), what=what),
     }
@@ -291,18 +190,18 @@ def _sweep(top: _Table) -> SweepSpec:
     return SweepSpec(**arrays)
 
 
-_kelvin = partial(_positive, unit="K")
-_mev_pos = partial(_positive, unit="meV")
+_kelvin = partial(positive, unit="K")
+_mev_pos = partial(positive, unit="meV")
 
 
 def _filling(key: str, value: object) -> float:
-    x = _number(key, value)
+    x = number(key, value)
     if not 0.0 < x < 1.0:
         raise InputError(key, value, "must be in (0, 1) (filling of the flat band per spin)")
     return x
 
 
-def _superfluid(top: _Table) -> SuperfluidSpec | None:
+def _superfluid(top: Table) -> SuperfluidSpec | None:
     """Optional ``[superfluid]`` section (SPEC §6); n_orb's default is resolved on the model."""
     if "superfluid" not in top.data:
         return None
@@ -312,15 +211,15 @@ def _superfluid(top: _Table) -> SuperfluidSpec | None:
     filling = t.get("filling", _filling, what=" (number in (0, 1))")
     n_orb = None
     if "n_orb" in t.data:
-        n_orb = t.get("n_orb", partial(_integer, low=1))
+        n_orb = t.get("n_orb", partial(integer, low=1))
     else:
         top.defaults[t.key("n_orb")] = "model.norb"
-    band = t.get("band", partial(_integer, low=0), 0)
+    band = t.get("band", partial(integer, low=0), 0)
     temperature = t.get("temperature", partial(_axis, check=_kelvin, defaults=top.defaults),
                         what=" (K: a list, or a table {start, stop, num, spacing})")
     temperature.flags.writeable = False
     return SuperfluidSpec(U=u, filling=filling, n_orb=n_orb, band=band, temperature=temperature,
-                          minimal_metric=t.get("minimal_metric", _boolean, True))
+                          minimal_metric=t.get("minimal_metric", boolean, True))
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -351,20 +250,20 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
         raise InputError("INPUT", source, f"not valid TOML ({err})") from None
     stem = None if source.startswith("<") else PurePath(source).stem
     defaults: dict[str, object] = {}
-    top = _Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run",
+    top = Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run",
                             "superfluid"}, defaults)
-    title = top.get("title", _string, stem or "qgt_mpi run")
-    degeneracy = top.get("degeneracy", _positive, 1.0)
+    title = top.get("title", string, stem or "qgt_mpi run")
+    degeneracy = top.get("degeneracy", positive, 1.0)
     model = _model(top)
     kgrid = top.sub("kgrid", {"size"}).get("size", _size, what=" ([N1, N2])")
     sweep = _sweep(top)
     out = top.sub("output", {"file", "kresolved"}, optional=True)
-    output = OutputSpec(file=out.get("file", _string, f"results/{stem or 'qgt_mpi'}.h5"),
-                        kresolved=out.get("kresolved", _boolean, True))
+    output = OutputSpec(file=out.get("file", string, f"results/{stem or 'qgt_mpi'}.h5"),
+                        kresolved=out.get("kresolved", boolean, True))
     r = top.sub("run", {"chunk", "progress_percent"}, optional=True)
-    run = RunSpec(chunk=r.get("chunk", partial(_integer, low=1), 4096),
+    run = RunSpec(chunk=r.get("chunk", partial(integer, low=1), 4096),
                   progress_percent=r.get("progress_percent",
-                                         partial(_positive, unit="%", upper=100.0), 5.0))
+                                         partial(positive, unit="%", upper=100.0), 5.0))
     superfluid = _superfluid(top)
     return RunConfig(title=title, model=model, kgrid=kgrid, sweep=sweep, output=output, run=run,
                      degeneracy=degeneracy, text=text, source=source, defaults=defaults,

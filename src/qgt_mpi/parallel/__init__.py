@@ -5,11 +5,15 @@ tests) touch ``MPI.COMM_WORLD``.
 """
 
 from qgt_mpi.parallel.comm import (
+    agreed_sum,
+    allgather,
     allreduce_array,
     allreduce_max,
     allreduce_min,
     allreduce_sum,
     block_range,
+    broadcast,
+    gather,
 )
 from qgt_mpi.parallel.errors import CollectiveError, collective, install_excepthook
 from qgt_mpi.parallel.timing import Timers
@@ -17,11 +21,15 @@ from qgt_mpi.parallel.timing import Timers
 __all__ = [
     "CollectiveError",
     "Timers",
+    "agreed_sum",
+    "allgather",
     "allreduce_array",
     "allreduce_max",
     "allreduce_min",
     "allreduce_sum",
     "block_range",
+    "broadcast",
     "collective",
+    "gather",
     "install_excepthook",
 ]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from mpi4py import MPI
+
+T = TypeVar("T")
 
 
 def block_range(n: int, size: int, rank: int) -> tuple[int, int]:
@@ -41,3 +45,29 @@ def allreduce_max(comm: MPI.Comm, value: float) -> float:
 def allreduce_min(comm: MPI.Comm, value: float) -> float:
     """Minimum of a scalar over ``comm``. Collective."""
     return comm.allreduce(value, op=MPI.MIN)
+
+
+def broadcast(comm: MPI.Comm, value: T, root: int = 0) -> T:
+    """``value`` from ``root`` on every rank (pickled objects). Collective."""
+    return comm.bcast(value, root=root)
+
+
+def allgather(comm: MPI.Comm, value: T) -> list[T]:
+    """Every rank's ``value``, in rank order, on every rank. Collective."""
+    return comm.allgather(value)
+
+
+def gather(comm: MPI.Comm, value: T, root: int = 0) -> list[T] | None:
+    """Every rank's ``value`` on ``root`` (None elsewhere). Collective."""
+    return comm.gather(value, root=root)
+
+
+def agreed_sum(comm: MPI.Comm, local: np.ndarray) -> np.ndarray:
+    """Sum over ranks that is bit-identical on every rank (Allreduce, then root's copy).
+
+    An Allreduce may round differently on different ranks; code that branches on the value
+    (an optimiser, a root finder) needs every rank to see the same bits. Collective.
+    """
+    total = allreduce_array(comm, np.asarray(local, dtype=float))
+    comm.Bcast(total, root=0)
+    return total

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from mpi4py import MPI
 
-from qgt_mpi.io.deck import InputError
-
 
 @dataclass
 class Pools:
@@ -39,10 +37,10 @@ class Pools:
 def make_pools(world: MPI.Comm, n_pools: int) -> Pools:
     """Split ``world`` into ``n_pools`` contiguous pools. Collective over ``world``.
 
-    Raises InputError (same on every rank) unless n_pools divides the number of ranks.
+    Raises ValueError (same on every rank) unless n_pools divides the number of ranks.
     """
     if n_pools < 1 or world.size % n_pools:
-        raise InputError("--pools", n_pools, f"must be >= 1 and divide the {world.size} ranks")
+        raise ValueError(f"{n_pools} pools do not divide {world.size} ranks")
     per_pool = world.size // n_pools
     pool = world.Split(color=world.rank // per_pool, key=world.rank)
     across = world.Split(color=world.rank % per_pool, key=world.rank)

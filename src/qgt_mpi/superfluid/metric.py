@@ -22,7 +22,7 @@ from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.models.flatten import FlattenedModel
 from qgt_mpi.models.lattice import TightBinding, kgrid_points
-from qgt_mpi.parallel import allreduce_array, block_range
+from qgt_mpi.parallel import agreed_sum, allreduce_array, block_range, broadcast
 from qgt_mpi.solvers.dense import DenseSolver
 
 _CHUNK = 4096  # k-points per batch
@@ -38,17 +38,6 @@ class BandScan:
     e_min: float  # meV
     e_max: float  # meV
     gap: float  # meV: smallest direct gap to the other bands (inf for a single band)
-
-
-def agreed_sum(comm: MPI.Comm, local: np.ndarray) -> np.ndarray:
-    """Sum over ranks, bit-identical on every rank. Collective over ``comm``.
-
-    An Allreduce may round differently on different ranks (summation order); broadcasting
-    rank 0's result guarantees that optimizers driven by it take the same path everywhere.
-    """
-    total = allreduce_array(comm, np.asarray(local, dtype=float))
-    comm.Bcast(total, root=0)
-    return total
 
 
 def shifted_model(model, shift: np.ndarray):
@@ -139,6 +128,6 @@ def minimal_metric(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]
         return np.zeros((1, 2)), metric_integral(comm, model, band, kgrid)
     res = minimize(trace, np.zeros(2 * (norb - 1)), jac=gradient, method="BFGS",
                    options={"gtol": 1e-11, "maxiter": 200})
-    x = comm.bcast(np.asarray(res.x), root=0)
+    x = broadcast(comm, np.asarray(res.x))
     shift = full(x)
     return shift, metric_integral(comm, shifted_model(model, shift), band, kgrid)

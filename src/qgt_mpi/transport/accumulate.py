@@ -8,7 +8,7 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K
-from qgt_mpi.parallel import block_range
+from qgt_mpi.parallel import allgather, block_range
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
 from qgt_mpi.transport.observables import transport_quantities
@@ -61,7 +61,7 @@ class TransportSums:
             i_d, i_t = divmod(flat, n_t)
             local[flat] = self._point(reduced, i_d, i_t)
         merged: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for part in comm.allgather(local):
+        for part in allgather(comm, local):
             merged.update(part)
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
         hall = np.zeros((n_mu, n_d, n_t))

@@ -23,6 +23,7 @@ import math
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.parallel.comm import allreduce_array, allreduce_max, allreduce_min
 from qgt_mpi.transport.weights import COMPONENTS, N_NEAR_ORDERS, BandWeights
 
 ETA_BIN = 0.05  # bin width in units of the smallest analyticity radius R of the sweep
@@ -128,15 +129,13 @@ class BinnedMoments:
         out = []
         for band, local in enumerate(self.data):
             has = local.shape[1] > 0
-            lo = comm.allreduce(self.lo[band] if has else np.iinfo(np.int64).max, op=MPI.MIN)
+            lo = allreduce_min(comm, self.lo[band] if has else np.iinfo(np.int64).max)
             top = self.lo[band] + local.shape[1] - 1
-            hi = comm.allreduce(top if has else np.iinfo(np.int64).min, op=MPI.MAX)
+            hi = allreduce_max(comm, top if has else np.iinfo(np.int64).min)
             full = np.zeros((self.n_delta, hi - lo + 1, NCOMP, N_SLOTS), complex)
             if has:
                 full[:, self.lo[band] - lo : self.lo[band] - lo + local.shape[1]] = local
-            total = np.empty_like(full)
-            comm.Allreduce(full, total, op=MPI.SUM)
-            out.append((lo, total))
+            out.append((lo, allreduce_array(comm, full)))
         return out
 
 

@@ -1,0 +1,118 @@
+"""Validation primitives of the input deck: the one-line InputError and typed getters.
+
+Split from :mod:`qgt_mpi.io.deck` (which holds the dataclasses and the section readers).
+Every check takes the dotted key it is reading so errors can name it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+_TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a float",
+               list: "a list", dict: "a table"}
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING = _Missing()
+
+
+class InputError(Exception):
+    """A bad input deck: ``str(err)`` is one line, ``"<key> = <value repr>: <allowed>"``.
+
+    Parameters
+    ----------
+    key : str
+        Dotted key with list indices (``"sweep.delta[1][0]"``), or ``"INPUT"`` for the file.
+    value : object
+        The offending value (:data:`MISSING` for an absent required key).
+    allowed : str
+        What would have been accepted.
+    """
+
+    def __init__(self, key: str, value: object, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        super().__init__(f"{key} = {shown}: {allowed}".replace("\n", " "))
+
+    def __reduce__(self):
+        """Picklable (the CLI broadcasts a rank-0 read error to every rank)."""
+        return (type(self), (self.key, self.value, self.allowed))
+
+
+def type_error(key: str, value: object, want: str) -> InputError:
+    got = _TYPE_NAMES.get(type(value), type(value).__name__)
+    return InputError(key, value, f"must be {want}, not {got}")
+
+
+def number(key: str, value: object, unit: str = "") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise type_error(key, value, f"a number{f' ({unit})' if unit else ''}")
+    if not math.isfinite(value):
+        raise InputError(key, value, "must be finite")
+    return float(value)
+
+
+def positive(key: str, value: object, unit: str = "", upper: float = math.inf) -> float:
+    x, u = number(key, value, unit), f" {unit}" if unit else ""
+    if x <= 0:
+        raise InputError(key, value, f"must be > 0{u}")
+    if x > upper:
+        raise InputError(key, value, f"must be in (0, {upper:g}]{u}")
+    return x
+
+
+def integer(key: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise type_error(key, value, f"an integer >= {low}")
+    if value < low:
+        raise InputError(key, value, f"must be an integer >= {low}")
+    return value
+
+
+def string(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise type_error(key, value, "a string")
+    return value
+
+
+def boolean(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise type_error(key, value, "a boolean (true or false)")
+    return value
+
+
+class Table:
+    """One TOML table being read: rejects unknown keys and records the defaults it fills in."""
+
+    def __init__(self, value: object, path: str, allowed: set[str], defaults: dict[str, object]):
+        if not isinstance(value, dict):
+            raise type_error(path or "INPUT", value, f"a table [{path}]" if path else "a table")
+        self.data, self.path, self.defaults = value, path, defaults
+        for name, item in value.items():
+            if name not in allowed:
+                raise InputError(self.key(name), item,
+                                 f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, check: Callable, default: object = MISSING, what: str = "") -> object:
+        """Checked value of ``name``; the default (recorded) when absent; error if required."""
+        if name in self.data:
+            return check(self.key(name), self.data[name])
+        if default is MISSING:
+            raise InputError(self.key(name), MISSING, f"required key is missing{what}")
+        self.defaults[self.key(name)] = default
+        return check(self.key(name), default)
+
+    def sub(self, name: str, allowed: set[str], optional: bool = False) -> Table:
+        """Sub-table ``name``; an empty one when it is absent and ``optional``."""
+        if name not in self.data and not optional:
+            raise InputError(self.key(name), MISSING, f"required section [{self.key(name)}]")
+        return Table(self.data.get(name, {}), self.key(name), allowed, self.defaults)
