@@ -70,8 +70,8 @@ def _read_deck(comm, path: str):
 def _run(comm, args) -> int:
     """``run``: the full pipeline. Collective."""
     from qgt_mpi.driver import run
-    from qgt_mpi.logs import setup_logging
     from qgt_mpi.io.deck import InputError
+    from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
     from qgt_mpi.parallel.pools import make_pools
 
