@@ -62,7 +62,7 @@ test: setup
 
 # The paper's figures: each deck runs on $(NP) ranks into $(BUILD)/figures/, then qgt-mpi plot
 # draws docs/figures/<deck>/ (PNGs are committed; PDFs are ignored by git).
-FIGURE_DECKS := fig2_conductivity fig3_thermoelectric hall_vs_mu geometry_maps
+FIGURE_DECKS := fig2_conductivity fig3_thermoelectric hall_vs_mu geometry_maps superfluid_flat
 
 figures: setup
 	rm -rf docs/figures $(BUILD)/figures
