@@ -50,36 +50,41 @@ class TransportSums:
     def finish(self, comm: MPI.Comm, norm: float, degeneracy: float) -> dict[str, np.ndarray]:
         """Reduce over ranks and evaluate every sweep point; returns SPEC §4 observables.
 
-        Collective over ``comm``. ``norm`` is N_k·A_c (SPEC §1 BZ sums). Sweep points
-        (δ, T) are shared out over ranks and gathered, so every rank returns the same arrays.
+        Collective over ``comm``. ``norm`` is N_k·A_c (SPEC §1 BZ sums). The work units,
+        (δ, T) points cut into μ blocks when there are fewer points than ranks, are shared
+        out over ranks and gathered, so every rank returns the same arrays.
         """
         reduced = self.moments.reduce(comm)
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
-        start, stop = block_range(n_d * n_t, comm.size, comm.rank)
-        local = {}
-        for flat in range(start, stop):
-            i_d, i_t = divmod(flat, n_t)
-            local[flat] = self._point(reduced, i_d, i_t)
-        merged: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for part in allgather(comm, local):
-            merged.update(part)
+        units = self._units(comm.size)
+        start, stop = block_range(len(units), comm.size, comm.rank)
+        local = {u: self._point(reduced, *units[u]) for u in range(start, stop)}
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
         hall = np.zeros((n_mu, n_d, n_t))
-        for flat, (s, h) in merged.items():
-            i_d, i_t = divmod(flat, n_t)
-            sym[:, :, :, i_d, i_t] = s / norm
-            hall[:, i_d, i_t] = h / norm
+        for part in allgather(comm, local):
+            for u, (s, h) in part.items():
+                i_d, i_t, mus = units[u]
+                sym[:, :, mus, i_d, i_t] = s / norm
+                hall[mus, i_d, i_t] = h / norm
         return transport_quantities(sym, hall, self.temperature, degeneracy)
 
-    def _point(self, reduced, i_d: int, i_t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sums at one (δ, T) over all μ, summed over bands."""
+    def _units(self, ranks: int) -> list[tuple[int, int, slice]]:
+        """(δ index, T index, μ slice) work units: at least ``ranks`` of them when possible."""
+        n_points = len(self.delta) * self.temperature.size
+        n_split = min(self.mu.size, max(1, math.ceil(ranks / n_points)))
+        edges = [block_range(self.mu.size, n_split, r) for r in range(n_split)]
+        return [(i_d, i_t, slice(*e)) for i_d in range(len(self.delta))
+                for i_t in range(self.temperature.size) for e in edges]
+
+    def _point(self, reduced, i_d: int, i_t: int, mus: slice = slice(None)
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Sums at one (δ, T) over the μ in ``mus``, summed over bands."""
         kt = K_B_MEV_PER_K * self.temperature[i_t]
-        sym = np.zeros((3, 4, self.mu.size))
-        hall = np.zeros(self.mu.size)
+        mu = self.mu[mus]
+        sym = np.zeros((3, 4, mu.size))
+        hall = np.zeros(mu.size)
         for band, (lo, coeff) in enumerate(reduced):
-            s, h = evaluate_band(
-                lo, coeff[i_d], self.grid, float(self.delta[i_d, band]), self.mu, kt
-            )
+            s, h = evaluate_band(lo, coeff[i_d], self.grid, float(self.delta[i_d, band]), mu, kt)
             sym += s
             hall += h
         return sym, hall
