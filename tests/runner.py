@@ -8,6 +8,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The dispersive Haldane model the CLI-level tests share (deck syntax, docs/input.md).
+HALDANE_MODEL = """[model]
+kind = "haldane"
+t1 = 1.0
+t2 = 0.3
+mass = 0.2
+phi = 1.1
+"""
+
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1",
     "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",

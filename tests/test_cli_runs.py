@@ -8,20 +8,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from runner import REPO, qgt
+from runner import HALDANE_MODEL, REPO, qgt
 
 TRANSPORT = ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric", "sigma_yy", "sigma_xy",
              "seebeck", "kappa_xx", "lorenz_ratio")
 
-DECK = """
-title = "rank invariance"
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-mass = 0.2
-phi = 1.1
-{flatten}
+DECK = 'title = "rank invariance"\n' + HALDANE_MODEL + """{flatten}
 [kgrid]
 size = {size}
 [sweep]

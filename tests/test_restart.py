@@ -12,18 +12,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from runner import REPO, _clean_env, qgt
+from runner import HALDANE_MODEL, REPO, _clean_env, qgt
 
 KEYS = ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric", "sigma_yy", "sigma_xy", "seebeck",
         "kappa_xx", "lorenz_ratio")
 
-DECK = """
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-mass = 0.2
-phi = 1.1
+DECK = HALDANE_MODEL.replace("{", "{{").replace("}", "}}") + """
 [kgrid]
 size = [{n}, {n}]
 [sweep]
