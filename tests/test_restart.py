@@ -78,10 +78,12 @@ def _interrupt(deck: Path, out: Path, np_: int, how: str) -> int:
            str(deck), "-o", str(out), "--checkpoint-interval", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=_clean_env(), cwd=REPO)
+    rng = np.random.default_rng()
+    wanted = int(rng.integers(2, 12))  # a random point between ~2 % and ~20 % of the k-pass
     seen = 0
     for line in proc.stdout:
         seen += "k-pass" in line
-        if seen >= 3:  # a few percent done, at least one checkpoint written
+        if seen >= wanted:  # at least one checkpoint written (interval 0: every round)
             break
     pids = _rank_pids(str(out))
     assert len(pids) == np_, pids
@@ -89,8 +91,8 @@ def _interrupt(deck: Path, out: Path, np_: int, how: str) -> int:
         for pid in pids:  # SLURM's --signal delivers to every task
             os.kill(pid, signal.SIGTERM)
     else:
-        time.sleep(np.random.default_rng().uniform(0, 0.3))
-        os.kill(pids[np.random.default_rng().integers(np_)], signal.SIGKILL)
+        time.sleep(rng.uniform(0, 0.3))
+        os.kill(pids[rng.integers(np_)], signal.SIGKILL)
     proc.stdout.read()
     return proc.wait(timeout=120)
 
