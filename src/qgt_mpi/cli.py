@@ -73,7 +73,6 @@ def _run(comm, args) -> int:
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
-    from qgt_mpi.parallel.pools import make_pools
 
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
@@ -81,11 +80,9 @@ def _run(comm, args) -> int:
         if args.pools < 1 or comm.size % args.pools:
             raise InputError("--pools", args.pools, f"must be >= 1 and divide the {comm.size} "
                              "ranks")
-    pools = make_pools(comm, args.pools)
-    log.info("%d rank(s) in %d pool(s) of %d", comm.size, pools.n_pools, pools.pool.size)
-    pools.free()
+    log.info("%d rank(s) in %d pool(s) of %d", comm.size, args.pools, comm.size // args.pools)
     run(comm, config, args.output or config.output.file, log, args.restart,
-        args.checkpoint_interval)
+        args.checkpoint_interval, args.pools)
     return EXIT_OK
 
 

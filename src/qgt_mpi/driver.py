@@ -9,17 +9,20 @@ import resource
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
+from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
-from qgt_mpi.solvers.dense import DenseSolver
+from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
+from qgt_mpi.solvers import DenseSolver, make_solver
 from qgt_mpi.transport.accumulate import TransportSums
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
@@ -32,32 +35,69 @@ def model_from_config(config: RunConfig):
     if spec.flatten is not None:
         f = spec.flatten
         flatten = {"gap": f.gap, "range": f.range, "nfine": f.nfine}
+    cell = None
+    if spec.supercell is not None:
+        c = spec.supercell
+        cell = {"size": c.size, "disorder_width": c.disorder_width,
+                "disorder_seed": c.disorder_seed}
     try:
-        return build_model(spec.kind, dict(spec.params), flatten)
+        return build_model(spec.kind, dict(spec.params), flatten, cell)
     except ValueError as exc:
         raise InputError("model", spec.kind, str(exc)) from exc
 
 
-def prepare(comm: MPI.Comm, config: RunConfig, output: str):
-    """Model, per-band broadenings and an output check, agreed on by all ranks. Collective."""
+def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None):
+    """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
     with collective(comm):
         model = model_from_config(config)
-        delta = delta_for_bands(config.sweep, model.nbands)
+        solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
+        delta = delta_for_bands(config.sweep, solver.bands(model))
         writer.check_writable(comm, output)
-    return model, delta
+    return model, solver, delta
+
+
+def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
+    """The deck's solver for ``model`` on ``pool``; errors become InputErrors (``solver``)."""
+    try:
+        return make_solver(config.solver, model, pool, AUTO_CROSSOVER)
+    except ValueError as exc:
+        raise InputError("solver", config.solver.kind, str(exc)) from exc
+
+
+def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
+    """``delta_out`` (per δ choice) and ``chern_below`` for a windowed solver (SPEC §5).
+
+    δ_out defaults to the δ choice's value when all window bands share it; per-band δ
+    needs ``solver.delta_out``.
+    """
+    if isinstance(solver, DenseSolver):
+        return {}
+    spec = config.solver
+    if spec.delta_out is not None:
+        out = np.full(len(delta), spec.delta_out)
+    elif np.all(delta == delta[:, :1]):
+        out = delta[:, 0].copy()
+    else:
+        raise InputError("solver.delta_out", None, "required with per-band sweep.delta "
+                         "(broadening of the bands outside the window, meV)")
+    return {"delta_out": out, "chern_below": spec.chern_below}
 
 
 def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
     """``validate``: build the model and per-band δ; return a summary. Collective."""
     with collective(comm):
         model = model_from_config(config)
-        delta = delta_for_bands(config.sweep, model.nbands)
+        solver = solver_from_config(config, model, MPI.COMM_SELF)
+        delta = delta_for_bands(config.sweep, solver.bands(model))
     s = config.sweep
     n1, n2 = config.kgrid
     lines = [
         f"input ok: {config.source}",
         f"  title       {config.title}",
         f"  model       {model.describe().get('kind', '?')}, {model.nbands} bands",
+        f"  solver      {solver.name}, {solver.bands(model)} bands"
+        + ("" if isinstance(solver, DenseSolver) else
+           f" nearest {config.solver.target:g} meV"),
         f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
         f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
         f"..{s.temperature.max():.4g} K",
@@ -70,12 +110,19 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
 
 
 def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
-             chunk: int = 4096, kresolved: bool = False) -> KPass:
-    """Accumulators and block layout for one model and sweep. Local, no communication."""
-    sums = TransportSums(temperature, mu, delta)
-    groups = link_groups(model.nbands)
-    return KPass(model, DenseSolver(), tuple(kgrid), chunk, groups, sums,
-                 GeometrySummary(model.nbands, len(groups)), kresolved)
+             chunk: int = 4096, kresolved: bool = False, solver=None,
+             window: dict | None = None) -> KPass:
+    """Accumulators and block layout for one model and sweep. Local, no communication.
+
+    ``solver`` defaults to the dense solver; ``window`` holds a windowed solver's
+    ``delta_out`` and ``chern_below`` (:func:`window_terms`).
+    """
+    solver = solver or DenseSolver()
+    nb = solver.bands(model)
+    sums = TransportSums(temperature, mu, delta, **(window or {}))
+    groups = link_groups(nb, window=not isinstance(solver, DenseSolver))
+    return KPass(model, solver, tuple(kgrid), chunk, groups, sums,
+                 GeometrySummary(nb, len(groups)), kresolved)
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float) -> tuple[dict, dict]:
@@ -89,14 +136,18 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float) -> tuple[dict, dict]:
 
 def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
             degeneracy: float = 1.0, *, chunk: int = 4096, kresolved: bool = False,
-            log: logging.Logger | None = None) -> tuple[KPass, dict, dict]:
+            log: logging.Logger | None = None, solver=None,
+            window: dict | None = None) -> tuple[KPass, dict, dict]:
     """k-pass, reductions and evaluation for one model and sweep, no file. Collective.
 
-    Returns the rank's KPass (with its k-resolved blocks if asked) and the reduced transport
-    (SPEC §4) and geometry (SPEC §5) dictionaries, identical on every rank.
+    ``solver`` (default dense) may be a windowed solver on a pool communicator of ``comm``
+    (pools are contiguous blocks of ranks); ``window`` as in :func:`make_job`. Returns the
+    rank's KPass (with its k-resolved blocks if asked) and the reduced transport (SPEC §4)
+    and geometry (SPEC §5) dictionaries, identical on every rank.
     """
     timers = Timers()
-    job = make_job(comm, model, kgrid, temperature, mu, delta, chunk, kresolved)
+    job = make_job(comm, model, kgrid, temperature, mu, delta, chunk, kresolved, solver,
+                   window)
     run_blocks(comm, job, list(range(job.n_blocks)), timers,
                log or logging.getLogger("qgt_mpi"), 100.0)
     transport, geometry = finish(comm, job, degeneracy)
@@ -104,22 +155,26 @@ def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delt
 
 
 def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
-        restart: str = "auto", checkpoint_interval: float = 300.0) -> dict:
+        restart: str = "auto", checkpoint_interval: float = 300.0, pools: int = 1) -> dict:
     """Execute one run and write ``output``. Collective over ``comm``.
 
     ``restart``: "auto" resumes from ``<output>.checkpoint.h5`` when present, "force"
     requires it, "never" starts over. Checkpoints are written every
     ``checkpoint_interval`` seconds and on SIGTERM/SIGINT/SIGUSR1 (then the run stops with
     CollectiveError status EXIT_INTERRUPTED). Returns the reduced results (same on every
-    rank). Raises CollectiveError (same on every rank) for input errors and failures; no
-    result file is left behind then.
+    rank. ``pools`` splits the ranks into pools that solve one k-point together (windowed
+    SLEPc solver; the dense solver solves each k-point on one rank). Raises CollectiveError
+    (same on every rank) for input errors and failures; no result file is left behind then.
     """
     timers = Timers()
     s = config.sweep
     with timers.phase("setup"):
-        model, delta = prepare(comm, config, output)
+        layout = make_pools(comm, pools)
+        model, solver, delta = prepare(comm, config, output, layout.pool)
+        with collective(comm):
+            window = window_terms(config, solver, delta)
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
-                       config.run.chunk, config.output.kresolved)
+                       config.run.chunk, config.output.kresolved, solver, window)
         path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
@@ -129,6 +184,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
     with timers.phase("reduce+evaluate"):
         transport, geometry = finish(comm, job, config.degeneracy)
+    _check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log)
     result = _result(comm, config, job, delta, transport, geometry, timers, log)
     if superfluid is not None:
@@ -150,10 +206,10 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
     log.info("peak memory per rank: max %.1f MiB", peak)
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
-                      PHASES, broadcast(comm, timers.elapsed()))
+                      PHASES, broadcast(comm, timers.elapsed()), job.solver)
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
     if config.output.kresolved:
-        result.kfields = _kfield_meta(job.model.nbands)
+        result.kfields = _kfield_meta(job.geometry.nb)
         result.nk_total = job.nk
     return result
 
@@ -188,13 +244,37 @@ def _announce(log, title, model, comm, job, n_done) -> None:
     n1, n2 = job.grid
     log.info("qgt_mpi run: %s", title)
     log.info("model %s, %d bands, grid %d x %d = %d k-points in %d blocks over %d rank(s)",
-             model.describe().get("kind", "?"), model.nbands, n1, n2, job.nk, job.n_blocks,
+             model.describe().get("kind", "?"), job.geometry.nb, n1, n2, job.nk, job.n_blocks,
              comm.size)
     s = job.sums
     log.info("sweep: %d temperatures x %d chemical potentials x %d broadenings; "
              "energy bins of %.3g meV", s.temperature.size, s.mu.size, len(s.delta), s.grid[0])
     if n_done:
         log.info("resuming from checkpoint: %d of %d blocks already done", n_done, job.n_blocks)
+
+
+def _check_window(log, job: KPass, geometry: dict) -> None:
+    """Warn when μ leaves a solver window's energy range or nears bands outside it (SPEC §5).
+
+    The far-off-resonance limit of the pairs with outside bands needs μ among the window
+    bands: elsewhere (e.g. in a gap above the window) the Lorentzian tails of the outside
+    bands, which the window does not hold, are as large as those of the window bands.
+    """
+    if isinstance(job.solver, DenseSolver):
+        return
+    below, above = geometry["window_edges"]
+    s = job.sums
+    reach = 10.0 * (float(s.delta.max()) + np.pi * K_B_MEV_PER_K * float(s.temperature.max()))
+    lo, hi = float(geometry["band_min"].min()), float(geometry["band_max"].max())
+    if s.mu.min() < lo or s.mu.max() > hi or s.mu.min() - reach < below \
+            or s.mu.max() + reach > above:
+        log.warning("mu %.6g .. %.6g meV leaves the window bands (%.6g .. %.6g meV) or comes "
+                    "within 10 (delta + pi k_B T) = %.3g meV of bands outside it (%.6g, %.6g "
+                    "meV): bands outside the window are then not negligible; widen the window "
+                    "(solver.nev)", s.mu.min(), s.mu.max(), lo, hi, reach, below, above)
+    if s.chern_below is None:
+        log.info("sigma_xy excludes the filled bands below the window (solver.chern_below "
+                 "not given)")
 
 
 def peak_memory_mib(comm: MPI.Comm) -> float:

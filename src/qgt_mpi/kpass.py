@@ -60,9 +60,13 @@ class KPass:
         return block * self.chunk, min((block + 1) * self.chunk, self.nk)
 
 
-def link_groups(nbands: int) -> list[tuple[int, int]]:
-    """Band groups for link Chern numbers: each band, then each set of bands below a gap."""
-    return [(n, n + 1) for n in range(nbands)] + [(0, n) for n in range(2, nbands)]
+def link_groups(nbands: int, window: bool = False) -> list[tuple[int, int]]:
+    """Band groups for link Chern numbers: each band, then each set of bands below a gap.
+
+    A solver window adds the whole window (0, nbands) (for all bands that group is trivial).
+    """
+    top = nbands + 1 if window else nbands
+    return [(n, n + 1) for n in range(nbands)] + [(0, n) for n in range(2, top)]
 
 
 def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
@@ -73,8 +77,10 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
     Raises CollectiveError on every rank when any rank fails, and with status
     EXIT_INTERRUPTED (after a checkpoint) when any rank received a stop signal.
     """
-    mine = todo[comm.rank :: comm.size]
-    rounds = math.ceil(len(todo) / comm.size)
+    pool = job.solver.comm  # ranks that solve one k-point together (SLEPc), or COMM_SELF
+    n_pools, root = comm.size // pool.size, pool.rank == 0
+    mine = todo[comm.rank // pool.size :: n_pools]  # pools are contiguous blocks of ranks
+    rounds = math.ceil(len(todo) / n_pools)
     total = sum(job.bounds(b)[1] - job.bounds(b)[0] for b in todo)
     progress = Progress(log, "k-pass", total, percent)
     fresh: list[int] = []
@@ -82,8 +88,11 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
         error, done_k = None, 0
         if t < len(mine):
             try:
-                done_k = _block(job, mine[t], timers)
-                fresh.append(mine[t])
+                done_k = _block(job, mine[t], timers, root)
+                if root:
+                    fresh.append(mine[t])
+                else:
+                    done_k = 0
             except Exception as exc:  # agreed on below, re-raised on every rank
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         due = checkpointer is not None and comm.rank == 0 and checkpointer.due()
@@ -115,8 +124,12 @@ def _interrupted(comm: MPI.Comm, stop: StopFlag | None, checkpointer) -> None:
                           "command to continue", status=EXIT_INTERRUPTED)
 
 
-def _block(job: KPass, block: int, timers: Timers) -> int:
-    """One block through solve → geometry → transport deposit; returns its k-point count."""
+def _block(job: KPass, block: int, timers: Timers, root: bool = True) -> int:
+    """One block through solve → geometry → transport deposit; returns its k-point count.
+
+    Every rank of a solver pool solves the block together; only the pool's root deposits
+    (the others' accumulators stay zero, so the world reduction counts each k once).
+    """
     n1, n2 = job.grid
     c0, c1 = job.bounds(block)
     with timers.phase("solve"):
@@ -128,9 +141,12 @@ def _block(job: KPass, block: int, timers: Timers) -> int:
         flux = plaquette_flux(job.model, job.solver, n1, n2, c0, c1, job.groups, eig.vectors)
         skipped = degenerate_pairs(eig.energies)
     _check_finite(eig.energies, curvature, metric, products["N_xy"])
+    if not root:
+        return c1 - c0
+    outside = (eig.metric_out, eig.curvature_out) if eig.windowed else None
     with timers.phase("deposit"):
-        job.sums.add(eig.energies, products)
-    job.geometry.add(eig.energies, curvature, metric, flux, skipped)
+        job.sums.add(eig.energies, products, outside)
+    job.geometry.add(eig.energies, curvature, metric, flux, skipped, eig)
     if job.kresolved:
         i, j = reduced_indices(n1, n2, c0, c1)
         frac = np.column_stack([i / n1, j / n2])

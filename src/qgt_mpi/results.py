@@ -96,10 +96,30 @@ def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
     return g
 
 
+def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
+    """/solver datasets and attributes: window edges and out-of-window geometry (SPEC §5)."""
+    attrs = dict(solver.describe()) if solver is not None else {"solver": "dense"}
+    if attrs["solver"] == "dense":
+        return {}, attrs
+    attrs["delta_out_meV"] = np.asarray(sums.delta_out)
+    attrs["hall_below_window"] = ("excluded (solver.chern_below not given)"
+                                  if sums.chern_below is None else
+                                  f"included: -C_below e^2/h with C_below = {sums.chern_below}")
+    data = {
+        "window_edges": (geometry["window_edges"], {"units": "meV", "definition":
+                         "highest eigenvalue below and lowest above the window over the grid"}),
+        "chern_curvature_out": (geometry["chern_curvature_out"], {"units": "1", "definition":
+                                "(1/2pi) sum Omega_out dA: out-of-window share"}),
+        "metric_integral_out": (geometry["metric_integral_out"], {"units": "1", "axes":
+                                "band, (xx, yy)", "definition": "int g_out d^2k/(2pi)^2"}),
+    }
+    return data, attrs
+
+
 def assemble(comm, config, model, delta, sums, transport, geometry, timing, phases,
-             wall) -> ResultFile:
+             wall, solver=None) -> ResultFile:
     """All reduced datasets and attributes of one run. Same on every rank."""
-    nb = model.nbands
+    nb = len(geometry["bandwidth"])  # all bands, or a solver's window
     bands = {
         "bandwidth": (geometry["bandwidth"], {"units": "meV"}),
         "min": (geometry["band_min"], {"units": "meV"}),
@@ -110,6 +130,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
     if config.model.flatten is not None:
         band_attrs["bandwidth_over_gap"] = geometry["bandwidth"] / config.model.flatten.gap
     h, e0 = sums.grid
+    window, window_attrs = _window(geometry, solver, sums)
     return ResultFile(
         attrs=provenance(comm, config, wall),
         groups={
@@ -117,6 +138,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
             "bands": bands,
             "geometry": _geometry(geometry, len(geometry["chern_groups"]), nb),
             "transport": _transport(config, delta, sums, transport),
+            "solver": window,
             "timing": {
                 "phases": (np.array(phases), {}),
                 "seconds": (timing, {"units": "s", "axes": "phase, (min, mean, max) over ranks"}),
@@ -125,6 +147,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
         group_attrs={
             "model": _model_attrs(model, config),
             "bands": band_attrs,
+            "solver": window_attrs,
             "transport": {
                 "degeneracy": config.degeneracy,
                 "bin_width_meV": h,

@@ -51,13 +51,19 @@ def _pair_tensor(eig: Eigenpairs, tol: float) -> np.ndarray:
 def band_geometry(eig: Eigenpairs, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
     """Berry curvature and quantum metric of every band (SPEC §1, §5).
 
+    For a windowed solve the out-of-window parts (``eig.metric_out``, ``eig.curvature_out``)
+    are added, so the result is the full single-band geometry in either case.
+
     Returns
     -------
     curvature : (nk, nb), Ω_n = −2 Im T^(n)_xy.
     metric : (nk, nb, 3), g_n for [xx, yy, xy] = Re T^(n).
     """
-    tensor = _pair_tensor(eig, tol).sum(axis=-1)  # (3, nk, nb): T^(n)_ij
-    return -2.0 * tensor[2].imag, np.moveaxis(tensor.real, 0, -1)
+    tensor = _pair_tensor(eig, tol).sum(axis=-1)  # (3, nk, nb): T^(n)_ij (window pairs)
+    curvature, metric = -2.0 * tensor[2].imag, np.moveaxis(tensor.real, 0, -1)
+    if eig.metric_out is not None:  # bands outside a solver window (SPEC §5)
+        curvature, metric = curvature + eig.curvature_out, metric + eig.metric_out
+    return curvature, metric
 
 
 def qgt_pair_sums(eig: Eigenpairs, tol: float = 1e-10) -> np.ndarray:

@@ -29,11 +29,22 @@ class GeometrySummary:
         self.gap = np.full(max(nbands - 1, 1), np.inf)
         self.violation = np.zeros(nbands)
         self.skipped = 0
+        self.out_sums = np.zeros((3, nbands))  # window solves: Ω_out, g_out_xx, g_out_yy
+        self.edges = np.array([-np.inf, np.inf])  # highest band below, lowest above window
 
-    def add(self, energies, curvature, metric, flux, skipped: int = 0) -> None:
-        """Add one batch: energies/curvature (nk, nb), metric (nk, nb, 3), flux (nk, ngroups)."""
+    def add(self, energies, curvature, metric, flux, skipped: int = 0, eig=None) -> None:
+        """Add one batch: energies/curvature (nk, nb), metric (nk, nb, 3), flux (nk, ngroups).
+
+        ``eig`` (Eigenpairs) of a windowed solve adds its out-of-window parts and edges.
+        """
         if energies.shape[0] == 0:
             return
+        if eig is not None and eig.windowed:
+            self.out_sums += np.stack([eig.curvature_out.sum(axis=0),
+                                       *eig.metric_out[..., :2].sum(axis=0).T])
+            below, above = eig.outside[:, 0], eig.outside[:, 1]
+            self.edges = np.array([np.nanmax(np.append(below, self.edges[0])),
+                                   np.nanmin(np.append(above, self.edges[1]))])
         self.count += energies.shape[0]
         self.sums[0] += curvature.sum(axis=0)
         self.sums[1] += np.abs(curvature).sum(axis=0)
@@ -59,6 +70,9 @@ class GeometrySummary:
             "geo_gap": allreduce_array(comm, self.gap, MPI.MIN),
             "geo_violation": allreduce_array(comm, self.violation, MPI.MAX),
             "geo_skipped": np.array(allreduce_sum(comm, self.skipped)),
+            "geo_out_sums": allreduce_array(comm, self.out_sums),
+            "geo_edges": np.array([allreduce_array(comm, self.edges[:1], MPI.MAX)[0],
+                                   allreduce_array(comm, self.edges[1:], MPI.MIN)[0]]),
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
@@ -70,6 +84,10 @@ class GeometrySummary:
         self.gap = np.minimum(self.gap, state["geo_gap"])
         self.violation = np.maximum(self.violation, state["geo_violation"])
         self.skipped += int(state["geo_skipped"])
+        if "geo_out_sums" in state:
+            self.out_sums += state["geo_out_sums"]
+            self.edges = np.array([max(self.edges[0], state["geo_edges"][0]),
+                                   min(self.edges[1], state["geo_edges"][1])])
 
     def finish(self, comm: MPI.Comm, nk_total: int, cell_area: float) -> dict[str, np.ndarray]:
         """Reduce over ranks and return the SPEC §5 diagnostics. Collective over ``comm``."""
@@ -98,4 +116,9 @@ class GeometrySummary:
             "bandwidth": emax - emin,
             "min_gap": gap[: max(self.nb - 1, 0)],
             "degenerate_pairs_skipped": np.array(skipped),
+            # Window solves (SPEC §5): out-of-window share of curvature and metric, and the
+            # nearest eigenvalues outside the window over the grid (±inf: none / dense).
+            "chern_curvature_out": st["geo_out_sums"][0] * bz * 2 * math.pi,
+            "metric_integral_out": (st["geo_out_sums"][1:] * bz).T,
+            "window_edges": st["geo_edges"],
         }

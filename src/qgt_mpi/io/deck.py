@@ -27,6 +27,7 @@ from qgt_mpi.io.checks import (
     string,
     type_error,
 )
+from qgt_mpi.io.deck_solver import SolverSpec, SupercellSpec, parse_solver, parse_supercell
 
 MODEL_PARAMS: dict[str, dict[str, tuple[float | None, str]]] = {
     # kind -> parameter -> (default or None if required, unit)  (SPEC §2.2)
@@ -46,6 +47,7 @@ class ModelSpec:
     kind: str
     params: dict[str, float]
     flatten: FlattenSpec | None
+    supercell: SupercellSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class RunConfig:
     source: str
     defaults: dict[str, object]  # dotted key -> value filled in by default
     superfluid: SuperfluidSpec | None = None
+    solver: SolverSpec = SolverSpec()
 
 
 # --- scalar checks: (key, value) -> converted value, or InputError -----------------------------
@@ -107,7 +110,7 @@ def _model(top: Table) -> ModelSpec:
         if string("model.kind", kind) not in MODEL_PARAMS:
             raise InputError("model.kind", kind, f"unknown model (allowed: {_KINDS})")
     spec = MODEL_PARAMS[raw["kind"]] if isinstance(raw, dict) else {}
-    t = top.sub("model", {"kind", "flatten", *spec})
+    t = top.sub("model", {"kind", "flatten", "supercell", *spec})
     params = {p: t.get(p, partial(number, unit=unit), MISSING if d is None else d,
                        f" (number, {unit})") for p, (d, unit) in spec.items()}
     flatten = None
@@ -116,7 +119,8 @@ def _model(top: Table) -> ModelSpec:
         flatten = FlattenSpec(gap=f.get("gap", _mev_pos, what=" (number > 0, meV)"),
                               range=f.get("range", _range, "inf"),
                               nfine=f.get("nfine", partial(integer, low=8), 64))
-    return ModelSpec(kind=raw["kind"], params=params, flatten=flatten)
+    return ModelSpec(kind=raw["kind"], params=params, flatten=flatten,
+                     supercell=parse_supercell(t))
 
 
 def _range(key: str, value: object) -> float:
@@ -251,7 +255,7 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
     stem = None if source.startswith("<") else PurePath(source).stem
     defaults: dict[str, object] = {}
     top = Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run",
-                            "superfluid"}, defaults)
+                            "superfluid", "solver"}, defaults)
     title = top.get("title", string, stem or "qgt_mpi run")
     degeneracy = top.get("degeneracy", positive, 1.0)
     model = _model(top)
@@ -265,9 +269,10 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
                   progress_percent=r.get("progress_percent",
                                          partial(positive, unit="%", upper=100.0), 5.0))
     superfluid = _superfluid(top)
+    solver = parse_solver(top)
     return RunConfig(title=title, model=model, kgrid=kgrid, sweep=sweep, output=output, run=run,
                      degeneracy=degeneracy, text=text, source=source, defaults=defaults,
-                     superfluid=superfluid)
+                     superfluid=superfluid, solver=solver)
 
 
 def read_deck_text(path: str) -> str:

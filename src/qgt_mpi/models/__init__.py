@@ -11,16 +11,22 @@ import math
 from qgt_mpi.models.flatten import FlattenedModel, bandwidth, build_flattened, truncate
 from qgt_mpi.models.haldane import haldane
 from qgt_mpi.models.lattice import TightBinding, kgrid_points, reduced_indices
+from qgt_mpi.models.sparse import BondModel, SparseModel, as_sparse
+from qgt_mpi.models.supercell import supercell
 
 __all__ = [
+    "BondModel",
     "FlattenedModel",
+    "SparseModel",
     "TightBinding",
+    "as_sparse",
     "bandwidth",
     "build_flattened",
     "build_model",
     "haldane",
     "kgrid_points",
     "reduced_indices",
+    "supercell",
     "truncate",
 ]
 
@@ -41,7 +47,8 @@ def _call_builder(kind: str, params: dict):
     return builder(**{n: float(params[n]) for n in names})
 
 
-def build_model(kind: str, params: dict, flatten: dict | None = None):
+def build_model(kind: str, params: dict, flatten: dict | None = None,
+                cell: dict | None = None):
     """Build a BlochModel from its kind, parameters and optional flattening.
 
     Parameters
@@ -49,12 +56,22 @@ def build_model(kind: str, params: dict, flatten: dict | None = None):
     kind : model kind ("haldane").
     params : builder parameters (haldane: t1, t2, mass, phi).
     flatten : None, or {"gap": float, "range": float (math.inf = exact), "nfine": int}.
+    cell : None, or {"size": (n1, n2), "disorder_width": meV, "disorder_seed": int}: the
+        supercell of the (flattened, truncated) model as a sparse BondModel (SPEC §2.7).
 
     Raises
     ------
     ValueError for an unknown kind, missing/unknown parameters or flatten keys.
     """
-    model = _call_builder(kind, params)
+    model = _flattened(_call_builder(kind, params), flatten)
+    if cell is None:
+        return model
+    return supercell(model, cell["size"], cell.get("disorder_width", 0.0),
+                     cell.get("disorder_seed", 0))
+
+
+def _flattened(model, flatten: dict | None):
+    """The model flattened (and truncated) as ``flatten`` asks, or itself."""
     if flatten is None:
         return model
     unknown = set(flatten) - {"gap", *_FLATTEN_DEFAULTS}

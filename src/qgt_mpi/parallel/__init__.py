@@ -7,6 +7,7 @@ tests) touch ``MPI.COMM_WORLD``.
 from qgt_mpi.parallel.comm import (
     agreed_sum,
     allgather,
+    allgather_rows,
     allreduce_array,
     allreduce_max,
     allreduce_min,
@@ -23,6 +24,7 @@ __all__ = [
     "Timers",
     "agreed_sum",
     "allgather",
+    "allgather_rows",
     "allreduce_array",
     "allreduce_max",
     "allreduce_min",

@@ -62,6 +62,22 @@ def gather(comm: MPI.Comm, value: T, root: int = 0) -> list[T] | None:
     return comm.gather(value, root=root)
 
 
+def allgather_rows(comm: MPI.Comm, local: np.ndarray) -> np.ndarray:
+    """Concatenate every rank's row block (axis 0) in rank order, on every rank. Collective.
+
+    Blocks may have different numbers of rows; trailing shapes and dtypes must agree.
+    """
+    local = np.ascontiguousarray(local)
+    if comm.size == 1:
+        return local.copy()
+    counts = [int(c) for c in comm.allgather(local.size)]
+    rows = comm.allgather(local.shape[0])
+    out = np.empty((sum(rows), *local.shape[1:]), dtype=local.dtype)
+    displs = [sum(counts[:i]) for i in range(len(counts))]
+    comm.Allgatherv(local, [out, (counts, displs)])
+    return out
+
+
 def agreed_sum(comm: MPI.Comm, local: np.ndarray) -> np.ndarray:
     """Sum over ranks that is bit-identical on every rank (Allreduce, then root's copy).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from mpi4py import MPI
 
 from qgt_mpi.solvers.base import Eigenpairs
 
@@ -17,6 +18,15 @@ class DenseSolver:
     """All bands of every k-point by batched ``eigh``; no communication."""
 
     name = "dense"
+    comm = MPI.COMM_SELF  # each rank solves its own k-points (a pool of one)
+
+    def bands(self, model) -> int:
+        """Bands the solver returns: all of them."""
+        return int(model.nbands)
+
+    def describe(self) -> dict[str, object]:
+        """Solver facts for the output file."""
+        return {"solver": self.name}
 
     def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
         """Diagonalise H(k) for a batch of Cartesian k (nk, 2).

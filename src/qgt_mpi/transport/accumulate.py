@@ -11,8 +11,8 @@ from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.parallel import allgather, block_range
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
-from qgt_mpi.transport.observables import transport_quantities
-from qgt_mpi.transport.weights import band_weights
+from qgt_mpi.transport.observables import SIGMA_PER_SUM, transport_quantities
+from qgt_mpi.transport.weights import add_far_pairs, band_weights
 
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
 
@@ -23,9 +23,15 @@ class TransportSums:
     Parameters
     ----------
     temperature : (n_T,) K; mu : (n_mu,) meV; delta : (n_delta, n_bands) meV.
+    delta_out : (n_delta,) broadening of bands outside a solver window [meV], or None.
+    chern_below : total Chern number of the filled bands below a window (their Hall
+        response −C_below e²/h, SPEC §5), or None when excluded.
     """
 
-    def __init__(self, temperature: np.ndarray, mu: np.ndarray, delta: np.ndarray) -> None:
+    def __init__(self, temperature: np.ndarray, mu: np.ndarray, delta: np.ndarray,
+                 delta_out: np.ndarray | None = None, chern_below: int | None = None) -> None:
+        self.delta_out = None if delta_out is None else np.asarray(delta_out, dtype=float)
+        self.chern_below = chern_below
         self.temperature = np.asarray(temperature, dtype=float)
         self.mu = np.asarray(mu, dtype=float)
         self.delta = np.asarray(delta, dtype=float)
@@ -34,8 +40,13 @@ class TransportSums:
         self.near_tol = ETA_DEG * (self.delta.min(axis=1) + math.pi * kt_min)
         self.moments = BinnedMoments(len(self.delta), self.delta.shape[1], *self.grid)
 
-    def add(self, energies: np.ndarray, products: dict[str, np.ndarray]) -> None:
-        """Deposit one batch (energies (nk, nb), pair products of geometry.bands). Local."""
+    def add(self, energies: np.ndarray, products: dict[str, np.ndarray],
+            outside: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Deposit one batch (energies (nk, nb), pair products of geometry.bands). Local.
+
+        ``outside`` = (metric_out, curvature_out) of a windowed solve adds the pairs with
+        bands outside the window (weights.add_far_pairs, SPEC §5).
+        """
         for i, delta in enumerate(self.delta):
             weights = band_weights(
                 energies,
@@ -45,6 +56,8 @@ class TransportSums:
                 products["N_xy"],
                 float(self.near_tol[i]),
             )
+            if outside is not None:
+                add_far_pairs(weights, *outside, float(self.delta_out[i]))
             self.moments.deposit(i, energies, weights)
 
     def finish(self, comm: MPI.Comm, norm: float, degeneracy: float) -> dict[str, np.ndarray]:
@@ -66,6 +79,8 @@ class TransportSums:
                 i_d, i_t, mus = units[u]
                 sym[:, :, mus, i_d, i_t] = s / norm
                 hall[mus, i_d, i_t] = h / norm
+        if self.chern_below is not None:  # filled bands below the window: −C_below e²/h
+            hall -= self.chern_below / SIGMA_PER_SUM
         return transport_quantities(sym, hall, self.temperature, degeneracy)
 
     def _units(self, ranks: int) -> list[tuple[int, int, slice]]:

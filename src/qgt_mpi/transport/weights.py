@@ -123,3 +123,29 @@ def _with_near(w, z, dz, near, m_xx, m_yy, n_xy) -> BandWeights:
                 hall = (p - 1) * d ** (p - 2) / math.factorial(p)
                 series[:, HALL, p] = -n_xy[kk, nn, mm] / np.pi * hall
     return BandWeights(regular=w, near_k=kk, near_n=nn, near=series)
+
+
+def add_far_pairs(w: BandWeights, metric_out: np.ndarray, curvature_out: np.ndarray,
+                  delta_out: float) -> None:
+    """Add the pairs (n ∈ W, m ∉ W) of a solver window in their far-off-resonance limit.
+
+    SPEC §3 (far off resonance) and §5: for |ε_n − ε_m| ≫ δ, k_BT, L_m(ω) ≈ −δ_m/(ε_n − ε_m)²
+    near ω ≈ ε_n, so W^(a)_nm ≈ −δ_out/(ε_n − ε_m)² · (1/π) Im K_a(ζ_n); the ordered pairs
+    (n, m) and (m, n) together give 2 δ_out g^(n,out)_ii (−(1/π) Im K_a(ζ_n)) =
+    Re[(2i δ_out g^(n,out)_ii/π) K_a(ζ_n)] (geometric component). The Hall kernel gives
+    Y_nm ≈ 2 f̃_n/(ε_n − ε_m)² with the broadened occupation f̃_n = −(1/π) Im Λ(ζ_n), so the
+    two orderings give 2 (f̃_n − f̃_m) Im(v^x_nm v^y_mn)/(ε_n − ε_m)². Its f̃_n part summed over
+    m ∉ W is −f̃_n Ω^(n,out) = Im[(Ω^(n,out)/π) Λ(ζ_n)]; its f̃_m part belongs to the bands
+    outside (zero above the window, the filled bands' Chern number below it: ``chern_below``
+    in transport/accumulate.py). Relative error
+    O(max(δ, k_BT, |ε_n − μ|)/|ε_n − ε_m|). In place on ``w.regular`` (order q = 0).
+
+    Parameters
+    ----------
+    metric_out : (nk, nb, 3) out-of-window metric [xx, yy, xy]; curvature_out : (nk, nb).
+    delta_out : broadening of the bands outside the window [meV].
+    """
+    factor = 2j * delta_out / np.pi
+    w.regular[:, :, GEO_XX, 0] += factor * metric_out[..., 0]
+    w.regular[:, :, GEO_YY, 0] += factor * metric_out[..., 1]
+    w.regular[:, :, HALL, 0] += curvature_out / np.pi

@@ -1,0 +1,114 @@
+"""Deck sections of the sparse engine: ``[solver]`` and ``[model.supercell]`` (docs/input.md).
+
+``[solver]`` chooses the eigensolver (SPEC §2.1, §5): ``kind = "dense"`` (all bands, batched
+LAPACK), ``"slepc"`` (a window of ``nev`` bands nearest ``target``, shift-and-invert with
+MUMPS) or ``"auto"`` (dense up to ``AUTO_CROSSOVER`` orbitals, SLEPc above; the crossover is
+measured in bench/bench_sparse.py and docs/performance.md). Bands outside a window enter the
+transport through their far-off-resonance limit with broadening ``delta_out`` (SPEC §5); the
+Hall response of filled bands below the window is ``chern_below`` (an integer: those bands'
+total Chern number) or reported as excluded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import partial
+
+from qgt_mpi.io.checks import (
+    InputError,
+    Table,
+    boolean,
+    integer,
+    number,
+    positive,
+    string,
+    type_error,
+)
+
+SOLVER_KINDS = ("dense", "slepc", "auto")
+AUTO_CROSSOVER = 600  # orbitals; above this "auto" uses SLEPc (docs/performance.md §5)
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """``[solver]``: eigensolver choice and window (SPEC §5)."""
+
+    kind: str = "dense"
+    nev: int | None = None
+    target: float | None = None  # meV
+    tol: float = 1e-10
+    ncv: int | None = None
+    max_it: int | None = None
+    pad: int | None = None
+    edge_tol: float = 1e-6  # meV
+    out_of_window: bool = True
+    delta_out: float | None = None  # meV
+    chern_below: int | None = None
+
+
+@dataclass(frozen=True)
+class SupercellSpec:
+    """``[model.supercell]``: n1×n2 supercell with optional box disorder (SPEC §2.7)."""
+
+    size: tuple[int, int]
+    disorder_width: float = 0.0  # meV
+    disorder_seed: int = 0
+
+
+def _tolerance(key: str, value: object) -> float:
+    x = positive(key, value)
+    if x >= 1e-2:
+        raise InputError(key, value, "must be in (0, 1e-2) (relative residual)")
+    return x
+
+
+def parse_solver(top: Table) -> SolverSpec:
+    """Read the optional ``[solver]`` section; without it the dense solver is used."""
+    t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
+                           "out_of_window", "delta_out", "chern_below"}, optional=True)
+    kind = t.get("kind", string, "dense")
+    if kind not in SOLVER_KINDS:
+        raise InputError(t.key("kind"), kind, f"must be one of {', '.join(SOLVER_KINDS)}")
+    opt = {name: t.get(name, check) for name, check in (
+        ("nev", partial(integer, low=1)), ("target", partial(number, unit="meV")),
+        ("ncv", partial(integer, low=2)), ("max_it", partial(integer, low=1)),
+        ("pad", partial(integer, low=1)), ("delta_out", partial(positive, unit="meV")),
+        ("chern_below", _signed_integer)) if name in t.data}
+    if kind == "slepc":
+        for name in ("nev", "target"):
+            if name not in opt:
+                t.get(name, number, what=' (the slepc solver needs "nev" and "target")')
+    if "ncv" in opt and "nev" in opt and opt["ncv"] <= opt["nev"]:
+        raise InputError(t.key("ncv"), opt["ncv"], f"must exceed solver.nev = {opt['nev']}")
+    return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
+                      edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
+                      out_of_window=t.get("out_of_window", boolean, True), **opt)
+
+
+def _signed_integer(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise type_error(key, value, "an integer (total Chern number of the bands below)")
+    return value
+
+
+def parse_supercell(model: Table) -> SupercellSpec | None:
+    """Read the optional ``[model.supercell]`` sub-table."""
+    if "supercell" not in model.data:
+        return None
+    t = model.sub("supercell", {"size", "disorder"})
+    size = t.get("size", _pair, what=" ([n1, n2])")
+    width, seed = 0.0, 0
+    if "disorder" in t.data:
+        d = t.sub("disorder", {"width", "seed"})
+        width = d.get("width", partial(number, unit="meV"), what=" (meV)")
+        if width < 0 or not math.isfinite(width):
+            raise InputError(d.key("width"), width, "must be >= 0 meV (box full width)")
+        seed = d.get("seed", partial(integer, low=0), 0)
+    return SupercellSpec(size=size, disorder_width=width, disorder_seed=seed)
+
+
+def _pair(key: str, value: object) -> tuple[int, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise InputError(key, value, "must be a list of two positive integers [n1, n2]")
+    return integer(f"{key}[0]", value[0], 1), integer(f"{key}[1]", value[1], 1)

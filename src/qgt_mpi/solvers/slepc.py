@@ -1,0 +1,260 @@
+"""Windowed sparse eigensolver: SLEPc Krylov–Schur, shift-and-invert at a target, MUMPS LU.
+
+Per k-point (SPEC §2.1, §5): H(k) is assembled from the model's fixed pattern as a PETSc AIJ
+matrix whose rows are split over the pool communicator; Krylov–Schur with shift-and-invert
+(target magnitude ordering, one MUMPS factorisation of H − σ) returns the ``nev + pad``
+eigenpairs nearest the target σ. The ``nev`` nearest form the window (sorted by energy); the
+padding guards the window edge (a Krylov method may return one vector per exactly
+degenerate eigenspace, so an edge that cuts a degenerate cluster is detected with the extra
+pairs and refused) and enters the out-of-window geometry exactly (solvers/sternheimer.py).
+Before the factorisation is discarded it also serves the Sternheimer solves. Velocities
+v^i_nm = <n|∂_iH|m> come from the sparse ∂H/∂k (SPEC §1). Window and padding vectors are
+small (norb × (nev + pad)) and are replicated on the pool's ranks.
+
+Options pass through with the prefix ``-qgt_`` (``-qgt_eps_*``, ``-qgt_st_*``) on the
+command line, read by PETSc's options database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from qgt_mpi.models.sparse import as_sparse
+from qgt_mpi.parallel import allgather_rows, allreduce_array, block_range
+from qgt_mpi.solvers.base import Eigenpairs
+from qgt_mpi.solvers.sternheimer import pad_tensor, rest_tensor
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """``[solver]`` settings of a windowed solve (docs/input.md).
+
+    nev : bands in the window (nearest ``target``); target : σ [meV]; tol : relative
+    eigenpair residual; ncv, max_it : Krylov subspace size and restarts (None: SLEPc
+    defaults); pad : extra eigenpairs beyond the window (None: max(4, nev // 2));
+    edge_tol : eigenvalues closer than this [meV] count as degenerate at the window edge;
+    out_of_window : compute the out-of-window metric and curvature (SPEC §5).
+    """
+
+    nev: int
+    target: float
+    tol: float = 1e-10
+    ncv: int | None = None
+    max_it: int | None = None
+    pad: int | None = None
+    edge_tol: float = 1e-6
+    out_of_window: bool = True
+
+    @property
+    def n_pad(self) -> int:
+        """Eigenpairs computed beyond the window."""
+        return self.pad if self.pad is not None else max(4, self.nev // 2)
+
+
+class SlepcSolver:
+    """Window of ``nev`` bands per k-point, solved collectively on a pool communicator."""
+
+    name = "slepc"
+
+    def __init__(self, options: WindowOptions, comm: MPI.Comm) -> None:
+        from petsc4py import PETSc  # deferred: PETSc initialises MPI state on import
+        from slepc4py import SLEPc
+
+        self.PETSc, self.SLEPc = PETSc, SLEPc
+        self.opts, self.comm = options, comm
+        self._pcomm = PETSc.Comm(comm)
+        self._model = None
+        self.iterations = {"eps": 0, "sternheimer": 0, "k": 0}
+
+    def bands(self, model) -> int:
+        """Bands the solver returns: the window."""
+        return self.opts.nev
+
+    def describe(self) -> dict[str, object]:
+        """Solver facts for the output file."""
+        o = self.opts
+        return {"solver": self.name, "nev": o.nev, "target_meV": o.target, "tol": o.tol,
+                "pad": o.n_pad, "pool_size": self.comm.size,
+                "out_of_window": o.out_of_window}
+
+    def check(self, model) -> None:
+        """Raise ValueError when the window cannot be solved for ``model``."""
+        self._bind(model)
+
+    def _bind(self, model) -> None:
+        """Cache the sparse view of ``model`` and this rank's row range."""
+        if self._model is model:
+            return
+        sparse = as_sparse(model)
+        need = self.opts.nev + self.opts.n_pad
+        if need > sparse.norb:
+            raise ValueError(f"solver.nev + pad = {need} exceeds the {sparse.norb} bands of "
+                             "the model (use the dense solver)")
+        self._model, self._sparse = model, sparse
+        lo, hi = block_range(sparse.norb, self.comm.size, self.comm.rank)
+        self._rows = (lo, hi)
+        ptr = sparse.indptr
+        self._ptr = (ptr[lo : hi + 1] - ptr[lo]).astype(self.PETSc.IntType)
+        self._cols = sparse.cols[ptr[lo] : ptr[hi]].astype(self.PETSc.IntType)
+        self._span = slice(int(ptr[lo]), int(ptr[hi]))
+
+    def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
+        """Window eigenpairs of a batch of Cartesian k (nk, 2). Collective over the pool.
+
+        Raises ArithmeticError (non-convergence, a cut degenerate cluster) naming the k-point.
+        """
+        self._bind(model)
+        k = np.asarray(k, dtype=float).reshape(-1, 2)
+        parts = [self._one(kk, velocities) for kk in k]
+        if not parts:
+            nb, n = self.opts.nev, self._sparse.norb
+            return Eigenpairs(np.zeros((0, nb)), np.zeros((0, n, nb), complex),
+                              np.zeros((2, 0, nb, nb), complex) if velocities else None,
+                              np.zeros((0, nb, 3)), np.zeros((0, nb)), np.zeros((0, 2)))
+        if not velocities:
+            return Eigenpairs(np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]),
+                              None, None, None, np.stack([p[5] for p in parts]))
+        fields = [np.stack([p[i] for p in parts]) for i in range(6)]
+        return Eigenpairs(fields[0], fields[1], np.moveaxis(fields[2], 1, 0), fields[3],
+                          fields[4], fields[5])
+
+    # one k-point ------------------------------------------------------------------------
+    def _matrix(self, values: np.ndarray):
+        """PETSc AIJ matrix of this rank's rows from pattern values (nnz,)."""
+        n, (lo, hi) = self._sparse.norb, self._rows
+        mat = self.PETSc.Mat().createAIJ(size=((hi - lo, n), (hi - lo, n)), comm=self._pcomm,
+                                         csr=(self._ptr, self._cols, values[self._span]))
+        mat.assemble()
+        return mat
+
+    def _eps(self, mat):
+        """Krylov–Schur, shift-invert at the target, MUMPS LU; -qgt_ options applied."""
+        SLEPc, o = self.SLEPc, self.opts
+        eps = SLEPc.EPS().create(self._pcomm)
+        eps.setOperators(mat)
+        eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
+        eps.setType(SLEPc.EPS.Type.KRYLOVSCHUR)
+        eps.setDimensions(o.nev + o.n_pad, o.ncv or self.PETSc.DECIDE)
+        eps.setTarget(o.target)
+        eps.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
+        eps.setTolerances(o.tol, o.max_it or self.PETSc.DEFAULT)
+        st = eps.getST()
+        st.setType(SLEPc.ST.Type.SINVERT)
+        ksp = st.getKSP()
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+        eps.setOptionsPrefix("qgt_")
+        eps.setFromOptions()
+        return eps
+
+    def _one(self, k: np.ndarray, velocities: bool):
+        """Window energies, vectors, velocities, out-of-window geometry, outside edges."""
+        o, where = self.opts, f"k = ({k[0]:.6g}, {k[1]:.6g})"
+        h, dx, dy = self._sparse.values(k)
+        mat = self._matrix(h)
+        eps = self._eps(mat)
+        try:
+            eps.solve()
+            energies, local = self._pairs(eps, mat, where)
+            n_all = energies.size
+            full = allgather_rows(self.comm, local)
+            ops = [self._local_rows(v) for v in (dx, dy)]
+            nev = o.nev
+            order = np.argsort(energies[:nev], kind="stable")
+            win = np.concatenate([order, np.arange(nev, n_all)])
+            energies, full, local = energies[win], full[:, win], local[:, win]
+            if not velocities:  # eigenvectors only (link variables at plaquette corners)
+                return (energies[:nev], full[:, :nev], None, None, None,
+                        _edges(energies[:nev], energies[nev:]))
+            dvec = [op @ full for op in ops]  # local rows of ∂_iH V
+            vel = np.stack([allreduce_array(self.comm, local.conj().T @ dv) for dv in dvec])
+            metric, curv = self._outside_geometry(eps, energies, vel, local, dvec, where)
+            self.iterations["eps"] += eps.getIterationNumber()
+            self.iterations["k"] += 1
+        finally:
+            eps.destroy()
+            mat.destroy()
+        return (energies[:nev], full[:, :nev], vel[:, :nev, :nev], metric, curv,
+                _edges(energies[:nev], energies[nev:]))
+
+    def _local_rows(self, values: np.ndarray) -> sp.csr_matrix:
+        """This rank's rows of a pattern matrix as SciPy CSR (global columns)."""
+        lo, hi = self._rows
+        return sp.csr_matrix((values[self._span], self._cols, self._ptr),
+                             shape=(hi - lo, self._sparse.norb))
+
+    def _pairs(self, eps, mat, where: str) -> tuple[np.ndarray, np.ndarray]:
+        """Converged pairs nearest σ (window first); checks convergence and the window edge."""
+        o = self.opts
+        nconv = eps.getConverged()
+        need = o.nev + 1
+        if nconv < need:
+            reason = eps.getConvergedReason()
+            raise ArithmeticError(f"SLEPc converged {nconv} of {o.nev + o.n_pad} eigenpairs at "
+                                  f"{where} (reason {reason}); raise solver.max_it or ncv")
+        vec = mat.createVecLeft()
+        values, vectors = [], []
+        for i in range(nconv):
+            values.append(eps.getEigenpair(i, vec).real)
+            vectors.append(vec.getArray().copy())
+            err = eps.computeError(i)
+            if i < o.nev and not err <= 10 * o.tol:
+                raise ArithmeticError(f"eigenpair {i} at {where} has relative residual {err:.3g}"
+                                      f" > 10 × solver.tol = {10 * o.tol:g}")
+        values = np.array(values)
+        order = np.argsort(np.abs(values - o.target), kind="stable")[: o.nev + o.n_pad]
+        values, vectors = values[order], np.column_stack([vectors[i] for i in order])
+        inside, rest = values[: o.nev], values[o.nev :]
+        gap = np.min(np.abs(rest[:, None] - inside[None, :]))
+        if gap < o.edge_tol:
+            raise ArithmeticError(
+                f"the window edge cuts a degenerate cluster at {where} (an eigenvalue "
+                f"{gap:.3g} meV from a window eigenvalue is outside); change solver.nev")
+        return values, vectors
+
+    def _outside_geometry(self, eps, energies, vel, local, dvec, where):
+        """Out-of-window metric (nev, 3) and curvature (nev,) of the window bands (SPEC §5)."""
+        o = self.opts
+        nev = o.nev
+        tensor = pad_tensor(energies, vel, nev)
+        if o.out_of_window:
+            ksp = eps.getST().getKSP()
+            solve = _factor_solve(self.PETSc, ksp, self._pcomm, self._sparse.norb)
+            rhs = np.stack([dv[:, :nev] for dv in dvec])
+            rest, its = rest_tensor(self.comm, solve, local, rhs, energies[:nev] - o.target,
+                                    min(o.tol, 1e-10), where)
+            tensor = tensor + rest
+            self.iterations["sternheimer"] += its
+        return tensor.real, -2.0 * tensor[:, 2].imag
+
+
+def _edges(window: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Nearest computed eigenvalue below and above the window (NaN if none)."""
+    below, above = rest[rest < window.min()], rest[rest > window.max()]
+    return np.array([below.max() if below.size else np.nan,
+                     above.min() if above.size else np.nan])
+
+
+def _factor_solve(PETSc, ksp, pcomm, n: int):
+    """X ↦ (H − σ)⁻¹ X for local row blocks (nloc, ncol), one MUMPS multi-RHS solve."""
+    factor = ksp.getPC().getFactorMatrix()
+
+    def solve(x: np.ndarray) -> np.ndarray:
+        nloc, ncol = x.shape
+        rhs = PETSc.Mat().createDense(((nloc, n), (None, ncol)), comm=pcomm,
+                                      array=np.asfortranarray(x))
+        out = PETSc.Mat().createDense(((nloc, n), (None, ncol)), comm=pcomm)
+        out.setUp()
+        factor.matSolve(rhs, out)
+        result = out.getDenseArray().copy()
+        rhs.destroy()
+        out.destroy()
+        return result
+
+    return solve
