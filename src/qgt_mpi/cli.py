@@ -127,9 +127,29 @@ def _plot(comm, args) -> int:
     return EXIT_OK
 
 
+def _petsc_options(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Parse ``argv``; ``-qgt_*`` options (and their values) go to PETSc/SLEPc unchanged.
+
+    They are SLEPc's own options with the solver's prefix (``-qgt_eps_type``,
+    ``-qgt_st_ksp_type``, ...), read by ``EPS.setFromOptions`` in solvers/slepc.py. Anything
+    else that argparse does not know is an error (exit status 2).
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra and not extra[0].startswith("-qgt_"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    bad = [t for t in extra if t.startswith("-") and not t.startswith("-qgt_")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)} (solver options start -qgt_)")
+    if extra:
+        import petsc4py
+
+        petsc4py.init([sys.argv[0], *extra])  # before the first `from petsc4py import PETSc`
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``qgt-mpi`` and ``python -m qgt_mpi``; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = _petsc_options(_parser(), argv)
     from mpi4py import MPI
 
     import qgt_mpi  # noqa: F401  (fixes threads, h5py-MPI and PETSc env before numpy)

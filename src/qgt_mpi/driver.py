@@ -13,6 +13,7 @@ from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
+from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
@@ -21,7 +22,6 @@ from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
-from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
 from qgt_mpi.solvers import DenseSolver, make_solver
 from qgt_mpi.transport.accumulate import TransportSums
 

@@ -9,18 +9,20 @@ sweep-point evaluation.
 from __future__ import annotations
 
 import math
+import resource
 import time
 
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.driver import make_job, model_from_config
+from qgt_mpi.driver import make_job, model_from_config, solver_from_config, window_terms
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import _block
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.transport.binning import N_SLOTS, NCOMP
 
 _SAMPLE = 256  # k-points in the timed sample
+_SAMPLE_WINDOW = 2  # k-points in the timed sample of a windowed (SLEPc) solver
 _BASE_MIB = 90.0  # interpreter, numpy, mpi4py, h5py
 
 
@@ -36,24 +38,30 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         if pools < 1 or nprocs % pools:
             raise InputError("--pools", pools, f"must be >= 1 and divide --np {nprocs}")
         model = model_from_config(config)
-        delta = delta_for_bands(config.sweep, model.nbands)
+        solver = solver_from_config(config, model, MPI.COMM_SELF)
+        delta = delta_for_bands(config.sweep, solver.bands(model))
+        window = window_terms(config, solver, delta)
     s = config.sweep
     job = make_job(MPI.COMM_SELF, model, config.kgrid, s.temperature, s.mu, delta,
-                   config.run.chunk, False)
-    per_k, per_point = _timed_sample(job, s)
-    blocks_max = math.ceil(job.n_blocks / nprocs)
-    k_max = min(job.nk, blocks_max * job.chunk)
+                   config.run.chunk, False, solver, window)
+    rss0 = _rss_mib()
+    per_k, per_point, sample = _timed_sample(job, s)
+    windowed = solver.name != "dense"
     n_points = len(delta) * s.temperature.size
-    kpass = per_k * k_max
     sweep = per_point * math.ceil(n_points / nprocs)
-    mem = _memory_mib(job, config, k_max, len(delta))
+    n_pools = pools if windowed else nprocs
+    blocks_max = math.ceil(job.n_blocks / n_pools)
+    k_max = min(job.nk, blocks_max * job.chunk)
+    kpass = per_k * k_max
+    mem = _memory_mib(job, config, k_max, len(delta), sample)
+    if windowed:  # factorisation memory is measured on the sample, not modelled
+        mem += max(_rss_mib() - rss0, 0.0)
     lines = [
         f"dry run of {config.source} on {nprocs} rank(s) in {pools} pool(s) "
         f"({nprocs // pools} rank(s) per pool)",
         f"  model        {model.describe().get('kind', '?')}, {model.norb} orbitals, "
         f"{model.nbands} bands",
-        "  solver       dense (batched LAPACK eigh, all bands; pools only matter for "
-        "distributed solvers)",
+        _solver_line(solver, config, pools, nprocs),
         f"  k-grid       {job.nk} k-points in {job.n_blocks} blocks of {job.chunk}; "
         f"<= {blocks_max} blocks = {k_max} k-points per rank",
         f"  sweep        {s.mu.size} mu x {len(delta)} delta x {s.temperature.size} T; "
@@ -71,36 +79,49 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     return "\n".join(lines)
 
 
-def _timed_sample(job, sweep) -> tuple[float, float]:
-    """Seconds per k-point (one sample block) and per sweep point evaluation."""
-    n = min(_SAMPLE, job.nk)
+def _solver_line(solver, config, pools: int, nprocs: int) -> str:
+    """One report line on the eigensolver and what pools mean for it."""
+    if solver.name == "dense":
+        return ("  solver       dense (batched LAPACK eigh, all bands; pools only matter for "
+                "distributed solvers)")
+    sv = config.solver
+    return (f"  solver       slepc window of {sv.nev} bands nearest {sv.target:g} meV, "
+            f"{pools} pool(s) of {nprocs // pools} rank(s); the sample ran on one rank (a pool "
+            "of p ranks divides the time per k-point by at most p)")
+
+
+def _rss_mib() -> float:
+    """Peak resident set size of this process so far [MiB]."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _timed_sample(job, sweep):
+    """Seconds per k-point (one sample block), per sweep point evaluation, the sample job."""
+    n = min(_SAMPLE if job.solver.name == "dense" else _SAMPLE_WINDOW, job.nk)
     sample = make_job(MPI.COMM_SELF, job.model, job.grid, sweep.temperature, sweep.mu,
-                      job.sums.delta, n, False)
+                      job.sums.delta, n, False, job.solver,
+                      {"delta_out": job.sums.delta_out, "chern_below": job.sums.chern_below}
+                      if job.sums.delta_out is not None else None)
     t0 = time.perf_counter()
     _block(sample, 0, Timers())
     per_k = (time.perf_counter() - t0) / n
     reduced = sample.sums.moments.reduce(MPI.COMM_SELF)
     t0 = time.perf_counter()
     sample.sums._point(reduced, 0, 0)
-    return per_k, time.perf_counter() - t0
+    return per_k, time.perf_counter() - t0, sample
 
 
-def _memory_mib(job, config, k_max: int, n_delta: int) -> float:
+def _memory_mib(job, config, k_max: int, n_delta: int, sample) -> float:
     """Bytes a rank holds at its peak, in MiB (estimate)."""
-    norb, nb, c = job.model.norb, job.model.nbands, job.chunk
-    work = c * (3 * norb * norb + 5 * norb * nb + 8 * nb * nb) * 16  # H, dH, vectors, corners
+    norb, nb, c = job.model.norb, job.geometry.nb, job.chunk
+    dense = 3 * norb * norb if job.solver.name == "dense" else 0  # H, dH (dense solver)
+    work = c * (dense + 5 * norb * nb + 8 * nb * nb) * 16  # vectors, corners, velocities
     work += c * nb * NCOMP * (2 + N_SLOTS) * 16 * 2  # weights and Taylor contributions
-    bins = _bins_estimate(job) * nb * n_delta * NCOMP * N_SLOTS * 16 * 2  # store + reduce
+    bins = _bins_estimate(sample) * nb * n_delta * NCOMP * N_SLOTS * 16 * 2  # store + reduce
     kfields = k_max * (4 + 5 * nb) * 8 if config.output.kresolved else 0
     return _BASE_MIB + (work + bins + kfields) / 2**20
 
 
-def _bins_estimate(job) -> int:
-    """Energy bins per band from the sample's band extent and the bin width."""
-    store = job.sums.moments
-    if not any(d.shape[1] for d in store.data):
-        sample = make_job(MPI.COMM_SELF, job.model, job.grid, job.sums.temperature,
-                          job.sums.mu, job.sums.delta, min(_SAMPLE, job.nk), False)
-        _block(sample, 0, Timers())
-        store = sample.sums.moments
-    return int(max(np.max([d.shape[1] for d in store.data]), 1))
+def _bins_estimate(sample) -> int:
+    """Energy bins per band from the timed sample's band extent and the bin width."""
+    return int(max(np.max([d.shape[1] for d in sample.sums.moments.data]), 1))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import PurePath
 
@@ -94,7 +94,7 @@ class RunConfig:
     source: str
     defaults: dict[str, object]  # dotted key -> value filled in by default
     superfluid: SuperfluidSpec | None = None
-    solver: SolverSpec = SolverSpec()
+    solver: SolverSpec = field(default_factory=SolverSpec)
 
 
 # --- scalar checks: (key, value) -> converted value, or InputError -----------------------------

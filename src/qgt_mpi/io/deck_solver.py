@@ -79,8 +79,10 @@ def parse_solver(top: Table) -> SolverSpec:
         for name in ("nev", "target"):
             if name not in opt:
                 t.get(name, number, what=' (the slepc solver needs "nev" and "target")')
-    if "ncv" in opt and "nev" in opt and opt["ncv"] <= opt["nev"]:
-        raise InputError(t.key("ncv"), opt["ncv"], f"must exceed solver.nev = {opt['nev']}")
+    if "ncv" in opt and "nev" in opt:
+        need = opt["nev"] + opt.get("pad", max(4, opt["nev"] // 2))
+        if opt["ncv"] <= need:
+            raise InputError(t.key("ncv"), opt["ncv"], f"must exceed solver.nev + pad = {need}")
     return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
                       out_of_window=t.get("out_of_window", boolean, True), **opt)
