@@ -143,7 +143,7 @@ def test_sweep_arrays_read_only():
     # unknown keys at every level
     (deck(top="colour = 1"), "colour", "unknown key (allowed: degeneracy, kgrid, model,"),
     (deck(model='kind = "haldane"\nt1 = 1\nt2 = 0.3\nfoo = 1'), "model.foo",
-     "unknown key (allowed: flatten, kind, mass, phi, t1, t2)"),
+     "unknown key (allowed: flatten, kind, mass, phi, supercell, t1, t2)"),
     (deck(extra="[model.flatten]\ngap = 0.5\ngpa = 1"), "model.flatten.gpa", "allowed: gap,"),
     (deck(sweep=sweep(mu="{start = 0, stop = 1, num = 3, step = 1}")), "sweep.mu.step",
      "allowed: num, spacing, start, stop"),
@@ -181,7 +181,7 @@ def test_error_message_format():
     err = error(deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")))
     assert str(err) == "sweep.temperature[2] = -1.0: must be > 0 K"
     err = error(deck(model='kind = "haldane"\nt1 = 1\nt2 = 0.3\nfoo = 1'))
-    assert str(err) == "model.foo = 1: unknown key (allowed: flatten, kind, mass, phi, t1, t2)"
+    assert str(err) == "model.foo = 1: unknown key (allowed: flatten, kind, mass, phi, supercell, t1, t2)"
 
 
 def test_missing_section():

@@ -65,6 +65,8 @@ def _tolerance(key: str, value: object) -> float:
 
 def parse_solver(top: Table) -> SolverSpec:
     """Read the optional ``[solver]`` section; without it the dense solver is used."""
+    if "solver" not in top.data:
+        return SolverSpec()
     t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
                            "out_of_window", "delta_out", "chern_below"}, optional=True)
     kind = t.get("kind", string, "dense")
