@@ -74,7 +74,7 @@ def shifted_index(gvec: np.ndarray, n1: int, n2: int) -> np.ndarray:
 
 def _check(theta, alpha, w1, hbar_v, shells, valley) -> tuple[float, int, int]:
     """Validate the parameters; return (theta in degrees, shells, valley)."""
-    given = [x is not None and not (isinstance(x, float) and math.isnan(x)) for x in (theta, alpha)]
+    given = [x is not None for x in (theta, alpha)]
     if sum(given) != 1:
         raise ValueError("bm_continuum needs exactly one of 'theta' (degrees) or 'alpha'")
     if not hbar_v > 0 or not math.isfinite(hbar_v):
@@ -213,9 +213,9 @@ class BMContinuum(SparseModel):
         return {**self.info, "norb": self.norb, "nnz": self.nnz}
 
 
-def bm_continuum(theta: float = math.nan, alpha: float = math.nan, w0: float = 88.0,
+def bm_continuum(theta: float = 0.0, alpha: float = 0.0, w0: float = 88.0,
                  w1: float = 110.0, hbar_v: float = HBAR_V, shells: float = 3,
                  valley: float = 1, mass: float = 0.0) -> BMContinuum:
-    """Builder for ``kind = "bm_continuum"`` (NaN = not given; exactly one of theta, alpha)."""
-    return BMContinuum(theta=theta, alpha=alpha, w0=w0, w1=w1, hbar_v=hbar_v, shells=shells,
+    """Builder for ``kind = "bm_continuum"`` (0 = not given; exactly one of theta, alpha)."""
+    return BMContinuum(theta=theta or None, alpha=alpha or None, w0=w0, w1=w1, hbar_v=hbar_v, shells=shells,
                        valley=valley, mass=mass)
