@@ -37,9 +37,13 @@ def test_basis_size_pattern_and_derivatives():
     ham, dham = model.hamiltonian(k)
     assert np.allclose(ham, ham.conj().swapaxes(-1, -2), atol=1e-12)
     h, dx, dy = model.values(k[1])
+    dense = np.zeros((3, model.norb, model.norb), complex)
+    dense[:, model.rows, model.cols] = [h, dx, dy]
+    assert np.allclose(dense, [ham[1], dham[0, 1], dham[1, 1]])
     assert np.allclose(model.csr(k[1])[0].toarray(), ham[1])
     eps = 1e-4  # H is affine in k: the central difference is exact up to rounding
-    fd = (model.hamiltonian(k + [eps, 0], False)[0] - model.hamiltonian(k - [eps, 0], False)[0])
+    step = np.array([eps, 0.0])
+    fd = model.hamiltonian(k + step, False)[0] - model.hamiltonian(k - step, False)[0]
     assert np.allclose(fd / (2 * eps), dham[0], atol=1e-8)
     assert np.allclose(model.lattice @ model.b.T, 2 * np.pi * np.eye(2))
     assert model.cell_area == pytest.approx(np.sqrt(3) / 2 * model.info["moire_length"] ** 2)

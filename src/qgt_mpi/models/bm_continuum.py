@@ -217,5 +217,5 @@ def bm_continuum(theta: float = 0.0, alpha: float = 0.0, w0: float = 88.0,
                  w1: float = 110.0, hbar_v: float = HBAR_V, shells: float = 3,
                  valley: float = 1, mass: float = 0.0) -> BMContinuum:
     """Builder for ``kind = "bm_continuum"`` (0 = not given; exactly one of theta, alpha)."""
-    return BMContinuum(theta=theta or None, alpha=alpha or None, w0=w0, w1=w1, hbar_v=hbar_v, shells=shells,
-                       valley=valley, mass=mass)
+    return BMContinuum(theta=theta or None, alpha=alpha or None, w0=w0, w1=w1, hbar_v=hbar_v,
+                       shells=shells, valley=valley, mass=mass)

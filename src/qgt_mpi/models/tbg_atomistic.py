@@ -68,7 +68,7 @@ def _pairs(pos3: np.ndarray, lattice: np.ndarray, cutoff: float
     """All (a, b, d3) with |d3| ≤ cutoff, d3 = image of b − a, via cKDTree over images."""
     n = pos3.shape[0]
     height = abs(np.linalg.det(lattice)) / np.linalg.norm(lattice, axis=1).max()
-    p = int(math.ceil(cutoff / height)) + 1
+    p = math.ceil(cutoff / height) + 1
     r = np.arange(-p, p + 1)
     shifts = np.column_stack([x.ravel() for x in np.meshgrid(r, r, indexing="ij")]) @ lattice
     images = (pos3[None, :, :] + np.pad(shifts, ((0, 0), (0, 1)))[:, None, :]).reshape(-1, 3)
@@ -194,7 +194,7 @@ def monolayer_dirac_energy(params: dict) -> float:
     """ε_D of one layer with the same hoppings: Σ over same-sublattice neighbours of t e^{iK·d}."""
     a = params["a"]
     prim = a * np.array([[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]])
-    p = int(math.ceil(params["cutoff"] / a)) + 1
+    p = math.ceil(params["cutoff"] / a) + 1
     r = np.arange(-p, p + 1)
     d = np.column_stack([x.ravel() for x in np.meshgrid(r, r, indexing="ij")]) @ prim
     d = d[(np.linalg.norm(d, axis=1) > 0) & (np.linalg.norm(d, axis=1) <= params["cutoff"])]
