@@ -33,6 +33,14 @@ MODEL_PARAMS: dict[str, dict[str, tuple[float | None, str]]] = {
     # kind -> parameter -> (default or None if required, unit)  (SPEC §2.2)
     "haldane": {"t1": (None, "meV"), "t2": (None, "meV"), "mass": (0.0, "meV"),
                 "phi": (math.pi / 2, "radians")},
+    # SPEC §2.5; give exactly one of theta, alpha (0 = not given); shells, valley integers
+    "bm_continuum": {"theta": (0.0, "degrees"), "alpha": (0.0, ""),
+                     "w0": (88.0, "meV"), "w1": (110.0, "meV"), "hbar_v": (594.4, "meV nm"),
+                     "shells": (3, ""), "valley": (1, "+1 or -1"), "mass": (0.0, "meV")},
+    # SPEC §2.6; m integer >= 1
+    "tbg_atomistic": {"m": (None, ""), "a": (0.246, "nm"), "d0": (0.335, "nm"),
+                      "vpp_pi0": (-2700.0, "meV"), "vpp_sigma0": (480.0, "meV"),
+                      "delta0": (0.184 * 0.246, "nm"), "cutoff": (0.5, "nm")},
 }
 _KINDS = ", ".join(MODEL_PARAMS)
 @dataclass(frozen=True)

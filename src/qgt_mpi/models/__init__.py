@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 
+from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.models.flatten import FlattenedModel, bandwidth, build_flattened, truncate
 from qgt_mpi.models.haldane import haldane
 from qgt_mpi.models.lattice import TightBinding, kgrid_points, reduced_indices
 from qgt_mpi.models.sparse import BondModel, SparseModel, as_sparse
 from qgt_mpi.models.supercell import supercell
+from qgt_mpi.models.tbg_atomistic import tbg_atomistic
 
 __all__ = [
     "BondModel",
@@ -30,7 +32,11 @@ __all__ = [
     "truncate",
 ]
 
-_BUILDERS = {"haldane": (haldane, ("t1", "t2", "mass", "phi"))}
+_BUILDERS = {"haldane": (haldane, ("t1", "t2", "mass", "phi")),
+             "bm_continuum": (bm_continuum, ("theta", "alpha", "w0", "w1", "hbar_v", "shells",
+                                             "valley", "mass")),
+             "tbg_atomistic": (tbg_atomistic, ("m", "a", "d0", "vpp_pi0", "vpp_sigma0",
+                                               "delta0", "cutoff"))}
 _FLATTEN_DEFAULTS = {"range": math.inf, "nfine": 48}
 
 
