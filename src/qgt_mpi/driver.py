@@ -253,6 +253,12 @@ def _announce(log, title, model, comm, job, n_done) -> None:
         log.info("resuming from checkpoint: %d of %d blocks already done", n_done, job.n_blocks)
 
 
+def window_isolated(geometry: dict) -> bool:
+    """Whether every window band stays between the outside bands over the whole grid."""
+    below, above = geometry["window_edges"]
+    return bool(geometry["band_min"].min() > below and geometry["band_max"].max() < above)
+
+
 def _check_window(log, job: KPass, geometry: dict) -> None:
     """Warn when μ leaves a solver window's energy range or nears bands outside it (SPEC §5).
 
@@ -263,6 +269,13 @@ def _check_window(log, job: KPass, geometry: dict) -> None:
     if isinstance(job.solver, DenseSolver):
         return
     below, above = geometry["window_edges"]
+    if not window_isolated(geometry):
+        log.warning("the solver window is not an isolated group of bands: its bands reach "
+                    "%.6g .. %.6g meV while bands outside it reach %.6g (below) and %.6g "
+                    "(above) elsewhere in the zone, so different k-points hold different "
+                    "bands in the window; per-band results and transport are not meaningful "
+                    "(choose nev to hold whole isolated band groups)",
+                    geometry["band_min"].min(), geometry["band_max"].max(), below, above)
     s = job.sums
     reach = 10.0 * (float(s.delta.max()) + np.pi * K_B_MEV_PER_K * float(s.temperature.max()))
     lo, hi = float(geometry["band_min"].min()), float(geometry["band_max"].max())

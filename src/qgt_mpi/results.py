@@ -102,6 +102,9 @@ def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
     if attrs["solver"] == "dense":
         return {}, attrs
     attrs["delta_out_meV"] = np.asarray(sums.delta_out)
+    below, above = geometry["window_edges"]
+    attrs["window_isolated"] = bool(geometry["band_min"].min() > below
+                                    and geometry["band_max"].max() < above)
     attrs["hall_below_window"] = ("excluded (solver.chern_below not given)"
                                   if sums.chern_below is None else
                                   f"included: -C_below e^2/h with C_below = {sums.chern_below}")
