@@ -181,7 +181,8 @@ def test_error_message_format():
     err = error(deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")))
     assert str(err) == "sweep.temperature[2] = -1.0: must be > 0 K"
     err = error(deck(model='kind = "haldane"\nt1 = 1\nt2 = 0.3\nfoo = 1'))
-    assert str(err) == "model.foo = 1: unknown key (allowed: flatten, kind, mass, phi, supercell, t1, t2)"
+    assert str(err) == ("model.foo = 1: unknown key "
+                        "(allowed: flatten, kind, mass, phi, supercell, t1, t2)")
 
 
 def test_missing_section():
