@@ -61,3 +61,21 @@ def test_non_isolated_window_is_detected(model):
     the next ones): the run must say so instead of mixing bands between k-points."""
     geo = _windowed(model, 6)[1]
     assert not window_isolated(geo)
+
+
+def test_superfluid_metric_of_a_window_band_equals_the_dense_scan(model):
+    """SPEC §6 on a window: the k-pass's metric integral (in + out of window) and Chern number
+    of the lower flat band equal the dense solver's own scan of band 73 of 148."""
+    from qgt_mpi.io.deck import InputError, SuperfluidSpec
+    from qgt_mpi.superfluid import compute_superfluid, scan_band, scan_from_geometry
+
+    geo = _windowed(model, 2, grid=(6, 6))[1]
+    window = scan_from_geometry(geo, 0)
+    dense = scan_band(MPI.COMM_SELF, model, model.norb // 2 - 1, (6, 6))
+    assert window.chern == dense.chern == 1
+    assert np.max(np.abs(window.metric - dense.metric)) < 1e-9 * np.max(np.abs(dense.metric))
+    assert abs(window.e_min - dense.e_min) < 1e-9 and abs(window.e_max - dense.e_max) < 1e-9
+    spec = SuperfluidSpec(U=1.0, filling=0.5, n_orb=148, band=0,
+                          temperature=np.array([0.01]), minimal_metric=True)
+    with pytest.raises(InputError, match="minimal_metric"):
+        compute_superfluid(MPI.COMM_SELF, model, spec, (6, 6), geometry=geo)

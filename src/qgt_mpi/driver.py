@@ -185,7 +185,8 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     with timers.phase("reduce+evaluate"):
         transport, geometry = finish(comm, job, config.degeneracy)
     _check_window(log, job, geometry)
-    superfluid = _superfluid(comm, config, model, timers, log)
+    superfluid = _superfluid(comm, config, model, timers, log,
+                             None if isinstance(solver, DenseSolver) else geometry)
     result = _result(comm, config, job, delta, transport, geometry, timers, log)
     if superfluid is not None:
         result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
@@ -224,7 +225,7 @@ def _write(comm, output, result, timers) -> None:
             raise
 
 
-def _superfluid(comm, config, model, timers, log):
+def _superfluid(comm, config, model, timers, log, geometry=None):
     """SPEC §6 superfluid weight when the deck has a [superfluid] section. Collective.
 
     Returns ``(datasets, attrs)`` for the ``/superfluid`` group, or None. Datasets map a
@@ -236,7 +237,7 @@ def _superfluid(comm, config, model, timers, log):
     from qgt_mpi.superfluid import compute_superfluid
 
     with timers.phase("superfluid"), collective(comm):
-        return compute_superfluid(comm, model, spec, config.kgrid, log)
+        return compute_superfluid(comm, model, spec, config.kgrid, log, geometry)
 
 
 def _announce(log, title, model, comm, job, n_done) -> None:

@@ -17,6 +17,7 @@ command line, read by PETSc's options database.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,7 +112,7 @@ class SlepcSolver:
         """
         self._bind(model)
         k = np.asarray(k, dtype=float).reshape(-1, 2)
-        parts = [self._one(kk, velocities) for kk in k]
+        parts = [self._guarded(kk, velocities) for kk in k]
         if not parts:
             nb, n = self.opts.nev, self._sparse.norb
             return Eigenpairs(np.zeros((0, nb)), np.zeros((0, n, nb), complex),
@@ -123,6 +124,29 @@ class SlepcSolver:
         fields = [np.stack([p[i] for p in parts]) for i in range(6)]
         return Eigenpairs(fields[0], fields[1], np.moveaxis(fields[2], 1, 0), fields[3],
                           fields[4], fields[5])
+
+    def _guarded(self, k: np.ndarray, velocities: bool):
+        """One k-point; an unexpected error on one rank of a multi-rank pool aborts the job.
+
+        The ArithmeticErrors raised here (non-convergence, cut clusters, residuals) are
+        decided on data every pool rank holds identically, so all ranks of the pool raise
+        them together and the k-pass agrees on them at its round boundary. Anything else
+        may hit one rank only, while the others wait inside a PETSc collective forever: then
+        the only way to stop every rank within seconds is MPI_Abort (with one message).
+        """
+        try:
+            return self._one(k, velocities)
+        except ArithmeticError:
+            raise
+        except Exception as exc:
+            if self.comm.size == 1:
+                raise
+            sys.stderr.write(f"qgt-mpi: error on pool rank {self.comm.rank} inside a pool "
+                             f"solve at k = {k.tolist()}: {type(exc).__name__}: {exc}; "
+                             "aborting all ranks\n")
+            sys.stderr.flush()
+            self.comm.Abort(1)
+            raise
 
     # one k-point ------------------------------------------------------------------------
     def _matrix(self, values: np.ndarray):

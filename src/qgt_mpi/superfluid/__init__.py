@@ -16,7 +16,13 @@ from mpi4py import MPI
 
 from qgt_mpi.io.deck import InputError, SuperfluidSpec
 from qgt_mpi.superfluid import mean_field as mf
-from qgt_mpi.superfluid.metric import BandScan, minimal_metric, scan_band, shifted_model
+from qgt_mpi.superfluid.metric import (
+    BandScan,
+    minimal_metric,
+    scan_band,
+    scan_from_geometry,
+    shifted_model,
+)
 
 __all__ = ["compute_superfluid", "minimal_metric", "scan_band", "shifted_model"]
 
@@ -25,11 +31,12 @@ _WARN_U_OVER_GAP = 0.25 # flat-band projection needs U ≪ gap to the other band
 _WARN_WIDTH_OVER_U = 0.1  # ... and a bandwidth W ≪ U
 
 
-def _resolve(model, spec: SuperfluidSpec) -> tuple[int, int]:
+def _resolve(model, spec: SuperfluidSpec, nbands: int | None = None) -> tuple[int, int]:
     """(n_orb, band) with n_orb's default (model.norb) and the band index checked."""
-    if not 0 <= spec.band < model.nbands:
+    nbands = model.nbands if nbands is None else nbands
+    if not 0 <= spec.band < nbands:
         raise InputError("superfluid.band", spec.band,
-                         f"must be a band index in 0..{model.nbands - 1}")
+                         f"must be a band index in 0..{nbands - 1}")
     return (spec.n_orb if spec.n_orb is not None else model.norb), spec.band
 
 
@@ -98,8 +105,21 @@ def _group_attrs(spec, n_orb, band, scan, g_min, t_bkt, t_bkt_ord) -> dict:
     }
 
 
+def _window_metrics(model, spec: SuperfluidSpec, geometry: dict, log):
+    """Scan of a window band from the k-pass (no extra pass); ordinary metric only."""
+    if spec.minimal_metric:
+        raise InputError("superfluid.minimal_metric", True, "the minimal metric needs orbital "
+                         "shifts of a dense tight-binding model; with a solver window set it to"
+                         " false (the window's metric includes the out-of-window part)")
+    scan = scan_from_geometry(geometry, spec.band)
+    log.info("superfluid: window band %d (C = %d): Tr ∫g d²k/(2π)² = %.8g (bound |C|/2π = "
+             "%.6g), from the k-pass", spec.band, scan.chern, np.trace(scan.metric),
+             abs(scan.chern) / (2 * math.pi))
+    return scan, np.zeros((0, 2)), scan.metric
+
+
 def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple[int, int],
-                       log: logging.Logger | None = None
+                       log: logging.Logger | None = None, geometry: dict | None = None
                        ) -> tuple[dict[str, tuple[np.ndarray, dict]], dict]:
     """Δ(T), D_s(T) and T_BKT of an isolated flat band (SPEC §6). Collective over ``comm``.
 
@@ -110,6 +130,8 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
     spec : the deck's ``[superfluid]`` section.
     kgrid : (N1, N2) k-grid for ∫ g d²k/(2π)².
     log : logger (rank 0 reports).
+    geometry : reduced geometry of a windowed k-pass (SPEC §5); when given, the band index
+        counts window bands and its metric, Chern number and gaps come from there.
 
     Returns
     -------
@@ -122,8 +144,12 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
         If ``spec.band`` is not a band of the model.
     """
     log = log or logging.getLogger("qgt_mpi")
-    n_orb, band = _resolve(model, spec)
-    scan, shift, g_min = _metrics(comm, model, band, kgrid, log)
+    nb = None if geometry is None else len(geometry["bandwidth"])
+    n_orb, band = _resolve(model, spec, nb)
+    if geometry is None:
+        scan, shift, g_min = _metrics(comm, model, band, kgrid, log)
+    else:
+        scan, shift, g_min = _window_metrics(model, spec, geometry, log)
     _warn_validity(comm, log, spec, scan)
     u, nu, temps = spec.U, spec.filling, np.array(spec.temperature, dtype=float)
     g_used = g_min if spec.minimal_metric else scan.metric

@@ -78,6 +78,21 @@ def _as_tensor(xx_yy_xy: np.ndarray) -> np.ndarray:
     return np.array([[xx, xy], [xy, yy]])
 
 
+def scan_from_geometry(geometry: dict, band: int) -> BandScan:
+    """BandScan of a window band from a k-pass's reduced geometry (SPEC §5, windowed solves).
+
+    The metric integral includes the out-of-window part; the gap is the smallest direct gap
+    to the neighbouring window bands and to the bands outside the window.
+    """
+    g = geometry["metric_integral"][band]
+    gaps = list(geometry["min_gap"][max(band - 1, 0) : band + 1])
+    below, above = geometry["window_edges"]
+    e_min, e_max = float(geometry["band_min"][band]), float(geometry["band_max"][band])
+    gaps += [e_min - below, above - e_max]
+    return BandScan(metric=_as_tensor(np.asarray(g)), chern=int(geometry["chern_groups"][band]),
+                    e_min=e_min, e_max=e_max, gap=float(min(gaps)))
+
+
 def metric_integral(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]) -> np.ndarray:
     """G_ij = ∫ g_ij d²k/(2π)² of ``band`` (SPEC §5), (2, 2). Collective over ``comm``."""
     n1, n2 = kgrid
