@@ -22,7 +22,7 @@ from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
-from qgt_mpi.solvers import DenseSolver, make_solver
+from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
 from qgt_mpi.transport.accumulate import TransportSums
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
@@ -70,7 +70,7 @@ def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
     δ_out defaults to the δ choice's value when all window bands share it; per-band δ
     needs ``solver.delta_out``.
     """
-    if isinstance(solver, DenseSolver):
+    if not is_windowed(solver):
         return {}
     spec = config.solver
     if spec.delta_out is not None:
@@ -96,8 +96,7 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
         f"  title       {config.title}",
         f"  model       {model.describe().get('kind', '?')}, {model.nbands} bands",
         f"  solver      {solver.name}, {solver.bands(model)} bands"
-        + ("" if isinstance(solver, DenseSolver) else
-           f" nearest {config.solver.target:g} meV"),
+        + (f" nearest {config.solver.target:g} meV" if is_windowed(solver) else ""),
         f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
         f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
         f"..{s.temperature.max():.4g} K",
@@ -120,7 +119,7 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
     solver = solver or DenseSolver()
     nb = solver.bands(model)
     sums = TransportSums(temperature, mu, delta, **(window or {}))
-    groups = link_groups(nb, window=not isinstance(solver, DenseSolver))
+    groups = link_groups(nb, window=is_windowed(solver))
     return KPass(model, solver, tuple(kgrid), chunk, groups, sums,
                  GeometrySummary(nb, len(groups)), kresolved)
 
@@ -186,7 +185,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         transport, geometry = finish(comm, job, config.degeneracy)
     _check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log,
-                             None if isinstance(solver, DenseSolver) else geometry)
+                             geometry if is_windowed(solver) else None)
     result = _result(comm, config, job, delta, transport, geometry, timers, log)
     if superfluid is not None:
         result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
@@ -267,7 +266,7 @@ def _check_window(log, job: KPass, geometry: dict) -> None:
     bands: elsewhere (e.g. in a gap above the window) the Lorentzian tails of the outside
     bands, which the window does not hold, are as large as those of the window bands.
     """
-    if isinstance(job.solver, DenseSolver):
+    if not is_windowed(job.solver):
         return
     below, above = geometry["window_edges"]
     if not window_isolated(geometry):

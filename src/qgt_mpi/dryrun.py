@@ -19,6 +19,7 @@ from qgt_mpi.driver import make_job, model_from_config, solver_from_config, wind
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import _block
 from qgt_mpi.parallel import Timers, collective
+from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.binning import N_SLOTS, NCOMP
 
 _SAMPLE = 256  # k-points in the timed sample
@@ -46,7 +47,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
                    config.run.chunk, False, solver, window)
     rss0 = _rss_mib()
     per_k, per_point, sample = _timed_sample(job, s)
-    windowed = solver.name != "dense"
+    windowed = is_windowed(solver)
     n_points = len(delta) * s.temperature.size
     sweep = per_point * math.ceil(n_points / nprocs)
     n_pools = pools if windowed else nprocs
@@ -81,7 +82,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
 
 def _solver_line(solver, config, pools: int, nprocs: int) -> str:
     """One report line on the eigensolver and what pools mean for it."""
-    if solver.name == "dense":
+    if not is_windowed(solver):
         return ("  solver       dense (batched LAPACK eigh, all bands; pools only matter for "
                 "distributed solvers)")
     sv = config.solver
@@ -97,7 +98,7 @@ def _rss_mib() -> float:
 
 def _timed_sample(job, sweep):
     """Seconds per k-point (one sample block), per sweep point evaluation, the sample job."""
-    n = min(_SAMPLE if job.solver.name == "dense" else _SAMPLE_WINDOW, job.nk)
+    n = min(_SAMPLE if not is_windowed(job.solver) else _SAMPLE_WINDOW, job.nk)
     sample = make_job(MPI.COMM_SELF, job.model, job.grid, sweep.temperature, sweep.mu,
                       job.sums.delta, n, False, job.solver,
                       {"delta_out": job.sums.delta_out, "chern_below": job.sums.chern_below}
@@ -114,7 +115,7 @@ def _timed_sample(job, sweep):
 def _memory_mib(job, config, k_max: int, n_delta: int, sample) -> float:
     """Bytes a rank holds at its peak, in MiB (estimate)."""
     norb, nb, c = job.model.norb, job.geometry.nb, job.chunk
-    dense = 3 * norb * norb if job.solver.name == "dense" else 0  # H, dH (dense solver)
+    dense = 3 * norb * norb if not is_windowed(job.solver) else 0  # H, dH (dense solver)
     work = c * (dense + 5 * norb * nb + 8 * nb * nb) * 16  # vectors, corners, velocities
     work += c * nb * NCOMP * (2 + N_SLOTS) * 16 * 2  # weights and Taylor contributions
     bins = _bins_estimate(sample) * nb * n_delta * NCOMP * N_SLOTS * 16 * 2  # store + reduce

@@ -15,6 +15,7 @@ import qgt_mpi
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
 from qgt_mpi.parallel import broadcast
+from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.accumulate import ETA_DEG, TransportSums
 from qgt_mpi.transport.binning import ETA_BIN, P_BIN
 from qgt_mpi.transport.observables import UNITS
@@ -99,7 +100,7 @@ def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
 def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
     """/solver datasets and attributes: window edges and out-of-window geometry (SPEC §5)."""
     attrs = dict(solver.describe()) if solver is not None else {"solver": "dense"}
-    if attrs["solver"] == "dense":
+    if solver is None or not is_windowed(solver):
         return {}, attrs
     attrs["delta_out_meV"] = np.asarray(sums.delta_out)
     below, above = geometry["window_edges"]

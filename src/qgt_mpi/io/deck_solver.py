@@ -45,6 +45,7 @@ class SolverSpec:
     out_of_window: bool = True
     delta_out: float | None = None  # meV
     chern_below: int | None = None
+    flatten: tuple[float, ...] | None = None  # meV, one per band: exactly flat bands
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def parse_solver(top: Table) -> SolverSpec:
     if "solver" not in top.data:
         return SolverSpec()
     t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
-                           "out_of_window", "delta_out", "chern_below"}, optional=True)
+                           "out_of_window", "delta_out", "chern_below", "flatten"}, optional=True)
     kind = t.get("kind", string, "dense")
     if kind not in SOLVER_KINDS:
         raise InputError(t.key("kind"), kind, f"must be one of {', '.join(SOLVER_KINDS)}")
@@ -76,7 +77,7 @@ def parse_solver(top: Table) -> SolverSpec:
         ("nev", partial(integer, low=1)), ("target", partial(number, unit="meV")),
         ("ncv", partial(integer, low=2)), ("max_it", partial(integer, low=1)),
         ("pad", partial(integer, low=1)), ("delta_out", partial(positive, unit="meV")),
-        ("chern_below", _signed_integer)) if name in t.data}
+        ("chern_below", _signed_integer), ("flatten", _energies)) if name in t.data}
     if kind == "slepc":
         for name in ("nev", "target"):
             if name not in opt:
@@ -88,6 +89,12 @@ def parse_solver(top: Table) -> SolverSpec:
     return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
                       out_of_window=t.get("out_of_window", boolean, True), **opt)
+
+
+def _energies(key: str, value: object) -> tuple[float, ...]:
+    if not isinstance(value, list) or not value:
+        raise InputError(key, value, "must be a non-empty list of energies (meV), one per band")
+    return tuple(number(f"{key}[{i}]", v, "meV") for i, v in enumerate(value))
 
 
 def _signed_integer(key: str, value: object) -> int:

@@ -12,7 +12,12 @@ from mpi4py import MPI
 from qgt_mpi.solvers.base import Eigenpairs
 from qgt_mpi.solvers.dense import DenseSolver
 
-__all__ = ["DenseSolver", "Eigenpairs", "make_solver", "window_options"]
+__all__ = ["DenseSolver", "Eigenpairs", "is_windowed", "make_solver", "window_options"]
+
+
+def is_windowed(solver) -> bool:
+    """Whether ``solver`` returns a window of bands (so bands outside it exist)."""
+    return getattr(solver, "inner", solver).name != "dense"
 
 
 def window_options(spec):
@@ -27,10 +32,24 @@ def window_options(spec):
 def make_solver(spec, model, pool: MPI.Comm, crossover: int):
     """The solver a ``SolverSpec`` asks for, on the pool communicator ``pool``.
 
-    ``kind = "auto"`` takes the dense solver up to ``crossover`` orbitals, SLEPc above it.
+    ``kind = "auto"`` takes the dense solver up to ``crossover`` orbitals, SLEPc above it;
+    ``spec.flatten`` (one energy per band) sets the returned bands exactly flat
+    (solvers/flat.py).
     Raises ValueError when SLEPc is chosen without ``nev`` and ``target`` or the window does
     not fit the model.
     """
+    solver = _base_solver(spec, model, pool, crossover)
+    if getattr(spec, "flatten", None) is None:
+        return solver
+    from qgt_mpi.solvers.flat import FlatBands
+
+    flat = FlatBands(solver, spec.flatten)
+    flat.check(model)
+    return flat
+
+
+def _base_solver(spec, model, pool: MPI.Comm, crossover: int):
+    """Dense or SLEPc solver as ``spec.kind`` says (``auto``: by size)."""
     kind = spec.kind
     if kind == "auto":
         kind = "dense" if model.norb <= crossover else "slepc"
