@@ -25,15 +25,18 @@ from qgt_mpi.transport.accumulate import TransportSums
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
 
 
-def model_from_config(config: RunConfig):
-    """Build the BlochModel of a deck; builder errors become InputErrors naming the key."""
+def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
+    """Build the BlochModel of a deck; builder errors become InputErrors naming the key.
+
+    Collective over ``comm`` when given (model files are read on rank 0 and broadcast).
+    """
     spec = config.model
     flatten = None
     if spec.flatten is not None:
         f = spec.flatten
         flatten = {"gap": f.gap, "range": f.range, "nfine": f.nfine}
     try:
-        return build_model(spec.kind, dict(spec.params), flatten)
+        return build_model(spec.kind, dict(spec.params), flatten, comm)
     except ValueError as exc:
         raise InputError("model", spec.kind, str(exc)) from exc
 
@@ -41,7 +44,7 @@ def model_from_config(config: RunConfig):
 def prepare(comm: MPI.Comm, config: RunConfig, output: str):
     """Model, per-band broadenings and an output check, agreed on by all ranks. Collective."""
     with collective(comm):
-        model = model_from_config(config)
+        model = model_from_config(config, comm)
         delta = delta_for_bands(config.sweep, model.nbands)
         writer.check_writable(comm, output)
     return model, delta
@@ -50,7 +53,7 @@ def prepare(comm: MPI.Comm, config: RunConfig, output: str):
 def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
     """``validate``: build the model and per-band δ; return a summary. Collective."""
     with collective(comm):
-        model = model_from_config(config)
+        model = model_from_config(config, comm)
         delta = delta_for_bands(config.sweep, model.nbands)
     s = config.sweep
     n1, n2 = config.kgrid

@@ -10,51 +10,52 @@ import math
 
 from qgt_mpi.models.flatten import FlattenedModel, bandwidth, build_flattened, truncate
 from qgt_mpi.models.haldane import haldane
+from qgt_mpi.models.inline import tight_binding
 from qgt_mpi.models.lattice import TightBinding, kgrid_points, reduced_indices
+from qgt_mpi.models.modelfile import load_model, save_model
+from qgt_mpi.models.registry import KINDS, call_builder
+from qgt_mpi.models.textfile import ModelFileError
+from qgt_mpi.models.wannier90 import read_wannier90
 
 __all__ = [
+    "KINDS",
     "FlattenedModel",
+    "ModelFileError",
     "TightBinding",
     "bandwidth",
     "build_flattened",
     "build_model",
     "haldane",
     "kgrid_points",
+    "load_model",
+    "read_wannier90",
     "reduced_indices",
+    "save_model",
+    "tight_binding",
     "truncate",
 ]
 
-_BUILDERS = {"haldane": (haldane, ("t1", "t2", "mass", "phi"))}
 _FLATTEN_DEFAULTS = {"range": math.inf, "nfine": 48}
 
 
-def _call_builder(kind: str, params: dict):
-    """Call the builder of ``kind`` with exactly its parameters, or raise ValueError."""
-    if kind not in _BUILDERS:
-        raise ValueError(f"unknown model kind {kind!r}; allowed: {sorted(_BUILDERS)}")
-    builder, names = _BUILDERS[kind]
-    missing = [n for n in names if n not in params]
-    extra = [n for n in params if n not in names]
-    if missing or extra:
-        raise ValueError(f"model {kind!r} needs parameters {list(names)}; "
-                         f"missing {missing}, unknown {extra}")
-    return builder(**{n: float(params[n]) for n in names})
-
-
-def build_model(kind: str, params: dict, flatten: dict | None = None):
+def build_model(kind: str, params: dict, flatten: dict | None = None, comm=None):
     """Build a BlochModel from its kind, parameters and optional flattening.
 
     Parameters
     ----------
-    kind : model kind ("haldane").
-    params : builder parameters (haldane: t1, t2, mass, phi).
+    kind : model kind, a key of :data:`KINDS` (haldane, wannier90, tight_binding,
+        model_file).
+    params : builder parameters (see ``KINDS[kind].params``; defaults are filled in).
     flatten : None, or {"gap": float, "range": float (math.inf = exact), "nfine": int}.
+    comm : communicator for kinds that read files (rank 0 reads and broadcasts); then
+        collective over ``comm``. None reads on the calling process.
 
     Raises
     ------
-    ValueError for an unknown kind, missing/unknown parameters or flatten keys.
+    ValueError for an unknown kind, missing/unknown parameters or flatten keys, and
+    (:class:`ModelFileError`) malformed model files.
     """
-    model = _call_builder(kind, params)
+    model = call_builder(kind, params, comm)
     if flatten is None:
         return model
     unknown = set(flatten) - {"gap", *_FLATTEN_DEFAULTS}
