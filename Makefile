@@ -111,9 +111,16 @@ system-packages:
 $(VPY): | system-packages
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
+# Test-only packages from PyPI (pure Python; they leave the system numpy/h5py alone).
+# TBmodels is not installed: it pulls a serial h5py wheel that would shadow the MPI build;
+# its converter test is skipped without it.
+TEST_PIP := hypothesis pythtb
+
 # Editable install, redone when pyproject.toml changes or the console script is missing.
+# --no-deps: numpy, scipy, mpi4py and the MPI build of h5py come from the system packages.
 $(STAMP): pyproject.toml $(VPY) $(if $(wildcard $(VENV)/bin/qgt-mpi),,FORCE) | system-packages
-	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation -e .
+	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation --no-deps -e .
+	$(VENV)/bin/pip install --disable-pip-version-check $(TEST_PIP)
 	touch $@
 
 # A venv made without --system-site-packages (or from another Python) cannot see mpi4py.

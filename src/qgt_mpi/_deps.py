@@ -41,3 +41,12 @@ def require(name: str) -> ModuleType:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(missing_message(exc)) from None
+
+
+def require_parallel_h5py() -> None:
+    """Raise :class:`MissingDependencyError` when h5py is not the MPI build (runs need it)."""
+    h5py = require("h5py")
+    if not h5py.get_config().mpi:
+        raise MissingDependencyError(
+            f"h5py {h5py.version.version} has no MPI support, and qgt-mpi run writes its file "
+            f"with parallel HDF5; install {INSTALL['h5py']}")

@@ -82,12 +82,14 @@ def _read_deck(comm, path: str):
 
 def _run(comm, args) -> int:
     """``run``: the full pipeline. Collective."""
+    from qgt_mpi import _deps
     from qgt_mpi.driver import run
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
     from qgt_mpi.parallel.pools import make_pools
 
+    _deps.require_parallel_h5py()
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
     with collective(comm):
@@ -158,12 +160,15 @@ def main(argv: list[str] | None = None) -> int:
 
     _env.pin_threads()  # one BLAS thread per rank; before numpy loads (the library does not)
     args = _parser().parse_args(argv)
+    from qgt_mpi._deps import MissingDependencyError, missing_message
+
     try:
         return _main(args)
-    except ModuleNotFoundError as exc:  # a missing (optional) dependency: one line
-        from qgt_mpi._deps import missing_message
-
-        sys.stderr.write(f"qgt-mpi: error: {missing_message(exc)}\n")
+    except (ModuleNotFoundError, MissingDependencyError) as exc:  # one line, what to install
+        if (getattr(exc, "name", None) or "").startswith("qgt_mpi"):
+            raise  # our own module: a bug, not a missing package
+        text = str(exc) if isinstance(exc, MissingDependencyError) else missing_message(exc)
+        sys.stderr.write(f"qgt-mpi: error: {text}\n")
         return EXIT_FAILURE
 
 
