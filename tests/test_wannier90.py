@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mpi4py import MPI
 from mpi_util import assert_all
 from w90_util import SCALE, haldane_files, sample_k
 
@@ -124,6 +125,13 @@ def test_missing_centres_warn_and_use_the_origin(tmp_path, caplog):
     e = np.linalg.eigvalsh(model.hamiltonian(k, False)[0])
     e0 = np.linalg.eigvalsh(f["model"].hamiltonian(k, False)[0])
     np.testing.assert_allclose(e, e0, atol=1e-12)
+    # ... but not the same metric: isotropic with the centres, anisotropic without (C3 lost).
+    from qgt_mpi.api import compute
+
+    g = [compute(m, (16, 16), [1.0], [0.0], [0.1], comm=MPI.COMM_SELF).geometry[
+        "metric_integral"][0] for m in (f["model"], model)]
+    assert abs(g[0][0] - g[0][1]) < 1e-10 and abs(g[0][2]) < 1e-10
+    assert abs(g[1][0] - g[1][1]) > 1e-2 and abs(g[1][2]) > 1e-2
 
 
 # --- malformed files: one error naming the file and the line ------------------------------

@@ -26,7 +26,7 @@ _HERMITIAN_ATOL_EV, _HERMITIAN_RTOL = 2e-6, 1e-6
 NO_CENTRES_WARNING = (
     "no orbital centres given (centres or tb): every orbital is placed at the cell origin "
     "(tau = 0). sigma_xy and Chern numbers do not depend on this, but the quantum metric and "
-    "sigma_xx do (the Haldane model's sigma_xx changes by 9 %); give centres = "
+    "sigma_xx do (for the Haldane model the metric turns anisotropic); give centres = "
     "\"seedname_centres.xyz\" or tb = \"seedname_tb.dat\"")
 
 
