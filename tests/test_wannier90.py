@@ -84,6 +84,20 @@ def test_plane_choice(tmp_path):
         read_wannier90(tb=f["tb"], plane=[1, 2])
 
 
+def test_plane_as_integer_vectors(tmp_path):
+    """plane = two integer vectors: (a1, a3) as vectors, and the sheared basis (a1, a1 + a2)."""
+    f = haldane_files(tmp_path, plane=(1, 3))
+    as_vectors = read_wannier90(tb=f["tb"], plane=[[1, 0, 0], [0, 0, 1]])
+    assert _same_h(as_vectors, f["model"]) < RTOL
+    (tmp_path / "sheared").mkdir()
+    g = haldane_files(tmp_path / "sheared", plane=(1, 2))
+    sheared = read_wannier90(tb=g["tb"], plane=[[1, 0, 0], [1, 1, 0]])
+    np.testing.assert_allclose(sheared.lattice[1], g["model"].lattice.sum(axis=0), atol=1e-15)
+    assert _same_h(sheared, g["model"]) < RTOL  # same physics in another cell basis
+    with pytest.raises(ValueError, match="primitive"):
+        read_wannier90(tb=g["tb"], plane=[[2, 0, 0], [0, 1, 0]])
+
+
 def _slab_files(tmp_path, tz: float):
     """Haldane layer plus an on-site-orbital hop tz (meV) to the next layer along a3."""
     f = haldane_files(tmp_path)

@@ -33,13 +33,20 @@ def _choice(key: str, value: object, choices: tuple) -> str:
     return value
 
 
-def _plane(key: str, value: object) -> list[int]:
-    ok = (isinstance(value, list) and len(value) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
-    if not ok or value[0] == value[1] or not set(value) <= {1, 2, 3}:
-        raise InputError(key, value, "must be two different lattice-vector indices out of "
-                                     "1, 2, 3, e.g. [1, 2]")
-    return list(value)
+def _ints(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           for v in value)
+
+
+def _plane(key: str, value: object) -> list:
+    """[i, j] (lattice-vector indices) or [[n1, n2, n3], [m1, m2, m3]] (integer vectors)."""
+    if isinstance(value, list) and len(value) == 2:
+        if _ints(value) and value[0] != value[1] and set(value) <= {1, 2, 3}:
+            return list(value)
+        if all(_ints(v) and len(v) == 3 for v in value):
+            return [list(v) for v in value]
+    raise InputError(key, value, "must be two different lattice-vector indices out of 1, 2, 3 "
+                                 "(e.g. [1, 2]) or two integer vectors [[1, 0, 0], [0, 0, 1]]")
 
 
 def _vector(key: str, value: object, unit: str = "", length: int | None = None) -> list[float]:

@@ -49,14 +49,39 @@ def _symmetrise(h: Hoppings) -> np.ndarray:
     return 0.5 * (h.t + h.t[partner].conj())
 
 
-def _plane(plane, path: str) -> tuple[int, int, int]:
-    """0-based in-plane indices (i, j) and the out-of-plane index from 1-based ``plane``."""
-    p = tuple(int(x) for x in plane)
-    if len(p) != 2 or p[0] == p[1] or not set(p) <= {1, 2, 3}:
-        raise ValueError(f"plane = {list(plane)}: must be two different lattice vector "
-                         "indices out of 1, 2, 3 (e.g. [1, 2])")
-    third = ({1, 2, 3} - set(p)).pop()
-    return p[0] - 1, p[1] - 1, third - 1
+def _plane(plane) -> np.ndarray:
+    """Unimodular integer M (3, 3): rows 0, 1 span the plane, row 2 completes the basis.
+
+    ``plane`` is [i, j] (1-based lattice-vector indices) or two integer vectors
+    [[n1, n2, n3], [m1, m2, m3]] (in-plane vectors as combinations of a1, a2, a3).
+    """
+    p = np.asarray(plane)
+    if p.shape == (2,):
+        idx = [int(x) for x in p]
+        if idx[0] == idx[1] or not set(idx) <= {1, 2, 3}:
+            raise ValueError(f"plane = {list(plane)}: must be two different lattice vector "
+                             "indices out of 1, 2, 3 (e.g. [1, 2]) or two integer vectors")
+        rows = [idx[0] - 1, idx[1] - 1, ({1, 2, 3} - set(idx)).pop() - 1]
+        return np.eye(3, dtype=np.int64)[rows]
+    if p.shape != (2, 3) or np.any(p != np.round(p)):
+        raise ValueError(f"plane = {np.asarray(plane).tolist()}: must be [i, j] or two integer "
+                         "3-vectors [[n1, n2, n3], [m1, m2, m3]]")
+    return _complete_basis(p.astype(np.int64))
+
+
+def _complete_basis(p: np.ndarray) -> np.ndarray:
+    """Third integer row making det = ±1 (shortest first), or ValueError if none exists."""
+    for reach in (1, 2, 3):
+        cand = np.array(np.meshgrid(*[np.arange(-reach, reach + 1)] * 3)).reshape(3, -1).T
+        cand = cand[np.argsort(np.abs(cand).sum(axis=1), kind="stable")]
+        dets = np.rint(np.linalg.det(np.stack([np.broadcast_to(p, (len(cand), 2, 3))[:, 0],
+                                               np.broadcast_to(p, (len(cand), 2, 3))[:, 1],
+                                               cand], axis=1)))
+        hit = np.nonzero(np.abs(dets) == 1)[0]
+        if hit.size:
+            return np.vstack([p, cand[hit[0]]])
+    raise ValueError(f"plane = {p.tolist()}: the two vectors do not span a primitive 2D "
+                     "sublattice (no integer third vector completes a unimodular basis)")
 
 
 def _in_plane_lattice(lattice3: np.ndarray, i: int, j: int) -> tuple[np.ndarray, float]:
@@ -109,9 +134,13 @@ def wannier90_arrays(hr=None, tb=None, centres=None, lattice=None, plane=(1, 2),
     """Arrays and facts of the 2D model (serial): what :class:`TightBinding` takes."""
     if out_of_plane not in ("refuse", "sum"):
         raise ValueError(f"out_of_plane = {out_of_plane!r}: must be \"refuse\" or \"sum\"")
+    basis = _plane(plane)
     lat3, hops, tau, centres_from = _files(hr, tb, centres, lattice)
-    i, j, third = _plane(plane, hops.path)
     t = _symmetrise(hops)
+    lat3 = basis @ lat3  # a'_k = Σ_l M_kl a_l: in-plane vectors first
+    cells = hops.R @ np.rint(np.linalg.inv(basis)).astype(np.int64)  # R·A = R'·A'
+    hops = Hoppings(hops.num_wann, cells, hops.a, hops.b, hops.t, hops.lines, hops.path)
+    i, j, third = 0, 1, 2
     _out_of_plane(hops, t, third, out_of_plane)
     lattice2, unit = _in_plane_lattice(lat3, i, j)
     if tau is None:
@@ -121,7 +150,7 @@ def wannier90_arrays(hr=None, tb=None, centres=None, lattice=None, plane=(1, 2),
     onsite = np.all(hops.R == 0, axis=1) & (hops.a == hops.b)
     t_mev = (t - np.where(onsite, fermi, 0.0)) * EV_TO_MEV
     info = {"kind": "wannier90", "source": hops.path, "centres": centres_from,
-            "plane": f"{i + 1},{j + 1}", "out_of_plane": out_of_plane,
+            "plane": str(np.asarray(plane).tolist()), "out_of_plane": out_of_plane,
             "length_unit_angstrom": unit, "fermi_eV": float(fermi)}
     return {"lattice": lattice2, "positions": reduced[:, [i, j]] @ lattice2,
             "R": hops.R[:, [i, j]], "a": hops.a, "b": hops.b, "t": t_mev, "info": info}
@@ -138,7 +167,9 @@ def read_wannier90(hr=None, tb=None, centres=None, lattice=None, plane=(1, 2),
     centres : path of ``seedname_centres.xyz``; without centres or tb the orbitals sit at
         the cell origin and a warning says that the metric and σ_xx depend on it.
     lattice : (3, 3) lattice vectors in Å (rows), when only ``hr`` is given.
-    plane : 1-based indices of the two in-plane lattice vectors (default (1, 2)).
+    plane : 1-based indices of the two in-plane lattice vectors (default (1, 2)), or two
+        integer vectors [[n1, n2, n3], [m1, m2, m3]] (combinations of a1, a2, a3) spanning
+        a primitive 2D sublattice.
     out_of_plane : "refuse" (default) or "sum": hoppings with R along the third vector are
         summed at k_3 = 0.
     fermi : energy zero in eV, subtracted from the on-site energies.
