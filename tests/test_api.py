@@ -53,6 +53,21 @@ def test_save_writes_the_run_file(tmp_path):
     assert b.sigma_xy.dims == ("mu", "delta", "temperature")
 
 
+def test_saved_file_holds_the_model_and_plots_its_bands(tmp_path):
+    """Result.save stores the model (/model/definition): bit-identical H(k), band figure."""
+    model = q.models.build_flattened(q.models.haldane(**HALDANE), 0.5)
+    res = q.compute(model, (8, 8), [1.0, 2.0], [0.0], [0.02, 0.05], comm=MPI.COMM_SELF)
+    path = tmp_path / "api.h5"
+    res.save(str(path))
+    back = q.load_model(str(path), group="/model/definition")
+    k = np.random.default_rng(2).normal(size=(10, 2))
+    assert np.array_equal(back.hamiltonian(k)[0], model.hamiltonian(k)[0])
+    assert q.load(str(path)).chern.tolist() == res.chern.tolist()
+    proc = qgt(["plot", str(path), "-d", str(tmp_path / "fig")])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "fig" / "bands_path.png").exists(), proc.stdout
+
+
 def test_bad_arguments_are_one_line_errors():
     model = q.models.haldane(**HALDANE)
     for kwargs in ({"temperature": [0.0]}, {"delta": [[0.1, 0.1, 0.1]]}, {"mu": []}):

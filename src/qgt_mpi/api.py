@@ -19,10 +19,12 @@ from qgt_mpi import driver
 from qgt_mpi.io import reader, writer
 from qgt_mpi.io.deck import ModelSpec, OutputSpec, RunConfig, RunSpec, SweepSpec
 from qgt_mpi.kpass import kfield_slabs, run_blocks
+from qgt_mpi.models.modelfile import save_model
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.transport.observables import UNITS
 
 SWEEP_DIMS = ("mu", "delta", "temperature")
+MODEL_GROUP = "/model/definition"  # Result.save stores the model here (models/modelfile.py)
 _AXIS_UNITS = {"mu": "meV", "delta": "meV", "temperature": "K"}
 
 
@@ -83,7 +85,11 @@ class Result:
         return int(np.asarray(self.transport["delta"]).shape[1])
 
     def save(self, path: str) -> None:
-        """Write the same HDF5 result file as ``qgt-mpi run``. Collective over the run's comm."""
+        """Write the same HDF5 result file as ``qgt-mpi run``. Collective over the run's comm.
+
+        The model itself is added as ``/model/definition`` (qgt_mpi's model file layout), so
+        ``qgt-mpi plot`` can draw its bands and ``load_model(path, group=...)`` reads it.
+        """
         if self._run is None:
             raise ValueError("this Result was read from a file; it is already saved")
         r = self._run
@@ -94,6 +100,12 @@ class Result:
         with collective(r["comm"]):
             writer.check_writable(r["comm"], path)
         driver._write(r["comm"], path, result, r["timers"])
+        with collective(r["comm"]):  # the model itself, for qgt-mpi plot and load_model
+            if r["comm"].rank == 0:
+                try:
+                    save_model(r["model"], path, MODEL_GROUP)
+                except TypeError:  # a model class the model file does not hold
+                    pass
 
 
 def _axis(name: str, values, positive: bool) -> np.ndarray:
@@ -162,7 +174,8 @@ def compute(model, kgrid, temperature, mu, delta, degeneracy: float = 1.0, *, co
     config = _config(model, (n1, n2), sweep, degeneracy, chunk, kresolved, title)
     tr = {**transport, "mu": m, "temperature": T, "delta": per_band}
     bands = {k: geometry[k] for k in ("bandwidth", "band_min", "band_max", "min_gap")}
-    run = {"comm": comm, "config": config, "job": job, "delta": per_band, "timers": timers}
+    run = {"comm": comm, "config": config, "job": job, "delta": per_band, "timers": timers,
+           "model": model}
     return Result(tr, geometry, bands, {}, run)
 
 

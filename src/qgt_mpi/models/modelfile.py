@@ -39,15 +39,18 @@ def _put(group: h5py.Group, model) -> None:
                         "TightBinding and FlattenedModel models")
 
 
-def save_model(model, path: str) -> None:
+def save_model(model, path: str, group: str | None = None) -> None:
     """Write ``model`` to the HDF5 model file ``path`` (serial; overwrites).
 
-    Under MPI, call it on one rank only (the CLI and the API use rank 0).
+    With ``group``, the model is added as that group of an existing file instead (the
+    Python API stores its model in the result file as ``/model/definition``). Under MPI,
+    call it on one rank only (the CLI and the API use rank 0).
     """
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = VERSION
-        _put(f, model)
+    with h5py.File(path, "a" if group else "w") as f:
+        target = f.create_group(group) if group else f
+        target.attrs["format"] = FORMAT
+        target.attrs["format_version"] = VERSION
+        _put(target, model)
 
 
 def _flat(group: h5py.Group, prefix: str, out: dict) -> None:
@@ -66,10 +69,13 @@ def _flat(group: h5py.Group, prefix: str, out: dict) -> None:
         raise ValueError(f"unknown model class {cls!r} in group {group.name}")
 
 
-def read_model_arrays(path: str) -> dict:
-    """The model tree of a model file as flat arrays (serial; see :func:`load_model`)."""
+def read_model_arrays(path: str, group: str = "/") -> dict:
+    """The model tree of a model file (or of ``group`` in a file) as flat arrays (serial)."""
     try:
-        with h5py.File(path, "r") as f:
+        with h5py.File(path, "r") as h5:
+            if group not in h5:
+                raise ValueError(f"{path}: no model group {group!r}")
+            f = h5[group]
             if f.attrs.get("format") != FORMAT:
                 raise ValueError(f"{path}: not a qgt_mpi model file (no format = {FORMAT!r})")
             if int(f.attrs.get("format_version", 0)) > VERSION:
@@ -91,13 +97,16 @@ def _build(flat: dict, prefix: str = ""):
                           flat[prefix + "gap_tol"])
 
 
-def load_model(path: str, comm=None):
-    """Read a model file. Collective over ``comm`` when given (rank 0 reads, broadcasts)."""
+def load_model(path: str, comm=None, group: str = "/"):
+    """Read a model file (or the model ``group`` of a result file, e.g. "/model/definition").
+
+    Collective over ``comm`` when given (rank 0 reads and broadcasts).
+    """
     if comm is None:
-        return _build(read_model_arrays(path))
+        return _build(read_model_arrays(path, group))
     from qgt_mpi.parallel.rootcall import root_call
 
-    return _build(root_call(comm, lambda: read_model_arrays(path)))
+    return _build(root_call(comm, lambda: read_model_arrays(path, group)))
 
 
 def model_summary(path: str) -> str:

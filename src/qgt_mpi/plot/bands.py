@@ -16,7 +16,7 @@ import numpy as np
 
 from qgt_mpi.driver import model_from_config
 from qgt_mpi.io.deck import InputError, parse_deck
-from qgt_mpi.models import bandwidth, build_model, truncate
+from qgt_mpi.models import bandwidth, build_model, load_model, truncate
 from qgt_mpi.plot.style import fit_line, new_figure, save
 from qgt_mpi.solvers.dense import DenseSolver
 
@@ -82,14 +82,22 @@ def _panels(config) -> list[tuple[str, list]]:
             (rf"flattened, $\Delta$ = {spec.flatten.gap:.3g} meV", right)]
 
 
+def _stored_panels(f: h5py.File) -> list[tuple[str, list]] | None:
+    """Panels of a model stored in the file (/model/definition, Python API runs), or None."""
+    if "model/definition" not in f:
+        return None
+    model = load_model(f.filename, group="/model/definition")
+    return [(f"{model.describe().get('kind', 'model')} model", [(model, "-", None)])]
+
+
 def plot_band_path(f: h5py.File, outdir: str) -> list[str]:
     """Bands along the high-symmetry path of the deck's model (and its parent if flattened)."""
     config = _config(f)
-    if config is None:
-        return []
     try:
-        panels = _panels(config)
+        panels = _stored_panels(f) if config is None else _panels(config)
     except InputError:  # the deck's model files are not reachable from here
+        return []
+    if panels is None:
         return []
     labels, corners = high_symmetry_path(panels[0][1][0][0].reciprocal)
     k, s, ticks = path_points(corners)
