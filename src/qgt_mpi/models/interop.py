@@ -64,10 +64,13 @@ def from_tbmodels(model, energy_scale: float = 1.0) -> TightBinding:
     """
     if getattr(model, "dim", None) != 2:
         raise ValueError("from_tbmodels: need a 2D tbmodels.Model (dim = 2)")
+    if model.uc is None:
+        raise ValueError("from_tbmodels: the model has no unit cell (pass uc=... to tbmodels)")
     lattice = _check_2d(model.uc, "from_tbmodels")
     reduced = np.asarray(model.pos, dtype=float).reshape(-1, 2)
     cells = list(model.hop)
-    blocks = np.array([np.asarray(model.hop[r], dtype=complex) for r in cells])
+    dense = [m.toarray() if hasattr(m, "toarray") else m for m in model.hop.values()]
+    blocks = np.array([np.asarray(m, dtype=complex) for m in dense])
     cell, a, b = np.nonzero(blocks)
     R = np.asarray(cells, dtype=np.int64).reshape(-1, 2)[cell]
     rows = _with_partners(R, a, b, blocks[cell, a, b])
