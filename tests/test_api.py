@@ -127,6 +127,7 @@ def test_from_pythtb_matches_pythtb():
 
 
 def test_from_tbmodels_matches_tbmodels():
+    """Bands of a TBmodels model (on-site + one bond list with its h.c.) equal TBmodels' own."""
     tbmodels = pytest.importorskip("tbmodels")
     model = tbmodels.Model(on_site=[0.2, -0.2], pos=[[0, 0], [0.5, 0.5]], occ=1,
                            uc=[[1, 0], [0, 1]])
