@@ -111,9 +111,18 @@ system-packages:
 $(VPY): | system-packages
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
+# Test-only packages from PyPI (pure Python; they leave the system numpy/h5py alone).
+# TBmodels is installed without its declared dependencies, which would replace the MPI h5py
+# by a serial wheel and pull in pymatgen; the three small packages it imports come along.
+TEST_PIP := hypothesis pythtb
+TEST_PIP_NODEPS := tbmodels fsc.export fsc.hdf5-io click
+
 # Editable install, redone when pyproject.toml changes or the console script is missing.
+# --no-deps: numpy, scipy, mpi4py and the MPI build of h5py come from the system packages.
 $(STAMP): pyproject.toml $(VPY) $(if $(wildcard $(VENV)/bin/qgt-mpi),,FORCE) | system-packages
-	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation -e .
+	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation --no-deps -e .
+	$(VENV)/bin/pip install --disable-pip-version-check $(TEST_PIP)
+	$(VENV)/bin/pip install --disable-pip-version-check --no-deps $(TEST_PIP_NODEPS)
 	touch $@
 
 # A venv made without --system-site-packages (or from another Python) cannot see mpi4py.

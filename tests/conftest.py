@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-import qgt_mpi  # noqa: F401  (sets threads, H5PY_ALWAYS_USE_MPI, PETSC_DIR before h5py/petsc4py)
+import _threads  # noqa: F401  (one BLAS thread per rank, as the CLI does; before numpy)
+
+import qgt_mpi  # noqa: F401  (sets H5PY_ALWAYS_USE_MPI, PETSC_DIR before h5py/petsc4py)
 
 # isort: split
 import pytest

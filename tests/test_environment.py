@@ -36,9 +36,12 @@ def test_h5py_is_parallel() -> None:
 
 
 def test_petsc_is_complex() -> None:
-    """petsc4py is built with complex scalars and slepc4py imports against it."""
-    from petsc4py import PETSc
-    from slepc4py import SLEPc
+    """petsc4py is built with complex scalars and slepc4py imports against it.
+
+    Skipped where petsc4py/slepc4py are absent (the optional ``petsc`` extra).
+    """
+    PETSc = pytest.importorskip("petsc4py.PETSc")
+    SLEPc = pytest.importorskip("slepc4py.SLEPc")
 
     assert np.dtype(PETSc.ScalarType) == np.complex128, (
         f"PETSc.ScalarType is {PETSc.ScalarType} (PETSC_DIR={os.environ.get('PETSC_DIR')}); "

@@ -5,9 +5,43 @@ Hamiltonians, ``solvers`` diagonalise them for batches of k-points, ``geometry``
 eigenpairs into velocities, Berry curvature, metric and Chern numbers, ``kernels`` holds
 the closed-form structural tensors (SPEC §3), ``transport`` accumulates and evaluates
 the k-sums of SPEC §4, ``parallel`` is the one home of MPI helpers, ``io`` reads input
-decks and writes result files, and ``cli`` is the only module that touches COMM_WORLD.
+decks and writes result files, and ``cli`` is the only module that touches COMM_WORLD
+(besides the Python API's default ``comm``, see ``docs/api.md``).
+
+Python API (``docs/api.md``), loaded on first use so that ``import qgt_mpi`` stays light
+and leaves the process's thread settings alone::
+
+    import qgt_mpi as q
+    model = q.models.haldane(t1=1.0, t2=0.3, mass=0.0, phi=np.pi / 2)
+    res = q.compute(model, kgrid=(48, 48), temperature=[1.0], mu=[0.0], delta=[0.01])
+    res.sigma_xx; res.save("out.h5"); q.load("out.h5")
 """
 
 from qgt_mpi import _env  # noqa: F401  (must precede numpy/h5py/petsc4py imports)
 
 __version__ = "0.1.0"
+
+# name -> module that defines it; imported on first access (PEP 562)
+_API = {
+    "compute": "qgt_mpi.api",
+    "load": "qgt_mpi.api",
+    "Result": "qgt_mpi.api",
+    "read_wannier90": "qgt_mpi.models.wannier90",
+    "tight_binding": "qgt_mpi.models.inline",
+    "load_model": "qgt_mpi.models.modelfile",
+    "save_model": "qgt_mpi.models.modelfile",
+    "from_pythtb": "qgt_mpi.models.interop",
+    "from_tbmodels": "qgt_mpi.models.interop",
+}
+__all__ = ["__version__", "models", *_API]
+
+
+def __getattr__(name: str):
+    """Load the Python API lazily (``qgt_mpi.compute``, ``qgt_mpi.models``, ...)."""
+    import importlib
+
+    if name == "models":
+        return importlib.import_module("qgt_mpi.models")
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'qgt_mpi' has no attribute {name!r}")

@@ -1,9 +1,11 @@
 """Process environment that must be fixed before numpy, h5py or petsc4py are imported.
 
-Imported first by :mod:`qgt_mpi`. It pins BLAS/OpenMP to one thread per MPI rank
-(threaded BLAS makes small batched eigensolves several times slower when ranks share
-cores), asks Debian's h5py shim for its parallel (MPI) build, and points petsc4py and
-slepc4py at the complex-scalar PETSc/SLEPc builds when the user has not chosen any.
+Imported first by :mod:`qgt_mpi`. It asks Debian's h5py shim for its parallel (MPI) build
+and points petsc4py and slepc4py at the complex-scalar PETSc/SLEPc builds when the user has
+not chosen any. It does NOT touch thread settings: importing qgt_mpi in a notebook leaves
+OMP_NUM_THREADS & co. alone. The command line pins BLAS/OpenMP to one thread per MPI rank
+(:func:`pin_threads`, called by ``qgt_mpi.cli.main`` before numpy is imported), because
+threaded BLAS makes small batched eigensolves several times slower when ranks share cores.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import glob
 import os
 import sys
 
-_THREAD_VARS = (
+THREAD_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -35,10 +37,17 @@ def _add_python_dir(prefix: str) -> None:
         sys.path.append(path)
 
 
-def configure() -> None:
-    """Set thread counts, the h5py MPI switch and PETSc/SLEPc locations (idempotent)."""
-    for var in _THREAD_VARS:
+def pin_threads() -> None:
+    """One BLAS/OpenMP thread per process unless the user set a count (CLI only).
+
+    Effective only before numpy is imported (BLAS reads the variables when it loads).
+    """
+    for var in THREAD_VARS:
         os.environ.setdefault(var, "1")
+
+
+def configure() -> None:
+    """Set the h5py MPI switch and PETSc/SLEPc locations (idempotent; no thread settings)."""
     os.environ.setdefault("H5PY_ALWAYS_USE_MPI", "1")
     for var, pattern in (
         ("PETSC_DIR", "/usr/lib/petscdir/petsc*/*-complex"),

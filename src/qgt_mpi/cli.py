@@ -1,4 +1,5 @@
-"""Command line: ``qgt-mpi run INPUT [-o OUTPUT]``, ``validate INPUT``, ``info OUTPUT``.
+"""Command line: ``qgt-mpi run INPUT [-o OUTPUT]``, ``validate INPUT``, ``info OUTPUT``,
+``model save INPUT -o MODEL.h5``, ``model info MODEL.h5``.
 
 The only module that touches ``MPI.COMM_WORLD``. Rank 0 reads the input deck and broadcasts
 its text, so every rank parses the same bytes and a bad deck fails identically everywhere:
@@ -45,7 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="publication figures (PNG and PDF) from a result file")
     plot.add_argument("output")
     plot.add_argument("-d", "--dir", default=None, help="figure directory (default: next to file)")
+    _model_parser(sub)
     return p
+
+
+def _model_parser(sub) -> None:
+    """``model save`` / ``model info`` (qgt_mpi's own model file, models/modelfile.py)."""
+    mdl = sub.add_parser("model", help="save a deck's model to a model file, or describe one")
+    msub = mdl.add_subparsers(dest="model_command", required=True)
+    save = msub.add_parser("save", help="build the [model] of a deck and save it (HDF5)")
+    save.add_argument("input", help="TOML input deck")
+    save.add_argument("-o", "--output", required=True, help="model file to write")
+    info = msub.add_parser("info", help="describe a model file")
+    info.add_argument("file")
 
 
 def _read_deck(comm, path: str):
@@ -69,11 +82,13 @@ def _read_deck(comm, path: str):
 
 def _run(comm, args) -> int:
     """``run``: the full pipeline. Collective."""
+    from qgt_mpi import _deps
     from qgt_mpi.driver import run
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
 
+    _deps.require_parallel_h5py()
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
     with collective(comm):
@@ -147,18 +162,43 @@ def _petsc_options(parser: argparse.ArgumentParser, argv: list[str] | None):
     return args
 
 
+def _model(comm, args) -> int:
+    """``model save`` / ``model info``. Collective."""
+    from qgt_mpi.modelcli import info, save
+
+    if args.model_command == "save":
+        return save(comm, _read_deck(comm, args.input), args.output)
+    return info(comm, args.file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``qgt-mpi`` and ``python -m qgt_mpi``; returns the exit status."""
+    from qgt_mpi import _env
+
+    _env.pin_threads()  # one BLAS thread per rank; before numpy loads (the library does not)
     args = _petsc_options(_parser(), argv)
+    from qgt_mpi._deps import MissingDependencyError, missing_message
+
+    try:
+        return _main(args)
+    except (ModuleNotFoundError, MissingDependencyError) as exc:  # one line, what to install
+        if (getattr(exc, "name", None) or "").startswith("qgt_mpi"):
+            raise  # our own module: a bug, not a missing package
+        text = str(exc) if isinstance(exc, MissingDependencyError) else missing_message(exc)
+        sys.stderr.write(f"qgt-mpi: error: {text}\n")
+        return EXIT_FAILURE
+
+
+def _main(args) -> int:
+    """Dispatch a parsed command under COMM_WORLD."""
     from mpi4py import MPI
 
-    import qgt_mpi  # noqa: F401  (fixes threads, h5py-MPI and PETSc env before numpy)
     from qgt_mpi.parallel.errors import CollectiveError, install_excepthook
 
     comm = MPI.COMM_WORLD
     install_excepthook(comm)
     handlers = {"run": _run, "validate": _validate, "info": _info, "plot": _plot,
-                "dry-run": _dry_run}
+                "dry-run": _dry_run, "model": _model}
     try:
         return handlers[args.command](comm, args)
     except CollectiveError as exc:

@@ -28,8 +28,11 @@ from qgt_mpi.transport.accumulate import TransportSums
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
 
 
-def model_from_config(config: RunConfig):
-    """Build the BlochModel of a deck; builder errors become InputErrors naming the key."""
+def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
+    """Build the BlochModel of a deck; builder errors become InputErrors naming the key.
+
+    Collective over ``comm`` when given (model files are read on rank 0 and broadcast).
+    """
     spec = config.model
     flatten = None
     if spec.flatten is not None:
@@ -41,7 +44,7 @@ def model_from_config(config: RunConfig):
         cell = {"size": c.size, "disorder_width": c.disorder_width,
                 "disorder_seed": c.disorder_seed}
     try:
-        return build_model(spec.kind, dict(spec.params), flatten, cell)
+        return build_model(spec.kind, dict(spec.params), flatten, cell, comm)
     except ValueError as exc:
         raise InputError("model", spec.kind, str(exc)) from exc
 
@@ -49,7 +52,7 @@ def model_from_config(config: RunConfig):
 def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None):
     """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
     with collective(comm):
-        model = model_from_config(config)
+        model = model_from_config(config, comm)
         solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
         delta = delta_for_bands(config.sweep, solver.bands(model))
         writer.check_writable(comm, output)
@@ -86,7 +89,7 @@ def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
 def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
     """``validate``: build the model and per-band δ; return a summary. Collective."""
     with collective(comm):
-        model = model_from_config(config)
+        model = model_from_config(config, comm)
         solver = solver_from_config(config, model, MPI.COMM_SELF)
         delta = delta_for_bands(config.sweep, solver.bands(model))
     s = config.sweep

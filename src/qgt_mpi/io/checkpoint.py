@@ -54,7 +54,16 @@ def fingerprint(config: RunConfig) -> dict[str, str]:
     sf = getattr(config, "superfluid", None)
     if sf is not None:
         fields["superfluid"] = repr(sf)
-    return {k: json.dumps(v, sort_keys=True) for k, v in fields.items()}
+    return {k: json.dumps(v, sort_keys=True, default=_plain) for k, v in fields.items()}
+
+
+def _plain(value: object) -> object:
+    """JSON form of array-valued model parameters (tight_binding lattice, hoppings)."""
+    if isinstance(value, dict):
+        return sorted(value.items())
+    array = np.asarray(value)
+    return [array.real.tolist(), array.imag.tolist()] if array.dtype.kind == "c" else \
+        array.tolist()
 
 
 def changed_fields(old: dict[str, str], new: dict[str, str]) -> list[str]:

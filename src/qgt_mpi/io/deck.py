@@ -17,7 +17,6 @@ from pathlib import PurePath
 import numpy as np
 
 from qgt_mpi.io.checks import (
-    MISSING,
     InputError,
     Table,
     boolean,
@@ -27,22 +26,10 @@ from qgt_mpi.io.checks import (
     string,
     type_error,
 )
+from qgt_mpi.io.deck_models import model_params
 from qgt_mpi.io.deck_solver import SolverSpec, SupercellSpec, parse_solver, parse_supercell
 
-MODEL_PARAMS: dict[str, dict[str, tuple[float | None, str]]] = {
-    # kind -> parameter -> (default or None if required, unit)  (SPEC §2.2)
-    "haldane": {"t1": (None, "meV"), "t2": (None, "meV"), "mass": (0.0, "meV"),
-                "phi": (math.pi / 2, "radians")},
-    # SPEC §2.5; give exactly one of theta, alpha (0 = not given); shells, valley integers
-    "bm_continuum": {"theta": (0.0, "degrees"), "alpha": (0.0, ""),
-                     "w0": (88.0, "meV"), "w1": (110.0, "meV"), "hbar_v": (594.4, "meV nm"),
-                     "shells": (3, ""), "valley": (1, "+1 or -1"), "mass": (0.0, "meV")},
-    # SPEC §2.6; m integer >= 1
-    "tbg_atomistic": {"m": (None, ""), "a": (0.246, "nm"), "d0": (0.335, "nm"),
-                      "vpp_pi0": (-2700.0, "meV"), "vpp_sigma0": (480.0, "meV"),
-                      "delta0": (0.184 * 0.246, "nm"), "cutoff": (0.5, "nm")},
-}
-_KINDS = ", ".join(MODEL_PARAMS)
+
 @dataclass(frozen=True)
 class FlattenSpec:
     gap: float  # meV, > 0 (SPEC §2.3)
@@ -53,7 +40,7 @@ class FlattenSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     kind: str
-    params: dict[str, float]
+    params: dict[str, object]  # checked against models.registry.KINDS[kind].params
     flatten: FlattenSpec | None
     supercell: SupercellSpec | None = None
 
@@ -109,25 +96,15 @@ class RunConfig:
 
 # --- sections ----------------------------------------------------------------------------------
 
-def _model(top: Table) -> ModelSpec:
-    raw = top.data.get("model")
-    if isinstance(raw, dict):  # the kind decides which other keys are allowed: check it first
-        kind = raw.get("kind", MISSING)
-        if kind is MISSING:
-            raise InputError("model.kind", kind, f"required key is missing (one of: {_KINDS})")
-        if string("model.kind", kind) not in MODEL_PARAMS:
-            raise InputError("model.kind", kind, f"unknown model (allowed: {_KINDS})")
-    spec = MODEL_PARAMS[raw["kind"]] if isinstance(raw, dict) else {}
-    t = top.sub("model", {"kind", "flatten", "supercell", *spec})
-    params = {p: t.get(p, partial(number, unit=unit), MISSING if d is None else d,
-                       f" (number, {unit})") for p, (d, unit) in spec.items()}
+def _model(top: Table, source: str) -> ModelSpec:
+    kind, params, t = model_params(top, source)  # io/deck_models.py: the kind's spec
     flatten = None
     if "flatten" in t.data:
         f = t.sub("flatten", {"gap", "range", "nfine"})
         flatten = FlattenSpec(gap=f.get("gap", _mev_pos, what=" (number > 0, meV)"),
                               range=f.get("range", _range, "inf"),
                               nfine=f.get("nfine", partial(integer, low=8), 64))
-    return ModelSpec(kind=raw["kind"], params=params, flatten=flatten,
+    return ModelSpec(kind=kind, params=params, flatten=flatten,
                      supercell=parse_supercell(t))
 
 
@@ -266,7 +243,7 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
                             "superfluid", "solver"}, defaults)
     title = top.get("title", string, stem or "qgt_mpi run")
     degeneracy = top.get("degeneracy", positive, 1.0)
-    model = _model(top)
+    model = _model(top, source)
     kgrid = top.sub("kgrid", {"size"}).get("size", _size, what=" ([N1, N2])")
     sweep = _sweep(top)
     out = top.sub("output", {"file", "kresolved"}, optional=True)

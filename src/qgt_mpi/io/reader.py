@@ -17,7 +17,8 @@ def load(path: str) -> dict[str, object]:
         out["attrs"] = dict(f.attrs)
         for group in ("bands", "geometry", "transport", "timing", "model"):
             if group in f:
-                out[group] = {k: f[group][k][()] for k in f[group]}
+                out[group] = {k: v[()] for k, v in f[group].items()
+                              if isinstance(v, h5py.Dataset)}  # (/model/definition: a group)
                 out[group + "_attrs"] = dict(f[group].attrs)
     return out
 

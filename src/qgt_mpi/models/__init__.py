@@ -11,65 +11,64 @@ import math
 from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.models.flatten import FlattenedModel, bandwidth, build_flattened, truncate
 from qgt_mpi.models.haldane import haldane
+from qgt_mpi.models.inline import tight_binding
 from qgt_mpi.models.lattice import TightBinding, kgrid_points, reduced_indices
+from qgt_mpi.models.modelfile import load_model, save_model
+from qgt_mpi.models.registry import KINDS, call_builder
 from qgt_mpi.models.sparse import BondModel, SparseModel, as_sparse
 from qgt_mpi.models.supercell import supercell
 from qgt_mpi.models.tbg_atomistic import tbg_atomistic
+from qgt_mpi.models.textfile import ModelFileError
+from qgt_mpi.models.wannier90 import read_wannier90
 
 __all__ = [
+    "KINDS",
     "BondModel",
     "FlattenedModel",
+    "ModelFileError",
     "SparseModel",
     "TightBinding",
     "as_sparse",
     "bandwidth",
+    "bm_continuum",
     "build_flattened",
     "build_model",
     "haldane",
     "kgrid_points",
+    "load_model",
+    "read_wannier90",
     "reduced_indices",
+    "save_model",
     "supercell",
+    "tbg_atomistic",
+    "tight_binding",
     "truncate",
 ]
 
-_BUILDERS = {"haldane": (haldane, ("t1", "t2", "mass", "phi")),
-             "bm_continuum": (bm_continuum, ("theta", "alpha", "w0", "w1", "hbar_v", "shells",
-                                             "valley", "mass")),
-             "tbg_atomistic": (tbg_atomistic, ("m", "a", "d0", "vpp_pi0", "vpp_sigma0",
-                                               "delta0", "cutoff"))}
 _FLATTEN_DEFAULTS = {"range": math.inf, "nfine": 48}
 
 
-def _call_builder(kind: str, params: dict):
-    """Call the builder of ``kind`` with exactly its parameters, or raise ValueError."""
-    if kind not in _BUILDERS:
-        raise ValueError(f"unknown model kind {kind!r}; allowed: {sorted(_BUILDERS)}")
-    builder, names = _BUILDERS[kind]
-    missing = [n for n in names if n not in params]
-    extra = [n for n in params if n not in names]
-    if missing or extra:
-        raise ValueError(f"model {kind!r} needs parameters {list(names)}; "
-                         f"missing {missing}, unknown {extra}")
-    return builder(**{n: float(params[n]) for n in names})
-
-
 def build_model(kind: str, params: dict, flatten: dict | None = None,
-                cell: dict | None = None):
+                cell: dict | None = None, comm=None):
     """Build a BlochModel from its kind, parameters and optional flattening.
 
     Parameters
     ----------
-    kind : model kind ("haldane").
-    params : builder parameters (haldane: t1, t2, mass, phi).
+    kind : model kind, a key of :data:`KINDS` (haldane, wannier90, tight_binding,
+        model_file).
+    params : builder parameters (see ``KINDS[kind].params``; defaults are filled in).
     flatten : None, or {"gap": float, "range": float (math.inf = exact), "nfine": int}.
     cell : None, or {"size": (n1, n2), "disorder_width": meV, "disorder_seed": int}: the
         supercell of the (flattened, truncated) model as a sparse BondModel (SPEC §2.7).
+    comm : communicator for kinds that read files (rank 0 reads and broadcasts); then
+        collective over ``comm``. None reads on the calling process.
 
     Raises
     ------
-    ValueError for an unknown kind, missing/unknown parameters or flatten keys.
+    ValueError for an unknown kind, missing/unknown parameters or flatten keys, and
+    (:class:`ModelFileError`) malformed model files.
     """
-    model = _flattened(_call_builder(kind, params), flatten)
+    model = _flattened(call_builder(kind, params, comm), flatten)
     if cell is None:
         return model
     return supercell(model, cell["size"], cell.get("disorder_width", 0.0),

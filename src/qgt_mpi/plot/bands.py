@@ -15,8 +15,8 @@ import h5py
 import numpy as np
 
 from qgt_mpi.driver import model_from_config
-from qgt_mpi.io.deck import parse_deck
-from qgt_mpi.models import bandwidth, build_model, truncate
+from qgt_mpi.io.deck import InputError, parse_deck
+from qgt_mpi.models import bandwidth, build_model, load_model, truncate
 from qgt_mpi.plot.style import fit_line, new_figure, save
 from qgt_mpi.solvers.dense import DenseSolver
 
@@ -55,10 +55,15 @@ def _energies(model, k: np.ndarray) -> np.ndarray:
 
 
 def _config(f: h5py.File):
+    """The run's deck, or None (no deck text: a Python API run, or a foreign file)."""
     text = f.attrs.get("input_text")
     if text is None:
         return None
-    return parse_deck(text.decode() if isinstance(text, bytes) else str(text))
+    source = str(f.attrs.get("input_file", "<string>"))  # model file paths are relative to it
+    try:
+        return parse_deck(text.decode() if isinstance(text, bytes) else str(text), source)
+    except InputError:
+        return None
 
 
 def _panels(config) -> list[tuple[str, list]]:
@@ -77,12 +82,23 @@ def _panels(config) -> list[tuple[str, list]]:
             (rf"flattened, $\Delta$ = {spec.flatten.gap:.3g} meV", right)]
 
 
+def _stored_panels(f: h5py.File) -> list[tuple[str, list]] | None:
+    """Panels of a model stored in the file (/model/definition, Python API runs), or None."""
+    if "model/definition" not in f:
+        return None
+    model = load_model(f.filename, group="/model/definition")
+    return [(f"{model.describe().get('kind', 'model')} model", [(model, "-", None)])]
+
+
 def plot_band_path(f: h5py.File, outdir: str) -> list[str]:
     """Bands along the high-symmetry path of the deck's model (and its parent if flattened)."""
     config = _config(f)
-    if config is None:
+    try:
+        panels = _stored_panels(f) if config is None else _panels(config)
+    except InputError:  # the deck's model files are not reachable from here
         return []
-    panels = _panels(config)
+    if panels is None:
+        return []
     labels, corners = high_symmetry_path(panels[0][1][0][0].reciprocal)
     k, s, ticks = path_points(corners)
     fig, axes = new_figure(ncols=len(panels), width=3.8)

@@ -1,0 +1,45 @@
+"""``qgt-mpi model save DECK -o FILE`` and ``qgt-mpi model info FILE`` (models/modelfile.py).
+
+``save`` builds the deck's ``[model]`` (with its flattening or truncation) exactly as a run
+would and writes qgt_mpi's HDF5 model file; a deck with ``kind = "model_file"`` then runs the
+same H(k) bit for bit. ``info`` describes a model file.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mpi4py import MPI
+
+from qgt_mpi.driver import model_from_config
+from qgt_mpi.io.deck import InputError, RunConfig
+from qgt_mpi.models.modelfile import model_summary, save_model
+from qgt_mpi.parallel.errors import collective
+
+
+def save(comm: MPI.Comm, config: RunConfig, output: str) -> int:
+    """Build the model of ``config`` and write it to ``output`` (rank 0). Collective."""
+    with collective(comm):
+        model = model_from_config(config, comm)
+    with collective(comm):
+        if comm.rank == 0:
+            directory = os.path.dirname(os.path.abspath(output))
+            if not os.path.isdir(directory):
+                raise InputError("--output", output, "directory does not exist")
+            save_model(model, output)
+            d = model.describe()
+            print(f"model saved: {output} ({d.get('kind')}, {model.norb} orbitals, "
+                  f"{model.nbands} bands)")
+    return 0
+
+
+def info(comm: MPI.Comm, path: str) -> int:
+    """Print a summary of the model file ``path`` (rank 0). Collective."""
+    with collective(comm):
+        if comm.rank == 0:
+            try:
+                text = model_summary(path)
+            except (ValueError, OSError, KeyError) as exc:
+                raise InputError("model file", path, str(exc)) from None
+            print(text)
+    return 0

@@ -1,0 +1,144 @@
+"""The one table of model kinds: kind → builder + parameter spec (docs/input.md "[model]").
+
+The deck reader (:mod:`qgt_mpi.io.deck_models`) checks a ``[model]`` section against the
+``params`` spec of its kind; :func:`qgt_mpi.models.build_model` fills defaults and calls the
+builder. Adding a model kind is one entry here (and its builder module). A builder marked
+``collective`` reads files: it takes ``comm`` (rank 0 reads, the arrays are broadcast once).
+
+Parameter types (checked by the deck reader): ``number`` (finite float, ``unit``),
+``path`` (string; relative to the deck's directory), ``choice`` (one of ``choices``),
+``plane`` (two different integers out of 1, 2, 3), ``matrix`` (list of equal-length lists
+of numbers; ``shape`` with None for any length), ``vector`` (list of numbers),
+``hoppings`` (a list of tables {R, a, b, t} or of rows [R1, R2, a, b, Re t, Im t]).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+REQUIRED = object()  # sentinel: the parameter has no default
+
+
+@dataclass(frozen=True)
+class Param:
+    """One builder parameter: its type, default (REQUIRED or a value; None = absent)."""
+
+    type: str
+    default: object = REQUIRED
+    unit: str = ""
+    choices: tuple = ()
+    shape: tuple = ()
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A model kind: builder(**params[, comm]) -> BlochModel, and its parameter spec."""
+
+    builder: Callable
+    params: dict[str, Param] = field(default_factory=dict)
+    collective: bool = False
+    doc: str = ""
+
+
+def _haldane(t1, t2, mass, phi):
+    from qgt_mpi.models.haldane import haldane
+
+    return haldane(float(t1), float(t2), float(mass), float(phi))
+
+
+def _wannier90(comm=None, **params):
+    from qgt_mpi.models.wannier90 import read_wannier90
+
+    return read_wannier90(comm=comm, **params)
+
+
+def _tight_binding(**params):
+    from qgt_mpi.models.inline import tight_binding
+
+    return tight_binding(**params)
+
+
+def _model_file(file, comm=None):
+    from qgt_mpi.models.modelfile import load_model
+
+    return load_model(file, comm)
+
+
+def _bm_continuum(**params):
+    from qgt_mpi.models.bm_continuum import bm_continuum
+
+    return bm_continuum(**{k: float(v) for k, v in params.items()})
+
+
+def _tbg_atomistic(**params):
+    from qgt_mpi.models.tbg_atomistic import tbg_atomistic
+
+    return tbg_atomistic(**{k: float(v) for k, v in params.items()})
+
+
+KINDS: dict[str, Kind] = {
+    "haldane": Kind(_haldane, {
+        "t1": Param("number", unit="meV", doc="nearest-neighbour hopping"),
+        "t2": Param("number", unit="meV", doc="next-nearest-neighbour hopping magnitude"),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass M"),
+        "phi": Param("number", math.pi / 2, "radians", doc="NNN phase"),
+    }, doc="Haldane model on the honeycomb lattice (SPEC §2.2)"),
+    "wannier90": Kind(_wannier90, {
+        "hr": Param("path", None, doc="seedname_hr.dat"),
+        "tb": Param("path", None, doc="seedname_tb.dat (lattice, hoppings, positions)"),
+        "centres": Param("path", None, doc="seedname_centres.xyz"),
+        "lattice": Param("matrix", None, "Å", shape=(3, 3), doc="lattice vectors (rows)"),
+        "plane": Param("plane", [1, 2], doc="1-based indices of the in-plane vectors"),
+        "out_of_plane": Param("choice", "refuse", choices=("refuse", "sum")),
+        "fermi": Param("number", 0.0, "eV", doc="energy zero subtracted on site"),
+    }, collective=True, doc="Wannier90 model, 2D slice (eV -> meV)"),
+    "tight_binding": Kind(_tight_binding, {
+        "lattice": Param("matrix", unit="a", shape=(2, 2), doc="rows a1, a2"),
+        "positions": Param("matrix", unit="reduced", shape=(None, 2), doc="orbital positions"),
+        "hoppings": Param("hoppings", unit="meV", doc="t_ab(R) list"),
+        "onsite": Param("vector", None, "meV", doc="on-site energies"),
+        "partners": Param("choice", "add", choices=("add", "refuse")),
+    }, doc="inline tight-binding model"),
+    "bm_continuum": Kind(_bm_continuum, {
+        "theta": Param("number", 0.0, "degrees", doc="twist angle (give theta or alpha)"),
+        "alpha": Param("number", 0.0, "", doc="chiral coupling w1/(hbar v k_theta)"),
+        "w0": Param("number", 88.0, "meV", doc="AA interlayer coupling"),
+        "w1": Param("number", 110.0, "meV", doc="AB interlayer coupling"),
+        "hbar_v": Param("number", 594.4, "meV nm", doc="Dirac velocity"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("number", 1, "", doc="+1 or -1"),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
+    }, doc="Bistritzer-MacDonald continuum model, one valley (SPEC §2.5)"),
+    "tbg_atomistic": Kind(_tbg_atomistic, {
+        "m": Param("number", unit="", doc="commensurate index (integer >= 1), r = 1"),
+        "a": Param("number", 0.246, "nm", doc="graphene lattice constant"),
+        "d0": Param("number", 0.335, "nm", doc="interlayer distance"),
+        "vpp_pi0": Param("number", -2700.0, "meV", doc="V_pp_pi at a0"),
+        "vpp_sigma0": Param("number", 480.0, "meV", doc="V_pp_sigma at d0"),
+        "delta0": Param("number", 0.184 * 0.246, "nm", doc="decay length"),
+        "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff"),
+    }, doc="atomistic commensurate TBG, Slater-Koster (SPEC §2.6)"),
+    "model_file": Kind(_model_file, {
+        "file": Param("path", doc="qgt_mpi model file (qgt-mpi model save)"),
+    }, collective=True, doc="model saved by qgt-mpi model save"),
+}
+
+
+def call_builder(kind: str, params: dict, comm=None):
+    """Build ``kind`` from ``params`` with defaults filled in; ValueError if unknown/missing."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; allowed: {sorted(KINDS)}")
+    entry = KINDS[kind]
+    missing = [n for n, p in entry.params.items() if p.default is REQUIRED and n not in params]
+    extra = [n for n in params if n not in entry.params]
+    if missing or extra:
+        raise ValueError(f"model {kind!r} needs parameters {list(entry.params)}; "
+                         f"missing {missing}, unknown {extra}")
+    full = {n: params.get(n, p.default) for n, p in entry.params.items()}
+    full = {n: v for n, v in full.items() if v is not None}
+    if entry.collective:
+        return entry.builder(comm=comm, **full)
+    return entry.builder(**full)
