@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from qgt_mpi.driver import model_from_config
 from qgt_mpi.geometry.bands import band_geometry
+from qgt_mpi.io.checks import InputError
+from qgt_mpi.io.deck import parse_deck
 from qgt_mpi.geometry.chern import chern_numbers
 from qgt_mpi.models import build_model
 from qgt_mpi.models.bm_continuum import BMContinuum, k_theta, theta_from_alpha
@@ -163,3 +166,24 @@ def test_build_model_registry():
     assert model.describe()["valley"] == -1 and model.norb == 148
     with pytest.raises(ValueError, match="exactly one"):
         build_model("bm_continuum", {**params, "theta": 0.0})
+
+
+@pytest.mark.parametrize(("model_text", "norb"), [
+    ('kind = "bm_continuum"\ntheta = 1.05\nshells = 2', 4 * 19),
+    ('kind = "bm_continuum"\nalpha = 0.5\nw0 = 0.0\nvalley = -1', 148),
+    ('kind = "tbg_atomistic"\nm = 2', 76),
+])
+def test_decks_build_both_kinds(model_text, norb):
+    text = (f"[model]\n{model_text}\n[kgrid]\nsize = [4, 4]\n"
+            "[sweep]\ntemperature = [1.0]\nmu = [0.0]\ndelta = [0.5]\n")
+    assert model_from_config(parse_deck(text)).norb == norb
+
+
+@pytest.mark.parametrize("model_text", ['kind = "bm_continuum"\nw1 = 100.0',
+                                        'kind = "bm_continuum"\ntheta = 1.0\nvalley = 2',
+                                        'kind = "tbg_atomistic"\nm = 0'])
+def test_bad_decks_name_the_model(model_text):
+    text = (f"[model]\n{model_text}\n[kgrid]\nsize = [4, 4]\n"
+            "[sweep]\ntemperature = [1.0]\nmu = [0.0]\ndelta = [0.5]\n")
+    with pytest.raises(InputError, match="model"):
+        model_from_config(parse_deck(text))
