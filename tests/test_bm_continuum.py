@@ -7,9 +7,9 @@ import pytest
 
 from qgt_mpi.driver import model_from_config
 from qgt_mpi.geometry.bands import band_geometry
+from qgt_mpi.geometry.chern import chern_numbers
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck import parse_deck
-from qgt_mpi.geometry.chern import chern_numbers
 from qgt_mpi.models import build_model
 from qgt_mpi.models.bm_continuum import BMContinuum, k_theta, theta_from_alpha
 from qgt_mpi.solvers import DenseSolver
