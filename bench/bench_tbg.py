@@ -11,12 +11,15 @@ max_k |Tr g − |Ω|| / <|Ω|> (SPEC §5).
 Part ``shells``: flat-band energies of the realistic model (w0/w1 = 0.8, w1 = 110 meV,
 1.05°) at Γ, K, M and a generic point versus the plane-wave cutoff, against 7 shells.
 
+Part ``angles`` (issue 8, item 2): the realistic model's flat-band width (both flat bands, a
+12×12 grid plus K) and the gaps to the remote bands for θ = 1.00°…1.20°, 4 shells.
+
 Part ``atomistic``: build time of the (m, 1) commensurate cell (SPEC §2.6) for several m, the
 time of one ``values(k)`` and (``--neutrality``) of the charge-neutrality search at m = 31.
 
 Usage::
 
-    .venv/bin/python bench/bench_tbg.py [magic] [shells] [atomistic] [--neutrality]
+    .venv/bin/python bench/bench_tbg.py [magic] [shells] [angles] [atomistic] [--neutrality]
 """
 
 from __future__ import annotations
@@ -87,6 +90,21 @@ def shells_table() -> None:
     table(["shells", "norb", *[f"|de| {p} [meV]" for p in pts]], rows)
 
 
+def angles(shells: int, n: int) -> None:
+    """Realistic model (w0/w1 = 0.8): flat-band width and gaps to the remote bands vs θ."""
+    rows = []
+    for theta in np.round(np.arange(1.00, 1.2001, 0.02), 2):
+        model = BMContinuum(theta=float(theta), w0=88.0, w1=110.0, shells=shells)
+        k = np.concatenate([grid(model, n), [model.high_symmetry_points()["K"]]])
+        e = np.linalg.eigvalsh(model.hamiltonian(k, derivatives=False)[0])
+        h = model.norb // 2
+        flat = e[:, h - 1:h + 1]
+        rows.append([f"{theta:.2f}", f"{model.alpha:.4f}", f"{np.ptp(flat):.3f}",
+                     f"{e[:, h + 1].min() - flat.max():.2f}",
+                     f"{flat.min() - e[:, h - 2].max():.2f}"])
+    table(["theta [deg]", "alpha", "W flat [meV]", "gap above [meV]", "gap below [meV]"], rows)
+
+
 def atomistic(neutrality: bool) -> None:
     rows = []
     for m in (5, 10, 20, 31):
@@ -109,7 +127,7 @@ def atomistic(neutrality: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", default=["magic", "shells", "atomistic"])
+    parser.add_argument("parts", nargs="*", default=["magic", "shells", "angles", "atomistic"])
     parser.add_argument("--shells", type=int, default=5)
     parser.add_argument("--grid", type=int, default=6)
     parser.add_argument("--neutrality", action="store_true")
@@ -118,6 +136,8 @@ def main() -> None:
         magic(args.shells, args.grid)
     if "shells" in args.parts:
         shells_table()
+    if "angles" in args.parts:
+        angles(4, 12)
     if "atomistic" in args.parts:
         atomistic(args.neutrality)
 
