@@ -20,7 +20,7 @@ from qgt_mpi.models.tbg_atomistic import (
 
 @pytest.fixture(scope="module")
 def cells():
-    return {m: tbg_atomistic(m) for m in (1, 2, 3, 5)}
+    return {m: tbg_atomistic(m) for m in (1, 2, 3, 4, 5)}
 
 
 def dense_at(model, k):
