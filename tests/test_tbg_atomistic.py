@@ -72,6 +72,11 @@ def test_dirac_cone_at_moire_k_and_neutrality(cells):
         n = model.norb
         k_dirac = model.dirac_point()
         assert np.allclose(np.mod(model.lattice @ k_dirac / (2 * np.pi), 1), [1 / 3, 2 / 3])
+        hs = model.high_symmetry_points()
+        assert np.allclose(hs["K"], k_dirac)
+        assert np.linalg.norm(hs["M"]) == pytest.approx(np.linalg.norm(hs["K"]) * 3 ** 0.5 / 2)
+        e_k, e_kp = (np.linalg.eigvalsh(model.csr(hs[p])[0].toarray()) for p in ("K", "K'"))
+        assert e_k == pytest.approx(e_kp, abs=1e-8)  # K and K' related by the D6 symmetry
         e_cn = neutrality_energy(model)
         assert neutrality_energy(model, dense_limit=0) == pytest.approx(e_cn, abs=1e-6)
         assert 770.0 < e_cn < 800.0

@@ -108,6 +108,11 @@ class TBGAtomistic(BondModel):
         frac = np.mod(self.lattice @ kg / (2.0 * math.pi) + 1e-12, 1.0)
         return frac @ self.reciprocal
 
+    def high_symmetry_points(self) -> dict[str, np.ndarray]:
+        """Cartesian Γ, K (= dirac_point, reduced (1/3, 2/3)), K' (2/3, 1/3), M (1/2, 1/2)."""
+        red = {"G": (0.0, 0.0), "K": (1 / 3, 2 / 3), "K'": (2 / 3, 1 / 3), "M": (0.5, 0.5)}
+        return {name: np.asarray(r) @ self.reciprocal for name, r in red.items()}
+
     def describe(self) -> dict[str, object]:
         """Scalar facts for /model: m, θ, N, bonds, parameters."""
         return {**self.info, "norb": self.norb, "nnz": self.nnz, "nbonds": int(self.t.size)}
