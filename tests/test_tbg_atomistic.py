@@ -14,12 +14,13 @@ from qgt_mpi.models.tbg_atomistic import (
     neutrality_energy,
     tbg_atomistic,
     twist_angle,
+    valley_split,
 )
 
 
 @pytest.fixture(scope="module")
 def cells():
-    return {m: tbg_atomistic(m) for m in (1, 2, 3, 5)}
+    return {m: tbg_atomistic(m) for m in (1, 2, 3, 4, 5)}
 
 
 def dense_at(model, k):
@@ -71,6 +72,11 @@ def test_dirac_cone_at_moire_k_and_neutrality(cells):
         n = model.norb
         k_dirac = model.dirac_point()
         assert np.allclose(np.mod(model.lattice @ k_dirac / (2 * np.pi), 1), [1 / 3, 2 / 3])
+        hs = model.high_symmetry_points()
+        assert np.allclose(hs["K"], k_dirac)
+        assert np.linalg.norm(hs["M"]) == pytest.approx(np.linalg.norm(hs["K"]) * 3 ** 0.5 / 2)
+        e_k, e_kp = (np.linalg.eigvalsh(model.csr(hs[p])[0].toarray()) for p in ("K", "K'"))
+        assert e_k == pytest.approx(e_kp, abs=1e-8)  # K and K' related by the D6 symmetry
         e_cn = neutrality_energy(model)
         assert neutrality_energy(model, dense_limit=0) == pytest.approx(e_cn, abs=1e-6)
         assert 770.0 < e_cn < 800.0
@@ -119,3 +125,18 @@ def test_registry_and_bad_input():
     assert model.describe()["kind"] == "tbg_atomistic" and model.norb == 76
     with pytest.raises(ValueError, match="integer"):
         build_model("tbg_atomistic", {**params, "m": 2.5})
+
+
+def test_valley_split_orders_low_energy_states_by_valley(cells):
+    """At K the four Dirac states (±δ_v) separate by valley under H + 20 meV·V."""
+    model = cells[5]
+    split = valley_split(model, 20.0)
+    k, n = model.dirac_point(), model.norb
+    e_cn = neutrality_energy(model)
+    e, vecs = np.linalg.eigh(split.csr(k)[0].toarray())
+    low = vecs[:, n // 2 - 2:n // 2 + 2]
+    valley = np.einsum("on,on->n", low.conj(), model.valley(k) @ low).real
+    assert valley == pytest.approx([-1, -1, 1, 1], abs=0.01)
+    assert e[n // 2 - 2:n // 2 + 2] - e_cn == pytest.approx([-20, -20, 20, 20], abs=1.0)
+    ham = split.csr(k)[0]
+    assert abs(ham - ham.getH()).max() < 1e-9  # meV, entries up to 2.7e3

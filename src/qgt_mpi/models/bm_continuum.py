@@ -172,7 +172,11 @@ class BMContinuum(SparseModel):
 
     def hamiltonian(self, k: np.ndarray, derivatives: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Dense H (nk, n, n) and ∂H (2, nk, n, n) for a batch, vectorised over k."""
+        """Dense H (nk, n, n) and ∂H (2, nk, n, n) for a batch, vectorised over k.
+
+        ∂H does not depend on k, so it is returned as a read-only broadcast of one (2, n, n)
+        pair (no nk-fold copy).
+        """
         k = np.asarray(k, dtype=float).reshape(-1, 2)
         n, nk = self.norb, k.shape[0]
         ham = np.zeros((nk, n, n), complex)
@@ -180,10 +184,10 @@ class BMContinuum(SparseModel):
                                         + k[:, 1:] * self._hy[None])
         if not derivatives:
             return ham, None
-        dham = np.zeros((2, nk, n, n), complex)
-        dham[0][:, self.rows, self.cols] = self._hx[None]
-        dham[1][:, self.rows, self.cols] = self._hy[None]
-        return ham, dham
+        dham = np.zeros((2, 1, n, n), complex)  # k-independent: a read-only broadcast view
+        dham[0, 0, self.rows, self.cols] = self._hx
+        dham[1, 0, self.rows, self.cols] = self._hy
+        return ham, np.broadcast_to(dham, (2, nk, n, n))
 
     def high_symmetry_points(self) -> dict[str, np.ndarray]:
         """Cartesian Γ, K (layer-1 Dirac point, valley +1), K', M (cutoff centre)."""

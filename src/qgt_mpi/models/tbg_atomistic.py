@@ -108,6 +108,11 @@ class TBGAtomistic(BondModel):
         frac = np.mod(self.lattice @ kg / (2.0 * math.pi) + 1e-12, 1.0)
         return frac @ self.reciprocal
 
+    def high_symmetry_points(self) -> dict[str, np.ndarray]:
+        """Cartesian Γ, K (= dirac_point, reduced (1/3, 2/3)), K' (2/3, 1/3), M (1/2, 1/2)."""
+        red = {"G": (0.0, 0.0), "K": (1 / 3, 2 / 3), "K'": (2 / 3, 1 / 3), "M": (0.5, 0.5)}
+        return {name: np.asarray(r) @ self.reciprocal for name, r in red.items()}
+
     def describe(self) -> dict[str, object]:
         """Scalar facts for /model: m, θ, N, bonds, parameters."""
         return {**self.info, "norb": self.norb, "nnz": self.nnz, "nbonds": int(self.t.size)}
@@ -165,6 +170,25 @@ def _valley_model(model: TBGAtomistic, a: np.ndarray, b: np.ndarray, d3: np.ndar
     amp = 1j * np.sign(np.cos(3.0 * (psi - angle))) / (3.0 * math.sqrt(3.0))
     return BondModel(model.lattice, model.positions, a[nnn], b[nnn], d3[nnn, :2], amp,
                      {"kind": "valley_operator"})
+
+
+def valley_split(model: TBGAtomistic, shift: float) -> BondModel:
+    """H + shift·V(k) as a BondModel: valley +1 moves up by ``shift`` meV, −1 down.
+
+    With ``shift`` larger than the flat-band width and smaller than the gap to remote bands, the
+    flat bands order by valley, so per-valley band groups (valley Chern numbers, valley-resolved
+    metric) are ordinary band ranges for the link code and the geometry. Exact when [H, V] = 0;
+    otherwise the eigenvectors are perturbed at O(shift·|<m|V|n>| / |ε_n − ε_m|), small because
+    the valleys mix only weakly (module doc). SPEC §2.6, issue 8 "Valley resolution".
+    """
+    vm = model.valley_model
+    key = model.rows[model.entry] * model.norb + model.cols[model.entry]
+    info = {**model.info, "valley_shift": float(shift)}
+    return BondModel(model.lattice, model.positions,
+                     np.concatenate([key // model.norb, vm.rows[vm.entry]]),
+                     np.concatenate([key % model.norb, vm.cols[vm.entry]]),
+                     np.concatenate([model.d, vm.d]), np.concatenate([model.t, shift * vm.t]),
+                     info, model.operators)
 
 
 def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
