@@ -22,15 +22,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from mpi4py import MPI  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from mpi4py import MPI
 
-from qgt_mpi.driver import compute  # noqa: E402
-from qgt_mpi.models.bm_continuum import bm_continuum  # noqa: E402
-from qgt_mpi.models.lattice import kgrid_points  # noqa: E402
-from qgt_mpi.solvers.flat import FlatBands  # noqa: E402
-from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions  # noqa: E402
+from qgt_mpi.driver import compute
+from qgt_mpi.models.bm_continuum import bm_continuum
+from qgt_mpi.models.lattice import kgrid_points
+from qgt_mpi.solvers.flat import FlatBands
+from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "tbg"
 ANGLES = np.round(np.arange(1.00, 1.2001, 0.01), 2)
