@@ -140,3 +140,21 @@ def test_valley_split_orders_low_energy_states_by_valley(cells):
     assert e[n // 2 - 2:n // 2 + 2] - e_cn == pytest.approx([-20, -20, 20, 20], abs=1.0)
     ham = split.csr(k)[0]
     assert abs(ham - ham.getH()).max() < 1e-9  # meV, entries up to 2.7e3
+
+
+def test_energy_zero_at_charge_neutrality_by_default():
+    """kind = tbg_atomistic built from a deck puts E = 0 at the Dirac point of the moiré K
+    (bands N/2 − 1 and N/2 meet there) and keeps the absolute value in describe()."""
+    from qgt_mpi.models import build_model
+    from qgt_mpi.models.tbg_atomistic import neutrality_energy, tbg_atomistic
+
+    shifted = build_model("tbg_atomistic", {"m": 2})
+    absolute = build_model("tbg_atomistic", {"m": 2, "energy_zero": "absolute"})
+    e_cn = neutrality_energy(tbg_atomistic(2))
+    assert abs(shifted.describe()["neutrality_meV"] - e_cn) < 1e-9 and 700 < e_cn < 900
+    k = shifted.dirac_point()
+    e_rel = np.linalg.eigvalsh(shifted.csr(k)[0].toarray())
+    e_abs = np.linalg.eigvalsh(absolute.csr(k)[0].toarray())
+    assert np.max(np.abs(e_rel - (e_abs - e_cn))) < 1e-9
+    n = shifted.norb
+    assert abs(e_rel[n // 2 - 1] + e_rel[n // 2]) < 1e-9

@@ -73,10 +73,19 @@ def _bm_continuum(**params):
     return bm_continuum(**{k: float(v) for k, v in params.items()})
 
 
-def _tbg_atomistic(**params):
-    from qgt_mpi.models.tbg_atomistic import tbg_atomistic
+def _tbg_atomistic(comm=None, energy_zero="neutrality", **params):
+    """Atomistic TBG; with ``energy_zero = "neutrality"`` rank 0 finds E_CN, all shift by it."""
+    from qgt_mpi.models.tbg_atomistic import neutrality_energy, shift_energy, tbg_atomistic
 
-    return tbg_atomistic(**{k: float(v) for k, v in params.items()})
+    model = tbg_atomistic(**{k: float(v) for k, v in params.items()})
+    if energy_zero != "neutrality":
+        return model
+    e_cn = neutrality_energy(model) if comm is None or comm.rank == 0 else None
+    if comm is not None:
+        from qgt_mpi.parallel import broadcast
+
+        e_cn = broadcast(comm, e_cn)
+    return shift_energy(model, e_cn)
 
 
 KINDS: dict[str, Kind] = {
@@ -120,7 +129,9 @@ KINDS: dict[str, Kind] = {
         "vpp_sigma0": Param("number", 480.0, "meV", doc="V_pp_sigma at d0"),
         "delta0": Param("number", 0.184 * 0.246, "nm", doc="decay length"),
         "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff"),
-    }, doc="atomistic commensurate TBG, Slater-Koster (SPEC §2.6)"),
+        "energy_zero": Param("choice", "neutrality", choices=("neutrality", "absolute"),
+                             doc="energies (target, mu) relative to charge neutrality"),
+    }, collective=True, doc="atomistic commensurate TBG, Slater-Koster (SPEC §2.6)"),
     "model_file": Kind(_model_file, {
         "file": Param("path", doc="qgt_mpi model file (qgt-mpi model save)"),
     }, collective=True, doc="model saved by qgt-mpi model save"),

@@ -214,6 +214,27 @@ def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
     return float(0.5 * (near[1] + near[2]))
 
 
+def shift_energy(model: TBGAtomistic, shift: float) -> TBGAtomistic:
+    """The same model with every on-site energy lowered by ``shift`` meV (new energy zero).
+
+    Used to put the zero at charge neutrality (``energy_zero = "neutrality"``, issue 8):
+    sweep μ and the solver target are then relative to it; ``describe`` keeps the absolute
+    value as ``neutrality_meV``.
+    """
+    n = model.norb
+    key = model.rows[model.entry] * n + model.cols[model.entry]
+    diag = np.arange(n)
+    info = {**model.info, "neutrality_meV": float(shift), "energy_zero": "charge neutrality"}
+    out = TBGAtomistic(model.lattice, model.positions, np.concatenate([key // n, diag]),
+                       np.concatenate([key % n, diag]),
+                       np.concatenate([model.d, np.zeros((n, 2))]),
+                       np.concatenate([model.t, np.full(n, -float(shift), complex)]), info,
+                       model.operators)
+    for name in ("m", "theta", "params", "layer", "sublattice", "z", "valley_model"):
+        setattr(out, name, getattr(model, name))
+    return out
+
+
 def monolayer_dirac_energy(params: dict) -> float:
     """ε_D of one layer with the same hoppings: Σ over same-sublattice neighbours of t e^{iK·d}."""
     a = params["a"]
