@@ -25,6 +25,7 @@ timing is the best of ``--repeat`` repetitions (the dense 2888-orbital case and 
 Usage::
 
     .venv/bin/python bench/bench_sparse.py [--repeat 3] [--repeat-slow 1] [--parts 1 2 3]
+                                           [--yield-idle] [--records FILE.jsonl]
 """
 
 from __future__ import annotations
@@ -58,7 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat-slow", type=int, default=1,
                    help="repetitions of the dense 2888 and SciPy 12 000 cases")
     p.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--yield-idle", action="store_true",
+                   help="part 3 with OpenMPI mpi_yield_when_idle = 1 (shared cores)")
+    p.add_argument("--records", type=Path, default=None,
+                   help="append every case's JSON record to this file")
     return p
+
+
+RECORDS: list[Path] = []  # where run() appends records (set by --records)
+MPI_EXTRA: dict[str, str] = {}  # extra environment of mpirun cases (set by --yield-idle)
 
 
 def run(spec: dict, nprocs: int = 1) -> dict:
@@ -66,13 +75,16 @@ def run(spec: dict, nprocs: int = 1) -> dict:
     cmd = [sys.executable, str(WORKER), json.dumps(spec)]
     if nprocs > 1:
         cmd = ["mpirun", "-n", str(nprocs), *cmd]
-    env = {**mpi_env(), **dict.fromkeys(THREAD_VARS, "1")}  # one core per rank
+    env = {**mpi_env(), **dict.fromkeys(THREAD_VARS, "1"), **MPI_EXTRA}  # one core per rank
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
                           cwd=HERE)
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode or not lines:
         raise RuntimeError(f"worker failed for {spec}: {proc.stderr.strip()[-400:]}")
     rec = json.loads(lines[-1])
+    for path in RECORDS:
+        with path.open("a") as f:
+            f.write(lines[-1] + "\n")
     print(f"  {rec['engine']:5s} {rec['model']:7s} N = {rec['norb']:6d}"
           f" oow={rec.get('oow', '-')!s:5s} pools={rec.get('pools', 1)}"
           f"  cpu/k {rec['cpu']:.4g} s  wall/k {rec['wall']:.4g} s", flush=True)
@@ -181,18 +193,24 @@ def part3(repeat: int) -> str:
     """Pools = 2 vs pools = 1 under mpirun -n 2 on the largest cases (part 3)."""
     rows = []
     for model, size, nk in (("haldane", HALDANE_N[-1], 4), ("bilayer", list(BILAYER[-1]), 2)):
+        first = None
         for pools in (2, 1):
             r = run(slepc_spec(model, size, True, nk, repeat, pools), nprocs=2)
+            first = first or r["energies"]  # same first k-point in both layouts
+            diff = np.max(np.abs(np.array(r["energies"]) - np.array(first)))
             rows.append([model, str(r["norb"]), str(pools), str(2 // pools), f"{r['wall']:.3f}",
                          " ".join(f"{w:.2f}" for w in r["walls"]),
-                         "/".join(f"{m:.0f}" for m in r["rss_peak"]), f"{r['cg_its']:.0f}"])
+                         "/".join(f"{m:.0f}" for m in r["rss_peak"]), f"{r['cg_its']:.0f}",
+                         f"{diff:.1e}"])
     return format_table(["model", "N", "pools", "ranks/pool", "wall/k [s]", "all repeats",
-                         "peak MiB per rank", "CG its"], rows)
+                         "peak MiB per rank", "CG its", "max |Δε| [meV]"], rows)
 
 
 def main() -> None:
     """Run the selected parts and print their tables."""
     args = _parser().parse_args()
+    RECORDS.extend([args.records] if args.records else [])
+    MPI_EXTRA.update({"OMPI_MCA_mpi_yield_when_idle": "1"} if args.yield_idle else {})
     print(f"load average before: {os.getloadavg()}", flush=True)
     out, dense = [], []
     if 1 in args.parts:
