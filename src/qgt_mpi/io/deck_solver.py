@@ -27,7 +27,7 @@ from qgt_mpi.io.checks import (
 )
 
 SOLVER_KINDS = ("dense", "slepc", "auto")
-AUTO_CROSSOVER = 600  # orbitals; above this "auto" uses SLEPc (docs/performance.md §5)
+AUTO_CROSSOVER = 190  # orbitals; above this "auto" uses SLEPc (measured: docs/performance.md §5)
 
 
 @dataclass(frozen=True)
