@@ -17,7 +17,7 @@ from qgt_mpi.io.writer import ResultFile
 from qgt_mpi.parallel import broadcast
 from qgt_mpi.transport.accumulate import ETA_DEG, TransportSums
 from qgt_mpi.transport.binning import ETA_BIN, P_BIN
-from qgt_mpi.transport.observables import UNITS
+from qgt_mpi.transport.observables import BAND_UNITS, LONG_NAMES, UNITS
 
 SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature"]
 
@@ -70,7 +70,13 @@ def _transport(config, delta, sums: TransportSums, transport) -> dict:
         "delta_index": (np.arange(len(delta)), {"units": "1"}),
     }
     for key, unit in UNITS.items():
-        group[key] = (transport[key], {"units": unit, "axes": "mu, delta_index, temperature"})
+        attrs = {"units": unit, "axes": "mu, delta_index, temperature"}
+        if key in LONG_NAMES:
+            attrs["long_name"] = LONG_NAMES[key]
+        group[key] = (transport[key], attrs)
+    for key, unit in BAND_UNITS.items():
+        group[key] = (transport[key], {"units": unit,
+                                       "axes": "mu, delta_index, temperature, band"})
     return group
 
 

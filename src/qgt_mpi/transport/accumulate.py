@@ -12,9 +12,18 @@ from qgt_mpi.parallel import allgather, block_range
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
 from qgt_mpi.transport.observables import transport_quantities
-from qgt_mpi.transport.weights import band_weights
+from qgt_mpi.transport.weights import DENSITY, DENSITY_WEIGHT, band_weights
 
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
+
+
+def k_point_count(reduced: list[tuple[int, np.ndarray]]) -> int:
+    """N_k from the reduced moments: every k deposits DENSITY_WEIGHT at order 0 on each band.
+
+    Restart-safe (the count travels with the checkpointed moments) and exact after rounding.
+    """
+    lo, coeff = reduced[0]
+    return int(round(float(coeff[0, :, DENSITY, 0].real.sum()) / DENSITY_WEIGHT))
 
 
 class TransportSums:
@@ -55,18 +64,21 @@ class TransportSums:
         out over ranks and gathered, so every rank returns the same arrays.
         """
         reduced = self.moments.reduce(comm)
+        n_k = k_point_count(reduced)
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
         units = self._units(comm.size)
         start, stop = block_range(len(units), comm.size, comm.rank)
         local = {u: self._point(reduced, *units[u]) for u in range(start, stop)}
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
-        hall = np.zeros((n_mu, n_d, n_t))
+        hall = np.zeros((3, n_mu, n_d, n_t))
+        occupation = np.zeros((self.delta.shape[1], n_mu, n_d, n_t))
         for part in allgather(comm, local):
-            for u, (s, h) in part.items():
+            for u, (s, h, n) in part.items():
                 i_d, i_t, mus = units[u]
                 sym[:, :, mus, i_d, i_t] = s / norm
-                hall[mus, i_d, i_t] = h / norm
-        return transport_quantities(sym, hall, self.temperature, degeneracy)
+                hall[:, mus, i_d, i_t] = h / norm
+                occupation[:, mus, i_d, i_t] = n / n_k
+        return transport_quantities(sym, hall, self.temperature, degeneracy, occupation)
 
     def _units(self, ranks: int) -> list[tuple[int, int, slice]]:
         """(δ index, T index, μ slice) work units: at least ``ranks`` of them when possible."""
@@ -77,14 +89,18 @@ class TransportSums:
                 for i_t in range(self.temperature.size) for e in edges]
 
     def _point(self, reduced, i_d: int, i_t: int, mus: slice = slice(None)
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Sums at one (δ, T) over the μ in ``mus``, summed over bands."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sums at one (δ, T) over the μ in ``mus``: symmetric and Hall summed over bands,
+        occupation per band."""
         kt = K_B_MEV_PER_K * self.temperature[i_t]
         mu = self.mu[mus]
         sym = np.zeros((3, 4, mu.size))
-        hall = np.zeros(mu.size)
+        hall = np.zeros((3, mu.size))
+        occupation = np.zeros((len(reduced), mu.size))
         for band, (lo, coeff) in enumerate(reduced):
-            s, h = evaluate_band(lo, coeff[i_d], self.grid, float(self.delta[i_d, band]), mu, kt)
+            s, h, n = evaluate_band(lo, coeff[i_d], self.grid, float(self.delta[i_d, band]),
+                                    mu, kt)
             sym += s
             hall += h
-        return sym, hall
+            occupation[band] = n
+        return sym, hall, occupation

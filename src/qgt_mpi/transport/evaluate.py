@@ -4,7 +4,12 @@ For one band n, one broadening choice and one temperature, the moments c_{j,q} o
 binning.py give, for every chemical potential μ_i,
 
     S_sym(a, comp, μ_i) = Σ_j Σ_q Re[c_{j,comp,q} K_a^(q)(E_j − μ_i − iδ_n)]    (SPEC §3, §4)
-    S_hall(μ_i)         = Σ_j Σ_q Im[c_{j,hall,q} Λ^(q)(E_j − μ_i − iδ_n)]
+    S_hall(a, μ_i)      = Σ_j Σ_q Im[c_{j,hall,q} Λ_a^(q)(E_j − μ_i − iδ_n)]
+    n(μ_i)              = Σ_j Σ_q Im[c_{j,density,q} Λ_0^(q)(E_j − μ_i − iδ_n)]
+
+Λ_a (a = 0, 1, 2) are the Cauchy transforms whose divided differences give the Hall energy
+moments Y^(a) (kernels.hall_moments, SPEC §4 "Full tensors"): the Hall weights do not depend
+on a, only the kernel family does, so the one set of moments serves σ_xy, L^(1)_xy, L^(2)_xy.
 
 Kernel values are needed at E_j − μ_i only. When the μ grid lies on bin centres
 (binning.bin_grid arranges that for evenly spaced sweeps) those points are shared anchors
@@ -20,7 +25,8 @@ import math
 import numpy as np
 
 from qgt_mpi.kernels.closed import k_series, lambda_series
-from qgt_mpi.transport.weights import HALL, SYMMETRIC
+from qgt_mpi.kernels.hall_moments import lambda_moments
+from qgt_mpi.transport.weights import DENSITY, HALL, SYMMETRIC
 
 _BLOCK_ELEMENTS = 2_000_000  # kernel-table elements held at once (memory bound)
 
@@ -32,13 +38,13 @@ def evaluate_band(
     delta_n: float,
     mu: np.ndarray,
     kt: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sums for one band, broadening and temperature over all ``mu``. Local, no communication.
 
     Parameters
     ----------
     lo : global index of the first bin of ``coeff``.
-    coeff : (nbins, 5, slots) complex moments for this band and broadening choice.
+    coeff : (nbins, len(COMPONENTS), slots) complex moments for this band and broadening choice.
     grid : (h, e0) bin width and origin [meV].
     delta_n : the band's broadening [meV].
     mu : (nmu,) chemical potentials [meV].
@@ -47,14 +53,16 @@ def evaluate_band(
     Returns
     -------
     sym : (3, 4, nmu) Re-sums for a = 0, 1, 2 and the four symmetric components.
-    hall : (nmu,) Im-sum of the Hall component.
+    hall : (3, nmu) Im-sums of the Hall component with Λ_a, a = 0, 1, 2.
+    density : (nmu,) occupation of the band per cell (times N_k A_c, like the other sums).
     """
     mu = np.asarray(mu, dtype=float)
     sym = np.zeros((3, len(SYMMETRIC), mu.size))
-    hall = np.zeros(mu.size)
+    hall = np.zeros((3, mu.size))
+    density = np.zeros(mu.size)
     used = np.nonzero(np.any(coeff != 0, axis=(1, 2)))[0]
     if used.size == 0:
-        return sym, hall
+        return sym, hall, density
     slots = int(np.max(np.nonzero(np.any(coeff[used] != 0, axis=(0, 1)))[0])) + 1
     c = coeff[used, :, :slots]
     h, e0 = grid
@@ -71,9 +79,22 @@ def evaluate_band(
         for a in range(3):
             rhs = k_tab[a].transpose(1, 0, 2).reshape(-1, k_tab.shape[-1])
             sym[a, :, block] = (lhs[list(SYMMETRIC)] @ rhs).real
-        rhs = lam_tab.transpose(1, 0, 2).reshape(-1, lam_tab.shape[-1])
-        hall[block] = (lhs[HALL] @ rhs).imag
-    return sym, hall
+        for a in range(3):
+            rhs = lam_tab[a].transpose(1, 0, 2).reshape(-1, lam_tab.shape[-1])
+            hall[a, block] = (lhs[HALL] @ rhs).imag
+            if a == 0:
+                density[block] = (lhs[DENSITY] @ rhs).imag
+    return sym, hall, density
+
+
+def _lambda_family(zeta: np.ndarray, kt: float, qmax: int, k_all: np.ndarray) -> np.ndarray:
+    """Λ_a^(q), a = 0, 1, 2, q ≤ qmax: Λ_a^(q≥1) = −K_a^(q−1) reuses the K table (SPEC §4)."""
+    out = np.empty((3, qmax + 1) + zeta.shape, dtype=complex)
+    out[0] = lambda_series(zeta, kt, qmax)
+    for a in (1, 2):
+        out[a, 0] = lambda_moments(a, zeta, kt, 0)[0]
+        out[a, 1:] = -k_all[a, :qmax]
+    return out
 
 
 def _blocks(nmu: int, per_mu: int):
@@ -98,12 +119,12 @@ def _anchored_tables(bins, l_idx, resid, h, delta_n, kt, slots, radius):
     inverse = inverse.reshape(anchors.shape)
     zeta = unique * h - 1j * delta_n
     k_all = k_series(zeta, kt, slots - 1 + order)
-    lam_all = lambda_series(zeta, kt, slots - 1 + order)
-    for block in _blocks(l_idx.size, 4 * (slots + order) * bins.size):
+    lam_all = _lambda_family(zeta, kt, slots - 1 + order, k_all)
+    for block in _blocks(l_idx.size, 6 * (slots + order) * bins.size):
         idx = inverse[:, block]
         shift = np.array([(-resid[block]) ** s / math.factorial(s) for s in range(order + 1)])
         k_tab = _shifted(k_all[:, :, idx], shift, slots)
-        lam_tab = _shifted(lam_all[None, :, idx], shift, slots)[0]
+        lam_tab = _shifted(lam_all[:, :, idx], shift, slots)
         yield block, (k_tab, lam_tab)
 
 
@@ -117,6 +138,7 @@ def _shifted(table: np.ndarray, shift: np.ndarray, slots: int) -> np.ndarray:
 
 def _direct_tables(energies, mu, delta_n, kt, slots):
     """Kernel tables evaluated at every (bin, μ) point."""
-    for block in _blocks(mu.size, 4 * slots * energies.size):
+    for block in _blocks(mu.size, 6 * slots * energies.size):
         zeta = energies[:, None] - mu[None, block] - 1j * delta_n
-        yield block, (k_series(zeta, kt, slots - 1), lambda_series(zeta, kt, slots - 1))
+        k_tab = k_series(zeta, kt, slots - 1)
+        yield block, (k_tab, _lambda_family(zeta, kt, slots - 1, k_tab))
