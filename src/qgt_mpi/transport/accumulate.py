@@ -88,12 +88,12 @@ class TransportSums:
         return [(i_d, i_t, slice(*e)) for i_d in range(len(self.delta))
                 for i_t in range(self.temperature.size) for e in edges]
 
-    def _point(self, reduced, i_d: int, i_t: int, mus: slice = slice(None)
+    def _point(self, reduced, i_d: int, i_t: int, mus: slice | np.ndarray = slice(None)
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sums at one (δ, T) over the μ in ``mus``: symmetric and Hall summed over bands,
-        occupation per band."""
+        """Sums at one (δ, T) over the μ in ``mus`` (a slice of the sweep, or explicit μ
+        values): symmetric and Hall summed over bands, occupation per band."""
         kt = K_B_MEV_PER_K * self.temperature[i_t]
-        mu = self.mu[mus]
+        mu = self.mu[mus] if isinstance(mus, slice) else np.asarray(mus, dtype=float)
         sym = np.zeros((3, 4, mu.size))
         hall = np.zeros((3, mu.size))
         occupation = np.zeros((len(reduced), mu.size))

@@ -87,6 +87,24 @@ def evaluate_band(
     return sym, hall, density
 
 
+def band_occupation(lo: int, coeff: np.ndarray, grid: tuple[float, float], delta_n: float,
+                    mu: np.ndarray, kt: float) -> np.ndarray:
+    """Occupation sum of one band at arbitrary ``mu`` (DENSITY component only). Local.
+
+    Cheap path for the μ(ν, T) solver: Λ_0 tables at every (bin, μ) point, no K tables.
+    """
+    mu = np.asarray(mu, dtype=float)
+    c = coeff[:, DENSITY]
+    used = np.nonzero(np.any(c != 0, axis=1))[0]
+    if used.size == 0:
+        return np.zeros(mu.size)
+    slots = int(np.max(np.nonzero(np.any(c[used] != 0, axis=0))[0])) + 1
+    energies = grid[1] + (lo + used) * grid[0]
+    zeta = energies[:, None] - mu[None, :] - 1j * delta_n
+    lam = lambda_series(zeta, kt, slots - 1)  # (slots, rows, nmu)
+    return np.einsum("rq,qrm->m", c[used, :slots], lam).imag
+
+
 def _lambda_family(zeta: np.ndarray, kt: float, qmax: int, k_all: np.ndarray) -> np.ndarray:
     """Λ_a^(q), a = 0, 1, 2, q ≤ qmax: Λ_a^(q≥1) = −K_a^(q−1) reuses the K table (SPEC §4)."""
     out = np.empty((3, qmax + 1) + zeta.shape, dtype=complex)
