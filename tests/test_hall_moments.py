@@ -9,6 +9,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 from scipy.integrate import IntegrationWarning, quad
+from test_kernels import SPREAD, _peaks, _quad, lor
 
 from qgt_mpi.kernels.closed import fermi, k_series, minus_fermi_prime, y_pair
 from qgt_mpi.kernels.hall_moments import (
@@ -18,7 +19,6 @@ from qgt_mpi.kernels.hall_moments import (
     lambda_moments,
     y_moment_pair,
 )
-from test_kernels import SPREAD, _peaks, _quad, lor
 
 warnings.simplefilter("ignore", IntegrationWarning)
 
@@ -59,7 +59,7 @@ def test_lambda_moments_against_mpmath(kT) -> None:
         tail = kT * x * mp.log(1 + mp.exp(-x / kT)) - kT**2 * mp.polylog(2, -mp.exp(-x / kT))
         return x * x * f + 2 * tail - mp.pi**2 * kT**2 / 3 * f
 
-    zs = [0.3 * kT - 0.1j * kT, -3 * kT - 0.01j * kT, 10 * kT - 2j * kT, -5j * kT, 20 * kT - kT * 1j]
+    zs = [kT * z for z in (0.3 - 0.1j, -3 - 0.01j, 10 - 2j, -5j, 20 - 1j)]
     for a in (1, 2):
         got = lambda_moments(a, np.array(zs), kT, 0)[0]
         if a == 2:

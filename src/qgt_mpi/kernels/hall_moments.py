@@ -36,10 +36,9 @@ its Taylor series about ζ_n.  All functions are for Im ζ < 0 (Schwarz reflecti
 from __future__ import annotations
 
 import math
-
-import numpy as np
 from fractions import Fraction
 
+import numpy as np
 from scipy.special import loggamma, spence
 
 from .closed import _P_TAYLOR, _pairs, _taylor_weights, k_series, lambda_series
@@ -170,7 +169,7 @@ def lambda_moments(a: int, zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray
     zeta = np.asarray(zeta, dtype=complex)
     if a == 0:
         return lambda_series(zeta, kT, qmax)
-    out = np.empty((qmax + 1,) + zeta.shape, dtype=complex)
+    out = np.empty((qmax + 1, *zeta.shape), dtype=complex)
     if qmax >= 1:
         out[1:] = -k_series(zeta, kT, qmax - 1)[a]
     flat = zeta.ravel()

@@ -22,8 +22,8 @@ def k_point_count(reduced: list[tuple[int, np.ndarray]]) -> int:
 
     Restart-safe (the count travels with the checkpointed moments) and exact after rounding.
     """
-    lo, coeff = reduced[0]
-    return int(round(float(coeff[0, :, DENSITY, 0].real.sum()) / DENSITY_WEIGHT))
+    _lo, coeff = reduced[0]
+    return round(float(coeff[0, :, DENSITY, 0].real.sum()) / DENSITY_WEIGHT)
 
 
 class TransportSums:

@@ -107,7 +107,7 @@ def band_occupation(lo: int, coeff: np.ndarray, grid: tuple[float, float], delta
 
 def _lambda_family(zeta: np.ndarray, kt: float, qmax: int, k_all: np.ndarray) -> np.ndarray:
     """Λ_a^(q), a = 0, 1, 2, q ≤ qmax: Λ_a^(q≥1) = −K_a^(q−1) reuses the K table (SPEC §4)."""
-    out = np.empty((3, qmax + 1) + zeta.shape, dtype=complex)
+    out = np.empty((3, qmax + 1, *zeta.shape), dtype=complex)
     out[0] = lambda_series(zeta, kt, qmax)
     for a in (1, 2):
         out[a, 0] = lambda_moments(a, zeta, kt, 0)[0]
