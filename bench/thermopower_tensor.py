@@ -5,7 +5,8 @@ Flattened Haldane model (t1 = 1, t2 = 0.3, M = 0, φ = π/2; two flat bands at �
 in the two flat bands (ν = filling of the lower band at T → 0; the band group (0, 1) is held at
 filling ν/2). For each ν, μ(ν, T) is solved per temperature (transport/filling.py); the
 figure shows the measured S_xx = (σ⁻¹α)_xx, the paper's diagonal ratio
-−L^(1)_xx/(eT L^(0)_xx) and the Nernst signal S_xy versus T, with (k_B/e) ln 2, 2 ln 2 and the entropy per carrier (k_B/e) s(ν)/ν.
+−L^(1)_xx/(eT L^(0)_xx) and the Nernst signal S_xy versus T, with (k_B/e) ln 2, 2 ln 2
+and the entropy per carrier (k_B/e) s(ν)/ν.
 
 Usage: python bench/thermopower_tensor.py [OUTDIR]  (default docs/figures/thermopower_tensor);
 prints the numbers quoted in docs/validation.md. Serial, ~10 s.
