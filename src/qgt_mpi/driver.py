@@ -11,7 +11,7 @@ from mpi4py import MPI
 
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
-from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
+from qgt_mpi.io.deck import InputError, RunConfig, SweepSpec, check_filling_bands, delta_for_bands
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
@@ -21,6 +21,7 @@ from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
 from qgt_mpi.solvers.dense import DenseSolver
 from qgt_mpi.transport.accumulate import TransportSums
+from qgt_mpi.transport.filling import finish_filling
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
 
@@ -43,6 +44,7 @@ def prepare(comm: MPI.Comm, config: RunConfig, output: str):
     with collective(comm):
         model = model_from_config(config)
         delta = delta_for_bands(config.sweep, model.nbands)
+        check_filling_bands(config.sweep, model.nbands)
         writer.check_writable(comm, output)
     return model, delta
 
@@ -78,10 +80,19 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
                  GeometrySummary(model.nbands, len(groups)), kresolved)
 
 
-def finish(comm: MPI.Comm, job: KPass, degeneracy: float) -> tuple[dict, dict]:
-    """Reduce and evaluate the sweep (SPEC §4) and the geometry (SPEC §5). Collective."""
+def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
+           sweep: SweepSpec | None = None) -> tuple[dict, dict]:
+    """Reduce and evaluate the sweep (SPEC §4) and the geometry (SPEC §5). Collective.
+
+    With ``sweep.filling`` the sweep is at fixed filling (μ(ν, T) solved, transport/filling.py).
+    """
     with collective(comm):
-        transport = job.sums.finish(comm, job.nk * job.model.cell_area, degeneracy)
+        norm = job.nk * job.model.cell_area
+        if sweep is not None and sweep.filling is not None:
+            transport = finish_filling(job.sums, comm, norm, degeneracy, sweep.filling,
+                                       list(sweep.filling_bands))
+        else:
+            transport = job.sums.finish(comm, norm, degeneracy)
         geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
         _check_results(transport)
     return transport, geometry
@@ -128,7 +139,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
     with timers.phase("reduce+evaluate"):
-        transport, geometry = finish(comm, job, config.degeneracy)
+        transport, geometry = finish(comm, job, config.degeneracy, config.sweep)
     superfluid = _superfluid(comm, config, model, timers, log)
     result = _result(comm, config, job, delta, transport, geometry, timers, log)
     if superfluid is not None:
