@@ -73,17 +73,21 @@ def evaluate_band(
         tables = _anchored_tables(lo + used, l_idx, resid, h, delta_n, kt, slots, radius)
     else:
         tables = _direct_tables(e0 + (lo + used) * h, mu, delta_n, kt, slots)
-    for block, (k_tab, lam_tab) in tables:
+    # Hall moments a = 1, 2: Σ_q c_q Λ_a^(q) = c_0 Λ_a − Σ_{q≥1} c_q K_a^(q−1) (Λ_a' = −K_a),
+    # so they reuse the K tables of the symmetric sums and need only Λ_a itself.
+    c_hall = c[:, HALL, :]
+    c_next = np.concatenate([c_hall[:, 1:], np.zeros_like(c_hall[:, :1])], axis=1).reshape(-1)
+    for block, (k_tab, lam_tab, lam12) in tables:
         # c: (rows, comp, t) with tables (.., t, rows, m) → matrix product over (rows, t).
         lhs = c.transpose(1, 0, 2).reshape(c.shape[1], -1)
         for a in range(3):
             rhs = k_tab[a].transpose(1, 0, 2).reshape(-1, k_tab.shape[-1])
             sym[a, :, block] = (lhs[list(SYMMETRIC)] @ rhs).real
-        for a in range(3):
-            rhs = lam_tab[a].transpose(1, 0, 2).reshape(-1, lam_tab.shape[-1])
-            hall[a, block] = (lhs[HALL] @ rhs).imag
-            if a == 0:
-                density[block] = (lhs[DENSITY] @ rhs).imag
+            if a:
+                hall[a, block] = (c_hall[:, 0] @ lam12[a - 1] - c_next @ rhs).imag
+        rhs = lam_tab.transpose(1, 0, 2).reshape(-1, lam_tab.shape[-1])
+        hall[0, block] = (lhs[HALL] @ rhs).imag
+        density[block] = (lhs[DENSITY] @ rhs).imag
     return sym, hall, density
 
 
@@ -105,14 +109,9 @@ def band_occupation(lo: int, coeff: np.ndarray, grid: tuple[float, float], delta
     return np.einsum("rq,qrm->m", c[used, :slots], lam).imag
 
 
-def _lambda_family(zeta: np.ndarray, kt: float, qmax: int, k_all: np.ndarray) -> np.ndarray:
-    """Λ_a^(q), a = 0, 1, 2, q ≤ qmax: Λ_a^(q≥1) = −K_a^(q−1) reuses the K table (SPEC §4)."""
-    out = np.empty((3, qmax + 1, *zeta.shape), dtype=complex)
-    out[0] = lambda_series(zeta, kt, qmax)
-    for a in (1, 2):
-        out[a, 0] = lambda_moments(a, zeta, kt, 0)[0]
-        out[a, 1:] = -k_all[a, :qmax]
-    return out
+def _lambda_12(zeta: np.ndarray, kt: float) -> np.ndarray:
+    """Λ_1(ζ), Λ_2(ζ) of the Hall energy moments (kernels.hall_moments); (2, ...)."""
+    return np.stack([lambda_moments(a, zeta, kt, 0)[0] for a in (1, 2)])
 
 
 def _blocks(nmu: int, per_mu: int):
@@ -137,13 +136,18 @@ def _anchored_tables(bins, l_idx, resid, h, delta_n, kt, slots, radius):
     inverse = inverse.reshape(anchors.shape)
     zeta = unique * h - 1j * delta_n
     k_all = k_series(zeta, kt, slots - 1 + order)
-    lam_all = _lambda_family(zeta, kt, slots - 1 + order, k_all)
-    for block in _blocks(l_idx.size, 6 * (slots + order) * bins.size):
+    lam_all = lambda_series(zeta, kt, slots - 1 + order)
+    lam12 = _lambda_12(zeta, kt)
+    for block in _blocks(l_idx.size, 4 * (slots + order) * bins.size):
         idx = inverse[:, block]
         shift = np.array([(-resid[block]) ** s / math.factorial(s) for s in range(order + 1)])
         k_tab = _shifted(k_all[:, :, idx], shift, slots)
-        lam_tab = _shifted(lam_all[:, :, idx], shift, slots)
-        yield block, (k_tab, lam_tab)
+        lam_tab = _shifted(lam_all[None, :, idx], shift, slots)[0]
+        # Λ_a(x − r) = Λ_a(x) − Σ_{s≥1} K_a^(s−1)(x) (−r)^s/s!
+        lam12_tab = lam12[:, idx] * shift[0]
+        for s_ in range(1, order + 1):
+            lam12_tab = lam12_tab - k_all[1:, s_ - 1, idx] * shift[s_]
+        yield block, (k_tab, lam_tab, lam12_tab)
 
 
 def _shifted(table: np.ndarray, shift: np.ndarray, slots: int) -> np.ndarray:
@@ -156,7 +160,7 @@ def _shifted(table: np.ndarray, shift: np.ndarray, slots: int) -> np.ndarray:
 
 def _direct_tables(energies, mu, delta_n, kt, slots):
     """Kernel tables evaluated at every (bin, μ) point."""
-    for block in _blocks(mu.size, 6 * slots * energies.size):
+    for block in _blocks(mu.size, 4 * slots * energies.size):
         zeta = energies[:, None] - mu[None, block] - 1j * delta_n
-        k_tab = k_series(zeta, kt, slots - 1)
-        yield block, (k_tab, _lambda_family(zeta, kt, slots - 1, k_tab))
+        yield block, (k_series(zeta, kt, slots - 1), lambda_series(zeta, kt, slots - 1),
+                      _lambda_12(zeta, kt))
