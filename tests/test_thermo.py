@@ -203,6 +203,8 @@ def test_deck_filling_sweep_end_to_end(tmp_path):
             np.testing.assert_allclose(tr[key][()], ref[key], rtol=1e-10,
                                        atol=1e-10 * np.max(np.abs(ref[key])))
         assert tr["seebeck"].attrs["long_name"].startswith("paper Eq. 19")
+    info = qgt(["info", str(out)])
+    assert info.returncode == 0 and "2 filling x 1 delta x 2 T" in info.stdout, info.stderr
     for sweep, key in (("filling = [0.5]\nmu = [0.0]", "sweep.mu"),
                        ("filling = [0.5]\nfilling_bands = [2]", "sweep.filling_bands"),
                        ("filling = [1.5]", "sweep.filling[0]")):

@@ -63,7 +63,9 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
         f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
         f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
         f"..{s.temperature.max():.4g} K",
-        f"  mu          {s.mu.size} values, {s.mu.min():.4g}..{s.mu.max():.4g} meV",
+        f"  mu          {s.mu.size} values, {s.mu.min():.4g}..{s.mu.max():.4g} meV"
+        if s.filling is None else f"  filling     {s.filling.size} values, "
+        f"{s.filling.min():.4g}..{s.filling.max():.4g} of bands {list(s.filling_bands)}",
         f"  delta       {len(delta)} choice(s) x {delta.shape[1]} bands, "
         f"{delta.min():.4g}..{delta.max():.4g} meV",
         f"  output      {config.output.file} (k-resolved: {config.output.kresolved})",
