@@ -72,6 +72,7 @@ figures: setup
 	    -o $(BUILD)/figures/$$deck.h5; \
 	  $(VENV)/bin/qgt-mpi plot $(BUILD)/figures/$$deck.h5 -d docs/figures/$$deck; \
 	done
+	$(VPY) bench/thermopower_tensor.py docs/figures/thermopower_tensor
 
 lint: $(VENV)/bin/ruff
 	$(VENV)/bin/ruff check src tests bench

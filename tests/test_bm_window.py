@@ -79,3 +79,14 @@ def test_superfluid_metric_of_a_window_band_equals_the_dense_scan(model):
                           temperature=np.array([0.01]), minimal_metric=True)
     with pytest.raises(InputError, match="minimal_metric"):
         compute_superfluid(MPI.COMM_SELF, model, spec, (6, 6), geometry=geo)
+
+
+def test_filled_bands_below_enter_every_hall_moment(model):
+    """C_below shifts σ_xy(ε) by −C_below e²/h at every ε (SPEC §5): σ_xy moves by exactly
+    −C_below, α_xy (first moment, ∫(ε − μ)(−f')dε = 0) does not move, S_xx changes."""
+    tr0 = _windowed(model, 2, mu=(-3.0, 0.0), temps=(2.0, 8.0), delta=0.05, chern_below=0)[0]
+    tr1 = _windowed(model, 2, mu=(-3.0, 0.0), temps=(2.0, 8.0), delta=0.05, chern_below=2)[0]
+    assert np.max(np.abs(tr1["sigma_xy"] - tr0["sigma_xy"] + 2.0)) < 1e-12
+    assert np.max(np.abs(tr1["alpha_xy"] - tr0["alpha_xy"])) < 1e-12 * np.max(
+        np.abs(tr0["alpha_xy"]))
+    assert np.max(np.abs(tr1["sigma_xx"] - tr0["sigma_xx"])) == 0.0

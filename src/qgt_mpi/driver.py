@@ -12,7 +12,7 @@ from mpi4py import MPI
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
-from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
+from qgt_mpi.io.deck import InputError, RunConfig, SweepSpec, check_filling_bands, delta_for_bands
 from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
@@ -24,6 +24,7 @@ from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
 from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
 from qgt_mpi.transport.accumulate import TransportSums
+from qgt_mpi.transport.filling import finish_filling
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
 
@@ -55,6 +56,7 @@ def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | Non
         model = model_from_config(config, comm)
         solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
         delta = delta_for_bands(config.sweep, solver.bands(model))
+        check_filling_bands(config.sweep, solver.bands(model))
         writer.check_writable(comm, output)
     return model, solver, delta
 
@@ -103,7 +105,9 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
         f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
         f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
         f"..{s.temperature.max():.4g} K",
-        f"  mu          {s.mu.size} values, {s.mu.min():.4g}..{s.mu.max():.4g} meV",
+        f"  mu          {s.mu.size} values, {s.mu.min():.4g}..{s.mu.max():.4g} meV"
+        if s.filling is None else f"  filling     {s.filling.size} values, "
+        f"{s.filling.min():.4g}..{s.filling.max():.4g} of bands {list(s.filling_bands)}",
         f"  delta       {len(delta)} choice(s) x {delta.shape[1]} bands, "
         f"{delta.min():.4g}..{delta.max():.4g} meV",
         f"  output      {config.output.file} (k-resolved: {config.output.kresolved})",
@@ -127,10 +131,19 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
                  GeometrySummary(nb, len(groups)), kresolved)
 
 
-def finish(comm: MPI.Comm, job: KPass, degeneracy: float) -> tuple[dict, dict]:
-    """Reduce and evaluate the sweep (SPEC §4) and the geometry (SPEC §5). Collective."""
+def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
+           sweep: SweepSpec | None = None) -> tuple[dict, dict]:
+    """Reduce and evaluate the sweep (SPEC §4) and the geometry (SPEC §5). Collective.
+
+    With ``sweep.filling`` the sweep is at fixed filling (μ(ν, T) solved, transport/filling.py).
+    """
     with collective(comm):
-        transport = job.sums.finish(comm, job.nk * job.model.cell_area, degeneracy)
+        norm = job.nk * job.model.cell_area
+        if sweep is not None and sweep.filling is not None:
+            transport = finish_filling(job.sums, comm, norm, degeneracy, sweep.filling,
+                                       list(sweep.filling_bands))
+        else:
+            transport = job.sums.finish(comm, norm, degeneracy)
         geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
         _check_results(transport)
     return transport, geometry
@@ -185,7 +198,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
     with timers.phase("reduce+evaluate"):
-        transport, geometry = finish(comm, job, config.degeneracy)
+        transport, geometry = finish(comm, job, config.degeneracy, config.sweep)
     _check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log,
                              geometry if is_windowed(solver) else None)

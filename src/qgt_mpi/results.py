@@ -18,7 +18,7 @@ from qgt_mpi.parallel import broadcast
 from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.accumulate import ETA_DEG, TransportSums
 from qgt_mpi.transport.binning import ETA_BIN, P_BIN
-from qgt_mpi.transport.observables import UNITS
+from qgt_mpi.transport.observables import BAND_UNITS, LONG_NAMES, UNITS
 
 SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature"]
 
@@ -62,16 +62,37 @@ def _model_attrs(model, config: RunConfig) -> dict[str, object]:
     return out
 
 
+def _sweep_axes(config) -> list[str]:
+    """Dimension scales of the sweep datasets: mu, or filling_target at fixed filling."""
+    first = "mu" if config.sweep.filling is None else "filling_target"
+    return [f"/transport/{first}", *SWEEP_AXES[1:]]
+
+
 def _transport(config, delta, sums: TransportSums, transport) -> dict:
     """/transport datasets: axes and observables with units."""
     group = {
         "temperature": (config.sweep.temperature, {"units": "K"}),
-        "mu": (config.sweep.mu, {"units": "meV"}),
         "delta": (delta, {"units": "meV", "axes": "delta_index, band"}),
         "delta_index": (np.arange(len(delta)), {"units": "1"}),
     }
+    first = _sweep_axes(config)[0].rsplit("/", 1)[1]
+    if config.sweep.filling is None:
+        group["mu"] = (config.sweep.mu, {"units": "meV"})
+    else:  # fixed filling (issue 11): the solved μ is a sweep dataset itself
+        bands = ", ".join(map(str, config.sweep.filling_bands))
+        group["filling_target"] = (config.sweep.filling, {
+            "units": "1", "long_name": f"filling held fixed, mean occupation of bands {bands}"})
+        group["mu_solved"] = (transport["mu"], {
+            "units": "meV", "axes": f"{first}, delta_index, temperature",
+            "long_name": "chemical potential solved for the filling at each (delta, T)"})
     for key, unit in UNITS.items():
-        group[key] = (transport[key], {"units": unit, "axes": "mu, delta_index, temperature"})
+        attrs = {"units": unit, "axes": f"{first}, delta_index, temperature"}
+        if key in LONG_NAMES:
+            attrs["long_name"] = LONG_NAMES[key]
+        group[key] = (transport[key], attrs)
+    for key, unit in BAND_UNITS.items():
+        group[key] = (transport[key], {"units": unit,
+                                       "axes": f"{first}, delta_index, temperature, band"})
     return group
 
 
@@ -162,5 +183,6 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                 "method": "energy-binned Taylor moments of closed-form kernels (SPEC 3, 4)",
             },
         },
-        scales={f"/transport/{k}": SWEEP_AXES for k in UNITS},
+        scales={f"/transport/{k}": _sweep_axes(config)
+                for k in (*UNITS, *(("mu_solved",) if config.sweep.filling is not None else ()))},
     )

@@ -50,6 +50,8 @@ class SweepSpec:
     temperature: np.ndarray  # (nT,) K, > 0
     mu: np.ndarray  # (nmu,) meV
     delta: np.ndarray  # (n_delta, w) meV, > 0; w = 1 (all bands) or the per-band length
+    filling: np.ndarray | None = None  # (n_nu,) in (0, 1): fixed-filling sweep, mu unused
+    filling_bands: tuple[int, ...] = (0,)  # band group whose filling is held fixed
 
 
 @dataclass(frozen=True)
@@ -166,17 +168,46 @@ def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
 
 
 def _sweep(top: Table) -> SweepSpec:
-    t = top.sub("sweep", {"temperature", "mu", "delta"})
+    t = top.sub("sweep", {"temperature", "mu", "delta", "filling", "filling_bands"})
     d, what = top.defaults, " (a list, or a table {start, stop, num, spacing})"
     arrays = {
         "temperature": t.get("temperature", partial(_axis, check=_kelvin, defaults=d), what=what),
-        "mu": t.get("mu", partial(_axis, check=partial(number, unit="meV"), defaults=d),
-                    what=what),
+        "mu": _mu_or_filling(t, d, what),
         "delta": t.get("delta", partial(_delta, defaults=d), what=what),
     }
+    if "filling" in t.data:
+        arrays["filling"] = t.get("filling", partial(_axis, check=_fraction, defaults=d))
     for a in arrays.values():
         a.flags.writeable = False
-    return SweepSpec(**arrays)
+    if "filling" not in t.data:
+        return SweepSpec(**arrays)
+    return SweepSpec(**arrays, filling_bands=t.get("filling_bands", _band_list, [0]))
+
+
+def _mu_or_filling(t: Table, d: dict, what: str) -> np.ndarray:
+    """sweep.mu, or a placeholder when the sweep is at fixed filling (issue 11)."""
+    if "filling" not in t.data:
+        return t.get("mu", partial(_axis, check=partial(number, unit="meV"), defaults=d),
+                     what=what + " or sweep.filling")
+    if "mu" in t.data:
+        raise InputError(t.key("mu"), t.data["mu"], "give either sweep.mu or sweep.filling")
+    return np.array([0.0])  # bin origin only; μ(ν, T) is solved per temperature
+
+
+def _fraction(key: str, value: object) -> float:
+    x = number(key, value)
+    if not 0.0 < x < 1.0:
+        raise InputError(key, value, "must be in (0, 1) (filling of the band group)")
+    return x
+
+
+def _band_list(key: str, value: object) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise InputError(key, value, "must be a non-empty list of band indices")
+    bands = tuple(integer(f"{key}[{i}]", v, 0) for i, v in enumerate(value))
+    if len(set(bands)) != len(bands):
+        raise InputError(key, value, "band indices must be distinct")
+    return bands
 
 
 _kelvin = partial(positive, unit="K")
@@ -274,6 +305,13 @@ def read_deck_text(path: str) -> str:
 def load_deck(path: str) -> RunConfig:
     """Read and parse the deck at ``path`` (serial; see :func:`parse_deck`)."""
     return parse_deck(read_deck_text(path), source=str(path))
+
+
+def check_filling_bands(sweep: SweepSpec, nbands: int) -> None:
+    """Refuse sweep.filling_bands outside the model's bands (InputError)."""
+    if sweep.filling is not None and max(sweep.filling_bands) >= nbands:
+        raise InputError("sweep.filling_bands", list(sweep.filling_bands),
+                         f"band indices must be < {nbands} (the model's bands)")
 
 
 def delta_for_bands(sweep: SweepSpec, nbands: int) -> np.ndarray:

@@ -30,10 +30,14 @@ def _row(values: np.ndarray) -> str:
 
 def _transport_lines(tr: dict) -> list[str]:
     """σ, S, κ at the lowest, middle and highest temperature for each μ and δ."""
-    temps, mus = tr["temperature"], tr["mu"]
+    temps = tr["temperature"]
+    fixed = "mu" not in tr  # fixed-filling sweep: axis filling_target (issue 11)
+    mus = tr["filling_target"] if fixed else tr["mu"]
+    name = "filling" if fixed else "mu"
     picks = sorted({0, temps.size // 2, temps.size - 1})
-    lines = [f"transport: {mus.size} mu x {tr['delta'].shape[0]} delta x {temps.size} T"]
-    header = "  mu[meV] delta#   T[K]  " + "  ".join(f"{k:>14}" for k in _SHOWN)
+    lines = [f"transport: {mus.size} {name} x {tr['delta'].shape[0]} delta x {temps.size} T"]
+    header = ("   filling" if fixed else "  mu[meV]") + " delta#   T[K]  " + "  ".join(
+        f"{k:>14}" for k in _SHOWN)
     lines.append(header)
     for i_mu, mu in enumerate(mus):
         for i_d in range(tr["delta"].shape[0]):

@@ -12,9 +12,18 @@ from qgt_mpi.parallel import allgather, block_range
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
 from qgt_mpi.transport.observables import SIGMA_PER_SUM, transport_quantities
-from qgt_mpi.transport.weights import add_far_pairs, band_weights
+from qgt_mpi.transport.weights import DENSITY, DENSITY_WEIGHT, add_far_pairs, band_weights
 
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
+
+
+def k_point_count(reduced: list[tuple[int, np.ndarray]]) -> int:
+    """N_k from the reduced moments: every k deposits DENSITY_WEIGHT at order 0 on each band.
+
+    Restart-safe (the count travels with the checkpointed moments) and exact after rounding.
+    """
+    _lo, coeff = reduced[0]
+    return round(float(coeff[0, :, DENSITY, 0].real.sum()) / DENSITY_WEIGHT)
 
 
 class TransportSums:
@@ -68,20 +77,35 @@ class TransportSums:
         out over ranks and gathered, so every rank returns the same arrays.
         """
         reduced = self.moments.reduce(comm)
+        n_k = k_point_count(reduced)
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
         units = self._units(comm.size)
         start, stop = block_range(len(units), comm.size, comm.rank)
         local = {u: self._point(reduced, *units[u]) for u in range(start, stop)}
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
-        hall = np.zeros((n_mu, n_d, n_t))
+        hall = np.zeros((3, n_mu, n_d, n_t))
+        occupation = np.zeros((self.delta.shape[1], n_mu, n_d, n_t))
         for part in allgather(comm, local):
-            for u, (s, h) in part.items():
+            for u, (s, h, n) in part.items():
                 i_d, i_t, mus = units[u]
                 sym[:, :, mus, i_d, i_t] = s / norm
-                hall[mus, i_d, i_t] = h / norm
-        if self.chern_below is not None:  # filled bands below the window: −C_below e²/h
-            hall -= self.chern_below / SIGMA_PER_SUM
-        return transport_quantities(sym, hall, self.temperature, degeneracy)
+                hall[:, mus, i_d, i_t] = h / norm
+                occupation[:, mus, i_d, i_t] = n / n_k
+        self.add_below(hall)
+        return transport_quantities(sym, hall, self.temperature, degeneracy, occupation)
+
+    def add_below(self, hall: np.ndarray) -> None:
+        """Filled bands below a solver window: σ_xy(ε) = −C_below e²/h for every ε in the window
+        (SPEC §5), so the Hall energy moments get −C_below ∫(ε − μ)^a (−f') dε: a = 0 that
+        constant, a = 1 zero, a = 2 the constant times π²(k_BT)²/3 (SPEC §4 full tensors).
+        In place on ``hall`` (3, n_mu, n_delta, n_T), in units of the normalised sums.
+        """
+        if self.chern_below is None:
+            return
+        const = -self.chern_below / SIGMA_PER_SUM
+        kt = K_B_MEV_PER_K * self.temperature
+        hall[0] += const
+        hall[2] += const * math.pi**2 * kt**2 / 3.0
 
     def _units(self, ranks: int) -> list[tuple[int, int, slice]]:
         """(δ index, T index, μ slice) work units: at least ``ranks`` of them when possible."""
@@ -91,15 +115,19 @@ class TransportSums:
         return [(i_d, i_t, slice(*e)) for i_d in range(len(self.delta))
                 for i_t in range(self.temperature.size) for e in edges]
 
-    def _point(self, reduced, i_d: int, i_t: int, mus: slice = slice(None)
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Sums at one (δ, T) over the μ in ``mus``, summed over bands."""
+    def _point(self, reduced, i_d: int, i_t: int, mus: slice | np.ndarray = slice(None)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sums at one (δ, T) over the μ in ``mus`` (a slice of the sweep, or explicit μ
+        values): symmetric and Hall summed over bands, occupation per band."""
         kt = K_B_MEV_PER_K * self.temperature[i_t]
-        mu = self.mu[mus]
+        mu = self.mu[mus] if isinstance(mus, slice) else np.asarray(mus, dtype=float)
         sym = np.zeros((3, 4, mu.size))
-        hall = np.zeros(mu.size)
+        hall = np.zeros((3, mu.size))
+        occupation = np.zeros((len(reduced), mu.size))
         for band, (lo, coeff) in enumerate(reduced):
-            s, h = evaluate_band(lo, coeff[i_d], self.grid, float(self.delta[i_d, band]), mu, kt)
+            s, h, n = evaluate_band(lo, coeff[i_d], self.grid, float(self.delta[i_d, band]),
+                                    mu, kt)
             sym += s
             hall += h
-        return sym, hall
+            occupation[band] = n
+        return sym, hall, occupation

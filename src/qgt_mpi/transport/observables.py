@@ -1,8 +1,9 @@
 """Physical transport quantities from the normalised k-sums (SPEC §1 units, SPEC §4 formulas).
 
 Input sums are S^(a)_c = (1/(N_k A_c)) Σ_k Σ_nm W^(a)_nm Re(v^i_nm v^j_mn) for the components
-c of weights.COMPONENTS (energies in meV, ħ = 1), and the Hall sum
-H = (1/(N_k A_c)) Σ_k Σ_{n≠m} Y_nm Im(v^x_nm v^y_mn).
+c of weights.COMPONENTS (energies in meV, ħ = 1), and the Hall sums
+H^(a) = (1/(N_k A_c)) Σ_k Σ_{n≠m} Y^(a)_nm Im(v^x_nm v^y_mn) (a = 0: σ_xy; a = 1, 2: the energy
+moments of SPEC §4 "Full tensors", whose tensors are built in tensors.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 import numpy as np
 
 from qgt_mpi.constants import K_B_MEV_PER_K
+from qgt_mpi.transport import tensors
 
 # σ = (e²/ħ) S  →  in units of e²/h: σ/(e²/h) = 2π S                      (SPEC §4, §1)
 SIGMA_PER_SUM = 2.0 * math.pi
@@ -20,7 +22,8 @@ SEEBECK_UV_PER_MEV_K = 1000.0
 
 
 def transport_quantities(
-    sym: np.ndarray, hall: np.ndarray, temperature: np.ndarray, degeneracy: float
+    sym: np.ndarray, hall: np.ndarray, temperature: np.ndarray, degeneracy: float,
+    occupation: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """All SPEC §4 observables from the sums.
 
@@ -29,14 +32,17 @@ def transport_quantities(
     sym : (3, 4, ...) normalised sums for a = 0, 1, 2 and components
         (drude_xx, drude_yy, geo_xx, geo_yy); trailing axes are the sweep, the last one
         temperature.
-    hall : (...) normalised Hall sum, same sweep axes.
+    hall : (3, ...) normalised Hall sums H^(a), a = 0, 1, 2, same sweep axes.
     temperature : (n_T,) kelvin, broadcast against the last axis.
     degeneracy : flavour factor (spin × valley) multiplying σ and κ (SPEC §1).
+    occupation : (n_bands, ...) per-flavour occupation of each band per cell, or None.
 
     Returns
     -------
     dict with sigma_xx, sigma_xx_drude, sigma_xx_geometric, sigma_yy, sigma_xy [e²/h],
-    seebeck [μV/K], kappa_xx [κ/T in π²k_B²/(3h)], lorenz_ratio [L/L_0].
+    seebeck [μV/K], kappa_xx [κ/T in π²k_B²/(3h)], lorenz_ratio [L/L_0], the full-tensor
+    quantities of tensors.UNITS and, with ``occupation``, density [1/cell] and filling
+    (per band, last axis).
     """
     kt = K_B_MEV_PER_K * np.asarray(temperature, dtype=float)
     s_xx = sym[:, 0] + sym[:, 2]
@@ -47,7 +53,7 @@ def transport_quantities(
         "sigma_xx_drude": SIGMA_PER_SUM * g * sym[0, 0],
         "sigma_xx_geometric": SIGMA_PER_SUM * g * sym[0, 2],
         "sigma_yy": SIGMA_PER_SUM * g * s_yy[0],
-        "sigma_xy": SIGMA_PER_SUM * g * np.asarray(hall),
+        "sigma_xy": SIGMA_PER_SUM * g * np.asarray(hall[0]),
     }
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = s_xx[1] / s_xx[0]  # S^(1)/S^(0) [meV]
@@ -58,6 +64,11 @@ def transport_quantities(
         out["kappa_xx"] = 6.0 * g * excess / (math.pi * kt**2)
         # L/L_0 = (κ/T)/σ with κ/T in π²k_B²/(3h) and σ in e²/h (L_0 = π²k_B²/(3e²)).
         out["lorenz_ratio"] = out["kappa_xx"] / out["sigma_xx"]
+    out.update(tensors.full_tensors(sym, hall, temperature, degeneracy))
+    if occupation is not None:
+        # n = g Σ_n ∫ f A_n per cell (weights.py density component); filling per band.
+        out["density"] = g * np.sum(occupation, axis=0)
+        out["filling"] = np.moveaxis(occupation, 0, -1)
     return out
 
 
@@ -70,4 +81,16 @@ UNITS = {
     "seebeck": "uV/K",
     "kappa_xx": "kappa/T in units of pi^2 k_B^2/(3h)",
     "lorenz_ratio": "L/L_0, L_0 = pi^2 k_B^2/(3 e^2)",
+    **tensors.UNITS,
+    "density": "1/cell",
 }
+
+LONG_NAMES = {
+    "seebeck": "paper Eq. 19 diagonal ratio -L1_xx/(eT L0_xx); the measured thermopower is "
+               "seebeck_xx (equal only when sigma_xy = 0)",
+    "kappa_xx": "paper Eq. 18 diagonal form (L2_xx - L1_xx^2/L0_xx)/(e^2 T); see kappa_xx_full",
+    **tensors.LONG_NAMES,
+    "density": "carrier density g sum_n int f A_n (Lorentzian spectral function), per cell",
+}
+# Per-band datasets (extra trailing axis "band").
+BAND_UNITS = {"filling": "1 (occupation of the band per flavour, 0..1)"}

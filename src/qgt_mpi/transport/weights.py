@@ -24,9 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 # Components of the accumulated sums (order fixed: the HDF5 writer and evaluator rely on it).
-COMPONENTS = ("drude_xx", "drude_yy", "geo_xx", "geo_yy", "hall")
-DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY, HALL = range(5)
+COMPONENTS = ("drude_xx", "drude_yy", "geo_xx", "geo_yy", "hall", "density")
+DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY, HALL, DENSITY = range(6)
 SYMMETRIC = (DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY)
+# Components evaluated with Im[B Λ_a] (the Hall kernel family, SPEC §3–§4); HALL carries the
+# energy moments a = 0, 1, 2 (kernels.hall_moments), DENSITY only a = 0.
+DENSITY_WEIGHT = -1.0 / math.pi  # n_n = −(1/π) Im Λ_0(ζ_n) = ∫ f A_n (see _density)
 N_NEAR_ORDERS = 8  # Taylor orders of the near-degenerate series (error ≤ η_deg^8)
 
 
@@ -36,11 +39,11 @@ class BandWeights:
 
     Attributes
     ----------
-    regular : (nk, nb, 5, 2) complex
+    regular : (nk, nb, len(COMPONENTS), 2) complex
         Weights of kernel orders q = 0 and 1 for each band and component.
     near_k, near_n : (npair,) int
         k index and band of each near-degenerate pair's series (expanded around band n).
-    near : (npair, 5, N_NEAR_ORDERS + 1) complex
+    near : (npair, len(COMPONENTS), N_NEAR_ORDERS + 1) complex
         Series weights of orders 0..N_NEAR_ORDERS for those pairs.
     """
 
@@ -80,6 +83,7 @@ def band_weights(
     for drude, geo, m in ((DRUDE_XX, GEO_XX, m_xx), (DRUDE_YY, GEO_YY, m_yy)):
         _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off)
     _hall(w, n_xy, inv_dz, inv_dzb, off)
+    w[:, :, DENSITY, 0] = DENSITY_WEIGHT
     return _with_near(w, z, dz, near, m_xx, m_yy, n_xy)
 
 
@@ -105,6 +109,11 @@ def _hall(w, n_xy, inv_dz, inv_dzb, off) -> None:
     on_m1 = f * (-inv_dz + np.conj(inv_dzb))
     w[:, :, HALL, 0] = on_n.sum(axis=2) + on_m0.sum(axis=1)
     w[:, :, HALL, 1] = on_m1.sum(axis=1)
+
+
+# Carrier density (issue 11): the occupation of band n with the Lorentzian spectral function
+# A_n = −L_n/π of SPEC §3 is ∫ dω f(ω) A_n(ω) = −(1/π) Im Λ_0(ζ_n) (Λ_0 = ∫ f/(x − ζ), Im ζ < 0),
+# i.e. weight −1/π on the Hall kernel family at order 0; it tends to f(ε_n − μ) as δ_n → 0.
 
 
 def _with_near(w, z, dz, near, m_xx, m_yy, n_xy) -> BandWeights:

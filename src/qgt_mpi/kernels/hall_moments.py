@@ -1,0 +1,206 @@
+"""Energy moments of the Hall kernel, Y^(a)_nm, a = 0, 1, 2, in closed form (SPEC §3, §4).
+
+SPEC §4 defines the antisymmetric transport coefficients by the Smrčka–Středa form
+L^(a)_xy = ∫ dε (ε − μ)^a (−f'(ε − μ)) σ_xy(ε; T = 0).  Pair by pair that is
+
+    Y^(a)_nm = ∫ dε (ε − μ)^a (−f'(ε − μ)) Y_nm(μ = ε, T = 0) = ∫ dω g_nm(ω) h_a(ω − μ),
+
+with g_nm(ω) = −(2/π) L_n(ω) Re(ω − z_m)^(−2) the integrand of the Hall kernel (SPEC §3,
+Y_nm = ∫ g_nm f) and, after one integration by parts (Y_nm(ε, 0) = ∫_{−∞}^ε g_nm),
+
+    h_a(x) = ∫_x^∞ y^a (−f'(y)) dy:   h_0 = f,   h_1 = x f + kT ln(1 + e^(−x/kT)) = kT s(f),
+    h_2 = x² f + 2 ∫_x^∞ y f(y) dy,
+
+s(f) = −f ln f − (1 − f) ln(1 − f) the entropy function.  Since only the weight f → h_a
+changes, the closed form of Y (closed.py) carries over with Λ replaced by the Cauchy
+transform Λ_a(ζ) = ∫ h_a(x)/(x − ζ) dx, and Λ_a' = −K_a (K_a of closed.py) because
+h_a' = −x^a(−f').  With c = 1/2 + iβζ/2π, g = iβ/2π (Im ζ < 0), L = ln 2π:
+
+* Λ_1(ζ) = R_1(c)/g,  R_1(c) = (c − ½) ψ(c) − ln Γ(c) − (c − ½) + L/2, which decays like
+  1/(12c) (Λ_1 → −(π²kT²/3)/ζ; h_1 is integrable, so no regularisation);
+* Λ_2(ζ) = (π²kT²/3) Λ_0(ζ) + E(c)/g², where h_2 − (π²kT²/3) f is integrable and
+  E(c) = B(c) + ψ(c)/12 − const, B = −u²/2 + u²ψ(c) − 2u ln Γ(c) + 2ψ^(−2)(c), u = c − ½,
+  decays like −1/(90c²).  E is evaluated from its recurrence
+  E(c) = E(c + 1) − [ΔB(c) + 1/(12c)],  ΔB(x) = −3x + 2xψ(x) + (x + ½)²/x − 2 ln Γ(x) − ln x + L
+  (Raabe's ∫_x^{x+1} ln Γ = L/2 + x ln x − x), shifted up to |c + M| ≥ R_ASY.
+
+For |c| ≥ R_ASY both remainders come from their asymptotic series (Stirling's series for ψ
+and ln Γ, term by term):  R_1 = 1/(4c) + Σ_k B_2k [−1/((2k−1)c^(2k−1)) + 1/(4k c^(2k))],
+E = Σ_{k≥2} B_2k/((2k−1) c^(2k−1)) − Σ_{j≥1} [B_2j/(6j) + B_{2j+2}/(2j)] c^(−2j).
+
+The pair kernels then follow exactly as in closed.y_pair:
+Y^(a)_nm = −(1/π) Im(Λ_a[ζ_n, ζ_m, ζ_m] + Λ_a[ζ_n, ζ̄_m, ζ̄_m]), the degenerate first term by
+its Taylor series about ζ_n.  All functions are for Im ζ < 0 (Schwarz reflection otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+from scipy.special import loggamma, spence
+
+from .closed import _P_TAYLOR, _pairs, _taylor_weights, k_series, lambda_series
+from .polygamma import polygamma
+
+__all__ = ["R_ASY", "entropy", "h_moment", "lambda_moments", "y_moment_pair"]
+
+R_ASY = 12.0  # |c| from which the asymptotic series are used
+_K_TERMS = 16  # Bernoulli terms of the series: ≲ 1e-17 relative at |c| ≥ R_ASY, |arg c| ≤ π/2
+_LN2PI = math.log(2.0 * math.pi)
+
+
+def _bernoulli_even(kmax: int) -> np.ndarray:
+    """Exact B_2, B_4, ..., B_2kmax (Akiyama–Tanigawa; scipy's B_4 is off by 2e-12)."""
+    a = [Fraction(0)] * (2 * kmax + 1)
+    out = []
+    for m in range(2 * kmax + 1):
+        a[m] = Fraction(1, m + 1)
+        for j in range(m, 0, -1):
+            a[j - 1] = j * (a[j - 1] - a[j])
+        if m >= 2 and m % 2 == 0:
+            out.append(float(a[0]))
+    return np.array(out)
+
+
+_B2K = _bernoulli_even(_K_TERMS + 1)  # B_2, B_4, ..., B_{2K+2}
+
+
+def entropy(f: np.ndarray) -> np.ndarray:
+    """Entropy function s(f) = −f ln f − (1 − f) ln(1 − f), 0 at f = 0 and 1 (SPEC §4)."""
+    f = np.asarray(f, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = -(np.where(f > 0, f * np.log(f), 0.0) + np.where(f < 1, (1 - f) * np.log1p(-f), 0.0))
+    return s
+
+
+def h_moment(a: int, x: np.ndarray, kT: float) -> np.ndarray:
+    """Weight h_a(x) = ∫_x^∞ y^a (−f'(y)) dy of the Hall moment Y^(a) (module docstring).
+
+    Evaluated at |x| and reflected (y^a(−f') has parity (−1)^a): h_0(−x) = 1 − h_0(x),
+    h_1(−x) = h_1(x), h_2(−x) = π²kT²/3 − h_2(x), which avoids cancellation for x < 0.
+    """
+    x = np.asarray(x, dtype=float)
+    t = np.abs(x) / kT
+    u = np.exp(-t)  # ≤ 1
+    f = u / (1.0 + u)  # f(|x|)
+    lg = np.log1p(u)  # ln(1 + e^(−|x|/kT))
+    if a == 0:
+        return np.where(x >= 0, f, 1.0 - f)
+    if a == 1:
+        return kT * (t * f + lg)  # = kT s(f), even in x
+    # ∫_|x|^∞ y f = kT|x| lg − kT² Li2(−u); Li2(−u) = −Σ_k (−1)^(k+1) u^k/k² (u ≤ 1/4),
+    # else scipy's spence(1 + u) = Li2(−u).
+    k = np.arange(1, 31)[:, None]
+    series = np.sum((-u.ravel()[None, :]) ** k / k**2, axis=0).reshape(u.shape)
+    li2 = np.where(u > 0.25, spence(1.0 + u), series)
+    pos = kT**2 * (t * t * f + 2.0 * (t * lg - li2))
+    return np.where(x >= 0, pos, math.pi**2 * kT**2 / 3.0 - pos)
+
+
+def _series_r1(c: np.ndarray) -> np.ndarray:
+    """Asymptotic series of R_1(c) for |c| ≥ R_ASY."""
+    inv = 1.0 / c
+    out = 0.25 * inv
+    p = inv
+    for k in range(1, _K_TERMS + 1):
+        b = _B2K[k - 1]
+        out = out - b / (2 * k - 1) * p + b / (4 * k) * p * inv
+        p = p * inv * inv
+    return out
+
+
+def _series_e(c: np.ndarray) -> np.ndarray:
+    """Asymptotic series of E(c) for |c| ≥ R_ASY."""
+    inv = 1.0 / c
+    inv2 = inv * inv
+    out = np.zeros_like(c)
+    p_even = inv2  # c^(−2j)
+    for j in range(1, _K_TERMS + 1):
+        odd = _B2K[j] / (2 * j + 1) * p_even * inv  # k = j + 1: B_2k/((2k−1) c^(2k−1))
+        even = -(_B2K[j - 1] / (6 * j) + _B2K[j] / (2 * j)) * p_even
+        out = out + odd + even
+        p_even = p_even * inv2
+    return out
+
+
+def _shift_counts(c: np.ndarray) -> np.ndarray:
+    """Smallest M ≥ 0 with |c + M| ≥ R_ASY (Re c ≥ 1/2)."""
+    y2 = c.imag**2
+    need = np.sqrt(np.maximum(R_ASY**2 - y2, 0.0)) - c.real
+    return np.where(y2 >= R_ASY**2, 0, np.ceil(np.maximum(need, 0.0))).astype(np.int64)
+
+
+def _remainder_r1(c: np.ndarray) -> np.ndarray:
+    """R_1(c): direct formula for |c| < R_ASY, asymptotic series beyond."""
+    out = np.empty_like(c)
+    far = np.abs(c) >= R_ASY
+    out[far] = _series_r1(c[far])
+    cn = c[~far]
+    if cn.size:
+        out[~far] = (cn - 0.5) * (polygamma(0, cn)[0] - 1.0) - loggamma(cn) + 0.5 * _LN2PI
+    return out
+
+
+def _remainder_e(c: np.ndarray) -> np.ndarray:
+    """E(c) by upward recurrence to |c + M| ≥ R_ASY and the asymptotic series there."""
+    m = _shift_counts(c)
+    out = _series_e(c + m)
+    if np.any(m):
+        idx = np.repeat(np.arange(c.size), m)
+        starts = np.cumsum(m) - m
+        x = c[idx] + (np.arange(idx.size) - starts[idx])
+        step = (-3.0 * x + 2.0 * x * polygamma(0, x)[0] + (x + 0.5) ** 2 / x
+                - 2.0 * loggamma(x) - np.log(x) + _LN2PI + 1.0 / (12.0 * x))
+        total = np.bincount(idx, weights=step.real, minlength=c.size)
+        total = total + 1j * np.bincount(idx, weights=step.imag, minlength=c.size)
+        out = out - total
+    return out
+
+
+def lambda_moments(a: int, zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
+    """Λ_a^(q)(ζ), q = 0..qmax, Im ζ < 0; shape ``(qmax+1,) + ζ.shape`` (module docstring).
+
+    Λ_0 is closed.lambda_series; for q ≥ 1, Λ_a^(q) = −K_a^(q−1).
+    """
+    if a not in (0, 1, 2):
+        raise ValueError("a must be 0, 1 or 2")
+    zeta = np.asarray(zeta, dtype=complex)
+    if a == 0:
+        return lambda_series(zeta, kT, qmax)
+    out = np.empty((qmax + 1, *zeta.shape), dtype=complex)
+    if qmax >= 1:
+        out[1:] = -k_series(zeta, kT, qmax - 1)[a]
+    flat = zeta.ravel()
+    if flat.size and not np.all(flat.imag < 0):
+        raise ValueError("closed-form kernels need Im zeta < 0 (use Schwarz reflection)")
+    g = 1j / (2.0 * math.pi * kT)
+    c = 0.5 + g * flat
+    if a == 1:
+        out[0] = (_remainder_r1(c) / g).reshape(zeta.shape)
+    else:
+        lam0 = lambda_series(flat, kT, 0)[0]
+        out[0] = (math.pi**2 * kT**2 / 3.0 * lam0 + _remainder_e(c) / g**2).reshape(zeta.shape)
+    return out
+
+
+def y_moment_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
+    """Hall energy moment Y^(a)_nm = ∫ dω g_nm(ω) h_a(ω − μ), a = 0, 1, 2 (SPEC §4).
+
+    Y^(0) is closed.y_pair.  Evaluated as −(1/π) Im(Λ_a[ζ_n, ζ_m, ζ_m] + Λ_a[ζ_n, ζ̄_m, ζ̄_m]);
+    broadcasts over the array arguments, kT a positive scalar (meV); returns a real array.
+    """
+    zn, zm, deg, shape = _pairs(eps_n, eps_m, delta_n, delta_m, mu, kT)
+    L = lambda_moments(a, np.concatenate([zn, zm]), kT, 1)
+    Ln, Lm, dLm = L[0, : zn.size], L[0, zn.size :], L[1, zn.size :]
+    h = zn - np.conj(zm)
+    T2 = (Ln - np.conj(Lm) - h * np.conj(dLm)) / h**2
+    T1 = np.empty_like(T2)
+    nd = ~deg
+    h1 = zn[nd] - zm[nd]
+    T1[nd] = (Ln[nd] - Lm[nd] - h1 * dLm[nd]) / h1**2
+    if np.any(deg):
+        ser = lambda_moments(a, zn[deg], kT, _P_TAYLOR)
+        T1[deg] = np.sum(ser * _taylor_weights(zm[deg] - zn[deg], "second"), axis=0)
+    return (-(T1 + T2).imag / np.pi).reshape(shape)
