@@ -15,7 +15,7 @@ import pytest
 
 from qgt_mpi.io import conventions
 from qgt_mpi.io.writer import grid_pieces
-from tests.runner import HALDANE_MODEL, qgt
+from runner import HALDANE_MODEL, qgt
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")

@@ -34,7 +34,8 @@ DS_UNIT = "369810177.4 H-1"  # e^2/hbar^2 × meV (2-D superfluid weight, inverse
 
 SIGN_HALL = ("carrier charge -e (e > 0); Omega_n = -2 Im T^(n)_xy; clean limit with mu in a "
              "gap: sigma_xy = -(e^2/h) sum_n f_n C_n (theory 1, 4)")
-SIGN_CURV = "Omega_n = -2 Im <d_x u_n|(1 - |u_n><u_n|)|d_y u_n>; C_n = (1/2pi) int Omega_n (theory 1)"
+SIGN_CURV = ("Omega_n = -2 Im <d_x u_n|(1 - |u_n><u_n|)|d_y u_n>; C_n = (1/2pi) int Omega_n "
+             "(theory 1)")
 SIGN_SEEBECK = "S = -(1/eT) L1_xx/L0_xx with carrier charge -e: S > 0 for hole-like transport"
 
 
