@@ -12,10 +12,10 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+from runner import HALDANE_MODEL, qgt
 
 from qgt_mpi.io import conventions
 from qgt_mpi.io.writer import grid_pieces
-from runner import HALDANE_MODEL, qgt
 
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")
