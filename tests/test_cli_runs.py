@@ -35,8 +35,10 @@ def _deck(tmp_path: Path, name: str, size=(13, 11), flatten: str = "") -> Path:
 def _read(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
         out = {k: f["transport"][k][()] for k in TRANSPORT}
-        out.update({f"k/{k}": f["kgrid"][k][()] for k in f["kgrid"]})
-        out.update({f"g/{k}": f["geometry"][k][()] for k in f["geometry"]})
+        numeric = {g: [k for k in f[g] if f[g][k].dtype.kind in "iuf"]  # no label axes
+                   for g in ("kgrid", "geometry")}
+        out.update({f"k/{k}": f["kgrid"][k][()] for k in numeric["kgrid"]})
+        out.update({f"g/{k}": f["geometry"][k][()] for k in numeric["geometry"]})
         out["n_ranks"] = f.attrs["n_ranks"]
     return out
 

@@ -128,11 +128,25 @@ def draw(ax, tr: Transport, x: str, quantity: str, picks, legend: bool) -> None:
         ax.legend(title=fixed_text(tr, x, picks) or None, loc="best")
 
 
+def negligible_parts(tr: Transport, rtol: float = 1e-10) -> set[str]:
+    """Drude/geometric split when the Drude part is rounding noise (flat bands).
+
+    Then σ_xx is all geometric and the Drude values (~1e-30) would only draw noise that
+    changes from machine to machine; the overview leaves both parts out.
+    """
+    if "sigma_xx_drude" not in tr.data or "sigma_xx" not in tr.data:
+        return set()
+    drude = np.nanmax(np.abs(tr.data["sigma_xx_drude"]))
+    if drude <= rtol * np.nanmax(np.abs(tr.data["sigma_xx"])):
+        return {"sigma_xx_drude", "sigma_xx_geometric"}
+    return set()
+
+
 def quantities(tr: Transport, requested: list[str] | None) -> list[str]:
     """Known quantities first in LABELS order, then any other observable of the file."""
     names = [q for q in LABELS if q in tr.data] + sorted(set(tr.data) - set(LABELS))
     if not requested:
-        return names
+        return [q for q in names if q not in negligible_parts(tr)]
     unknown = [q for q in requested if q not in tr.data]
     if unknown:
         raise KeyError(f"no transport quantity {unknown} (file has: {', '.join(names)})")

@@ -175,9 +175,9 @@ def _mark_plateau(ax, tr: Transport) -> str | None:
     if plateau is not None:
         tknn, value = plateau
         ax.axhline(tknn, color="0.3", ls=(0, (1, 2)), lw=1)
-        note = (f"dotted: TKNN plateau $-C_1$ = {tknn:+.0f} $e^2/h$ "
+        note = (f"dotted: TKNN plateau $-C_1$ = {tknn:+.0f} $e^2/h$\n"
                 f"(computed at mid-gap: {value:.6f})")
-    top = 1.15 * max(ax.get_ylim()[1], 1.0)
+    top = 1.35 * max(ax.get_ylim()[1], 1.0)
     ax.set_ylim(top=top)
     for e, name in ((-0.5 * tr.gap, "band 1"), (0.5 * tr.gap, "band 2")):
         ax.text(e, top, name + " ", va="top", ha="right", rotation=90, fontsize=7)
