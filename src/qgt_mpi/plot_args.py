@@ -20,6 +20,9 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantity", nargs="+", metavar="Q", help="single-column figure per "
                    "transport quantity (e.g. sigma_xx seebeck kappa_xx) instead of the "
                    "overview")
+    p.add_argument("--layout", choices=("single", "double"), default="single",
+                   help="width of the --quantity figures: one journal column (3.4 in) or "
+                   "two (7 in); overviews are always two columns")
     p.add_argument("--path", help='band path: named points and/or reduced coordinates, '
                    'e.g. "G K M G" or "0,0 0.5,0 1/3,1/3 G"')
     p.add_argument("--map", nargs="+", default=[], metavar="FIELD", help="BZ maps of "
@@ -40,4 +43,4 @@ def options(args: argparse.Namespace):
 
     return PlotOptions(x=args.x, select=selection(args), quantities=args.quantity,
                        path=args.path, maps=list(args.map), bandwidth=args.bandwidth,
-                       only=args.only)
+                       only=args.only, layout=args.layout)

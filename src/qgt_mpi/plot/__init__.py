@@ -49,6 +49,7 @@ class PlotOptions:
     maps: list[str] = field(default_factory=list)
     bandwidth: bool = False
     only: list[str] | None = None
+    layout: str = "single"
 
     def wants(self, family: str) -> bool:
         """Whether the figure family is drawn."""
@@ -106,7 +107,8 @@ def plot_file(path: str, outdir: str | None = None,
         if "transport" in f:
             tr = Transport.read(f)
             if opt.wants("sweep"):
-                written += sweep.plot_sweeps(tr, outdir, opt.x, opt.select, opt.quantities)
+                written += sweep.plot_sweeps(tr, outdir, opt.x, opt.select, opt.quantities,
+                                             opt.layout)
             if opt.wants("paper"):
                 for figure in _TRANSPORT_FIGURES:
                     written += figure(tr, outdir)

@@ -56,7 +56,7 @@ def curve_style(k: int) -> dict[str, str]:
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
                height: float | None = None, layout: str | None = None,
-               legend_row: float = 0.0):
+               legend_row: float = 0.0, legend_span: bool = False):
     """A figure with an (nrows, ncols) array of axes (always 2-D), project style applied.
 
     The total width is a journal column: ``layout`` "single" (3.4 in, the default for one
@@ -64,7 +64,8 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
     overrides it. ``height`` is the height of one row (default: 0.75 × panel width, capped
     at 2.8 in). ``legend_row`` > 0 adds a row of that relative height under the panels
     whose (invisible) axes, one per column, hold the legends (:func:`legend_below`): the
-    legends then never cover data and stay inside the figure.
+    legends then never cover data and stay inside the figure; with ``legend_span`` that row
+    is one axes across all columns.
     """
     layout = layout or ("single" if ncols == 1 else "double")
     total = width or WIDTHS[layout]
@@ -76,7 +77,10 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
         axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(ncols)]
                          for r in range(nrows)])
         fig.legend_axes = []
-        if legend_row > 0:
+        if legend_row > 0 and legend_span:
+            fig.legend_axes.append(fig.add_subplot(grid[nrows, :]))
+            fig.legend_axes[0].axis("off")
+        elif legend_row > 0:
             for c in range(ncols):
                 lax = fig.add_subplot(grid[nrows, c])
                 lax.axis("off")

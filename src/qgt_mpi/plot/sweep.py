@@ -18,7 +18,15 @@ import math
 import numpy as np
 
 from qgt_mpi.io.selection import Selection, delta_entries, nearest
-from qgt_mpi.plot.style import N_DISTINCT, Transport, delta_label, new_figure, save, spread
+from qgt_mpi.plot.style import (
+    N_DISTINCT,
+    Transport,
+    delta_label,
+    legend_below,
+    new_figure,
+    save,
+    spread,
+)
 
 AXES = ("temperature", "mu", "delta")
 # quantity -> (symbol, unit) for axis labels; units as in theory §1.1
@@ -110,6 +118,16 @@ def _scales(ax, x: str, xs: np.ndarray, ys: list[np.ndarray]) -> None:
         ax.set_yscale("log")
 
 
+IN_AXES = 3  # at most this many curves get a legend inside the axes; more go below
+
+
+def legend_rows(n_curves: int, ncols: int) -> float:
+    """Relative height of the legend row under the panels (0: legend inside the axes)."""
+    if n_curves <= IN_AXES:
+        return 0.0
+    return 0.1 + 0.06 * math.ceil(n_curves / ncols)
+
+
 def draw(ax, tr: Transport, x: str, quantity: str, picks, legend: bool) -> None:
     """One panel: ``quantity`` vs x for every curve of ``picks``."""
     _, xs = x_values(tr, x)
@@ -124,7 +142,7 @@ def draw(ax, tr: Transport, x: str, quantity: str, picks, legend: bool) -> None:
     else:  # a quantity added later: its long_name spells out the unit (io/conventions.py)
         ax.set_ylabel(tr.units.get(quantity) or quantity, wrap=True)
     ax.set_xlabel(X_LABELS[x])
-    if legend:
+    if legend and len(data) <= IN_AXES:
         ax.legend(title=fixed_text(tr, x, picks) or None, loc="best")
 
 
@@ -154,8 +172,9 @@ def quantities(tr: Transport, requested: list[str] | None) -> list[str]:
 
 
 def plot_sweeps(tr: Transport, outdir: str, xs: list[str] | None = None,
-                sel: Selection | None = None, requested: list[str] | None = None) -> list[str]:
-    """Overview (or per-quantity) figures of the transport sweep; returns written paths."""
+                sel: Selection | None = None, requested: list[str] | None = None,
+                layout: str = "single") -> list[str]:
+    """Overview (or per-quantity, ``layout`` width) figures of the sweep; returns paths."""
     sel = sel or Selection()
     axes_x = xs or [a for a in AXES if x_values(tr, a)[1].size >= 3]
     written: list[str] = []
@@ -164,17 +183,29 @@ def plot_sweeps(tr: Transport, outdir: str, xs: list[str] | None = None,
             continue
         picks = choose(tr, x, sel)
         names = quantities(tr, requested)
+        n_curves = len(curves(tr, x, names[0], picks)) if names else 0
         if requested:
             for q in names:
-                fig, ax = new_figure()
+                cols = 1 if layout == "single" else 2
+                fig, ax = new_figure(layout=layout, height=2.55 if layout == "single" else 3.2,
+                                     legend_row=legend_rows(n_curves, cols))
                 draw(ax[0, 0], tr, x, q, picks, legend=True)
+                _legend_row(fig, ax[0, 0], tr, x, picks, n_curves, cols)
                 written += save(fig, outdir, f"sweep_{q}_vs_{x}")
             continue
         nrows = math.ceil(len(names) / 2)
-        fig, axes = new_figure(ncols=2, nrows=nrows, height=2.1)
+        fig, axes = new_figure(ncols=2, nrows=nrows, height=2.1, legend_span=True,
+                               legend_row=legend_rows(n_curves, 3))
         for k, q in enumerate(names):
             draw(axes.flat[k], tr, x, q, picks, legend=(k == 0))
         for ax in axes.flat[len(names):]:
             ax.set_visible(False)
+        _legend_row(fig, axes[0, 0], tr, x, picks, n_curves, 3)
         written += save(fig, outdir, f"transport_vs_{x}")
     return written
+
+
+def _legend_row(fig, ax, tr: Transport, x: str, picks, n_curves: int, ncols: int) -> None:
+    """Legend of many curves in the row under the panels (see :func:`legend_rows`)."""
+    if n_curves > IN_AXES:
+        legend_below(fig, ax, ncols=ncols, title=fixed_text(tr, x, picks) or None)
