@@ -103,7 +103,7 @@ def test_plot_file_writes_every_figure(result_file, tmp_path):
 
 
 def test_cli_plot_default_directory(result_file):
-    proc = qgt(["plot", str(result_file), "--only", "bands"])  # the cheap family
+    proc = qgt(["plot", str(result_file), "--only", "bands", "--path", "G M K 1/3,1/3"])
     assert proc.returncode == 0, proc.stderr
     paths = proc.stdout.split()
     assert paths and all(p.endswith((".png", ".pdf")) for p in paths)
@@ -169,10 +169,10 @@ def test_custom_band_path_and_kfield_maps(result_file, tmp_path):
     np.testing.assert_allclose(corners[2], reciprocal[0] / 2)
     with pytest.raises(ValueError, match="path point"):
         parse_path("G Q", reciprocal)
-    opts = PlotOptions(only=["maps", "bands"], path="G M K G", maps=["energies", "metric"])
+    opts = PlotOptions(only=["maps"], maps=["energies", "metric"])  # bands: CLI test below
     written = plot_file(str(result_file), str(tmp_path), opts)
     names = {p.rsplit("/", 1)[1] for p in written}
-    assert {"kmap_energies.png", "kmap_metric.png", "bands_path.png"} <= names
+    assert {"kmap_energies.png", "kmap_metric.png", "geometry_maps.png"} <= names
     with pytest.raises(KeyError, match="no k-resolved field"):
         plot_file(str(result_file), str(tmp_path), PlotOptions(only=["maps"], maps=["nope"]))
 
