@@ -126,3 +126,20 @@ def test_length_unit_of_a_moire_model_is_udunits():
     assert conventions.resolve_units("L-1", "k", "nm") == ("nm-1", "k")
     units, name = conventions.resolve_units("L2", "Omega", "a")
     assert units == "1" and "a^2" in name
+
+
+def test_a_misfit_table_entry_does_not_fail_the_write(tmp_path):
+    """A dataset whose shape does not fit its table dims is written without scales."""
+    from mpi4py import MPI
+
+    from qgt_mpi.io import writer
+
+    result = writer.ResultFile(
+        attrs={"program": "qgt_mpi"},
+        groups={"bands": {"bandwidth": (np.ones((2, 3)), {}), "min": (np.zeros(2), {})}})
+    path = str(tmp_path / "misfit.h5")
+    writer.write(MPI.COMM_SELF, path, result)
+    with h5py.File(path, "r") as f:
+        assert f["bands/bandwidth"].attrs["units"] == "meV"  # metadata still set
+        assert len(f["bands/bandwidth"].dims[0]) == 0  # no scale on the misfit axis
+        assert f["bands/min"].dims[0][0].name == "/bands/band"

@@ -199,11 +199,18 @@ def apply(comm: MPI.Comm, f: h5py.File) -> None:
 
 def _attach(comm: MPI.Comm, group: h5py.Group, dset: h5py.Dataset,
             dims: tuple[str, ...]) -> None:
-    """Attach (creating where needed) one coordinate per dimension of ``dset``."""
+    """Attach (creating where needed) one coordinate per dimension of ``dset``.
+
+    A table entry that does not fit the dataset (other rank, or an axis of another length)
+    leaves those axes without a scale instead of failing the write of a finished run; the
+    xarray test (tests/test_output_conventions.py) reports it.
+    """
     if len(dims) != dset.ndim:
-        raise ValueError(f"{dset.name}: table gives dims {dims} for shape {dset.shape}")
+        return
     for axis, dim in enumerate(dims):
         coord = _coordinate(comm, group, dim, dset.shape[axis])
+        if coord is None:
+            continue
         if not h5py.h5ds.is_scale(coord.id):
             coord.make_scale(dim)
         if coord.name == dset.name:
@@ -212,13 +219,14 @@ def _attach(comm: MPI.Comm, group: h5py.Group, dset: h5py.Dataset,
             dset.dims[axis].attach_scale(coord)
 
 
-def _coordinate(comm: MPI.Comm, group: h5py.Group, dim: str, n: int) -> h5py.Dataset:
-    """The group's coordinate variable ``dim`` of length n, created if absent. Collective."""
+def _coordinate(comm: MPI.Comm, group: h5py.Group, dim: str, n: int) -> h5py.Dataset | None:
+    """The group's coordinate variable ``dim`` of length n, created if absent. Collective.
+
+    None when a dataset of that name exists but is not an (n,) axis.
+    """
     if dim in group:
         coord = group[dim]
-        if coord.shape != (n,):
-            raise ValueError(f"{coord.name}: shape {coord.shape} is not a ({n},) axis")
-        return coord
+        return coord if coord.shape == (n,) else None
     values = coordinate_values(dim, n)
     coord = group.create_dataset(dim, (n,), dtype=values.dtype)
     coord.attrs["long_name"] = _COORD_NAMES.get(dim, dim)
