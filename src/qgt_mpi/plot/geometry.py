@@ -35,16 +35,25 @@ def _tile(k: np.ndarray, values: np.ndarray, reciprocal: np.ndarray):
     return np.concatenate([k + s for s in shifts]), np.tile(values, len(shifts))
 
 
-def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool) -> None:
-    """Filled contour map of one field, clipped to the BZ, with its own colour bar."""
+def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool,
+         zero_floor: bool = True) -> None:
+    """Filled contour map of one field, clipped to the BZ, with its own colour bar.
+
+    ``zero_floor``: the colour scale of a non-negative field starts at 0. A field constant
+    to 1e-9 (a flat band's energy) is drawn as one colour, its value the only tick.
+    """
+    spread = np.ptp(values)
+    if spread <= 1e-9 * max(np.abs(values).max(), 1e-300):
+        values = np.full_like(values, float(np.mean(values)))
     kt, vt = _tile(k, values, reciprocal)
     vmax = np.abs(values).max() if symmetric else values.max()
-    vmin = -vmax if symmetric else min(values.min(), 0.0)
+    vmin = -vmax if symmetric else (min(values.min(), 0.0) if zero_floor else values.min())
     scale = max(abs(vmin), abs(vmax), 1e-300)
-    if vmax - vmin <= 1e-9 * scale:  # constant field (a flat band's energy): widen the range
-        mid = 0.5 * (vmin + vmax)
+    constant = vmax - vmin <= 1e-9 * scale
+    if constant:
+        mid = float(values[0])
         vmin, vmax = mid - 1e-6 * scale, mid + 1e-6 * scale
-    levels = np.linspace(vmin, vmax, 41)
+    levels = np.linspace(vmin, vmax, 2 if constant else 41)
     cs = ax.tricontourf(kt[:, 0], kt[:, 1], vt, levels=levels, cmap=cmap)
     patch = matplotlib.patches.Polygon(bz, closed=True, fill=False, lw=1, color="k")
     ax.add_patch(patch)
@@ -52,8 +61,9 @@ def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool) -> None:
     for artist in targets:
         artist.set_clip_path(patch)
         artist.set_rasterized(True)
-    ticks = matplotlib.ticker.MaxNLocator(6, symmetric=symmetric)
-    fig.colorbar(cs, ax=ax, shrink=0.9, ticks=ticks, format="%.2g")
+    ticks = ([float(values[0])] if constant
+             else matplotlib.ticker.MaxNLocator(6, symmetric=symmetric))
+    fig.colorbar(cs, ax=ax, shrink=0.9, ticks=ticks, format="%.4g" if constant else "%.2g")
     ax.tick_params(labelsize=6)
     pad = 1.05 * np.abs(bz).max(axis=0)
     ax.set_xlim(-pad[0], pad[0])
@@ -143,14 +153,18 @@ def plot_kfield_map(f: h5py.File, outdir: str, name: str) -> list[str]:
     ncols = min(data.shape[1], 3)
     nrows = -(-data.shape[1] // ncols)
     fig, axes = new_figure(ncols=ncols, nrows=nrows, height=7.0 / max(ncols, 2) * 0.8)
-    long_name = str(f["kgrid"][name].attrs.get("long_name", name))
+    attrs = f["kgrid"][name].attrs
+    long_name = str(attrs.get("long_name", name))
+    units = str(attrs.get("units", "1"))
+    if units not in ("1", ""):  # "1" fields spell their unit out in long_name
+        long_name += f"  [{units}]"
     for j, ax in enumerate(axes.flat):
         if j >= data.shape[1]:
             ax.set_visible(False)
             continue
         symmetric = bool(data[:, j].min() < 0 < data[:, j].max())
         _map(ax, fig, k, data[:, j], reciprocal, bz, "RdBu_r" if symmetric else "viridis",
-             symmetric)
+             symmetric, zero_floor=False)
         comp = f", {_COMPONENTS[j % per_band]}" if per_band == 3 else ""
         ax.set_title(f"band n = {j // per_band}{comp}")
     fig.suptitle(long_name, wrap=True)
