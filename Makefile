@@ -54,7 +54,15 @@ run: setup
 	$(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT)
 	@echo "results in results/"
 
-setup: $(STAMP) check-venv
+setup: $(STAMP) check-venv $(VENV)/.xarray-installed
+
+# xarray + h5netcdf (the test that reads every output group the way a netCDF user does).
+# numpy is pinned to the version the venv already sees, so pip never replaces the numpy
+# that the system h5py/mpi4py/scipy were built against.
+$(VENV)/.xarray-installed: | $(VPY)
+	$(VENV)/bin/pip install --disable-pip-version-check xarray h5netcdf \
+	  "numpy==$$($(VPY) -c 'import numpy; print(numpy.__version__)')"
+	touch $@
 
 test: setup
 	cmake -S . -B $(BUILD) -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) $(CMAKE_ARGS)

@@ -61,20 +61,24 @@ def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
     flat = {"gap": 0.5, "range": math.inf, "nfine": 48}
     model = build_model("haldane", {"t1": 1.0, "t2": 0.3, "mass": 0.0, "phi": math.pi / 2},
                         flat)
-    job, tr, _ = compute(comm, model, (3, 1), np.array([1.0]), np.array([0.0]),
-                         np.array([[0.01, 0.01]]), chunk=1, kresolved=True)
+    job, tr, _ = compute(comm, model, (3, 3), np.array([1.0]), np.array([0.0]),
+                         np.array([[0.01, 0.01]]), chunk=4, kresolved=True)
     from qgt_mpi.kpass import kfield_slabs
 
     result = writer.ResultFile(
         attrs={"program": "qgt_mpi", "n_ranks": comm.size},
         groups={"transport": {"sigma_xx": (tr["sigma_xx"], {"units": "e^2/h"})}},
-        kfields={"energies": ((2,), np.dtype(float), {})}, kslabs=kfield_slabs(job),
-        nk_total=3)
+        kfields={"energies": ((2,), np.dtype(float), {}),
+                 "k_frac": ((2,), np.dtype(float), {})},
+        kslabs=kfield_slabs(job), nk_total=9, kgrid_shape=(3, 3))
     path = str(tmp_path_shared / "collective.h5")
     writer.write(comm, path, result)
     with h5py.File(path, "r", driver="mpio", comm=comm) as f:
-        ok = bool(f.attrs["complete"]) and f["kgrid"]["energies"].shape == (3, 2)
-        ok = ok and np.allclose(f["kgrid"]["energies"][()], [[-0.25, 0.25]] * 3)
+        ok = bool(f.attrs["complete"]) and f["kgrid"]["energies"].shape == (3, 3, 2)
+        ok = ok and np.allclose(f["kgrid"]["energies"][()], [[[-0.25, 0.25]] * 3] * 3)
+        # blocks of 4 cut rows: (3, 3) layout must put k = (i/3, j/3) at [i, j]
+        grid = np.stack(np.meshgrid(np.arange(3), np.arange(3), indexing="ij"), -1) / 3
+        ok = ok and np.allclose(f["kgrid"]["k_frac"][()], grid)
         ok = ok and np.allclose(f["transport"]["sigma_xx"][()], tr["sigma_xx"])
     assert_all(comm, ok, "file content")
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
+import h5py
 import numpy as np
 import pytest
 from runner import qgt
 
-from qgt_mpi.plot import default_outdir, plot_file
-from qgt_mpi.plot.bands import high_symmetry_path, path_points
+from qgt_mpi.io.selection import Selection
+from qgt_mpi.plot import PlotOptions, default_outdir, plot_file, sweep
+from qgt_mpi.plot.bands import high_symmetry_path, parse_path, path_points
 from qgt_mpi.plot.geometry import brillouin_zone
-from qgt_mpi.plot.style import find_peak, fit_line
+from qgt_mpi.plot.style import COLOURS, N_DISTINCT, RC, Transport, find_peak, fit_line
 
 TINY_DECK = """
 title = "tiny figure test"
@@ -33,7 +37,8 @@ kresolved = true
 
 EXPECTED = ["sigma_xx_vs_delta", "sigma_xx_vs_temperature", "inverse_sigma_xx_slopes",
             "sigma_xy_vs_mu", "seebeck_vs_delta", "seebeck_vs_temperature",
-            "kappa_lorenz_vs_temperature", "geometry_maps", "bands_path", "bandwidth_vs_rcut"]
+            "kappa_lorenz_vs_temperature", "geometry_maps", "bands_path",
+            "transport_vs_temperature", "transport_vs_mu", "transport_vs_delta"]
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +98,12 @@ def test_plot_file_writes_every_figure(result_file, tmp_path):
             path = tmp_path / "figs" / f"{name}.{ext}"
             assert str(path) in written, name
             assert path.stat().st_size > 1000, path
+    assert not any("bandwidth_vs_rcut" in p for p in written)  # exact flattening: not drawn
     assert default_outdir(str(result_file)).endswith("tiny_figures")
 
 
 def test_cli_plot_default_directory(result_file):
-    proc = qgt(["plot", str(result_file)])
+    proc = qgt(["plot", str(result_file), "--only", "bands", "--path", "G M K 1/3,1/3"])
     assert proc.returncode == 0, proc.stderr
     paths = proc.stdout.split()
     assert paths and all(p.endswith((".png", ".pdf")) for p in paths)
@@ -109,3 +115,77 @@ def test_cli_plot_missing_file_exits_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("qgt-mpi: error: cannot read")
+
+
+def test_journal_output_fonts_dpi_and_reproducible(result_file, tmp_path):
+    """PDF fonts are TrueType (Type 42), PNGs are 300 dpi, a redraw is byte-identical."""
+    from PIL import Image
+
+    opts = PlotOptions(only=["sweep"], x=["mu"], quantities=["sigma_xy"])
+    first = plot_file(str(result_file), str(tmp_path / "a"), opts)
+    second = plot_file(str(result_file), str(tmp_path / "b"), opts)
+    for a, b in zip(first, second, strict=True):
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            assert fa.read() == fb.read(), a
+    pdf = open(first[1], "rb").read()
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf
+    dpi = Image.open(first[0]).info["dpi"]
+    assert abs(dpi[0] - 300) < 1
+    width_in = Image.open(first[0]).size[0] / dpi[0]
+    assert width_in <= 3.4 + 0.05  # single column (bbox tight trims, never widens)
+
+
+def test_selection_picks_nearest_points_and_states_them(result_file):
+    with h5py.File(result_file, "r") as f:
+        tr = Transport.read(f)
+    picks = sweep.choose(tr, "temperature", Selection(mu=[-0.26, 0.01], delta=[0.012]))
+    assert [tr.mu[i] for i in picks["mu"]] == [-0.25, 0.0]
+    assert np.allclose(tr.delta[picks["delta"][0]], 0.01)
+    labels = [c[0] for c in sweep.curves(tr, "temperature", "sigma_xx", picks)]
+    assert labels == [r"$\mu$ = -0.25 meV", r"$\mu$ = 0 meV"]
+    assert sweep.fixed_text(tr, "temperature", picks) == r"$\delta$ = 0.01 meV"
+    # several δ values -> one curve per (μ, δ), δ stated in each label
+    picks = sweep.choose(tr, "mu", Selection(delta=[0.001, 0.1], temperature=[5.8]))
+    curves = sweep.curves(tr, "mu", "seebeck", picks)
+    assert len(curves) == 2 and all("delta" in c[0] for c in curves)
+    t_grid = tr.temperature[picks["temperature"][0]]  # nearest grid point, stated as it is
+    assert abs(np.log(t_grid / 5.8)) <= np.log(tr.temperature[1] / tr.temperature[0])
+    assert sweep.fixed_text(tr, "mu", picks) == rf"$T$ = {t_grid:.4g} K"
+
+
+def test_many_curves_never_repeat_colour_and_style():
+    cycle = list(RC["axes.prop_cycle"])
+    pairs = {(c["color"], c["linestyle"]) for c in cycle}
+    assert len(pairs) == len(cycle) == N_DISTINCT > 4 * len(COLOURS) - 1
+    assert all(a["color"] != b["color"] and a["linestyle"] != b["linestyle"]
+               for a, b in itertools.pairwise(cycle))  # neighbours differ (greyscale)
+
+
+def test_custom_band_path_and_kfield_maps(result_file, tmp_path):
+    reciprocal = np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]]) * 2 * np.pi
+    labels, corners = parse_path("G K M G 1/3,1/3", reciprocal)
+    assert labels == ["Γ", "K", "M", "Γ", "(1/3,1/3)"]
+    np.testing.assert_allclose(corners[4], (reciprocal[0] + reciprocal[1]) / 3)
+    np.testing.assert_allclose(corners[2], reciprocal[0] / 2)
+    with pytest.raises(ValueError, match="path point"):
+        parse_path("G Q", reciprocal)
+    opts = PlotOptions(only=["maps"], maps=["energies", "metric"])  # bands: CLI test below
+    written = plot_file(str(result_file), str(tmp_path), opts)
+    names = {p.rsplit("/", 1)[1] for p in written}
+    assert {"kmap_energies.png", "kmap_metric.png", "geometry_maps.png"} <= names
+    with pytest.raises(KeyError, match="no k-resolved field"):
+        plot_file(str(result_file), str(tmp_path), PlotOptions(only=["maps"], maps=["nope"]))
+
+
+def test_cli_plot_options_and_info_selection(result_file, tmp_path):
+    proc = qgt(["plot", str(result_file), "-d", str(tmp_path), "--only", "sweep",
+                "--x", "mu", "--quantity", "seebeck", "--temperature", "2", "--delta", "0.01"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(tmp_path / "sweep_seebeck_vs_mu.png"),
+                                   str(tmp_path / "sweep_seebeck_vs_mu.pdf")]
+    info = qgt(["info", str(result_file), "--group", "transport", "--mu", "0",
+                "--delta", "0.01", "--temperature", "5.8"])
+    assert info.returncode == 0, info.stderr
+    rows = info.stdout.strip().splitlines()
+    assert len(rows) == 4 and rows[-1].split()[:2] == ["0", "0.01"]
+    assert abs(float(rows[-1].split()[2]) / 5.8 - 1) < 0.05

@@ -1,5 +1,9 @@
-"""Command line: ``qgt-mpi run INPUT [-o OUTPUT]``, ``validate INPUT``, ``info OUTPUT``,
-``model save INPUT -o MODEL.h5``, ``model info MODEL.h5``.
+"""Command line: ``qgt-mpi run | dry-run | validate | info | plot | model`` (also ``--version``).
+
+``run INPUT [-o OUTPUT]`` computes under MPI; ``dry-run INPUT [--np N]`` estimates memory and
+cost; ``validate INPUT`` checks a deck; ``info OUTPUT [--group G] [--mu ...]`` summarises a
+result file; ``plot OUTPUT [options]`` draws figures (docs/theory.md: what is computed).
+``model save INPUT -o MODEL.h5`` / ``model info MODEL.h5`` write and describe model files.
 
 The only module that touches ``MPI.COMM_WORLD``. Rank 0 reads the input deck and broadcasts
 its text, so every rank parses the same bytes and a bad deck fails identically everywhere:
@@ -9,6 +13,7 @@ one line on stderr from rank 0, exit status 2 on every rank, no traceback, no ou
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
@@ -18,7 +23,17 @@ def _parser() -> argparse.ArgumentParser:
     """Argument parser for all subcommands."""
     from qgt_mpi import __version__
 
-    p = argparse.ArgumentParser(prog="qgt-mpi", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="qgt-mpi", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Quantum-geometric transport of flat topological bands, over MPI.\n"
+        "Subcommands: run, dry-run, validate, info, plot (each has --help).",
+        epilog="examples:\n"
+        "  mpirun -n 8 qgt-mpi run inputs/haldane_flat.toml\n"
+        "  qgt-mpi dry-run deck.toml --np 256\n"
+        "  qgt-mpi validate deck.toml\n"
+        "  qgt-mpi info results/haldane_flat.h5 --group transport --mu -0.25\n"
+        "  qgt-mpi plot results/haldane_flat.h5 --x temperature --mu -0.25 0 --delta 0.01\n"
+        "formulas, units and sign conventions: docs/theory.md")
     p.add_argument("--version", action="version", version=f"qgt_mpi {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an input deck under MPI and write one HDF5 file")
@@ -37,17 +52,33 @@ def _parser() -> argparse.ArgumentParser:
                      "number of ranks; used by distributed solvers)")
     dry = sub.add_parser("dry-run", help="decomposition, memory and cost estimate; no output")
     dry.add_argument("input")
-    dry.add_argument("--np", type=int, required=True, help="number of MPI ranks planned")
+    dry.add_argument("--np", type=int, default=None, help="number of MPI ranks planned "
+                     "(default: the ranks of this launch, or the cores of this machine when "
+                     "run serially)")
     dry.add_argument("--pools", type=int, default=1, help="k-point pools (divides --np)")
     val = sub.add_parser("validate", help="check an input deck and print what it would run")
     val.add_argument("input")
     info = sub.add_parser("info", help="human summary of a result file")
     info.add_argument("output")
+    _selection_args(info)
+    info.add_argument("--group", nargs="+", choices=("provenance", "bands", "geometry",
+                      "transport", "timing"), help="only these parts (default: all)")
     plot = sub.add_parser("plot", help="publication figures (PNG and PDF) from a result file")
     plot.add_argument("output")
     plot.add_argument("-d", "--dir", default=None, help="figure directory (default: next to file)")
+    from qgt_mpi.plot_args import add_plot_args
+
+    add_plot_args(plot)
+    _selection_args(plot)
     _model_parser(sub)
     return p
+
+
+def _selection_args(p: argparse.ArgumentParser) -> None:
+    """--mu/--delta/--temperature: nearest sweep points (several values allowed)."""
+    for name, unit in (("mu", "meV"), ("delta", "meV"), ("temperature", "K")):
+        p.add_argument(f"--{name}", type=float, nargs="+", metavar=unit.upper(),
+                       help=f"{name} [{unit}] values (nearest point of the sweep)")
 
 
 def _model_parser(sub) -> None:
@@ -106,7 +137,8 @@ def _dry_run(comm, args) -> int:
     from qgt_mpi.dryrun import plan
 
     config = _read_deck(comm, args.input)
-    report = plan(comm, config, args.np, args.pools)
+    nprocs = args.np or (comm.size if comm.size > 1 else os.cpu_count() or 1)
+    report = plan(comm, config, nprocs, args.pools)
     if comm.rank == 0:
         print(report)
     return EXIT_OK
@@ -128,16 +160,24 @@ def _info(comm, args) -> int:
     from qgt_mpi.io.reader import summarize
 
     if comm.rank == 0:
-        print(summarize(args.output))
+        print(summarize(args.output, args.group, _selection(args)))
     return EXIT_OK
+
+
+def _selection(args):
+    """The --mu/--delta/--temperature values as a plot/info Selection."""
+    from qgt_mpi.plot_args import selection
+
+    return selection(args)
 
 
 def _plot(comm, args) -> int:
     """``plot``: figures from a result file (rank 0 draws; serial by nature)."""
     from qgt_mpi.plot import plot_file
+    from qgt_mpi.plot_args import options
 
     if comm.rank == 0:
-        for path in plot_file(args.output, args.dir):
+        for path in plot_file(args.output, args.dir, options(args)):
             print(path)
     return EXIT_OK
 

@@ -227,6 +227,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
     if config.output.kresolved:
         result.kfields = _kfield_meta(job.geometry.nb)
         result.nk_total = job.nk
+        result.kgrid_shape = tuple(job.grid)
     return result
 
 

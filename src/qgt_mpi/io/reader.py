@@ -1,9 +1,18 @@
-"""Read a result file back and summarise it for humans (``qgt-mpi info``). Serial."""
+"""Read a result file back and summarise it for humans (``qgt-mpi info``). Serial.
+
+``info`` prints every part by default; ``--group`` keeps some parts (provenance, bands,
+geometry, transport, timing) and ``--mu/--delta/--temperature`` pick the transport rows
+(nearest sweep points; default: every μ and δ at the lowest, middle and highest T).
+"""
 
 from __future__ import annotations
 
 import h5py
 import numpy as np
+
+from qgt_mpi.io.selection import Selection, delta_entries, nearest
+
+PARTS = ("provenance", "bands", "geometry", "transport", "timing")
 
 _SHOWN = ("sigma_xx", "sigma_xx_drude", "sigma_xy", "seebeck", "kappa_xx", "lorenz_ratio")
 
@@ -28,47 +37,58 @@ def _row(values: np.ndarray) -> str:
     return " ".join(f"{v: .6g}" for v in np.ravel(values))
 
 
-def _transport_lines(tr: dict) -> list[str]:
-    """σ, S, κ at the lowest, middle and highest temperature for each μ and δ."""
-    temps = tr["temperature"]
+def _transport_lines(tr: dict, sel: Selection) -> list[str]:
+    """σ, S, κ for the selected (μ, δ, T); δ entries printed as their values."""
     fixed = "mu" not in tr  # fixed-filling sweep: axis filling_target (issue 11)
+    temps, delta = tr["temperature"], np.atleast_2d(tr["delta"])
     mus = tr["filling_target"] if fixed else tr["mu"]
+    i_t = (nearest(temps, sel.temperature, log=True) if sel.temperature
+           else sorted({0, temps.size // 2, temps.size - 1}))
+    i_mu = nearest(mus, sel.mu) if sel.mu else range(mus.size)
+    i_d = delta_entries(delta, sel.delta) if sel.delta else range(delta.shape[0])
     name = "filling" if fixed else "mu"
-    picks = sorted({0, temps.size // 2, temps.size - 1})
-    lines = [f"transport: {mus.size} {name} x {tr['delta'].shape[0]} delta x {temps.size} T"]
-    header = ("   filling" if fixed else "  mu[meV]") + " delta#   T[K]  " + "  ".join(
-        f"{k:>14}" for k in _SHOWN)
-    lines.append(header)
-    for i_mu, mu in enumerate(mus):
-        for i_d in range(tr["delta"].shape[0]):
-            for i_t in picks:
-                vals = "  ".join(f"{tr[k][i_mu, i_d, i_t]:>14.6g}" for k in _SHOWN)
-                lines.append(f"  {mu:7.4g} {i_d:6d} {temps[i_t]:6.3g}  {vals}")
+    lines = [f"transport: {mus.size} {name} x {delta.shape[0]} delta x {temps.size} T "
+             f"(showing {len(i_mu)} x {len(i_d)} x {len(i_t)})"]
+    shown = [k for k in _SHOWN if k in tr]
+    lines.append(("  filling" if fixed else "  mu[meV]") + "  delta[meV]      T[K]  " + "  ".join(f"{k:>14}" for k in shown))
+    for im in i_mu:
+        for idl in i_d:
+            d_text = ",".join(f"{v:.3g}" for v in np.unique(delta[idl]))
+            for it in i_t:
+                vals = "  ".join(f"{tr[k][im, idl, it]:>14.6g}" for k in shown)
+                lines.append(f"  {mus[im]:7.4g}  {d_text:>10} {temps[it]:9.4g}  {vals}")
     return lines
 
 
-def summarize(path: str) -> str:
-    """Multi-line human summary of a result file."""
+def summarize(path: str, parts: list[str] | None = None,
+              sel: Selection | None = None) -> str:
+    """Multi-line human summary of a result file (``parts`` of PARTS; default all).
+
+    Raises ValueError for an unknown part name.
+    """
+    parts = list(parts or PARTS)
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"--group {unknown}: choose from {', '.join(PARTS)}")
     data = load(path)
     a = data["attrs"]
-    lines = [
-        f"{path}: {a.get('title', '')}",
-        f"  qgt_mpi {a.get('version')}  created {a.get('created')} on {a.get('host')}"
-        f"  ranks {a.get('n_ranks')}  complete {bool(a.get('complete'))}",
-        f"  input {a.get('input_file')}",
-    ]
-    if "bands" in data:
+    lines = [f"{path}: {a.get('title', '')}"]
+    if "provenance" in parts:
+        lines += [f"  qgt_mpi {a.get('version')}  created {a.get('created')} on "
+                  f"{a.get('host')}  ranks {a.get('n_ranks')}  complete "
+                  f"{bool(a.get('complete'))}", f"  input {a.get('input_file')}"]
+    if "bands" in data and "bands" in parts:
         b = data["bands"]
         lines.append(f"bands: bandwidth [meV] {_row(b['bandwidth'])}; min gap {_row(b['min_gap'])}")
-    if "geometry" in data:
+    if "geometry" in data and "geometry" in parts:
         g = data["geometry"]
         lines.append(f"geometry: Chern {_row(g['chern'])}; (1/2pi)int Omega "
                      f"{_row(g['chern_curvature'])}")
         lines.append(f"  Omega_I [a^2] {_row(g['omega_I'])} (bound {_row(g['omega_I_bound'])});"
                      f" trace violation {_row(g['trace_violation'])}")
-    if "transport" in data:
-        lines.extend(_transport_lines(data["transport"]))
-    if "timing" in data:
+    if "transport" in data and "transport" in parts:
+        lines.extend(_transport_lines(data["transport"], sel or Selection()))
+    if "timing" in data and "timing" in parts:
         t = data["timing"]
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in t["phases"]]
         lines.append("timing (max over ranks) [s]: " + ", ".join(

@@ -2,9 +2,10 @@
 
 Layout (names other tools rely on; see README "Output file"):
 ``/`` provenance attributes; ``/model``; ``/kgrid/{k_frac, k_cart, energies, berry_curvature,
-metric}`` (k-resolved, each rank writes its own slab); ``/bands``; ``/geometry``;
-``/transport/{temperature, mu, delta}`` axes (dimension scales) and the observables with
-shape (n_mu, n_delta, n_temperature); ``/timing``.
+metric}`` (k-resolved, shape (N1, N2, ...) of the row-major grid, each rank writes its own
+slabs); ``/bands``; ``/geometry``; ``/transport/{temperature, mu, delta}`` axes and the
+observables with shape (n_mu, n_delta, n_temperature); ``/timing``. Names, units and
+dimension scales of every dataset come from the table of :mod:`qgt_mpi.io.conventions`.
 
 The file is created as ``<name>.partial`` and renamed by rank 0 after every rank closed it,
 with the root attribute ``complete = True`` set last: a file under its final name is whole.
@@ -21,6 +22,8 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.io import conventions
+
 
 @dataclass
 class ResultFile:
@@ -34,6 +37,7 @@ class ResultFile:
     kslabs: list[tuple[int, int, dict[str, np.ndarray]]] = field(default_factory=list)
     nk_total: int = 0
     scales: dict[str, list[str]] = field(default_factory=dict)
+    kgrid_shape: tuple[int, int] | None = None  # (N1, N2); None: k-fields stay flat (nk, ...)
 
 
 def partial_name(path: str) -> str:
@@ -67,6 +71,7 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
         if result.kfields:
             _kresolved(f.require_group("kgrid"), result)
         _attach_scales(f, result.scales)
+        conventions.apply(comm, f)
         f.attrs["complete"] = True
     comm.Barrier()
     if comm.rank == 0:
@@ -94,14 +99,45 @@ def _reduced_dataset(comm, grp, key, data, attrs) -> None:
 def _kresolved(grp: h5py.Group, result: ResultFile) -> None:
     """k-resolved fields: collective create, then each rank writes its slabs independently.
 
-    Independent (not collective) writes, so a rank with no slab simply writes nothing.
+    Independent (not collective) writes, so a rank with no slab simply writes nothing. With
+    ``kgrid_shape`` the datasets are (N1, N2, ...) and a flat slab is written as at most three
+    rectangles (:func:`grid_pieces`).
     """
+    shape = result.kgrid_shape or (result.nk_total,)
+    if result.kgrid_shape:
+        grp.attrs["N1"], grp.attrs["N2"] = shape
     for key, (entry, dtype, attrs) in result.kfields.items():
-        dset = grp.create_dataset(key, (result.nk_total, *entry), dtype=dtype)
-        _set_attrs(dset, attrs)
+        dset = grp.create_dataset(key, (*shape, *entry), dtype=dtype)
+        _set_attrs(dset, {k: v for k, v in attrs.items() if k not in ("units", "axes")})
         for start, stop, arrays in result.kslabs:
-            if stop > start:
+            if stop > start and result.kgrid_shape:
+                for (rows, cols), lo, hi in grid_pieces(shape[1], start, stop):
+                    piece = arrays[key][lo - start:hi - start]
+                    dset[rows, cols] = piece.reshape(rows.stop - rows.start,
+                                                     cols.stop - cols.start, *entry)
+            elif stop > start:
                 dset[start:stop] = arrays[key]
+
+
+def grid_pieces(n2: int, start: int, stop: int) -> list[tuple[tuple, int, int]]:
+    """Cut flat row-major indices [start, stop) of an (N1, N2) grid into rectangles.
+
+    Returns (index into the (N1, N2, ...) array, flat lo, flat hi) for at most three pieces:
+    the tail of the first row, the full rows, the head of the last row.
+    """
+    pieces = []
+    lo = start
+    while lo < stop:
+        row, col = divmod(lo, n2)
+        if col or stop - lo < n2:
+            hi = min(stop, (row + 1) * n2)
+            pieces.append(((slice(row, row + 1), slice(col, col + hi - lo)), lo, hi))
+        else:
+            rows = (stop - lo) // n2
+            hi = lo + rows * n2
+            pieces.append(((slice(row, row + rows), slice(0, n2)), lo, hi))
+        lo = hi
+    return pieces
 
 
 def _attach_scales(f: h5py.File, scales: dict[str, list[str]]) -> None:

@@ -1,15 +1,20 @@
-"""Publication figures from a result file: ``qgt-mpi plot OUTPUT [-d DIR]``.
+"""Figures from a result file: ``qgt-mpi plot OUTPUT [-d DIR] [options]``.
 
 :func:`plot_file` opens one HDF5 result file and draws every figure its contents support
-(PNG and PDF, Agg backend), each module deciding from the data:
+(PNG at 300 dpi and PDF with Type 42 fonts, Agg backend, journal column widths), each
+module deciding from the data:
 
+- ``sweep``: every transport quantity against each sweep axis (T, μ, δ) with the other axes
+  fixed by ``--mu/--delta/--temperature`` (nearest point, stated in the legend);
 - ``transport``: the paper's Fig. 2 (σ_xx vs δ at T ≈ Δ/k_B, σ_xx vs T with Drude and
   geometric parts, 1/σ_xx slopes at low and high T) and σ_xy vs μ with its plateau;
 - ``thermal``: the paper's Fig. 3 (Seebeck vs δ and vs T with the peak (T*, S*) and
   (k_B/e) ln 2), κ_xx/T and the Lorenz ratio;
-- ``geometry``: BZ maps of Ω_n, Tr g_n and Tr g_n − |Ω_n| (needs /kgrid);
-- ``bands``: bands along Γ–K–M–Γ and W(R_c) of the truncated flat-band model, rebuilt from
-  the deck text stored in the file;
+- ``geometry``: BZ maps of Ω_n, Tr g_n and Tr g_n − |Ω_n|, and of any k-resolved field
+  (``--map``; needs /kgrid);
+- ``bands``: bands along Γ–K–M–Γ or ``--path``, rebuilt from the deck text stored in the
+  file; W(R_c) of the truncated flat-band model for truncated decks (``--bandwidth`` for
+  any flattened deck: it costs seconds per R_c and does not depend on the run);
 - ``superfluid`` (optional module): drawn when the file has a /superfluid group.
 
 Serial: the CLI calls it on rank 0 only.
@@ -20,13 +25,35 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import h5py
 
-from qgt_mpi.plot import bands, geometry, thermal, transport
+from qgt_mpi.plot import bands, geometry, sweep, thermal, transport
 from qgt_mpi.plot.style import Transport
 
-__all__ = ["default_outdir", "plot_file"]
+__all__ = ["PlotOptions", "default_outdir", "plot_file"]
+
+
+@dataclass
+class PlotOptions:
+    """What ``qgt-mpi plot`` draws beyond the defaults (see the module docstring).
+
+    ``only``: restrict to these figure families ("sweep", "paper", "maps", "bands").
+    """
+
+    x: list[str] | None = None
+    select: sweep.Selection = field(default_factory=sweep.Selection)
+    quantities: list[str] | None = None
+    path: str | None = None
+    maps: list[str] = field(default_factory=list)
+    bandwidth: bool = False
+    only: list[str] | None = None
+    layout: str = "single"
+
+    def wants(self, family: str) -> bool:
+        """Whether the figure family is drawn."""
+        return self.only is None or family in self.only
 
 _TRANSPORT_FIGURES: tuple[Callable[[Transport, str], list[str]], ...] = (
     transport.plot_sigma_vs_delta,
@@ -36,11 +63,6 @@ _TRANSPORT_FIGURES: tuple[Callable[[Transport, str], list[str]], ...] = (
     thermal.plot_seebeck_vs_delta,
     thermal.plot_seebeck_vs_temperature,
     thermal.plot_kappa_lorenz,
-)
-_FILE_FIGURES: tuple[Callable[[h5py.File, str], list[str]], ...] = (
-    geometry.plot_geometry_maps,
-    bands.plot_band_path,
-    bands.plot_truncation_bandwidth,
 )
 
 
@@ -61,29 +83,42 @@ def _superfluid(f: h5py.File, outdir: str) -> list[str]:
     return list(module.plot_superfluid(f, outdir))
 
 
-def plot_file(path: str, outdir: str | None = None) -> list[str]:
+def plot_file(path: str, outdir: str | None = None,
+              options: PlotOptions | None = None) -> list[str]:
     """Draw every figure the result file ``path`` supports; return the written file paths.
 
     Parameters
     ----------
     path : a qgt_mpi HDF5 result file.
     outdir : figure directory, created if needed; default :func:`default_outdir`.
+    options : selections, band path, extra maps (:class:`PlotOptions`).
 
     Raises
     ------
-    OSError if the file cannot be opened; ValueError if it is not a qgt_mpi result file;
-    KeyError if a required group or dataset is missing.
+    OSError if the file cannot be opened; ValueError if it is not a qgt_mpi result file or
+    an option is malformed; KeyError if a requested group, quantity or field is missing.
     """
     outdir = outdir or default_outdir(path)
+    opt = options or PlotOptions()
     written: list[str] = []
     with h5py.File(path, "r") as f:
         if f.attrs.get("program") != "qgt_mpi":
             raise ValueError("not a qgt_mpi result file (no program='qgt_mpi' attribute)")
         if "transport" in f:
             tr = Transport.read(f)
-            for figure in _TRANSPORT_FIGURES:
-                written += figure(tr, outdir)
-        for figure in _FILE_FIGURES:
-            written += figure(f, outdir)
-        written += _superfluid(f, outdir)
+            if opt.wants("sweep"):
+                written += sweep.plot_sweeps(tr, outdir, opt.x, opt.select, opt.quantities,
+                                             opt.layout)
+            if opt.wants("paper"):
+                for figure in _TRANSPORT_FIGURES:
+                    written += figure(tr, outdir)
+        if opt.wants("maps"):
+            written += geometry.plot_geometry_maps(f, outdir)
+            for name in opt.maps:
+                written += geometry.plot_kfield_map(f, outdir, name)
+        if opt.wants("bands"):
+            written += bands.plot_band_path(f, outdir, opt.path)
+            written += bands.plot_truncation_bandwidth(f, outdir, opt.bandwidth)
+        if opt.wants("paper"):
+            written += _superfluid(f, outdir)
     return written

@@ -17,7 +17,7 @@ import numpy as np
 from qgt_mpi.driver import model_from_config
 from qgt_mpi.io.deck import InputError, parse_deck
 from qgt_mpi.models import bandwidth, build_model, load_model, truncate
-from qgt_mpi.plot.style import fit_line, new_figure, save
+from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, save
 from qgt_mpi.solvers.dense import DenseSolver
 
 R_CUTS = np.arange(1, 9)
@@ -35,6 +35,50 @@ def high_symmetry_path(reciprocal: np.ndarray) -> tuple[list[str], list[np.ndarr
             return ["Γ", "K", "M", "Γ"], [gamma, (b1 + bn) / 3.0, 0.5 * b1, gamma]
     gamma = np.zeros(2)
     return ["Γ", "X", "S", "Γ"], [gamma, 0.5 * b1, 0.5 * (b1 + b2), gamma]
+
+
+def named_points(reciprocal: np.ndarray) -> dict[str, np.ndarray]:
+    """Cartesian high-symmetry points: Γ, K, K', M (hexagonal) or X, Y, S, M (other)."""
+    labels, corners = high_symmetry_path(reciprocal)
+    b1, b2 = reciprocal
+    points = {"Γ": np.zeros(2), "G": np.zeros(2)}
+    if labels[1] == "K":
+        points.update({"K": corners[1], "K'": -corners[1], "M": corners[2]})
+    else:
+        points.update({"X": 0.5 * b1, "Y": 0.5 * b2, "S": 0.5 * (b1 + b2),
+                       "M": 0.5 * (b1 + b2)})
+    return points
+
+
+def parse_path(text: str, reciprocal: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+    """Labels and corners of a path such as "G K M G" or "0,0 0.5,0 1/3,1/3 G".
+
+    A token is a named point (:func:`named_points`; "G" is Γ) or two reduced coordinates
+    "f1,f2" (k = f1 b1 + f2 b2; fractions like 1/3 allowed). Raises ValueError otherwise.
+    """
+    points = named_points(reciprocal)
+    labels, corners = [], []
+    for token in text.replace(";", " ").split():
+        if token in points:
+            labels.append("Γ" if token == "G" else token)
+            corners.append(points[token])
+            continue
+        try:
+            f1, f2 = (float(eval_fraction(p)) for p in token.split(","))
+        except ValueError:
+            raise ValueError(f"path point {token!r}: use one of {sorted(points)} or "
+                             "reduced coordinates 'f1,f2'") from None
+        labels.append(f"({token})")
+        corners.append(f1 * reciprocal[0] + f2 * reciprocal[1])
+    if len(corners) < 2:
+        raise ValueError(f"path {text!r} needs at least two points")
+    return labels, corners
+
+
+def eval_fraction(text: str) -> float:
+    """'0.5' or '1/3' as a float (ValueError otherwise)."""
+    num, _, den = text.partition("/")
+    return float(num) / (float(den) if den else 1.0)
 
 
 def path_points(corners: list[np.ndarray], n: int = N_PATH) -> tuple[np.ndarray, np.ndarray,
@@ -90,8 +134,12 @@ def _stored_panels(f: h5py.File) -> list[tuple[str, list]] | None:
     return [(f"{model.describe().get('kind', 'model')} model", [(model, "-", None)])]
 
 
-def plot_band_path(f: h5py.File, outdir: str) -> list[str]:
-    """Bands along the high-symmetry path of the deck's model (and its parent if flattened)."""
+def plot_band_path(f: h5py.File, outdir: str, path: str | None = None) -> list[str]:
+    """Bands along a k-path of the deck's model (and its parent if flattened).
+
+    ``path``: e.g. "G K M G" or reduced coordinates (:func:`parse_path`); default Γ–K–M–Γ
+    (hexagonal) or Γ–X–S–Γ.
+    """
     config = _config(f)
     try:
         panels = _stored_panels(f) if config is None else _panels(config)
@@ -99,21 +147,26 @@ def plot_band_path(f: h5py.File, outdir: str) -> list[str]:
         return []
     if panels is None:
         return []
-    labels, corners = high_symmetry_path(panels[0][1][0][0].reciprocal)
+    reciprocal = panels[0][1][0][0].reciprocal
+    if path:
+        labels, corners = parse_path(path, reciprocal)
+    else:
+        labels, corners = high_symmetry_path(reciprocal)
     k, s, ticks = path_points(corners)
-    fig, axes = new_figure(ncols=len(panels), width=3.8)
+    fig, axes = new_figure(ncols=len(panels), height=2.4)
     for ax, (title, curves) in zip(axes[0], panels, strict=True):
         for i, (model, ls, label) in enumerate(curves):
             eps = _energies(model, k)
-            ax.plot(s, eps, ls, color=f"C{i}", label=[label] + [None] * (eps.shape[1] - 1))
+            ax.plot(s, eps, ls, color=COLOURS[i], label=[label] + [None] * (eps.shape[1] - 1))
         ax.set_xticks(ticks, labels)
         ax.set_xlim(ticks[0], ticks[-1])
         for t in ticks[1:-1]:
             ax.axvline(t, color="0.5", lw=0.8)
         ax.set_ylabel(r"energy $\varepsilon_n(\mathbf{k})$  [meV]")
+        ax.set_xlabel(r"wave vector $\mathbf{k}$ along the path")
         ax.set_title(title)
         if curves[0][2] is not None:
-            ax.legend(fontsize=7, loc="center right")
+            ax.legend(loc="best")
     return save(fig, outdir, "bands_path")
 
 
@@ -124,23 +177,29 @@ def truncation_bandwidths(kind: str, params: dict, gap: float) -> np.ndarray:
                      for rc in R_CUTS])
 
 
-def plot_truncation_bandwidth(f: h5py.File, outdir: str) -> list[str]:
-    """Log-scale W/Δ vs R_c for a deck with [model.flatten], with an exponential fit."""
+def plot_truncation_bandwidth(f: h5py.File, outdir: str, force: bool = False) -> list[str]:
+    """Log-scale W/Δ vs R_c with an exponential fit, for a truncated flat-band deck.
+
+    Drawn only when the run used a truncated model (finite ``range``), or with ``force``
+    for any flattened deck: W(R_c) costs seconds per R_c and does not depend on the run.
+    """
     config = _config(f)
     if config is None or config.model.flatten is None:
+        return []
+    if not force and math.isinf(config.model.flatten.range):
         return []
     spec = config.model
     ratio = truncation_bandwidths(spec.kind, dict(spec.params), spec.flatten.gap)
     slope, icpt = fit_line(R_CUTS, np.log(ratio))
     fig, axes = new_figure()
     ax = axes[0, 0]
-    ax.semilogy(R_CUTS, ratio, "o", label=f"computed ({NFINE}×{NFINE} FFT and k-grid)")
-    ax.semilogy(R_CUTS, np.exp(icpt + slope * R_CUTS), "k:", lw=1,
+    ax.semilogy(R_CUTS, ratio, "o", ls="none", label=f"computed ({NFINE}×{NFINE} FFT, k-grid)")
+    ax.semilogy(R_CUTS, np.exp(icpt + slope * R_CUTS), color="k", ls=":", lw=1,
                 label=rf"$\propto e^{{-R_c/\xi}}$, $\xi$ = {-1.0 / slope:.3g} a")
     if math.isfinite(spec.flatten.range) and "bands" in f:
         w = f["bands"].attrs.get("bandwidth_over_gap")
         if w is not None:
-            ax.semilogy([spec.flatten.range], [np.max(w)], "r*", ms=10,
+            ax.semilogy([spec.flatten.range], [np.max(w)], "*", color=COLOURS[5], ms=8,
                         label="this run (its k-grid)")
     ax.set_xlabel(r"hopping range $R_c$  [lattice constants a]")
     ax.set_ylabel(r"bandwidth $W/\Delta$")

@@ -35,12 +35,25 @@ def _tile(k: np.ndarray, values: np.ndarray, reciprocal: np.ndarray):
     return np.concatenate([k + s for s in shifts]), np.tile(values, len(shifts))
 
 
-def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool) -> None:
-    """Filled contour map of one field, clipped to the BZ, with its own colour bar."""
+def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool,
+         zero_floor: bool = True) -> None:
+    """Filled contour map of one field, clipped to the BZ, with its own colour bar.
+
+    ``zero_floor``: the colour scale of a non-negative field starts at 0. A field constant
+    to 1e-9 (a flat band's energy) is drawn as one colour, its value the only tick.
+    """
+    spread = np.ptp(values)
+    if spread <= 1e-9 * max(np.abs(values).max(), 1e-300):
+        values = np.full_like(values, float(np.mean(values)))
     kt, vt = _tile(k, values, reciprocal)
     vmax = np.abs(values).max() if symmetric else values.max()
-    vmin = -vmax if symmetric else min(values.min(), 0.0)
-    levels = np.linspace(vmin, vmax, 41) if vmax > vmin else 41
+    vmin = -vmax if symmetric else (min(values.min(), 0.0) if zero_floor else values.min())
+    scale = max(abs(vmin), abs(vmax), 1e-300)
+    constant = vmax - vmin <= 1e-9 * scale
+    if constant:
+        mid = float(values[0])
+        vmin, vmax = mid - 1e-6 * scale, mid + 1e-6 * scale
+    levels = np.linspace(vmin, vmax, 2 if constant else 41)
     cs = ax.tricontourf(kt[:, 0], kt[:, 1], vt, levels=levels, cmap=cmap)
     patch = matplotlib.patches.Polygon(bz, closed=True, fill=False, lw=1, color="k")
     ax.add_patch(patch)
@@ -48,8 +61,10 @@ def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool) -> None:
     for artist in targets:
         artist.set_clip_path(patch)
         artist.set_rasterized(True)
-    ticks = matplotlib.ticker.MaxNLocator(6, symmetric=symmetric)
-    fig.colorbar(cs, ax=ax, shrink=0.9, ticks=ticks, format="%.2g")
+    ticks = ([float(values[0])] if constant
+             else matplotlib.ticker.MaxNLocator(6, symmetric=symmetric))
+    fig.colorbar(cs, ax=ax, shrink=0.9, ticks=ticks, format="%.4g" if constant else "%.2g")
+    ax.tick_params(labelsize=6)
     pad = 1.05 * np.abs(bz).max(axis=0)
     ax.set_xlim(-pad[0], pad[0])
     ax.set_ylim(-pad[1], pad[1])
@@ -59,10 +74,31 @@ def _map(ax, fig, k, values, reciprocal, bz, cmap, symmetric: bool) -> None:
     ax.set_ylabel(r"$k_y$  [1/a]")
 
 
+def kfield(f: h5py.File, name: str) -> np.ndarray:
+    """A /kgrid field with the grid axes flattened: (N1·N2, ...) from either file layout.
+
+    Files written with the grid shape store (N1, N2, ...) (``N1``, ``N2`` group
+    attributes); older files store (N1·N2, ...).
+    """
+    data = f["kgrid"][name][()]
+    if "N1" in f["kgrid"].attrs:
+        return data.reshape(-1, *data.shape[2:])
+    return data
+
+
+def grid_shape(f: h5py.File) -> tuple[int, int]:
+    """(N1, N2) of the stored k-grid."""
+    attrs = f["kgrid"].attrs
+    if "N1" in attrs:
+        return int(attrs["N1"]), int(attrs["N2"])
+    n1 = np.unique(np.round(f["kgrid/k_frac"][:, 0], 12)).size
+    return n1, f["kgrid/k_frac"].shape[0] // n1
+
+
 def _fields(f: h5py.File) -> dict[str, np.ndarray]:
     """Per-band fields of the maps: Ω, Tr g, Tr g − |Ω|; each (nk, n_bands)."""
-    omega = f["kgrid/berry_curvature"][()]
-    metric = f["kgrid/metric"][()]
+    omega = kfield(f, "berry_curvature")
+    metric = kfield(f, "metric")
     trace = metric[..., 0] + metric[..., 1]
     return {"omega": omega, "trace": trace, "excess": trace - np.abs(omega)}
 
@@ -80,11 +116,11 @@ def plot_geometry_maps(f: h5py.File, outdir: str) -> list[str]:
         return []
     reciprocal = reciprocal_vectors(f["model"].attrs["lattice"])
     bz = brillouin_zone(reciprocal)
-    k = f["kgrid/k_cart"][()]
+    k = kfield(f, "k_cart")
     fields = _fields(f)
     chern = f["geometry/chern"][()] if "geometry/chern" in f else None
     nb = fields["omega"].shape[1]
-    fig, axes = new_figure(ncols=nb, nrows=len(_ROWS), width=3.9, height=3.2)
+    fig, axes = new_figure(ncols=nb, nrows=len(_ROWS), height=7.0 / max(nb, 2) * 0.8)
     for row, (key, title, cmap, symmetric) in enumerate(_ROWS):
         for n in range(nb):
             ax = axes[row, n]
@@ -93,6 +129,43 @@ def plot_geometry_maps(f: h5py.File, outdir: str) -> list[str]:
             if key == "omega" and chern is not None:
                 label += f",  C = {chern[n]:+.0f}"
             ax.set_title(label)
-    n1 = np.unique(np.round(f["kgrid/k_frac"][:, 0], 12)).size
-    fig.suptitle(f"{f.attrs.get('title', '')}  ({n1}×{k.shape[0] // n1} k-grid)", fontsize=9)
+    n1, n2 = grid_shape(f)
+    fig.suptitle(f"{f.attrs.get('title', '')}  ({n1}×{n2} k-grid)")
     return save(fig, outdir, "geometry_maps")
+
+
+_COMPONENTS = ("xx", "yy", "xy")
+
+
+def plot_kfield_map(f: h5py.File, outdir: str, name: str) -> list[str]:
+    """BZ maps of any k-resolved field ``name`` (one panel per band and component).
+
+    Raises KeyError if the file has no such /kgrid field.
+    """
+    if "kgrid" not in f or name not in f["kgrid"] or name in ("k_frac", "k_cart"):
+        have = sorted(set(f["kgrid"]) - {"k_frac", "k_cart"}) if "kgrid" in f else []
+        raise KeyError(f"no k-resolved field {name!r} (file has: {', '.join(have)})")
+    reciprocal = reciprocal_vectors(f["model"].attrs["lattice"])
+    bz = brillouin_zone(reciprocal)
+    k = kfield(f, "k_cart")
+    data = kfield(f, name).reshape(k.shape[0], -1)  # (nk, band × component)
+    per_band = data.shape[1] // f["kgrid/energies"].shape[-1]
+    ncols = min(data.shape[1], 3)
+    nrows = -(-data.shape[1] // ncols)
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, height=7.0 / max(ncols, 2) * 0.8)
+    attrs = f["kgrid"][name].attrs
+    long_name = str(attrs.get("long_name", name))
+    units = str(attrs.get("units", "1"))
+    if units not in ("1", ""):  # "1" fields spell their unit out in long_name
+        long_name += f"  [{units}]"
+    for j, ax in enumerate(axes.flat):
+        if j >= data.shape[1]:
+            ax.set_visible(False)
+            continue
+        symmetric = bool(data[:, j].min() < 0 < data[:, j].max())
+        _map(ax, fig, k, data[:, j], reciprocal, bz, "RdBu_r" if symmetric else "viridis",
+             symmetric, zero_floor=False)
+        comp = f", {_COMPONENTS[j % per_band]}" if per_band == 3 else ""
+        ax.set_title(f"band n = {j // per_band}{comp}")
+    fig.suptitle(long_name, wrap=True)
+    return save(fig, outdir, f"kmap_{name}")

@@ -8,7 +8,7 @@ figures print on the plots (slopes of 1/σ_xx, the Seebeck peak); they are unit-
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib
 
@@ -19,30 +19,89 @@ import numpy as np
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 
+# Okabe–Ito colours (colour-blind safe; yellow left out: invisible on white) combined with
+# four line styles: 7 and 4 are coprime, so curve k gets (colour k mod 7, style k mod 4) and
+# no (colour, style) pair repeats before 28 curves; neighbours differ in both (greyscale).
+COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7")
+STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "v", "D", "<", ">")
+N_DISTINCT = len(COLOURS) * len(STYLES)
+
+# Journal widths (inches): one column (PRB/PRL 3.4 in) and two columns (7 in).
+WIDTHS = {"single": 3.4, "double": 7.0}
+
 RC = {
-    "figure.dpi": 100, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 10,
-    "axes.labelsize": 10, "legend.fontsize": 8, "legend.frameon": False,
+    "figure.dpi": 100, "savefig.dpi": 300, "font.size": 8, "axes.titlesize": 8,
+    "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7,
+    "legend.frameon": False, "legend.handlelength": 2.6,
     "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True, "ytick.right": True,
-    "axes.grid": True, "grid.alpha": 0.25, "lines.linewidth": 1.5, "savefig.bbox": "tight",
+    "axes.grid": True, "grid.alpha": 0.25, "lines.linewidth": 1.2, "lines.markersize": 3.5,
+    "savefig.bbox": "tight", "savefig.pad_inches": 0.02,
     "mathtext.fontset": "dejavusans",
+    "pdf.fonttype": 42, "ps.fonttype": 42,  # TrueType (Type 42) fonts embedded, no Type 3
+    "axes.prop_cycle": matplotlib.cycler(color=[COLOURS[k % 7] for k in range(N_DISTINCT)],
+                                         linestyle=[STYLES[k % 4] for k in range(N_DISTINCT)]),
 }
+# Deterministic output: no timestamps or version strings in the files' metadata, so a
+# regenerated figure is byte-identical unless what it shows changed.
+plt.rcParams.update(RC)  # text added after figure creation uses the same style
+_METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None,
+                                                "CreationDate": None}}
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.3):
-    """A figure with an (nrows, ncols) array of axes (always 2-D), project style applied."""
+def curve_style(k: int) -> dict[str, str]:
+    """Colour, line style and marker of the k-th curve (see COLOURS)."""
+    return {"color": COLOURS[k % 7], "linestyle": STYLES[k % 4], "marker": MARKERS[k % 7]}
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
+               height: float | None = None, layout: str | None = None,
+               legend_row: float = 0.0, legend_span: bool = False):
+    """A figure with an (nrows, ncols) array of axes (always 2-D), project style applied.
+
+    The total width is a journal column: ``layout`` "single" (3.4 in, the default for one
+    panel) or "double" (7 in, the default for several panels); ``width`` (inches, total)
+    overrides it. ``height`` is the height of one row (default: 0.75 × panel width, capped
+    at 2.8 in). ``legend_row`` > 0 adds a row of that relative height under the panels
+    whose (invisible) axes, one per column, hold the legends (:func:`legend_below`): the
+    legends then never cover data and stay inside the figure; with ``legend_span`` that row
+    is one axes across all columns.
+    """
+    layout = layout or ("single" if ncols == 1 else "double")
+    total = width or WIDTHS[layout]
+    row = height or min(0.75 * total / ncols, 2.8)
+    ratios = [1.0] * nrows + ([legend_row] if legend_row > 0 else [])
     with plt.rc_context(RC):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                                 squeeze=False, layout="constrained")
+        fig = plt.figure(figsize=(total, row * sum(ratios)), layout="constrained")
+        grid = fig.add_gridspec(len(ratios), ncols, height_ratios=ratios)
+        axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(ncols)]
+                         for r in range(nrows)])
+        fig.legend_axes = []
+        if legend_row > 0 and legend_span:
+            fig.legend_axes.append(fig.add_subplot(grid[nrows, :]))
+            fig.legend_axes[0].axis("off")
+        elif legend_row > 0:
+            for c in range(ncols):
+                lax = fig.add_subplot(grid[nrows, c])
+                lax.axis("off")
+                fig.legend_axes.append(lax)
     return fig, axes
 
 
+def legend_below(fig, ax, column: int = 0, ncols: int = 1, title: str | None = None) -> None:
+    """Put the legend of ``ax`` into the legend row of its column (see :func:`new_figure`)."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend_axes[column].legend(handles, labels, loc="upper center", ncols=ncols,
+                                   borderaxespad=0.0, title=title)
+
+
 def save(fig, outdir: str, name: str) -> list[str]:
-    """Write ``outdir/name.png`` and ``outdir/name.pdf``, close the figure; return the paths."""
+    """Write ``outdir/name.png`` (300 dpi) and ``.pdf`` (Type 42 fonts), close the figure."""
     os.makedirs(outdir, exist_ok=True)
     paths = [os.path.join(outdir, f"{name}.{ext}") for ext in ("png", "pdf")]
     with plt.rc_context(RC):
         for path in paths:
-            fig.savefig(path)
+            fig.savefig(path, metadata=_METADATA[path.rsplit(".", 1)[1]])
     plt.close(fig)
     return paths
 
@@ -61,17 +120,19 @@ class Transport:
     data: dict[str, np.ndarray]
     gap: float | None
     chern: np.ndarray
+    units: dict[str, str] = field(default_factory=dict)  # long_name of unlisted quantities
 
     @classmethod
     def read(cls, f: h5py.File) -> Transport:
         """Read the transport sweep and the model gap from an open result file."""
         tr = f["transport"]
-        axes = ("temperature", "mu", "delta")
-        data = {k: tr[k][()] for k in tr if k not in axes and k != "delta_index"}
+        shape = (tr["mu"].size, np.atleast_2d(tr["delta"]).shape[0], tr["temperature"].size)
+        data = {k: tr[k][()] for k in tr if tr[k].shape == shape}  # observables, not axes
         gap = f["model"].attrs.get("flatten_gap_meV") if "model" in f else None
         chern = f["geometry/chern"][()] if "geometry/chern" in f else np.zeros(0)
+        units = {k: str(tr[k].attrs.get("long_name", "")) for k in data}
         return cls(tr["temperature"][()], tr["mu"][()], np.atleast_2d(tr["delta"][()]),
-                   data, None if gap is None else float(gap), chern)
+                   data, None if gap is None else float(gap), chern, units)
 
     def equal_delta(self) -> np.ndarray:
         """Indices of the δ entries with δ_1 = δ_2 = ... (the same δ for all bands)."""

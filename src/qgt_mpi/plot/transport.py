@@ -9,7 +9,16 @@ from __future__ import annotations
 import numpy as np
 
 from qgt_mpi.constants import K_B_MEV_PER_K
-from qgt_mpi.plot.style import Transport, delta_label, fit_line, new_figure, save, spread
+from qgt_mpi.plot.style import (
+    COLOURS,
+    Transport,
+    delta_label,
+    fit_line,
+    legend_below,
+    new_figure,
+    save,
+    spread,
+)
 
 # 1/σ_xx fit windows in units of Δ/k_B: low T (δ ≪ k_BT ≪ Δ) and high T (k_BT ≫ Δ).
 LOW_WINDOW = (0.05, 0.2)
@@ -31,9 +40,9 @@ def plot_sigma_vs_delta(tr: Transport, outdir: str) -> list[str]:
     d = tr.delta[idx, 0]
     for im in tr.mu_subset():
         mu = tr.mu[im]
-        ax.loglog(d, tr.data["sigma_xx"][im, idx, it], "o-", ms=4, label=_mu_text(mu))
+        ax.loglog(d, tr.data["sigma_xx"][im, idx, it], marker="o", ms=3, label=_mu_text(mu))
     ref = tr.data["sigma_xx"][0, idx, it]
-    ax.loglog(d, ref[0] * d / d[0], "k:", lw=1, label=r"$\propto\delta$")
+    ax.loglog(d, ref[0] * d / d[0], color="0.4", ls=(0, (1, 3)), lw=1, label=r"$\propto\delta$")
     ax.set_xlabel(r"broadening $\delta = \delta_1 = \delta_2$  [meV]")
     ax.set_ylabel(SIGMA_LABEL)
     ax.set_title(rf"$T$ = {tr.temperature[it]:.3g} K $\approx \Delta/k_B$, "
@@ -47,30 +56,30 @@ def plot_sigma_vs_temperature(tr: Transport, outdir: str) -> list[str]:
     if tr.temperature.size < 6:
         return []
     idel = tr.reference_delta()
-    fig, axes = new_figure(width=4.8)
+    fig, axes = new_figure(height=2.6, legend_row=0.6)
     ax = axes[0, 0]
     notes = []
-    for im in tr.mu_subset():
+    for k, im in enumerate(tr.mu_subset()):
         mu = tr.mu[im]
         parts = {k: tr.data[k][im, idel] for k in ("sigma_xx", "sigma_xx_geometric",
                                                     "sigma_xx_drude")}
-        line, = ax.loglog(tr.temperature, parts["sigma_xx"], label=_mu_text(mu) + ": total")
-        ax.loglog(tr.temperature, parts["sigma_xx_geometric"], "--", color=line.get_color(),
-                  label="  geometric (interband)")
+        line, = ax.loglog(tr.temperature, parts["sigma_xx"], color=COLOURS[k % len(COLOURS)],
+                          ls="-", label=_mu_text(mu) + ": total")
+        ax.loglog(tr.temperature, parts["sigma_xx_geometric"], color=line.get_color(),
+                  ls="--", marker="", label="  geometric (interband)")
         drude = np.abs(parts["sigma_xx_drude"])
         if drude.max() > 1e-10 * np.abs(parts["sigma_xx"]).max():
-            ax.loglog(tr.temperature, drude, ":", color=line.get_color(),
+            ax.loglog(tr.temperature, drude, color=line.get_color(), ls=":",
                       label="  Drude (intraband)")
         else:
             notes.append(f"{mu:+.3g}: {drude.max():.1e}")
     _gap_marker(ax, tr)
-    if notes:
-        ax.text(0.03, 0.03, "Drude part (flat bands) < 1e-10 of total;\nmax |Drude| at μ = "
-                + "; ".join(notes), transform=ax.transAxes, fontsize=7, va="bottom")
+    note = ("Drude part < 1e-10 of the total (flat bands), not drawn" if notes else None)
     ax.set_xlabel(r"temperature $T$  [K]")
     ax.set_ylabel(SIGMA_LABEL)
-    ax.set_title(delta_label(tr.delta[idel]))
-    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(delta_label(tr.delta[idel]) + r";  dotted: $T = \Delta/k_B$"
+                 if tr.gap else delta_label(tr.delta[idel]))
+    legend_below(fig, ax, ncols=2, title=note)
     return save(fig, outdir, "sigma_xx_vs_temperature")
 
 
@@ -104,14 +113,14 @@ def plot_inverse_sigma(tr: Transport, outdir: str) -> list[str]:
     fits = inverse_sigma_fits(tr, im, idel)
     if not fits:
         return []
-    fig, axes = new_figure(ncols=len(fits), width=3.8)
+    fig, axes = new_figure(ncols=len(fits), height=2.6)
     inv = 1.0 / tr.data["sigma_xx"][im, idel]
     for ax, (name, (slope, icpt, mask)) in zip(axes[0], fits.items(), strict=True):
         t = tr.temperature[mask]
-        ax.plot(t, inv[mask], "o", ms=3, label="computed")
-        ax.plot(t, slope * t + icpt, "k-", lw=1, label="linear fit")
+        ax.plot(t, inv[mask], "o", ls="none", ms=3, label="computed")
+        ax.plot(t, slope * t + icpt, color="k", ls="-", lw=1, label="linear fit")
         ax.text(0.05, 0.95, f"slope = {slope:.4g} (h/e²)/K\nintercept = {icpt:.3g} h/e²",
-                transform=ax.transAxes, va="top", fontsize=8)
+                transform=ax.transAxes, va="top", fontsize=7)
         regime = r"$T \ll \Delta/k_B$" if name == "low" else r"$T \gg \Delta/k_B$"
         ax.set_title(f"{name} T ({regime})")
         ax.set_xlabel(r"temperature $T$  [K]")
@@ -120,7 +129,7 @@ def plot_inverse_sigma(tr: Transport, outdir: str) -> list[str]:
     if len(fits) == 2:
         ratio = fits["low"][0] / fits["high"][0]
         fig.suptitle(f"{_mu_text(tr.mu[im])}, {delta_label(tr.delta[idel])}; "
-                     f"slope ratio low/high = {ratio:.3g}", fontsize=10)
+                     f"slope ratio low/high = {ratio:.3g}")
     return save(fig, outdir, "inverse_sigma_xx_slopes")
 
 
@@ -130,19 +139,19 @@ def plot_hall_vs_mu(tr: Transport, outdir: str) -> list[str]:
         return []
     sxy = tr.data["sigma_xy"]
     id0 = int(np.argmin(tr.delta.max(axis=1)))
-    fig, axes = new_figure(width=4.6)
+    fig, axes = new_figure(height=2.6, legend_row=0.45)
     ax = axes[0, 0]
     for it in spread(tr.temperature.size, 4):
         t = tr.temperature[it]
-        ax.plot(tr.mu, sxy[:, id0, it], label=f"T = {t:.3g} K, " + delta_label(tr.delta[id0]))
+        ax.plot(tr.mu, sxy[:, id0, it], label=f"$T$ = {t:.3g} K, " + delta_label(tr.delta[id0]))
     for idel in spread(tr.delta.shape[0], 4):
         if idel != id0:
-            ax.plot(tr.mu, sxy[:, idel, 0], "--",
-                    label=f"T = {tr.temperature[0]:.3g} K, " + delta_label(tr.delta[idel]))
-    _mark_plateau(ax, tr)
+            ax.plot(tr.mu, sxy[:, idel, 0],
+                    label=f"$T$ = {tr.temperature[0]:.3g} K, " + delta_label(tr.delta[idel]))
+    note = _mark_plateau(ax, tr)
     ax.set_xlabel(r"chemical potential $\mu$  [meV]")
     ax.set_ylabel(r"$\sigma_{xy}$  [$e^2/h$]")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
+    legend_below(fig, ax, ncols=1, title=note)
     return save(fig, outdir, "sigma_xy_vs_mu")
 
 
@@ -155,19 +164,21 @@ def hall_plateau(tr: Transport) -> tuple[float, float] | None:
     return float(-tr.chern[0]), float(tr.data["sigma_xy"][im, id0, 0])
 
 
-def _mark_plateau(ax, tr: Transport) -> None:
-    """Shade the flat-band energies and draw the quantized plateau of the gap."""
+def _mark_plateau(ax, tr: Transport) -> str | None:
+    """Shade the flat-band energies, draw the quantized plateau; return its legend note."""
+    note = None
     if tr.gap is None:
-        return
+        return note
     for e in (-0.5 * tr.gap, 0.5 * tr.gap):
         ax.axvline(e, color="0.6", lw=4, alpha=0.3)
     plateau = hall_plateau(tr)
     if plateau is not None:
         tknn, value = plateau
-        ax.axhline(tknn, color="k", ls=":", lw=1)
-        ax.text(0.0, 0.15 * tknn, f"plateau $-C_1$ = {tknn:+.0f} $e^2/h$\n"
-                f"(computed {value:.6f})", ha="center", va="center", fontsize=8)
-    top = 1.15 * max(ax.get_ylim()[1], 1.0)
+        ax.axhline(tknn, color="0.3", ls=(0, (1, 2)), lw=1)
+        note = (f"dotted: TKNN plateau $-C_1$ = {tknn:+.0f} $e^2/h$\n"
+                f"(computed at mid-gap: {value:.6f})")
+    top = 1.35 * max(ax.get_ylim()[1], 1.0)
     ax.set_ylim(top=top)
     for e, name in ((-0.5 * tr.gap, "band 1"), (0.5 * tr.gap, "band 2")):
         ax.text(e, top, name + " ", va="top", ha="right", rotation=90, fontsize=7)
+    return note
