@@ -75,6 +75,10 @@ VARIABLES: dict[str, Var] = {
     # /transport (theory §4); sigma in e^2/h, kappa/T in pi^2 k_B^2/(3h)
     "transport/temperature": Var("temperature", "K", ("temperature",)),
     "transport/mu": Var("chemical potential", "meV", ("mu",)),
+    "transport/filling_target": Var("filling held fixed (mean occupation of the chosen bands)",
+                                    "1", ("filling_target",)),
+    "transport/mu_solved": Var("chemical potential solved for the filling at each (delta, T)",
+                               "meV", ("filling_target", "delta_index", "temperature")),
     "transport/delta_index": Var("index of the broadening choice", "1", ("delta_index",)),
     "transport/delta": Var("quasiparticle broadening delta_n (Lorentzian half-width)", "meV",
                            ("delta_index", "band")),
@@ -88,10 +92,12 @@ VARIABLES: dict[str, Var] = {
                               E2_OVER_H, _SIG),
     "transport/sigma_xy": Var("Hall conductivity sigma_xy (units of e^2/h)", E2_OVER_H, _SIG,
                               {"sign_convention": SIGN_HALL}),
-    "transport/seebeck": Var("Seebeck coefficient -(1/eT) L1_xx/L0_xx (paper Eq. 19)", "uV/K",
-                             _SIG, {"sign_convention": SIGN_SEEBECK}),
-    "transport/kappa_xx": Var("electronic thermal conductivity over temperature kappa_xx/T "
-                              "(units of pi^2 k_B^2/(3h))", KAPPA_OVER_T, _SIG),
+    "transport/seebeck": Var("paper Eq. 19 diagonal ratio -L1_xx/(eT L0_xx); the measured "
+                             "thermopower is seebeck_xx (equal only when sigma_xy = 0)",
+                             "uV/K", _SIG, {"sign_convention": SIGN_SEEBECK}),
+    "transport/kappa_xx": Var("paper Eq. 18 diagonal form (L2_xx - L1_xx^2/L0_xx)/(e^2 T) as "
+                              "kappa_xx/T (units of pi^2 k_B^2/(3h)); see kappa_xx_full",
+                              KAPPA_OVER_T, _SIG),
     "transport/lorenz_ratio": Var("Lorenz ratio kappa_xx/(T sigma_xx L_0), L_0 = "
                                   "pi^2 k_B^2/(3e^2)", "1", _SIG),
     # full tensors (theory §4 full tensors; issue 11)
@@ -208,11 +214,14 @@ def apply(comm: MPI.Comm, f: h5py.File) -> None:
     are created (all ranks) and filled by rank 0.
     """
     length = length_unit(f)
+    fixed_filling = "transport/filling_target" in f  # issue 11: the sweep axis is the filling
     for path, var in VARIABLES.items():
-        if path not in f:
+        if path not in f or (fixed_filling and path == "transport/mu"):
             continue
         dset = f[path]
         dims = var.dims
+        if fixed_filling and dims[:1] == ("mu",):
+            dims = ("filling_target", *dims[1:])
         if dims[:2] == ("k1", "k2") and dset.ndim == len(dims) - 1:
             dims = ("k", *dims[2:])  # k-fields written flat (no grid shape given)
         units, long_name = resolve_units(var.units, var.long_name, length)
