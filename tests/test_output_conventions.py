@@ -44,7 +44,7 @@ chunk = 4
 # Units a UDUNITS-2 parser accepts (checked by hand against its grammar: SI prefixes,
 # products with spaces, powers as integers, a numeric scale factor in front).
 UDUNITS = {"1", "K", "meV", "s", "uV/K", conventions.E2_OVER_H, conventions.KAPPA_OVER_T,
-           conventions.DS_UNIT}
+           conventions.DS_UNIT, conventions.ALPHA_UNIT}
 
 
 @pytest.fixture(scope="module")
