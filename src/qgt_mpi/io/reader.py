@@ -50,7 +50,8 @@ def _transport_lines(tr: dict, sel: Selection) -> list[str]:
     lines = [f"transport: {mus.size} {name} x {delta.shape[0]} delta x {temps.size} T "
              f"(showing {len(i_mu)} x {len(i_d)} x {len(i_t)})"]
     shown = [k for k in _SHOWN if k in tr]
-    lines.append(("  filling" if fixed else "  mu[meV]") + "  delta[meV]      T[K]  " + "  ".join(f"{k:>14}" for k in shown))
+    lines.append(("  filling" if fixed else "  mu[meV]") + "  delta[meV]      T[K]  "
+                 + "  ".join(f"{k:>14}" for k in shown))
     for im in i_mu:
         for idl in i_d:
             d_text = ",".join(f"{v:.3g}" for v in np.unique(delta[idl]))

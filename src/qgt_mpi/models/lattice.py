@@ -40,8 +40,24 @@ def kgrid_points(reciprocal: np.ndarray, n1: int, n2: int, start: int, stop: int
     return np.outer(i / n1, reciprocal[0]) + np.outer(j / n2, reciprocal[1])
 
 
+class LatticeCell:
+    """Facts every Bloch model derives from its ``lattice`` (rows a1, a2)."""
+
+    lattice: np.ndarray
+
+    @property
+    def reciprocal(self) -> np.ndarray:
+        """Rows b1, b2 with a_i·b_j = 2π δ_ij."""
+        return reciprocal_vectors(self.lattice)
+
+    @property
+    def cell_area(self) -> float:
+        """Unit-cell area |det A|."""
+        return float(abs(np.linalg.det(self.lattice)))
+
+
 @dataclass(frozen=True, eq=False)
-class TightBinding:
+class TightBinding(LatticeCell):
     """Tight-binding model H_ab(k) = Σ_R t_ab(R) exp[i k·(R·A + τ_b − τ_a)] (SPEC §1).
 
     Parameters
@@ -111,16 +127,6 @@ class TightBinding:
     def nbands(self) -> int:
         """Bands the model exposes (all of them for a dense model)."""
         return self.norb
-
-    @property
-    def reciprocal(self) -> np.ndarray:
-        """Rows b1, b2 with a_i·b_j = 2π δ_ij."""
-        return reciprocal_vectors(self.lattice)
-
-    @property
-    def cell_area(self) -> float:
-        """Unit-cell area |det A|."""
-        return float(abs(np.linalg.det(self.lattice)))
 
     @property
     def displacements(self) -> np.ndarray:

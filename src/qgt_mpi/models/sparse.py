@@ -24,10 +24,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from qgt_mpi.models.lattice import TightBinding, reciprocal_vectors
+from qgt_mpi.models.lattice import LatticeCell, TightBinding
 
 
-class SparseModel:
+class SparseModel(LatticeCell):
     """Base class of sparse models: pattern, per-k values, dense fallback for small sizes.
 
     Subclasses set ``lattice``, ``positions``, ``rows``, ``cols``, ``info`` and implement
@@ -56,16 +56,6 @@ class SparseModel:
     def nnz(self) -> int:
         """Stored entries of H(k)."""
         return int(self.rows.size)
-
-    @property
-    def reciprocal(self) -> np.ndarray:
-        """Rows b1, b2 with a_i·b_j = 2π δ_ij."""
-        return reciprocal_vectors(self.lattice)
-
-    @property
-    def cell_area(self) -> float:
-        """Unit-cell area |det A|."""
-        return float(abs(np.linalg.det(self.lattice)))
 
     def describe(self) -> dict[str, object]:
         """Scalar facts for the output file's /model attributes."""
