@@ -12,9 +12,11 @@ from mpi4py import MPI
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
+from qgt_mpi.io.output_guard import OutputLock, check_output
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
+from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
@@ -41,6 +43,7 @@ def model_from_config(config: RunConfig):
 def prepare(comm: MPI.Comm, config: RunConfig, output: str):
     """Model, per-band broadenings and an output check, agreed on by all ranks. Collective."""
     with collective(comm):
+        fail_point(comm, "setup")
         model = model_from_config(config)
         delta = delta_for_bands(config.sweep, model.nbands)
         writer.check_writable(comm, output)
@@ -104,8 +107,13 @@ def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delt
 
 
 def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
-        restart: str = "auto", checkpoint_interval: float = 300.0) -> dict:
+        restart: str = "auto", checkpoint_interval: float = 300.0, *,
+        overwrite: bool = False, output_key: str = "-o") -> dict:
     """Execute one run and write ``output``. Collective over ``comm``.
+
+    Before anything is computed the output path is checked and locked for the whole run
+    (io/output_guard.py): an input error names ``output_key`` when the output is the deck,
+    not a regular file, an existing result (unless ``overwrite``) or in use by another run.
 
     ``restart``: "auto" resumes from ``<output>.checkpoint.h5`` when present, "force"
     requires it, "never" starts over. Checkpoints are written every
@@ -143,6 +151,25 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     return {"transport": transport, "geometry": geometry}
 
 
+def guard_output(comm: MPI.Comm, output: str, deck: str, overwrite: bool,
+                 key: str = "-o") -> OutputLock | None:
+    """Rank 0 checks ``output`` and locks it; returns the lock (None on other ranks).
+
+    Local to rank 0; the caller agrees on errors (``collective``). Nothing is computed and
+    no file is touched before this passes, except the output directory being created.
+    """
+    if comm.rank != 0:
+        return None
+    writer.check_writable(comm, output)
+    lock = OutputLock(output, key)
+    try:
+        check_output(output, None if deck.startswith("<") else deck, overwrite, key)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
 def _result(comm, config, job, delta, transport, geometry, timers, log):
     """Assemble the result file contents and log the timing table. Collective."""
     timing = timers.reduce(comm, PHASES)
@@ -160,7 +187,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
 
 def _write(comm, output, result, timers) -> None:
     """Write the result file; on failure remove the partial file. Collective."""
-    with timers.phase("write"), collective(comm, OSError):
+    with timers.phase("write"), collective(comm):
         try:
             writer.write(comm, output, result)
         except BaseException:

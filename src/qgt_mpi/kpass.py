@@ -24,6 +24,7 @@ from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.lattice import kgrid_points, reduced_indices
 from qgt_mpi.parallel import CollectiveError, Timers, allgather
+from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.parallel.signals import StopFlag
 from qgt_mpi.transport.accumulate import TransportSums
 
@@ -82,6 +83,7 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
         error, done_k = None, 0
         if t < len(mine):
             try:
+                fail_point(comm, "kpass")
                 done_k = _block(job, mine[t], timers)
                 fresh.append(mine[t])
             except Exception as exc:  # agreed on below, re-raised on every rank

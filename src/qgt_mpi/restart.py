@@ -19,6 +19,7 @@ from qgt_mpi.io import checkpoint
 from qgt_mpi.io.deck import InputError
 from qgt_mpi.kpass import KFIELD_KEYS, KPass
 from qgt_mpi.parallel import allgather, broadcast, collective, gather
+from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.transport.binning import moments_state
 
 
@@ -50,7 +51,8 @@ class Checkpointer:
         for blocks in allgather(comm, fresh):
             self.done[blocks] = True
         gathered = gather(comm, {b: job.kfields[b] for b in fresh} if job.kresolved else {})
-        with collective(comm, OSError):
+        with collective(comm):
+            fail_point(comm, "checkpoint")
             if comm.rank == 0:
                 fields = self._merge_kfields(job, gathered) if job.kresolved else None
                 checkpoint.save(self.path, self.fp, self.done, state, fields)

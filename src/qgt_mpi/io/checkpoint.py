@@ -59,6 +59,18 @@ def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
          kfields: dict[str, np.ndarray] | None) -> None:
     """Write a checkpoint atomically (call on one rank only)."""
     tmp = path + ".tmp"
+    try:
+        _save(tmp, fp, done, state, kfields)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)  # a failed checkpoint write leaves no .tmp file behind
+        raise
+
+
+def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray],
+          kfields: dict[str, np.ndarray] | None) -> None:
+    """Write the checkpoint contents to ``tmp``."""
     with h5py.File(tmp, "w", driver=None) as f:
         f.attrs["format"] = FORMAT
         f.attrs["fingerprint"] = json.dumps(fp, sort_keys=True)
@@ -70,7 +82,6 @@ def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
             kgrp = f.create_group("kgrid")
             for key, value in kfields.items():
                 kgrp.create_dataset(key, data=value)
-    os.replace(tmp, path)
 
 
 def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray],

@@ -273,7 +273,7 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
 def read_deck_text(path: str) -> str:
     """Text of the deck at ``path``; :class:`InputError` ``("INPUT", path, ...)`` if unreadable."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is accepted
             return fh.read()
     except OSError as err:
         raise InputError("INPUT", path, f"cannot read file ({err.strerror or err})") from None

@@ -21,6 +21,8 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.parallel.errors import agree, collective, fail_point
+
 
 @dataclass
 class ResultFile:
@@ -54,24 +56,59 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
     """Write ``result`` to ``path`` collectively and rename it into place.
 
     Collective over ``comm``: all ranks call it with identical reduced data; each rank's
-    k-resolved arrays are the slabs ``result.kslabs`` (start, stop, arrays) it owns.
+    k-resolved arrays are the slabs ``result.kslabs`` (start, stop, arrays) it owns. All
+    metadata is created first (identically everywhere); the data writes that may fail on
+    one rank only (a full file system, an I/O error) are caught per rank and agreed on
+    before ``complete`` is set, the file closed and renamed, so a failure reaches every
+    rank as the same CollectiveError and the caller can remove the partial file.
     """
     tmp = partial_name(path)
     with h5py.File(tmp, "w", driver="mpio", comm=comm) as f:
         _set_attrs(f, {**result.attrs, "complete": False})
-        for name, datasets in result.groups.items():
-            grp = f.require_group(name)
-            _set_attrs(grp, result.group_attrs.get(name, {}))
-            for key, (data, attrs) in datasets.items():
-                _reduced_dataset(comm, grp, key, data, attrs)
-        if result.kfields:
-            _kresolved(f.require_group("kgrid"), result)
+        pending = _layout(comm, f, result)
         _attach_scales(f, result.scales)
+        error = None
+        try:
+            fail_point(comm, "write")
+            for dset, data in pending:
+                dset[...] = data
+            if result.kfields:
+                _kresolved(f["kgrid"], result)
+        except Exception as exc:  # agreed on below, so no rank waits in close()
+            error = exc
+        agree(comm, error)
         f.attrs["complete"] = True
-    comm.Barrier()
-    if comm.rank == 0:
-        os.replace(tmp, path)
-    comm.Barrier()
+    with collective(comm):  # every rank agrees the file is whole before it gets its name
+        fail_point(comm, "rename")
+    with collective(comm):
+        if comm.rank == 0:
+            os.replace(tmp, path)
+
+
+def _layout(comm: MPI.Comm, f: h5py.File, result: ResultFile
+            ) -> list[tuple[h5py.Dataset, np.ndarray]]:
+    """Create every reduced group and dataset (collective metadata, same on all ranks).
+
+    Returns the (dataset, data) pairs this rank must write: rank 0 writes reduced data.
+    """
+    pending = []
+    for name, datasets in result.groups.items():
+        grp = f.require_group(name)
+        _set_attrs(grp, result.group_attrs.get(name, {}))
+        for key, (data, attrs) in datasets.items():
+            data = np.asarray(data)
+            if data.dtype.kind == "U":
+                data = np.char.encode(data, "utf-8")  # parallel HDF5 cannot write VLEN
+            dset = grp.create_dataset(key, data.shape, dtype=data.dtype)
+            _set_attrs(dset, attrs)
+            if comm.rank == 0 and data.size:
+                pending.append((dset, data))
+    if result.kfields:
+        grp = f.require_group("kgrid")
+        for key, (entry, dtype, attrs) in result.kfields.items():
+            dset = grp.create_dataset(key, (result.nk_total, *entry), dtype=dtype)
+            _set_attrs(dset, attrs)
+    return pending
 
 
 def _set_attrs(obj: h5py.HLObject, attrs: dict[str, object]) -> None:
@@ -80,25 +117,13 @@ def _set_attrs(obj: h5py.HLObject, attrs: dict[str, object]) -> None:
         obj.attrs[key] = value.replace("\x00", "") if isinstance(value, str) else value
 
 
-def _reduced_dataset(comm, grp, key, data, attrs) -> None:
-    """Create a dataset on all ranks; rank 0 writes the (identical) data."""
-    data = np.asarray(data)
-    if data.dtype.kind == "U":
-        data = np.char.encode(data, "utf-8")  # fixed-length: parallel HDF5 cannot write VLEN
-    dset = grp.create_dataset(key, data.shape, dtype=data.dtype)
-    _set_attrs(dset, attrs)
-    if comm.rank == 0 and data.size:
-        dset[...] = data
-
-
 def _kresolved(grp: h5py.Group, result: ResultFile) -> None:
-    """k-resolved fields: collective create, then each rank writes its slabs independently.
+    """k-resolved fields: each rank writes its slabs independently (datasets exist already).
 
     Independent (not collective) writes, so a rank with no slab simply writes nothing.
     """
-    for key, (entry, dtype, attrs) in result.kfields.items():
-        dset = grp.create_dataset(key, (result.nk_total, *entry), dtype=dtype)
-        _set_attrs(dset, attrs)
+    for key in result.kfields:
+        dset = grp[key]
         for start, stop, arrays in result.kslabs:
             if stop > start:
                 dset[start:stop] = arrays[key]
