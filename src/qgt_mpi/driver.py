@@ -122,6 +122,18 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     rank). Raises CollectiveError (same on every rank) for input errors and failures; no
     result file is left behind then.
     """
+    lock = None
+    try:
+        with collective(comm):
+            lock = guard_output(comm, output, config.source, overwrite, output_key)
+        return _run_locked(comm, config, output, log, restart, checkpoint_interval)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(comm, config, output, log, restart, checkpoint_interval) -> dict:
+    """The run proper, with the output checked and locked (see :func:`run`). Collective."""
     timers = Timers()
     s = config.sweep
     with timers.phase("setup"):
