@@ -37,6 +37,9 @@ def model_from_config(config: RunConfig):
     try:
         return build_model(spec.kind, dict(spec.params), flatten)
     except ValueError as exc:
+        key = getattr(exc, "key", None)  # builders name the offending setting when they can
+        if key is not None:
+            raise InputError(f"model.{key}", exc.value, str(exc)) from exc
         raise InputError("model", spec.kind, str(exc)) from exc
 
 

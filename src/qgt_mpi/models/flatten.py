@@ -108,6 +108,14 @@ def _minimal_images(model, nfine: int) -> tuple[np.ndarray, np.ndarray]:
     return images, np.linalg.norm(bond, axis=-1)
 
 
+class RangeError(ValueError):
+    """A model setting out of range; ``key`` is its name inside the [model] table."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        super().__init__(allowed)
+        self.key, self.value = key, value
+
+
 def truncate(model, r_cut: float, nfine: int = 48) -> TightBinding:
     """Truncated tight-binding model: hoppings with |R·A + τ_b − τ_a| ≤ r_cut (SPEC §2.4).
 
@@ -118,6 +126,10 @@ def truncate(model, r_cut: float, nfine: int = 48) -> TightBinding:
         raise ValueError(f"r_cut must be finite and >= 0, got {r_cut}")
     hop = _periodic_hoppings(model, nfine)
     images, length = _minimal_images(model, nfine)
+    nearest = float(length[length > 1e-9].min())
+    if r_cut < nearest - 1e-9:
+        raise RangeError("flatten.range", r_cut, f"must be >= the nearest-neighbour bond "
+                         f"length {nearest:.6g} a (a shorter R_c keeps no hopping at all)")
     shortest = length.min(axis=2, keepdims=True)
     tied = length <= shortest + 1e-9 * (1.0 + shortest)
     weight = tied / tied.sum(axis=2, keepdims=True)
