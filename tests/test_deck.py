@@ -153,9 +153,9 @@ def test_sweep_arrays_read_only():
     (deck(kgrid="size = [8.0, 8]"), "kgrid.size[0]", "must be an integer"),
     (deck(kgrid="size = [8, 8, 8]"), "kgrid.size", "two positive integers"),
     # bad values
-    (deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")), "sweep.temperature[2]", "must be in [1e-09, 1e+06] K"),
+    (deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")), "sweep.temperature[2]", "[1e-09, 1e+06] K"),
     (deck(sweep=sweep(temperature="[0]")), "sweep.temperature[0]", "must be in [1e-09, 1e+06] K"),
-    (deck(sweep=sweep(delta="[[0.01, 0.0]]")), "sweep.delta[0][1]", "must be in [1e-09, 1e+06] meV"),
+    (deck(sweep=sweep(delta="[[0.01, 0.0]]")), "sweep.delta[0][1]", "[1e-09, 1e+06] meV"),
     (deck(sweep=sweep(delta="[0.01, -0.01]")), "sweep.delta[1]", "must be in [1e-09, 1e+06] meV"),
     (deck(sweep=sweep(mu="[]")), "sweep.mu", "non-empty list"),
     (deck(kgrid="size = [0, 10]"), "kgrid.size[0]", "integer in [1, 100000]"),
