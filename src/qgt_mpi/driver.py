@@ -9,6 +9,7 @@ import resource
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi import diagnostics
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
@@ -194,6 +195,8 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
                       PHASES, broadcast(comm, timers.elapsed()))
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
+    diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
+                      log, comm.rank == 0)
     if config.output.kresolved:
         result.kfields = _kfield_meta(job.model.nbands)
         result.nk_total = job.nk
