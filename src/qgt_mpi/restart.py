@@ -93,7 +93,7 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
     loaded = None
     with collective(comm):
         if comm.rank == 0:
-            loaded = checkpoint.load(path)
+            loaded = _load(path)
             changed = checkpoint.changed_fields(loaded[0], fp)
             if changed:
                 raise InputError("INPUT", path.removesuffix(".checkpoint.h5"),
@@ -109,6 +109,16 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
         job.geometry.restore(loaded[2])
         restored = loaded[3] or None
     return done, restored, int(done.sum())
+
+
+def _load(path: str):
+    """checkpoint.load with read errors as an InputError naming the file (rank 0)."""
+    try:
+        return checkpoint.load(path)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError("checkpoint", os.path.basename(path), f"cannot read {path} ({why}); "
+                         "rerun with --no-restart to start over (it is then replaced)") from exc
 
 
 def restored_slabs(kfields: dict[str, np.ndarray] | None, done: np.ndarray,

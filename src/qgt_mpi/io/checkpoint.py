@@ -30,12 +30,11 @@ def checkpoint_name(output: str) -> str:
 def fingerprint(config: RunConfig) -> dict[str, str]:
     """JSON text of every deck entry that changes results or the block layout."""
     m = config.model
-    flat = None if m.flatten is None else [m.flatten.gap, str(m.flatten.range), m.flatten.nfine]
     s = config.sweep
     fields = {
         "model.kind": m.kind,
-        "model.params": sorted(m.params.items()),
-        "model.flatten": flat,
+        **{f"model.{key}": value for key, value in m.params.items()},  # names the exact key
+        **_flatten_fields(m.flatten),
         "kgrid.size": list(config.kgrid),
         "sweep.temperature": s.temperature.tolist(),
         "sweep.mu": s.mu.tolist(),
@@ -48,6 +47,14 @@ def fingerprint(config: RunConfig) -> dict[str, str]:
     if sf is not None:
         fields["superfluid"] = repr(sf)
     return {k: json.dumps(v, sort_keys=True) for k, v in fields.items()}
+
+
+def _flatten_fields(flatten) -> dict[str, object]:
+    """Fingerprint entries of ``[model.flatten]``, one per key."""
+    if flatten is None:
+        return {"model.flatten": None}
+    return {"model.flatten.gap": flatten.gap, "model.flatten.range": str(flatten.range),
+            "model.flatten.nfine": flatten.nfine}
 
 
 def changed_fields(old: dict[str, str], new: dict[str, str]) -> list[str]:
