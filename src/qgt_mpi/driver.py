@@ -158,8 +158,9 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval) -> dict
     if superfluid is not None:
         result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
     if config.output.kresolved:
-        result.kslabs = kfield_slabs(job) + (
-            restored_slabs(restored, done, job) if comm.rank == 0 else [])
+        with collective(comm):  # each rank reads back its share of the restored blocks
+            result.kslabs = kfield_slabs(job) + (
+                restored_slabs(comm, path, done, job) if restored else [])
     _write(comm, output, result, timers)
     saver.remove(comm)
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),

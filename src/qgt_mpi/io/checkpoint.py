@@ -3,8 +3,9 @@
 A checkpoint is written by rank 0 alone, to ``<output>.checkpoint.h5.tmp`` and then renamed,
 so a job killed at any moment (``kill -9`` included) leaves either the previous or the new
 checkpoint, never a torn one. It holds a fingerprint of every input that changes the
-results, the done mask over blocks, the reduced accumulator arrays, and the k-resolved
-fields of the done blocks. Restarting adds the saved sums once (on rank 0) and processes
+results, the done mask over blocks and the reduced accumulator arrays; the k-resolved
+fields of the done blocks are in a separate slab file written from every rank
+(io/kslabs.py). Restarting adds the saved sums once (on rank 0) and processes
 the remaining blocks on any number of ranks, so the result equals an uninterrupted run up
 to floating-point summation order.
 """
@@ -19,7 +20,7 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 1
+FORMAT = 2  # 2: k-resolved fields in the slab file (io/kslabs.py)
 
 
 def checkpoint_name(output: str) -> str:
@@ -62,12 +63,12 @@ def changed_fields(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray],
-         kfields: dict[str, np.ndarray] | None) -> None:
+def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray]
+         ) -> None:
     """Write a checkpoint atomically (call on one rank only)."""
     tmp = path + ".tmp"
     try:
-        _save(tmp, fp, done, state, kfields)
+        _save(tmp, fp, done, state)
         os.replace(tmp, path)
     except BaseException:
         if os.path.lexists(tmp):
@@ -75,8 +76,8 @@ def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
         raise
 
 
-def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray],
-          kfields: dict[str, np.ndarray] | None) -> None:
+def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray]
+          ) -> None:
     """Write the checkpoint contents to ``tmp``."""
     with h5py.File(tmp, "w", driver=None) as f:
         f.attrs["format"] = FORMAT
@@ -85,20 +86,14 @@ def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
         grp = f.create_group("state")
         for key, value in state.items():
             grp.create_dataset(key, data=value)
-        if kfields:
-            kgrp = f.create_group("kgrid")
-            for key, value in kfields.items():
-                kgrp.create_dataset(key, data=value)
 
 
-def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray],
-                             dict[str, np.ndarray]]:
-    """Read a checkpoint: (fingerprint, done mask, state arrays, k-resolved arrays)."""
+def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray]]:
+    """Read a checkpoint: (fingerprint, done mask, state arrays)."""
     with h5py.File(path, "r", driver=None) as f:
         if int(f.attrs.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format")
         fp = json.loads(f.attrs["fingerprint"])
         done = f["done"][()].astype(bool)
         state = {k: f["state"][k][()] for k in f["state"]}
-        kfields = {k: f["kgrid"][k][()] for k in f["kgrid"]} if "kgrid" in f else {}
-    return fp, done, state, kfields
+    return fp, done, state

@@ -6,8 +6,8 @@ Checked before anything is computed (rank 0; the driver agrees on the result):
   test is on device and inode, ``os.path.samefile``);
 * an existing output must be a regular file (never replace a directory, a device node, a
   FIFO or a socket), and it is kept unless the run was asked to ``overwrite`` it;
-* the helper names ``NAME.partial``, ``NAME.checkpoint.h5`` and ``NAME.lock`` must not be
-  non-regular files either.
+* the helper names ``NAME.partial``, ``NAME.checkpoint.h5``, ``NAME.checkpoint.kgrid.h5`` and
+  ``NAME.lock`` must not be non-regular files either.
 
 The lock is an exclusive ``flock`` on the sidecar file ``NAME.lock``, taken without waiting
 and held by rank 0 for the whole run, so a second run with the same output refuses at once
@@ -29,7 +29,7 @@ import stat
 
 from qgt_mpi.io.checks import InputError
 
-SUFFIXES = (".partial", ".checkpoint.h5", ".lock")
+SUFFIXES = (".partial", ".checkpoint.h5", ".checkpoint.kgrid.h5", ".lock")
 
 
 def lock_name(output: str) -> str:
