@@ -111,9 +111,10 @@ system-packages:
 $(VPY): | system-packages
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 
-# Editable install, redone when pyproject.toml changes or the console script is missing.
+# Editable install with the test extra (hypothesis for the fuzz test, from PyPI; pytest and
+# mpmath come from Debian), redone when pyproject.toml changes or the script is missing.
 $(STAMP): pyproject.toml $(VPY) $(if $(wildcard $(VENV)/bin/qgt-mpi),,FORCE) | system-packages
-	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation -e .
+	$(VENV)/bin/pip install --disable-pip-version-check --no-build-isolation -e ".[test]"
 	touch $@
 
 # A venv made without --system-site-packages (or from another Python) cannot see mpi4py.

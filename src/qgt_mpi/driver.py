@@ -40,7 +40,7 @@ def model_from_config(config: RunConfig):
     except ValueError as exc:
         key = getattr(exc, "key", None)  # builders name the offending setting when they can
         if key is not None:
-            raise InputError(f"model.{key}", exc.value, str(exc)) from exc
+            raise InputError(f"model.{key}", exc.value, exc.allowed) from exc
         raise InputError("model", spec.kind, str(exc)) from exc
 
 

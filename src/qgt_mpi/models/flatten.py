@@ -16,6 +16,23 @@ from qgt_mpi.models.lattice import TightBinding, kgrid_points
 _IMAGE_SHIFTS = np.arange(-2, 3)  # supercell images searched for the minimal image
 
 
+
+class RangeError(ValueError):
+    """A model setting the model cannot honour; ``key`` is its name in the [model] table.
+
+    ``input_error`` makes it an input error (exit status 2) even when it surfaces in the
+    k-pass (see qgt_mpi.parallel.errors.describe).
+    """
+
+    input_error = True
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        super().__init__(allowed)
+        self.key, self.value, self.allowed = key, value, allowed
+
+    def __str__(self) -> str:
+        return f"model.{self.key} = {self.value!r}: {self.allowed}"
+
 class FlattenedModel:
     """Exactly flattened model H_flat(k) = U diag(E) U† (SPEC §2.3).
 
@@ -53,7 +70,8 @@ class FlattenedModel:
         closed = cross & (np.abs(d_eps) < self.gap_tol)
         if np.any(closed):
             ik = np.argwhere(closed)[0]
-            raise ValueError(
+            raise RangeError(
+                "flatten", "gapless parent model",
                 f"cannot flatten: bands {ik[1]} and {ik[2]} (different targets) are degenerate "
                 f"within {self.gap_tol:g} meV at k = {k[ik[0]].tolist()} (the gap closes)")
         safe = np.where(cross, d_eps, 1.0)
@@ -106,14 +124,6 @@ def _minimal_images(model, nfine: int) -> tuple[np.ndarray, np.ndarray]:
     tau = model.positions
     bond = (images @ model.lattice)[..., None, None, :] + tau[None, :, :] - tau[:, None, :]
     return images, np.linalg.norm(bond, axis=-1)
-
-
-class RangeError(ValueError):
-    """A model setting out of range; ``key`` is its name inside the [model] table."""
-
-    def __init__(self, key: str, value: object, allowed: str) -> None:
-        super().__init__(allowed)
-        self.key, self.value = key, value
 
 
 def truncate(model, r_cut: float, nfine: int = 48) -> TightBinding:

@@ -42,7 +42,16 @@ def _status_of(exc: BaseException) -> int:
     """Exit status for an exception: 2 for input errors, else 1."""
     if isinstance(exc, CollectiveError):
         return exc.status
-    return 2 if type(exc).__name__ == "InputError" else 1
+    if type(exc).__name__ == "InputError" or getattr(exc, "input_error", False):
+        return 2
+    return 1
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """One-line message and exit status of an exception caught on one rank."""
+    if _status_of(exc) == 2:
+        return str(exc), 2
+    return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), _status_of(exc)
 
 
 def agree(comm: MPI.Comm, exc: BaseException | None) -> None:
