@@ -9,7 +9,7 @@ import resource
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi import diagnostics
+from qgt_mpi import diagnostics, memory
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
@@ -17,6 +17,7 @@ from qgt_mpi.io.output_guard import OutputLock, check_output
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
+from qgt_mpi.parallel.comm import ranks_on_node
 from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
@@ -145,6 +146,7 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval) -> dict
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
                        config.run.chunk, config.output.kresolved)
         path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
+        mem_est = check_memory(comm, job, config.output.kresolved)
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
     _announce(log, config.title, model, comm, job, n_done)
@@ -154,7 +156,7 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval) -> dict
     with timers.phase("reduce+evaluate"):
         transport, geometry = finish(comm, job, config.degeneracy)
     superfluid = _superfluid(comm, config, model, timers, log)
-    result = _result(comm, config, job, delta, transport, geometry, timers, log)
+    result = _result(comm, config, job, delta, transport, geometry, timers, log, mem_est)
     if superfluid is not None:
         result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
     if config.output.kresolved:
@@ -187,15 +189,33 @@ def guard_output(comm: MPI.Comm, output: str, deck: str, overwrite: bool,
     return lock
 
 
-def _result(comm, config, job, delta, transport, geometry, timers, log):
+def check_memory(comm: MPI.Comm, job: KPass, kresolved: bool) -> dict[str, float]:
+    """Estimate memory per rank (memory.py); refuse a run the node cannot hold. Collective.
+
+    Rank 0 estimates (its base footprint, a 256-k-point sample for the bin count) and
+    checks against the memory available to the ranks on its node.
+    """
+    on_node = ranks_on_node(comm)
+    parts = None
+    with collective(comm):
+        if comm.rank == 0:
+            parts = memory.run_estimate(job, comm.size, kresolved, memory.rss_mib())
+            reason = memory.refusal(parts, on_node, memory.available_mib())
+            if reason:
+                raise InputError("memory", f"{parts['total']:.0f} MiB per rank", reason)
+    return broadcast(comm, parts)
+
+
+def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est):
     """Assemble the result file contents and log the timing table. Collective."""
     timing = timers.reduce(comm, PHASES)
     peak = peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
-    log.info("peak memory per rank: max %.1f MiB", peak)
+    log.info("peak memory per rank: max %.1f MiB (estimate %.1f MiB)", peak, mem_est["total"])
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
                       PHASES, broadcast(comm, timers.elapsed()))
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
+    result.attrs["memory_estimate_MiB_per_rank"] = mem_est["total"]
     diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
                       log, comm.rank == 0)
     if config.output.kresolved:

@@ -1,9 +1,9 @@
 """``qgt-mpi dry-run``: what a run would cost on N ranks, from a short timed sample.
 
 Nothing is written. The decomposition is the real one (blocks dealt round-robin), the memory
-estimate adds up the arrays a rank holds (one block's work arrays, the energy-bin moments,
-its k-resolved fields), and the time estimate scales a timed sample of k-points and of one
-sweep-point evaluation.
+estimate is qgt_mpi.memory's (base footprint, one block's work arrays, the bin moments,
+its k-resolved fields, the sweep arrays), and the time estimate scales a timed sample of
+k-points and of one sweep-point evaluation.
 """
 
 from __future__ import annotations
@@ -11,17 +11,15 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.driver import make_job, model_from_config
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import _block
+from qgt_mpi.memory import rss_mib, run_estimate
 from qgt_mpi.parallel import Timers, collective
-from qgt_mpi.transport.binning import N_SLOTS, NCOMP
 
 _SAMPLE = 256  # k-points in the timed sample
-_BASE_MIB = 90.0  # interpreter, numpy, mpi4py, h5py
 
 
 def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
@@ -37,6 +35,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
             raise InputError("--pools", pools, f"must be >= 1 and divide --np {nprocs}")
         model = model_from_config(config)
         delta = delta_for_bands(config.sweep, model.nbands)
+    base = rss_mib()  # before the timed sample allocates anything
     s = config.sweep
     job = make_job(MPI.COMM_SELF, model, config.kgrid, s.temperature, s.mu, delta,
                    config.run.chunk, False)
@@ -46,7 +45,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     n_points = len(delta) * s.temperature.size
     kpass = per_k * k_max
     sweep = per_point * math.ceil(n_points / nprocs)
-    mem = _memory_mib(job, config, k_max, len(delta))
+    mem = run_estimate(job, nprocs, config.output.kresolved, base)
     lines = [
         f"dry run of {config.source} on {nprocs} rank(s) in {pools} pool(s) "
         f"({nprocs // pools} rank(s) per pool)",
@@ -58,7 +57,8 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"<= {blocks_max} blocks = {k_max} k-points per rank",
         f"  sweep        {s.mu.size} mu x {len(delta)} delta x {s.temperature.size} T; "
         f"{n_points} (delta, T) points shared over ranks",
-        f"  memory       ~{mem:.0f} MiB per rank (estimate)",
+        f"  memory       ~{mem['total']:.0f} MiB per rank (estimate: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in mem.items() if k != "total") + ")",
         f"  sample       {per_k * 1e6:.1f} us per k-point, {per_point * 1e3:.2f} ms per "
         "(delta, T) point on this machine",
         f"  estimate     k-pass {kpass:.1f} s + sweep {sweep:.1f} s = {kpass + sweep:.1f} s "
@@ -83,24 +83,3 @@ def _timed_sample(job, sweep) -> tuple[float, float]:
     t0 = time.perf_counter()
     sample.sums._point(reduced, 0, 0)
     return per_k, time.perf_counter() - t0
-
-
-def _memory_mib(job, config, k_max: int, n_delta: int) -> float:
-    """Bytes a rank holds at its peak, in MiB (estimate)."""
-    norb, nb, c = job.model.norb, job.model.nbands, job.chunk
-    work = c * (3 * norb * norb + 5 * norb * nb + 8 * nb * nb) * 16  # H, dH, vectors, corners
-    work += c * nb * NCOMP * (2 + N_SLOTS) * 16 * 2  # weights and Taylor contributions
-    bins = _bins_estimate(job) * nb * n_delta * NCOMP * N_SLOTS * 16 * 2  # store + reduce
-    kfields = k_max * (4 + 5 * nb) * 8 if config.output.kresolved else 0
-    return _BASE_MIB + (work + bins + kfields) / 2**20
-
-
-def _bins_estimate(job) -> int:
-    """Energy bins per band from the sample's band extent and the bin width."""
-    store = job.sums.moments
-    if not any(d.shape[1] for d in store.data):
-        sample = make_job(MPI.COMM_SELF, job.model, job.grid, job.sums.temperature,
-                          job.sums.mu, job.sums.delta, min(_SAMPLE, job.nk), False)
-        _block(sample, 0, Timers())
-        store = sample.sums.moments
-    return int(max(np.max([d.shape[1] for d in store.data]), 1))
