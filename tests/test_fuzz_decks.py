@@ -161,7 +161,7 @@ def _run_one(deck: dict, tmp: Path, capsys) -> int:
 
 
 @seed(20261130)
-@settings(max_examples=120, deadline=None, database=None,
+@settings(max_examples=100, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(deck=mutated_decks())
 def test_mutated_decks_run_or_are_refused(deck, tmp_path, capsys):
