@@ -9,6 +9,7 @@ may be left. A hang shows up as ``subprocess.TimeoutExpired``.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -74,3 +75,24 @@ def test_hook_is_inert_without_the_variable(tmp_path):
                timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.exists() and _leftovers(out) == ["out.h5"]
+
+
+def test_full_file_system_fails_together_without_partial_file(tmp_path):
+    """A result that cannot be written (file-size limit of 100 KiB on every rank, as a full
+    file system) stops all ranks with status 1 and one message; no .partial, no .lock."""
+    import subprocess
+
+    from runner import REPO, _clean_env
+
+    deck = tmp_path / "deck.toml"
+    deck.write_text(DECK.replace("size = [8, 8]", "size = [60, 60]"))
+    out = tmp_path / "out.h5"
+    inner = f"ulimit -f 100; exec {sys.executable} -m qgt_mpi run {deck} -o {out}"
+    proc = subprocess.run(["mpirun", "--quiet", "-n", "3", "bash", "-c", inner],
+                          capture_output=True, text=True, timeout=TIMEOUT, env=_clean_env(),
+                          cwd=REPO)
+    ours = [ln for ln in proc.stderr.splitlines() if ln.startswith("qgt-mpi:")]
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert len(ours) == 1 and "File too large" in ours[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert _leftovers(out) == [] and not list(tmp_path.glob("out.h5*"))

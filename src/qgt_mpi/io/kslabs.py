@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.io.writer import reserve
 from qgt_mpi.parallel.errors import agree
 
 KEYS = ("k_frac", "k_cart", "energies", "berry_curvature", "metric")
@@ -45,6 +46,9 @@ def write(comm: MPI.Comm, path: str, nk: int, nbands: int,
     ``create`` makes a new file (same value on every rank). Errors of any rank's writes are
     agreed on before the collective close, so every rank raises the same CollectiveError.
     """
+    if create:
+        reserve(comm, path, nk * sum(int(np.prod(e)) for e in entry_shapes(nbands).values())
+                * 8 + 65536)
     with h5py.File(path, "w" if create else "r+", driver="mpio", comm=comm) as f:
         if create:
             for key, entry in entry_shapes(nbands).items():

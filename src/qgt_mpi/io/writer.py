@@ -63,6 +63,7 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
     rank as the same CollectiveError and the caller can remove the partial file.
     """
     tmp = partial_name(path)
+    reserve(comm, tmp, expected_bytes(result))
     with h5py.File(tmp, "w", driver="mpio", comm=comm) as f:
         _set_attrs(f, {**result.attrs, "complete": False})
         pending = _layout(comm, f, result)
@@ -83,6 +84,36 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
     with collective(comm):
         if comm.rank == 0:
             os.replace(tmp, path)
+
+
+def expected_bytes(result: ResultFile) -> int:
+    """Upper estimate of the file size: data, k-resolved fields, attributes, HDF5 overhead."""
+    data = sum(np.asarray(d).nbytes for g in result.groups.values() for d, _ in g.values())
+    kres = sum(result.nk_total * int(np.prod(e)) * np.dtype(t).itemsize
+               for e, t, _ in result.kfields.values())
+    attrs = sum(len(str(v)) for v in result.attrs.values())
+    n_obj = sum(len(g) for g in result.groups.values()) + len(result.kfields)
+    return int(1.25 * (data + kres + attrs) + 4096 * n_obj + 65536)
+
+
+def reserve(comm: MPI.Comm, tmp: str, nbytes: int) -> None:
+    """Check that ``nbytes`` can be written at ``tmp`` before any collective file I/O.
+
+    Rank 0 allocates the space (posix_fallocate) and frees it again; a full file system or
+    a file-size limit fails here, agreed by all ranks, instead of inside parallel HDF5,
+    whose collective close can hang after a failed write. Collective.
+    """
+    with collective(comm, OSError):
+        if comm.rank == 0:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot write {nbytes / 2**20:.1f} MiB to {tmp} "
+                              f"({exc.strerror})") from None
+            finally:
+                os.close(fd)
+                os.remove(tmp)
 
 
 def _layout(comm: MPI.Comm, f: h5py.File, result: ResultFile
