@@ -13,11 +13,10 @@ from qgt_mpi import diagnostics, memory
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
-from qgt_mpi.io.output_guard import OutputLock, check_output
+from qgt_mpi.io.output_guard import guard
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
-from qgt_mpi.parallel.comm import ranks_on_node
 from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
@@ -130,7 +129,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     lock = None
     try:
         with collective(comm):
-            lock = guard_output(comm, output, config.source, overwrite, output_key)
+            lock = guard(comm, output, config.source, overwrite, output_key)
         return _run_locked(comm, config, output, log, restart, checkpoint_interval)
     finally:
         if lock is not None:
@@ -146,7 +145,7 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval) -> dict
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
                        config.run.chunk, config.output.kresolved)
         path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
-        mem_est = check_memory(comm, job, config.output.kresolved)
+        mem_est = memory.check(comm, job, config.output.kresolved)
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
     _announce(log, config.title, model, comm, job, n_done)
@@ -168,42 +167,6 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval) -> dict
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
              timers.seconds["write"], timers.elapsed())
     return {"transport": transport, "geometry": geometry}
-
-
-def guard_output(comm: MPI.Comm, output: str, deck: str, overwrite: bool,
-                 key: str = "-o") -> OutputLock | None:
-    """Rank 0 checks ``output`` and locks it; returns the lock (None on other ranks).
-
-    Local to rank 0; the caller agrees on errors (``collective``). Nothing is computed and
-    no file is touched before this passes, except the output directory being created.
-    """
-    if comm.rank != 0:
-        return None
-    writer.check_writable(comm, output)
-    lock = OutputLock(output, key)
-    try:
-        check_output(output, None if deck.startswith("<") else deck, overwrite, key)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
-
-
-def check_memory(comm: MPI.Comm, job: KPass, kresolved: bool) -> dict[str, float]:
-    """Estimate memory per rank (memory.py); refuse a run the node cannot hold. Collective.
-
-    Rank 0 estimates (its base footprint, a 256-k-point sample for the bin count) and
-    checks against the memory available to the ranks on its node.
-    """
-    on_node = ranks_on_node(comm)
-    parts = None
-    with collective(comm):
-        if comm.rank == 0:
-            parts = memory.run_estimate(job, comm.size, kresolved, memory.rss_mib())
-            reason = memory.refusal(parts, on_node, memory.available_mib())
-            if reason:
-                raise InputError("memory", f"{parts['total']:.0f} MiB per rank", reason)
-    return broadcast(comm, parts)
 
 
 def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est):

@@ -24,6 +24,11 @@ from __future__ import annotations
 import math
 import os
 
+from mpi4py import MPI
+
+from qgt_mpi.io.checks import InputError
+from qgt_mpi.parallel import broadcast, collective
+from qgt_mpi.parallel.comm import ranks_on_node
 from qgt_mpi.transport.binning import N_SLOTS, NCOMP, P_BIN
 
 MIB = 2.0**20
@@ -126,3 +131,20 @@ def run_estimate(job, nprocs: int, kresolved: bool, base: float) -> dict[str, fl
                         n_delta=len(s.delta),
                         n_points=s.mu.size * len(s.delta) * s.temperature.size,
                         bins_per_band=sample_bins(job), kresolved=kresolved)
+
+
+def check(comm: MPI.Comm, job, kresolved: bool) -> dict[str, float]:
+    """Estimate memory per rank; refuse (InputError) a run the node cannot hold. Collective.
+
+    Rank 0 estimates (its base footprint, a 256-k-point sample for the bin count) and
+    checks against the memory available to the ranks on its node; returns the parts.
+    """
+    on_node = ranks_on_node(comm)
+    parts = None
+    with collective(comm):
+        if comm.rank == 0:
+            parts = run_estimate(job, comm.size, kresolved, rss_mib())
+            reason = refusal(parts, on_node, available_mib())
+            if reason:
+                raise InputError("memory", f"{parts['total']:.0f} MiB per rank", reason)
+    return broadcast(comm, parts)

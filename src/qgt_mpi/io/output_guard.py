@@ -27,7 +27,10 @@ import os
 import socket
 import stat
 
+from mpi4py import MPI
+
 from qgt_mpi.io.checks import InputError
+from qgt_mpi.io.writer import check_writable
 
 SUFFIXES = (".partial", ".checkpoint.h5", ".checkpoint.kgrid.h5", ".lock")
 
@@ -133,3 +136,22 @@ def _read_holder(fd: int) -> str:
     except OSError:
         text = ""
     return text or "holder not yet recorded"
+
+
+def guard(comm: MPI.Comm, output: str, deck: str, overwrite: bool,
+          key: str = "-o") -> OutputLock | None:
+    """Rank 0 checks ``output`` and locks it; returns the lock (None on other ranks).
+
+    Local to rank 0; the caller agrees on errors (``collective``). Nothing is computed and
+    no file is touched before this passes, except the output directory being created.
+    """
+    if comm.rank != 0:
+        return None
+    check_writable(comm, output)
+    lock = OutputLock(output, key)
+    try:
+        check_output(output, None if deck.startswith("<") else deck, overwrite, key)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
