@@ -51,7 +51,7 @@ help:
 	@echo "make lint | clean | distclean"
 
 run: setup
-	$(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT)
+	$(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT) --overwrite
 	@echo "results in results/"
 
 setup: $(STAMP) check-venv $(VENV)/.xarray-installed

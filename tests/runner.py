@@ -34,10 +34,16 @@ def _clean_env() -> dict[str, str]:
 
 
 def qgt(args: list[str], np: int = 0, timeout: float = 300,
-        cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m qgt_mpi ARGS``, under ``mpirun -n np`` when np > 0."""
+        cwd: Path | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess:
+    """Run ``python -m qgt_mpi ARGS``, under ``mpirun -n np`` when np > 0.
+
+    ``env``: extra environment variables (exported to every rank with ``-x``).
+    """
     cmd = [sys.executable, "-m", "qgt_mpi", *args]
+    extra = env or {}
     if np:
-        cmd = ["mpirun", "--quiet", "-n", str(np), *cmd]  # no launcher banner on exit 2
+        exports = [x for name in extra for x in ("-x", name)]
+        cmd = ["mpirun", "--quiet", "-n", str(np), *exports, *cmd]  # no banner on exit 2
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env=_clean_env(), cwd=cwd or REPO)
+                          env={**_clean_env(), **extra}, cwd=cwd or REPO)

@@ -153,12 +153,12 @@ def test_sweep_arrays_read_only():
     (deck(kgrid="size = [8.0, 8]"), "kgrid.size[0]", "must be an integer"),
     (deck(kgrid="size = [8, 8, 8]"), "kgrid.size", "two positive integers"),
     # bad values
-    (deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")), "sweep.temperature[2]", "must be > 0 K"),
-    (deck(sweep=sweep(temperature="[0]")), "sweep.temperature[0]", "must be > 0 K"),
-    (deck(sweep=sweep(delta="[[0.01, 0.0]]")), "sweep.delta[0][1]", "must be > 0 meV"),
-    (deck(sweep=sweep(delta="[0.01, -0.01]")), "sweep.delta[1]", "must be > 0 meV"),
+    (deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")), "sweep.temperature[2]", "[1e-09, 1e+06] K"),
+    (deck(sweep=sweep(temperature="[0]")), "sweep.temperature[0]", "must be in [1e-09, 1e+06] K"),
+    (deck(sweep=sweep(delta="[[0.01, 0.0]]")), "sweep.delta[0][1]", "[1e-09, 1e+06] meV"),
+    (deck(sweep=sweep(delta="[0.01, -0.01]")), "sweep.delta[1]", "must be in [1e-09, 1e+06] meV"),
     (deck(sweep=sweep(mu="[]")), "sweep.mu", "non-empty list"),
-    (deck(kgrid="size = [0, 10]"), "kgrid.size[0]", "integer >= 1"),
+    (deck(kgrid="size = [0, 10]"), "kgrid.size[0]", "integer in [1, 100000]"),
     (deck(sweep=sweep(mu="{start = 0, stop = 1, num = 3, spacing = 'log'}")), "sweep.mu.start",
      "log spacing needs start > 0"),
     (deck(sweep=sweep(mu="{start = 1, stop = 2, num = 3, spacing = 'cubic'}")),
@@ -179,7 +179,8 @@ def test_error(text: str, key: str, fragment: str):
 
 def test_error_message_format():
     err = error(deck(sweep=sweep(temperature="[1.0, 2.0, -1.0]")))
-    assert str(err) == "sweep.temperature[2] = -1.0: must be > 0 K"
+    assert str(err) == ("sweep.temperature[2] = -1.0: must be in [1e-09, 1e+06] K "
+                        "(verified range, docs/input.md)")
     err = error(deck(model='kind = "haldane"\nt1 = 1\nt2 = 0.3\nfoo = 1'))
     assert str(err) == ("model.foo = 1: unknown key "
                         "(allowed: flatten, kind, mass, phi, supercell, t1, t2)")
@@ -204,3 +205,33 @@ def test_unreadable_path(tmp_path: Path):
         load_deck(missing)
     assert info.value.key == "INPUT" and info.value.value == missing
     assert "cannot read file (" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, key, allowed", [
+    (deck(model='kind = "haldane"\nt1 = 1e308\nt2 = 0.3'), "model.t1", "|x| <= 1e+06 meV"),
+    (deck(sweep=sweep(mu="[1e308]")), "sweep.mu[0]", "|x| <= 1e+06 meV"),
+    (deck(sweep=sweep(mu="[-1e308, 0.0]")), "sweep.mu[0]", "|x| <= 1e+06 meV"),
+    (deck(sweep=sweep(temperature="[1e-300, 1.0]")), "sweep.temperature[0]",
+     "[1e-09, 1e+06] K"),
+    (deck(sweep=sweep(delta="[1e-31]")), "sweep.delta[0]", "[1e-09, 1e+06] meV"),
+    (deck(model='kind = "haldane"\nt1 = 1e5\nt2 = 0.3', sweep=sweep(delta="[1e-8]")),
+     "sweep.delta", "1e-12 x the energy scale"),
+    (deck(sweep=sweep(temperature="{start = 1, stop = 2, num = 100000000}")),
+     "sweep.temperature.num", "[1, 10000000]"),
+])
+def test_out_of_range_values_name_key_and_range(text, key, allowed):
+    """Issue 10 §4: extreme values are refused with the key and the allowed range."""
+    err = error(text)
+    assert err.key == key and allowed in str(err), str(err)
+
+
+def test_truncation_range_below_nearest_neighbour_is_refused():
+    """R_c shorter than the shortest bond keeps no hopping: refused, naming the key."""
+    from qgt_mpi.driver import model_from_config
+
+    flat = 'kind = "haldane"\nt1 = 1.0\nt2 = 0.3\n[model.flatten]\ngap = 0.5\nnfine = 12\n'
+    with pytest.raises(InputError) as info:
+        model_from_config(parse_deck(deck(model=flat + "range = 0.3")))
+    assert info.value.key == "model.flatten.range" and "0.57735" in str(info.value)
+    model = model_from_config(parse_deck(deck(model=flat + "range = 0.6")))
+    assert model.nbands == 2  # nearest neighbours (1/sqrt(3) a) kept

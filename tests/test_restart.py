@@ -134,3 +134,19 @@ def test_restart_refuses_changed_input(tmp_path):
     assert proc.returncode == 0 and out.exists()
     missing = qgt(["run", str(deck), "-o", str(tmp_path / "x.h5"), "--restart"], np=2)
     assert missing.returncode == 2 and "no checkpoint" in missing.stderr
+
+
+def test_restart_names_changed_key_and_unreadable_checkpoint(tmp_path):
+    """A refused restart names ``model.t2`` (not ``model.params``); a corrupt checkpoint is
+    named and --no-restart suggested (issue 10 §5)."""
+    out = tmp_path / "out.h5"
+    assert _interrupt(_deck(tmp_path, n=110), out, 2, "term") == 3
+    changed = _deck(tmp_path, n=110, **{"t2 = 0.3": "t2 = 0.31"})
+    proc = qgt(["run", str(changed), "-o", str(out)], np=2)
+    assert proc.returncode == 2 and "(model.t2)" in proc.stderr, proc.stderr
+    ckpt = Path(f"{out}.checkpoint.h5")
+    ckpt.write_bytes(b"not hdf5")
+    proc = qgt(["run", str(_deck(tmp_path, n=110)), "-o", str(out)], np=2)
+    line = proc.stderr.strip()
+    assert proc.returncode == 2 and "\n" not in line, proc.stderr
+    assert str(ckpt) in line and "--no-restart" in line

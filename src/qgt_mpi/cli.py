@@ -13,6 +13,7 @@ one line on stderr from rank 0, exit status 2 on every rank, no traceback, no ou
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -47,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--no-restart", dest="restart", action="store_const", const="never",
                        help="ignore and overwrite an existing checkpoint")
     run.add_argument("--checkpoint-interval", type=float, default=300.0, metavar="SECONDS",
-                     help="seconds between checkpoints (default 300; 0 = after every round)")
+                     help="seconds between checkpoints (default 300; 0 = after every round; "
+                     "finite and >= 0)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing result file (it is kept by default)")
     run.add_argument("--pools", type=int, default=1, help="k-point pools (must divide the "
                      "number of ranks; used by distributed solvers)")
     dry = sub.add_parser("dry-run", help="decomposition, memory and cost estimate; no output")
@@ -126,9 +130,13 @@ def _run(comm, args) -> int:
         if args.pools < 1 or comm.size % args.pools:
             raise InputError("--pools", args.pools, f"must be >= 1 and divide the {comm.size} "
                              "ranks")
+        if not math.isfinite(args.checkpoint_interval) or args.checkpoint_interval < 0:
+            raise InputError("--checkpoint-interval", args.checkpoint_interval,
+                             "must be a finite number of seconds >= 0 (0 = every round)")
     log.info("%d rank(s) in %d pool(s) of %d", comm.size, args.pools, comm.size // args.pools)
     run(comm, config, args.output or config.output.file, log, args.restart,
-        args.checkpoint_interval, args.pools)
+        args.checkpoint_interval, args.pools, overwrite=args.overwrite,
+        output_key="-o" if args.output else "output.file")
     return EXIT_OK
 
 
@@ -160,7 +168,11 @@ def _info(comm, args) -> int:
     from qgt_mpi.io.reader import summarize
 
     if comm.rank == 0:
-        print(summarize(args.output, args.group, _selection(args)))
+        _warn_file(args.output)
+        try:
+            print(summarize(args.output, args.group, _selection(args)), flush=True)
+        except BrokenPipeError:  # `qgt-mpi info FILE | head`: end quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 
@@ -171,12 +183,21 @@ def _selection(args):
     return selection(args)
 
 
+def _warn_file(path: str) -> None:
+    """One stderr line per problem of a result file (incomplete, foreign)."""
+    from qgt_mpi.io.reader import file_warnings
+
+    for text in file_warnings(path):
+        sys.stderr.write(f"qgt-mpi: warning: {text}\n")
+
+
 def _plot(comm, args) -> int:
     """``plot``: figures from a result file (rank 0 draws; serial by nature)."""
     from qgt_mpi.plot import plot_file
     from qgt_mpi.plot_args import options
 
     if comm.rank == 0:
+        _warn_file(args.output)
         for path in plot_file(args.output, args.dir, options(args)):
             print(path)
     return EXIT_OK

@@ -9,14 +9,17 @@ import resource
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi import diagnostics, memory
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, SweepSpec, check_filling_bands, delta_for_bands
 from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
+from qgt_mpi.io.output_guard import guard
 from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
+from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
@@ -47,12 +50,16 @@ def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
     try:
         return build_model(spec.kind, dict(spec.params), flatten, cell, comm)
     except ValueError as exc:
+        key = getattr(exc, "key", None)  # builders name the offending setting when they can
+        if key is not None:
+            raise InputError(f"model.{key}", exc.value, exc.allowed) from exc
         raise InputError("model", spec.kind, str(exc)) from exc
 
 
 def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None):
     """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
     with collective(comm):
+        fail_point(comm, "setup")
         model = model_from_config(config, comm)
         solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
         delta = delta_for_bands(config.sweep, solver.bands(model))
@@ -170,8 +177,13 @@ def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delt
 
 
 def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
-        restart: str = "auto", checkpoint_interval: float = 300.0, pools: int = 1) -> dict:
+        restart: str = "auto", checkpoint_interval: float = 300.0, pools: int = 1, *,
+        overwrite: bool = False, output_key: str = "-o") -> dict:
     """Execute one run and write ``output``. Collective over ``comm``.
+
+    Before anything is computed the output path is checked and locked for the whole run
+    (io/output_guard.py): an input error names ``output_key`` when the output is the deck,
+    not a regular file, an existing result (unless ``overwrite``) or in use by another run.
 
     ``restart``: "auto" resumes from ``<output>.checkpoint.h5`` when present, "force"
     requires it, "never" starts over. Checkpoints are written every
@@ -181,6 +193,18 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     SLEPc solver; the dense solver solves each k-point on one rank). Raises CollectiveError
     (same on every rank) for input errors and failures; no result file is left behind then.
     """
+    lock = None
+    try:
+        with collective(comm):
+            lock = guard(comm, output, config.source, overwrite, output_key)
+        return _run_locked(comm, config, output, log, restart, checkpoint_interval, pools)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) -> dict:
+    """The run proper, with the output checked and locked (see :func:`run`). Collective."""
     timers = Timers()
     s = config.sweep
     with timers.phase("setup"):
@@ -191,6 +215,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
                        config.run.chunk, config.output.kresolved, solver, window)
         path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
+        mem_est = memory.check(comm, job, config.output.kresolved)
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
     _announce(log, config.title, model, comm, job, n_done)
@@ -202,12 +227,13 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     _check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log,
                              geometry if is_windowed(solver) else None)
-    result = _result(comm, config, job, delta, transport, geometry, timers, log)
+    result = _result(comm, config, job, delta, transport, geometry, timers, log, mem_est)
     if superfluid is not None:
         result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
     if config.output.kresolved:
-        result.kslabs = kfield_slabs(job) + (
-            restored_slabs(restored, done, job) if comm.rank == 0 else [])
+        with collective(comm):  # each rank reads back its share of the restored blocks
+            result.kslabs = kfield_slabs(job) + (
+                restored_slabs(comm, path, done, job) if restored else [])
     _write(comm, output, result, timers)
     saver.remove(comm)
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
@@ -215,15 +241,18 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     return {"transport": transport, "geometry": geometry}
 
 
-def _result(comm, config, job, delta, transport, geometry, timers, log):
+def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est):
     """Assemble the result file contents and log the timing table. Collective."""
     timing = timers.reduce(comm, PHASES)
     peak = peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
-    log.info("peak memory per rank: max %.1f MiB", peak)
+    log.info("peak memory per rank: max %.1f MiB (estimate %.1f MiB)", peak, mem_est["total"])
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
                       PHASES, broadcast(comm, timers.elapsed()), job.solver)
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
+    result.attrs["memory_estimate_MiB_per_rank"] = mem_est["total"]
+    diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
+                      log, comm.rank == 0)
     if config.output.kresolved:
         result.kfields = _kfield_meta(job.geometry.nb)
         result.nk_total = job.nk
@@ -233,7 +262,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
 
 def _write(comm, output, result, timers) -> None:
     """Write the result file; on failure remove the partial file. Collective."""
-    with timers.phase("write"), collective(comm, OSError):
+    with timers.phase("write"), collective(comm):
         try:
             writer.write(comm, output, result)
         except BaseException:

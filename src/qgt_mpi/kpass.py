@@ -24,6 +24,7 @@ from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.lattice import kgrid_points, reduced_indices
 from qgt_mpi.parallel import CollectiveError, Timers, allgather
+from qgt_mpi.parallel.errors import describe, fail_point
 from qgt_mpi.parallel.signals import StopFlag
 from qgt_mpi.transport.accumulate import TransportSums
 
@@ -88,13 +89,14 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
         error, done_k = None, 0
         if t < len(mine):
             try:
+                fail_point(comm, "kpass")
                 done_k = _block(job, mine[t], timers, root)
                 if root:
                     fresh.append(mine[t])
                 else:
                     done_k = 0
             except Exception as exc:  # agreed on below, re-raised on every rank
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                error = describe(exc)
         due = checkpointer is not None and comm.rank == 0 and checkpointer.due()
         reports = allgather(comm, (error, bool(stop), due, done_k))
         _raise_first_error(reports)
@@ -112,7 +114,7 @@ def _raise_first_error(reports) -> None:
     """Raise the lowest failing rank's error on every rank."""
     for rank, (error, *_rest) in enumerate(reports):
         if error is not None:
-            raise CollectiveError(error, status=1, origin=rank)
+            raise CollectiveError(error[0], status=error[1], origin=rank)
 
 
 def _interrupted(comm: MPI.Comm, stop: StopFlag | None, checkpointer) -> None:

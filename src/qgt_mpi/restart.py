@@ -15,10 +15,11 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.io import checkpoint
+from qgt_mpi.io import checkpoint, kslabs
 from qgt_mpi.io.deck import InputError
-from qgt_mpi.kpass import KFIELD_KEYS, KPass
-from qgt_mpi.parallel import allgather, broadcast, collective, gather
+from qgt_mpi.kpass import KPass
+from qgt_mpi.parallel import allgather, broadcast, collective
+from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.transport.binning import moments_state
 
 
@@ -29,14 +30,15 @@ class Checkpointer:
     ----------
     path : checkpoint file; fp : input fingerprint; interval : seconds between checkpoints
     (0: after every round); done : blocks already done (from a restart), same on all ranks;
-    restored : k-resolved fields restored from a checkpoint (rank 0), or None.
+    has_slabs : whether the k-resolved slab file of those blocks exists (from a restart).
     """
 
     def __init__(self, path: str, fp: dict[str, str], interval: float, done: np.ndarray,
-                 restored: dict[str, np.ndarray] | None) -> None:
+                 has_slabs: bool) -> None:
         self.path, self.fp, self.interval = path, fp, interval
+        self.slab_path = kslabs.slab_file(path)
         self.done = done.copy()
-        self.kfields = restored
+        self.has_slabs = bool(has_slabs)
         self.last = time.monotonic()
 
     def due(self) -> bool:
@@ -44,42 +46,40 @@ class Checkpointer:
         return time.monotonic() - self.last >= self.interval
 
     def save(self, comm: MPI.Comm, job: KPass, fresh: list[int]) -> None:
-        """Write a checkpoint including ``fresh`` blocks of every rank. Collective."""
+        """Write a checkpoint including ``fresh`` blocks of every rank. Collective.
+
+        k-resolved fields of the fresh blocks go into the slab file from every rank (never
+        gathered); only then does rank 0 write the reduced sums and the done mask.
+        """
         state = moments_state(job.sums.moments.reduce(comm))
         state.update(job.geometry.reduced_state(comm))
         for blocks in allgather(comm, fresh):
             self.done[blocks] = True
-        gathered = gather(comm, {b: job.kfields[b] for b in fresh} if job.kresolved else {})
-        with collective(comm, OSError):
+        if job.kresolved:
+            slabs = [(*job.bounds(b), job.kfields[b]) for b in fresh]
+            kslabs.write(comm, self.slab_path, job.nk, job.model.nbands, slabs,
+                         create=not self.has_slabs)
+            self.has_slabs = True
+        with collective(comm):
+            fail_point(comm, "checkpoint")
             if comm.rank == 0:
-                fields = self._merge_kfields(job, gathered) if job.kresolved else None
-                checkpoint.save(self.path, self.fp, self.done, state, fields)
+                checkpoint.save(self.path, self.fp, self.done, state)
         self.last = time.monotonic()
 
-    def _merge_kfields(self, job: KPass, gathered) -> dict[str, np.ndarray]:
-        """Rank 0: full-grid arrays with every done block's fields filled in."""
-        if self.kfields is None:
-            self.kfields = {}
-        for part in gathered:
-            for block, fields in part.items():
-                start, stop = job.bounds(block)
-                for key, value in fields.items():
-                    if key not in self.kfields:
-                        self.kfields[key] = np.zeros((job.nk, *value.shape[1:]), value.dtype)
-                    self.kfields[key][start:stop] = value
-        return self.kfields
-
     def remove(self, comm: MPI.Comm) -> None:
-        """Delete the checkpoint after the result file is complete (rank 0)."""
-        if comm.rank == 0 and os.path.exists(self.path):
-            os.remove(self.path)
+        """Delete the checkpoint and its slab file after the result is complete (rank 0)."""
+        if comm.rank == 0:
+            for path in (self.path, self.slab_path):
+                if os.path.exists(path):
+                    os.remove(path)
 
 
 def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str):
     """Restore a checkpoint if there is one and ``mode`` allows; collective.
 
     ``mode`` is "auto" (resume when a checkpoint exists), "force" (it must exist) or
-    "never" (discard it). Returns (done mask, restored k-fields on rank 0 or None, n_done).
+    "never" (discard it). Returns (done mask, whether the slab file of the done blocks'
+    k-resolved fields exists, n_done).
     """
     done = np.zeros(job.n_blocks, dtype=bool)
     with collective(comm):
@@ -87,11 +87,11 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
         if mode == "force" and not exists:
             raise InputError("--restart", path, "no checkpoint to restart from")
     if not exists or mode == "never":
-        return done, None, 0
+        return done, False, 0
     loaded = None
     with collective(comm):
         if comm.rank == 0:
-            loaded = checkpoint.load(path)
+            loaded = _load(path)
             changed = checkpoint.changed_fields(loaded[0], fp)
             if changed:
                 raise InputError("INPUT", path.removesuffix(".checkpoint.h5"),
@@ -100,22 +100,35 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
                                  "over")
             if loaded[1].size != job.n_blocks:
                 raise InputError("run.chunk", job.chunk, "block layout differs from checkpoint")
+            if job.kresolved and loaded[1].any() and not os.path.exists(kslabs.slab_file(path)):
+                raise InputError("checkpoint", os.path.basename(path),
+                                 f"its k-resolved slab file {kslabs.slab_file(path)} is "
+                                 "missing; rerun with --no-restart to start over")
     done = broadcast(comm, loaded[1] if comm.rank == 0 else None)
-    restored = None
     if comm.rank == 0:
         job.sums.moments.restore(loaded[2])
         job.geometry.restore(loaded[2])
-        restored = loaded[3] or None
-    return done, restored, int(done.sum())
+    return done, bool(job.kresolved and done.any()), int(done.sum())
 
 
-def restored_slabs(kfields: dict[str, np.ndarray] | None, done: np.ndarray,
+def _load(path: str):
+    """checkpoint.load with read errors as an InputError naming the file (rank 0)."""
+    try:
+        return checkpoint.load(path)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError("checkpoint", os.path.basename(path), f"cannot read {path} ({why}); "
+                         "rerun with --no-restart to start over (it is then replaced)") from exc
+
+
+def restored_slabs(comm: MPI.Comm, path: str, done: np.ndarray,
                    job: KPass) -> list[tuple[int, int, dict[str, np.ndarray]]]:
-    """Slabs of k-resolved fields restored from a checkpoint (rank 0 writes them)."""
-    if not kfields:
+    """Slabs of the blocks done before a restart, read back from the checkpoint's slab file.
+
+    The done blocks are dealt round-robin, so every rank reads (and later writes into the
+    result) only its share. Local; ``done`` is the same on every rank.
+    """
+    if not job.kresolved:
         return []
-    slabs = []
-    for block in np.nonzero(done)[0]:
-        start, stop = job.bounds(int(block))
-        slabs.append((start, stop, {k: kfields[k][start:stop] for k in KFIELD_KEYS}))
-    return slabs
+    mine = [int(b) for b in np.nonzero(done)[0]][comm.rank :: comm.size]
+    return kslabs.read(kslabs.slab_file(path), [job.bounds(b) for b in mine])

@@ -3,8 +3,9 @@
 A checkpoint is written by rank 0 alone, to ``<output>.checkpoint.h5.tmp`` and then renamed,
 so a job killed at any moment (``kill -9`` included) leaves either the previous or the new
 checkpoint, never a torn one. It holds a fingerprint of every input that changes the
-results, the done mask over blocks, the reduced accumulator arrays, and the k-resolved
-fields of the done blocks. Restarting adds the saved sums once (on rank 0) and processes
+results, the done mask over blocks and the reduced accumulator arrays; the k-resolved
+fields of the done blocks are in a separate slab file written from every rank
+(io/kslabs.py). Restarting adds the saved sums once (on rank 0) and processes
 the remaining blocks on any number of ranks, so the result equals an uninterrupted run up
 to floating-point summation order.
 """
@@ -19,7 +20,7 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 1
+FORMAT = 2  # 2: k-resolved fields in the slab file (io/kslabs.py)
 
 
 def checkpoint_name(output: str) -> str:
@@ -30,12 +31,11 @@ def checkpoint_name(output: str) -> str:
 def fingerprint(config: RunConfig) -> dict[str, str]:
     """JSON text of every deck entry that changes results or the block layout."""
     m = config.model
-    flat = None if m.flatten is None else [m.flatten.gap, str(m.flatten.range), m.flatten.nfine]
     s = config.sweep
     fields = {
         "model.kind": m.kind,
-        "model.params": sorted(m.params.items()),
-        "model.flatten": flat,
+        **{f"model.{key}": value for key, value in m.params.items()},  # names the exact key
+        **_flatten_fields(m.flatten),
         "kgrid.size": list(config.kgrid),
         "sweep.temperature": s.temperature.tolist(),
         "sweep.mu": s.mu.tolist(),
@@ -66,15 +66,35 @@ def _plain(value: object) -> object:
         array.tolist()
 
 
+def _flatten_fields(flatten) -> dict[str, object]:
+    """Fingerprint entries of ``[model.flatten]``, one per key."""
+    if flatten is None:
+        return {"model.flatten": None}
+    return {"model.flatten.gap": flatten.gap, "model.flatten.range": str(flatten.range),
+            "model.flatten.nfine": flatten.nfine}
+
+
 def changed_fields(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """Names of fingerprint entries that differ (added or removed count as changed)."""
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray],
-         kfields: dict[str, np.ndarray] | None) -> None:
+def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray]
+         ) -> None:
     """Write a checkpoint atomically (call on one rank only)."""
     tmp = path + ".tmp"
+    try:
+        _save(tmp, fp, done, state)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.remove(tmp)  # a failed checkpoint write leaves no .tmp file behind
+        raise
+
+
+def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.ndarray]
+          ) -> None:
+    """Write the checkpoint contents to ``tmp``."""
     with h5py.File(tmp, "w", driver=None) as f:
         f.attrs["format"] = FORMAT
         f.attrs["fingerprint"] = json.dumps(fp, sort_keys=True)
@@ -82,21 +102,14 @@ def save(path: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
         grp = f.create_group("state")
         for key, value in state.items():
             grp.create_dataset(key, data=value)
-        if kfields:
-            kgrp = f.create_group("kgrid")
-            for key, value in kfields.items():
-                kgrp.create_dataset(key, data=value)
-    os.replace(tmp, path)
 
 
-def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray],
-                             dict[str, np.ndarray]]:
-    """Read a checkpoint: (fingerprint, done mask, state arrays, k-resolved arrays)."""
+def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray]]:
+    """Read a checkpoint: (fingerprint, done mask, state arrays)."""
     with h5py.File(path, "r", driver=None) as f:
         if int(f.attrs.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format")
         fp = json.loads(f.attrs["fingerprint"])
         done = f["done"][()].astype(bool)
         state = {k: f["state"][k][()] for k in f["state"]}
-        kfields = {k: f["kgrid"][k][()] for k in f["kgrid"]} if "kgrid" in f else {}
-    return fp, done, state, kfields
+    return fp, done, state

@@ -67,12 +67,39 @@ def positive(key: str, value: object, unit: str = "", upper: float = math.inf) -
     return x
 
 
-def integer(key: str, value: object, low: int) -> int:
+def integer(key: str, value: object, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise type_error(key, value, f"an integer >= {low}")
-    if value < low:
-        raise InputError(key, value, f"must be an integer >= {low}")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise InputError(key, value, f"must be an integer {allowed}")
     return value
+
+
+# Numerically safe ranges (docs/input.md "Allowed ranges" gives the measurements behind them).
+ENERGY_MAX_MEV = 1e6  # |hoppings|, |μ|, δ, gaps, U: 1 keV, far above any band model
+DELTA_MIN_MEV = 1e-9  # δ: relative error of σ grows like (ε E/δ)²; see docs/input.md
+DELTA_OVER_SCALE_MIN = 1e-12  # δ ≥ 1e-12 × energy scale keeps that error below 1e-6
+TEMPERATURE_RANGE_K = (1e-9, 1e6)  # kernels exact down to 1e-20 K; κ loses digits > 1e8 K
+
+
+def within(key: str, value: object, low: float, high: float, unit: str,
+           why: str = "") -> float:
+    """A finite number in [low, high] (units ``unit``); the error names the range and why."""
+    x = number(key, value, unit)
+    if not low <= x <= high:
+        reason = f" ({why})" if why else ""
+        raise InputError(key, value, f"must be in [{low:g}, {high:g}] {unit}{reason}")
+    return x
+
+
+def magnitude(key: str, value: object, high: float, unit: str, why: str = "") -> float:
+    """A finite number with |x| <= high."""
+    x = number(key, value, unit)
+    if abs(x) > high:
+        reason = f" ({why})" if why else ""
+        raise InputError(key, value, f"must satisfy |x| <= {high:g} {unit}{reason}")
+    return x
 
 
 def string(key: str, value: object) -> str:

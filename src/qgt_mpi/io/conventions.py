@@ -61,6 +61,8 @@ VARIABLES: dict[str, Var] = {
     # /geometry (theory §5)
     "geometry/chern": Var("Chern number C_n (link variables)", "1", ("band",),
                           {"sign_convention": SIGN_CURV}),
+    "geometry/chern_gapped": Var("1 if band n is separated from its neighbours on this grid "
+                                 "(its Chern number is an invariant)", "1", ("band",)),
     "geometry/chern_curvature": Var("(1/2pi) sum_k Omega_n dA (integrated Berry curvature)",
                                     "1", ("band",), {"sign_convention": SIGN_CURV}),
     "geometry/metric_integral": Var("integrated quantum metric int g_ij d^2k/(2pi)^2", "1",
@@ -100,6 +102,13 @@ VARIABLES: dict[str, Var] = {
                               KAPPA_OVER_T, _SIG),
     "transport/lorenz_ratio": Var("Lorenz ratio kappa_xx/(T sigma_xx L_0), L_0 = "
                                   "pi^2 k_B^2/(3e^2)", "1", _SIG),
+    # flags of undefined quantities and of non-invariant Chern numbers (docs/input.md)
+    "transport/seebeck_undefined": Var("1 where seebeck is undefined (sigma_xx = 0, NaN)",
+                                       "1", _SIG),
+    "transport/kappa_xx_undefined": Var("1 where kappa_xx is undefined (sigma_xx = 0, NaN)",
+                                        "1", _SIG),
+    "transport/lorenz_ratio_undefined": Var("1 where lorenz_ratio is undefined "
+                                            "(sigma_xx = 0, NaN)", "1", _SIG),
     # full tensors (theory §4 full tensors; issue 11)
     "transport/alpha_xx": Var("thermoelectric conductivity alpha_xx = -L1_xx/(eT) (units of "
                               "e k_B/h)", ALPHA_UNIT, _SIG),

@@ -17,19 +17,26 @@ from pathlib import PurePath
 import numpy as np
 
 from qgt_mpi.io.checks import (
+    DELTA_MIN_MEV,
+    DELTA_OVER_SCALE_MIN,
+    ENERGY_MAX_MEV,
+    TEMPERATURE_RANGE_K,
     InputError,
     Table,
     boolean,
     integer,
+    magnitude,
     number,
     positive,
     string,
     type_error,
+    within,
 )
 from qgt_mpi.io.deck_models import model_params
 from qgt_mpi.io.deck_solver import SolverSpec, SupercellSpec, parse_solver, parse_supercell
+from qgt_mpi.models.registry import KINDS
 
-
+KGRID_MAX = 100_000  # per direction; the memory check refuses what the machine cannot hold
 @dataclass(frozen=True)
 class FlattenSpec:
     gap: float  # meV, > 0 (SPEC §2.3)
@@ -103,9 +110,9 @@ def _model(top: Table, source: str) -> ModelSpec:
     flatten = None
     if "flatten" in t.data:
         f = t.sub("flatten", {"gap", "range", "nfine"})
-        flatten = FlattenSpec(gap=f.get("gap", _mev_pos, what=" (number > 0, meV)"),
+        flatten = FlattenSpec(gap=f.get("gap", _energy, what=" (number > 0, meV)"),
                               range=f.get("range", _range, "inf"),
-                              nfine=f.get("nfine", partial(integer, low=8), 64))
+                              nfine=f.get("nfine", partial(integer, low=8, high=4096), 64))
     return ModelSpec(kind=kind, params=params, flatten=flatten,
                      supercell=parse_supercell(t))
 
@@ -121,7 +128,8 @@ def _range(key: str, value: object) -> float:
 def _size(key: str, value: object) -> tuple[int, int]:
     if not isinstance(value, list) or len(value) != 2:
         raise InputError(key, value, "must be a list of two positive integers [N1, N2]")
-    return integer(f"{key}[0]", value[0], 1), integer(f"{key}[1]", value[1], 1)
+    return (integer(f"{key}[0]", value[0], 1, KGRID_MAX),
+            integer(f"{key}[1]", value[1], 1, KGRID_MAX))
 
 
 def _axis(key: str, value: object, check: Callable, defaults: dict[str, object]) -> np.ndarray:
@@ -133,7 +141,7 @@ def _axis(key: str, value: object, check: Callable, defaults: dict[str, object])
                                      "{start, stop, num, spacing}")
     t = Table(value, key, {"start", "stop", "num", "spacing"}, defaults)
     start, stop = t.get("start", check), t.get("stop", check)
-    num = t.get("num", partial(integer, low=1))
+    num = t.get("num", partial(integer, low=1, high=10_000_000))
     spacing = t.get("spacing", string, "linear")
     if spacing == "linear":
         return np.linspace(start, stop, num)
@@ -148,13 +156,13 @@ def _axis(key: str, value: object, check: Callable, defaults: dict[str, object])
 def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
     """(n_delta, w) broadening array: scalar entries broadcast over the per-band length w."""
     if not isinstance(value, list) or not value:
-        return _axis(key, value, _mev_pos, defaults)[:, None]
+        return _axis(key, value, _delta_value, defaults)[:, None]
     rows, width, first = [], None, None
     for i, entry in enumerate(value):
         if not isinstance(entry, list):
             if isinstance(entry, bool) or not isinstance(entry, (int, float)):
                 raise type_error(f"{key}[{i}]", entry, "a number or a per-band list (meV)")
-            rows.append([_mev_pos(f"{key}[{i}]", entry)])
+            rows.append([_delta_value(f"{key}[{i}]", entry)])
             continue
         if not entry:
             raise InputError(f"{key}[{i}]", entry, "per-band list must not be empty")
@@ -162,7 +170,7 @@ def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
             raise InputError(f"{key}[{i}]", entry, "per-band lists must all have the same "
                                                    f"length ({width}, as {key}[{first}])")
         width, first = len(entry), (i if first is None else first)
-        rows.append([_mev_pos(f"{key}[{i}][{j}]", v) for j, v in enumerate(entry)])
+        rows.append([_delta_value(f"{key}[{i}][{j}]", v) for j, v in enumerate(entry)])
     width = width or 1
     return np.array([r * width if len(r) == 1 else r for r in rows], dtype=float)
 
@@ -187,7 +195,7 @@ def _sweep(top: Table) -> SweepSpec:
 def _mu_or_filling(t: Table, d: dict, what: str) -> np.ndarray:
     """sweep.mu, or a placeholder when the sweep is at fixed filling (issue 11)."""
     if "filling" not in t.data:
-        return t.get("mu", partial(_axis, check=partial(number, unit="meV"), defaults=d),
+        return t.get("mu", partial(_axis, check=_mu_value, defaults=d),
                      what=what + " or sweep.filling")
     if "mu" in t.data:
         raise InputError(t.key("mu"), t.data["mu"], "give either sweep.mu or sweep.filling")
@@ -210,8 +218,31 @@ def _band_list(key: str, value: object) -> tuple[int, ...]:
     return bands
 
 
-_kelvin = partial(positive, unit="K")
-_mev_pos = partial(positive, unit="meV")
+_kelvin = partial(within, low=TEMPERATURE_RANGE_K[0], high=TEMPERATURE_RANGE_K[1], unit="K",
+                  why="verified range, docs/input.md")
+_energy = partial(positive, unit="meV", upper=ENERGY_MAX_MEV)
+_delta_value = partial(within, low=DELTA_MIN_MEV, high=ENERGY_MAX_MEV, unit="meV",
+                       why="verified range, docs/input.md")
+_mu_value = partial(magnitude, high=ENERGY_MAX_MEV, unit="meV")
+
+
+def _energy_scale(model: ModelSpec, sweep: SweepSpec) -> float:
+    """Energy scale [meV] bounding |E − μ|: 10 × the largest energy parameter, gap, |μ|."""
+    spec = KINDS[model.kind].params
+    energies = [abs(float(v)) for k, v in model.params.items()
+                if k in spec and spec[k].unit == "meV" and spec[k].type == "number"]
+    if model.flatten is not None:
+        energies.append(model.flatten.gap)
+    return max(10.0 * max(energies, default=0.0), float(np.abs(sweep.mu).max()))
+
+
+def _check_delta_scale(model: ModelSpec, sweep: SweepSpec) -> None:
+    """δ ≥ 1e-12 × energy scale: the rounding error of σ, ~(ε E/δ)², stays below 1e-6."""
+    low = DELTA_OVER_SCALE_MIN * _energy_scale(model, sweep)
+    if sweep.delta.min() < low:
+        raise InputError("sweep.delta", float(sweep.delta.min()),
+                         f"must be >= {low:.3g} meV (1e-12 x the energy scale of the model "
+                         "and mu; smaller delta is lost to rounding, docs/input.md)")
 
 
 def _filling(key: str, value: object) -> float:
@@ -227,7 +258,7 @@ def _superfluid(top: Table) -> SuperfluidSpec | None:
         return None
     t = top.sub("superfluid", {"U", "filling", "n_orb", "band", "temperature",
                                "minimal_metric"})
-    u = t.get("U", _mev_pos, what=" (number > 0, meV)")
+    u = t.get("U", _energy, what=" (number > 0, meV)")
     filling = t.get("filling", _filling, what=" (number in (0, 1))")
     n_orb = None
     if "n_orb" in t.data:
@@ -273,15 +304,16 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
     top = Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run",
                             "superfluid", "solver"}, defaults)
     title = top.get("title", string, stem or "qgt_mpi run")
-    degeneracy = top.get("degeneracy", positive, 1.0)
+    degeneracy = top.get("degeneracy", partial(positive, upper=1000.0), 1.0)
     model = _model(top, source)
     kgrid = top.sub("kgrid", {"size"}).get("size", _size, what=" ([N1, N2])")
     sweep = _sweep(top)
+    _check_delta_scale(model, sweep)
     out = top.sub("output", {"file", "kresolved"}, optional=True)
     output = OutputSpec(file=out.get("file", string, f"results/{stem or 'qgt_mpi'}.h5"),
                         kresolved=out.get("kresolved", boolean, True))
     r = top.sub("run", {"chunk", "progress_percent"}, optional=True)
-    run = RunSpec(chunk=r.get("chunk", partial(integer, low=1), 4096),
+    run = RunSpec(chunk=r.get("chunk", partial(integer, low=1, high=1_000_000), 4096),
                   progress_percent=r.get("progress_percent",
                                          partial(positive, unit="%", upper=100.0), 5.0))
     superfluid = _superfluid(top)
@@ -294,7 +326,7 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
 def read_deck_text(path: str) -> str:
     """Text of the deck at ``path``; :class:`InputError` ``("INPUT", path, ...)`` if unreadable."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is accepted
             return fh.read()
     except OSError as err:
         raise InputError("INPUT", path, f"cannot read file ({err.strerror or err})") from None

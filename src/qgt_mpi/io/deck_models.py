@@ -14,7 +14,17 @@ from functools import partial
 
 import numpy as np
 
-from qgt_mpi.io.checks import MISSING, InputError, Table, integer, number, string, type_error
+from qgt_mpi.io.checks import (
+    ENERGY_MAX_MEV,
+    MISSING,
+    InputError,
+    Table,
+    integer,
+    magnitude,
+    number,
+    string,
+    type_error,
+)
 from qgt_mpi.models.registry import KINDS, REQUIRED, Param
 
 _KIND_LIST = ", ".join(KINDS)
@@ -119,7 +129,8 @@ def _hoppings(key: str, value: object, defaults: dict) -> dict:
 def _checker(p: Param, base: str, defaults: dict):
     """(key, value) -> checked value for one parameter spec."""
     return {
-        "number": partial(number, unit=p.unit),
+        "number": (partial(magnitude, high=ENERGY_MAX_MEV, unit=p.unit) if p.unit == "meV"
+                   else partial(number, unit=p.unit)),  # energies bounded (docs/input.md)
         "path": partial(_path, base=base),
         "choice": partial(_choice, choices=p.choices),
         "plane": _plane,

@@ -17,6 +17,21 @@ PARTS = ("provenance", "bands", "geometry", "transport", "timing")
 _SHOWN = ("sigma_xx", "sigma_xx_drude", "sigma_xy", "seebeck", "kappa_xx", "lorenz_ratio")
 
 
+def file_warnings(path: str) -> list[str]:
+    """Problems a reader should be told about: an incomplete or a foreign file."""
+    try:
+        with h5py.File(path, "r") as f:
+            program, complete = f.attrs.get("program"), f.attrs.get("complete")
+    except OSError:
+        return []  # unreadable: the caller reports the error itself
+    if program != "qgt_mpi":
+        return [f"{path} is not a qgt_mpi result file (program attribute {program!r})"]
+    if not bool(complete):
+        return [f"{path} is incomplete (complete = false): the run that wrote it did not "
+                "finish; its numbers may be missing or wrong"]
+    return []
+
+
 def load(path: str) -> dict[str, object]:
     """All reduced datasets of a result file as a nested dict (k-resolved fields skipped)."""
     out: dict[str, object] = {}

@@ -23,6 +23,7 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.io import conventions
+from qgt_mpi.parallel.errors import agree, collective, fail_point
 
 
 @dataclass
@@ -58,25 +59,94 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
     """Write ``result`` to ``path`` collectively and rename it into place.
 
     Collective over ``comm``: all ranks call it with identical reduced data; each rank's
-    k-resolved arrays are the slabs ``result.kslabs`` (start, stop, arrays) it owns.
+    k-resolved arrays are the slabs ``result.kslabs`` (start, stop, arrays) it owns. All
+    metadata is created first (identically everywhere); the data writes that may fail on
+    one rank only (a full file system, an I/O error) are caught per rank and agreed on
+    before ``complete`` is set, the file closed and renamed, so a failure reaches every
+    rank as the same CollectiveError and the caller can remove the partial file.
     """
     tmp = partial_name(path)
+    reserve(comm, tmp, expected_bytes(result))
     with h5py.File(tmp, "w", driver="mpio", comm=comm) as f:
         _set_attrs(f, {**result.attrs, "complete": False})
-        for name, datasets in result.groups.items():
-            grp = f.require_group(name)
-            _set_attrs(grp, result.group_attrs.get(name, {}))
-            for key, (data, attrs) in datasets.items():
-                _reduced_dataset(comm, grp, key, data, attrs)
-        if result.kfields:
-            _kresolved(f.require_group("kgrid"), result)
+        pending = _layout(comm, f, result)
         _attach_scales(f, result.scales)
         conventions.apply(comm, f)
+        error = None
+        try:
+            fail_point(comm, "write")
+            for dset, data in pending:
+                dset[...] = data
+            if result.kfields:
+                _kresolved(f["kgrid"], result)
+        except Exception as exc:  # agreed on below, so no rank waits in close()
+            error = exc
+        agree(comm, error)
         f.attrs["complete"] = True
-    comm.Barrier()
-    if comm.rank == 0:
-        os.replace(tmp, path)
-    comm.Barrier()
+    with collective(comm):  # every rank agrees the file is whole before it gets its name
+        fail_point(comm, "rename")
+    with collective(comm):
+        if comm.rank == 0:
+            os.replace(tmp, path)
+
+
+def expected_bytes(result: ResultFile) -> int:
+    """Upper estimate of the file size: data, k-resolved fields, attributes, HDF5 overhead."""
+    data = sum(np.asarray(d).nbytes for g in result.groups.values() for d, _ in g.values())
+    kres = sum(result.nk_total * int(np.prod(e)) * np.dtype(t).itemsize
+               for e, t, _ in result.kfields.values())
+    attrs = sum(len(str(v)) for v in result.attrs.values())
+    n_obj = sum(len(g) for g in result.groups.values()) + len(result.kfields)
+    return int(1.25 * (data + kres + attrs) + 4096 * n_obj + 65536)
+
+
+def reserve(comm: MPI.Comm, tmp: str, nbytes: int) -> None:
+    """Check that ``nbytes`` can be written at ``tmp`` before any collective file I/O.
+
+    Rank 0 allocates the space (posix_fallocate) and frees it again; a full file system or
+    a file-size limit fails here, agreed by all ranks, instead of inside parallel HDF5,
+    whose collective close can hang after a failed write. Collective.
+    """
+    with collective(comm, OSError):
+        if comm.rank == 0:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.posix_fallocate(fd, 0, nbytes)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot write {nbytes / 2**20:.1f} MiB to {tmp} "
+                              f"({exc.strerror})") from None
+            finally:
+                os.close(fd)
+                os.remove(tmp)
+
+
+def _layout(comm: MPI.Comm, f: h5py.File, result: ResultFile
+            ) -> list[tuple[h5py.Dataset, np.ndarray]]:
+    """Create every reduced group and dataset (collective metadata, same on all ranks).
+
+    Returns the (dataset, data) pairs this rank must write: rank 0 writes reduced data.
+    """
+    pending = []
+    for name, datasets in result.groups.items():
+        grp = f.require_group(name)
+        _set_attrs(grp, result.group_attrs.get(name, {}))
+        for key, (data, attrs) in datasets.items():
+            data = np.asarray(data)
+            if data.dtype.kind == "U":
+                data = np.char.encode(data, "utf-8")  # parallel HDF5 cannot write VLEN
+            dset = grp.create_dataset(key, data.shape, dtype=data.dtype)
+            _set_attrs(dset, attrs)
+            if comm.rank == 0 and data.size:
+                pending.append((dset, data))
+    if result.kfields:
+        grp = f.require_group("kgrid")
+        shape = result.kgrid_shape or (result.nk_total,)
+        if result.kgrid_shape:
+            grp.attrs["N1"], grp.attrs["N2"] = shape
+        for key, (entry, dtype, attrs) in result.kfields.items():
+            dset = grp.create_dataset(key, (*shape, *entry), dtype=dtype)
+            _set_attrs(dset, {k: v for k, v in attrs.items() if k not in ("units", "axes")})
+    return pending
 
 
 def _set_attrs(obj: h5py.HLObject, attrs: dict[str, object]) -> None:
@@ -85,33 +155,18 @@ def _set_attrs(obj: h5py.HLObject, attrs: dict[str, object]) -> None:
         obj.attrs[key] = value.replace("\x00", "") if isinstance(value, str) else value
 
 
-def _reduced_dataset(comm, grp, key, data, attrs) -> None:
-    """Create a dataset on all ranks; rank 0 writes the (identical) data."""
-    data = np.asarray(data)
-    if data.dtype.kind == "U":
-        data = np.char.encode(data, "utf-8")  # fixed-length: parallel HDF5 cannot write VLEN
-    dset = grp.create_dataset(key, data.shape, dtype=data.dtype)
-    _set_attrs(dset, attrs)
-    if comm.rank == 0 and data.size:
-        dset[...] = data
-
-
 def _kresolved(grp: h5py.Group, result: ResultFile) -> None:
-    """k-resolved fields: collective create, then each rank writes its slabs independently.
+    """k-resolved fields: each rank writes its slabs independently (datasets exist already).
 
     Independent (not collective) writes, so a rank with no slab simply writes nothing. With
     ``kgrid_shape`` the datasets are (N1, N2, ...) and a flat slab is written as at most three
     rectangles (:func:`grid_pieces`).
     """
-    shape = result.kgrid_shape or (result.nk_total,)
-    if result.kgrid_shape:
-        grp.attrs["N1"], grp.attrs["N2"] = shape
-    for key, (entry, dtype, attrs) in result.kfields.items():
-        dset = grp.create_dataset(key, (*shape, *entry), dtype=dtype)
-        _set_attrs(dset, {k: v for k, v in attrs.items() if k not in ("units", "axes")})
+    for key, (entry, _dtype, _attrs) in result.kfields.items():
+        dset = grp[key]
         for start, stop, arrays in result.kslabs:
             if stop > start and result.kgrid_shape:
-                for (rows, cols), lo, hi in grid_pieces(shape[1], start, stop):
+                for (rows, cols), lo, hi in grid_pieces(result.kgrid_shape[1], start, stop):
                     piece = arrays[key][lo - start:hi - start]
                     dset[rows, cols] = piece.reshape(rows.stop - rows.start,
                                                      cols.stop - cols.start, *entry)

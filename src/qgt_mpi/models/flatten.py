@@ -16,6 +16,23 @@ from qgt_mpi.models.lattice import TightBinding, kgrid_points
 _IMAGE_SHIFTS = np.arange(-2, 3)  # supercell images searched for the minimal image
 
 
+
+class RangeError(ValueError):
+    """A model setting the model cannot honour; ``key`` is its name in the [model] table.
+
+    ``input_error`` makes it an input error (exit status 2) even when it surfaces in the
+    k-pass (see qgt_mpi.parallel.errors.describe).
+    """
+
+    input_error = True
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        super().__init__(allowed)
+        self.key, self.value, self.allowed = key, value, allowed
+
+    def __str__(self) -> str:
+        return f"model.{self.key} = {self.value!r}: {self.allowed}"
+
 class FlattenedModel:
     """Exactly flattened model H_flat(k) = U diag(E) U† (SPEC §2.3).
 
@@ -53,7 +70,8 @@ class FlattenedModel:
         closed = cross & (np.abs(d_eps) < self.gap_tol)
         if np.any(closed):
             ik = np.argwhere(closed)[0]
-            raise ValueError(
+            raise RangeError(
+                "flatten", "gapless parent model",
                 f"cannot flatten: bands {ik[1]} and {ik[2]} (different targets) are degenerate "
                 f"within {self.gap_tol:g} meV at k = {k[ik[0]].tolist()} (the gap closes)")
         safe = np.where(cross, d_eps, 1.0)
@@ -118,6 +136,10 @@ def truncate(model, r_cut: float, nfine: int = 48) -> TightBinding:
         raise ValueError(f"r_cut must be finite and >= 0, got {r_cut}")
     hop = _periodic_hoppings(model, nfine)
     images, length = _minimal_images(model, nfine)
+    nearest = float(length[length > 1e-9].min())
+    if r_cut < nearest - 1e-9:
+        raise RangeError("flatten.range", r_cut, f"must be >= the nearest-neighbour bond "
+                         f"length {nearest:.6g} a (a shorter R_c keeps no hopping at all)")
     shortest = length.min(axis=2, keepdims=True)
     tied = length <= shortest + 1e-9 * (1.0 + shortest)
     weight = tied / tied.sum(axis=2, keepdims=True)

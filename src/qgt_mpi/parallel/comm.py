@@ -87,3 +87,12 @@ def agreed_sum(comm: MPI.Comm, local: np.ndarray) -> np.ndarray:
     total = allreduce_array(comm, np.asarray(local, dtype=float))
     comm.Bcast(total, root=0)
     return total
+
+
+def ranks_on_node(comm: MPI.Comm) -> int:
+    """Number of ranks of ``comm`` sharing this rank's node (shared memory). Collective."""
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.size
+    finally:
+        node.Free()

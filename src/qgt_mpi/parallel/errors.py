@@ -9,6 +9,7 @@ aborts the whole job, so a bug on one rank never leaves the others hanging.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -41,7 +42,16 @@ def _status_of(exc: BaseException) -> int:
     """Exit status for an exception: 2 for input errors, else 1."""
     if isinstance(exc, CollectiveError):
         return exc.status
-    return 2 if type(exc).__name__ == "InputError" else 1
+    if type(exc).__name__ == "InputError" or getattr(exc, "input_error", False):
+        return 2
+    return 1
+
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """One-line message and exit status of an exception caught on one rank."""
+    if _status_of(exc) == 2:
+        return str(exc), 2
+    return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), _status_of(exc)
 
 
 def agree(comm: MPI.Comm, exc: BaseException | None) -> None:
@@ -78,6 +88,44 @@ def call_collectively(comm: MPI.Comm, func: Callable[[], T]) -> T:
     with collective(comm):
         result = func()
     return result  # type: ignore[return-value]
+
+
+def agreed_local(comm: MPI.Comm, func: Callable[[], T]) -> T:
+    """Compute ``func()`` locally, then agree on success BEFORE any data exchange.
+
+    Collective over ``comm`` (one small allgather of the error status). The pattern for
+    every phase that computes per rank and then exchanges results (the sweep evaluation,
+    a per-rank file write): ``local = agreed_local(comm, work)`` followed by the exchange,
+    so a rank that fails never leaves the others waiting inside the exchange. ``func``
+    must not communicate.
+    """
+    return call_collectively(comm, func)
+
+
+# --- test-only failure injection ---------------------------------------------------------------
+
+FAIL_ENV = "QGT_TEST_FAIL"
+PHASES = ("setup", "kpass", "checkpoint", "reduction", "evaluation", "superfluid", "write",
+          "rename")
+
+
+class InjectedFailureError(RuntimeError):
+    """The failure raised by :func:`fail_point` (test hook, never raised in production)."""
+
+
+def fail_point(comm: MPI.Comm, phase: str) -> None:
+    """Raise :class:`InjectedFailureError` on one rank when ``QGT_TEST_FAIL=phase:rank`` says so.
+
+    The single test hook for the injected-failure tests (tests/test_failures.py): it is
+    called at one point inside every phase of a run, and is a no-op unless the environment
+    variable names this phase and this rank. Local, no communication.
+    """
+    spec = os.environ.get(FAIL_ENV)
+    if not spec:
+        return
+    name, _, rank = spec.partition(":")
+    if name == phase and rank.strip() in (str(comm.rank), "*"):
+        raise InjectedFailureError(f"injected failure in phase {phase!r} on rank {comm.rank}")
 
 
 def install_excepthook(comm: MPI.Comm) -> None:

@@ -12,7 +12,22 @@ from mpi4py import MPI
 from qgt_mpi.solvers.base import Eigenpairs
 from qgt_mpi.solvers.dense import DenseSolver
 
-__all__ = ["DenseSolver", "Eigenpairs", "is_windowed", "make_solver", "window_options"]
+__all__ = ["DenseSolver", "Eigenpairs", "is_windowed", "make_solver", "serial_copy",
+           "window_options"]
+
+
+def serial_copy(solver):
+    """The same solver on COMM_SELF (for samples one rank takes alone, e.g. estimates)."""
+    inner = getattr(solver, "inner", None)
+    if inner is not None:
+        from qgt_mpi.solvers.flat import FlatBands
+
+        return FlatBands(serial_copy(inner), solver.targets)
+    if not is_windowed(solver):
+        return solver
+    from qgt_mpi.solvers.slepc import SlepcSolver
+
+    return SlepcSolver(solver.opts, MPI.COMM_SELF)
 
 
 def is_windowed(solver) -> bool:

@@ -23,6 +23,7 @@ from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.models.flatten import FlattenedModel
 from qgt_mpi.models.lattice import TightBinding, kgrid_points
 from qgt_mpi.parallel import agreed_sum, allreduce_array, block_range, broadcast
+from qgt_mpi.parallel.errors import agreed_local, fail_point
 from qgt_mpi.solvers.dense import DenseSolver
 
 _CHUNK = 4096  # k-points per batch
@@ -97,7 +98,8 @@ def metric_integral(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]) ->
     """G_ij = ∫ g_ij d²k/(2π)² of ``band`` (SPEC §5), (2, 2). Collective over ``comm``."""
     n1, n2 = kgrid
     slab = block_range(n1 * n2, comm.size, comm.rank)
-    sums = agreed_sum(comm, _local_metric(model, band, kgrid, slab)[0])
+    local = agreed_local(comm, lambda: _local_metric(model, band, kgrid, slab)[0])
+    sums = agreed_sum(comm, local)
     return _as_tensor(sums / (n1 * n2 * model.cell_area))
 
 
@@ -105,8 +107,13 @@ def scan_band(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]) -> BandS
     """Ordinary metric integral, Chern number, extent and isolation of ``band``. Collective."""
     n1, n2 = kgrid
     slab = block_range(n1 * n2, comm.size, comm.rank)
-    sums, ext = _local_metric(model, band, kgrid, slab)
-    flux = plaquette_flux(model, DenseSolver(), n1, n2, *slab, [(band, band + 1)]).sum()
+
+    def local():
+        fail_point(comm, "superfluid")
+        flux = plaquette_flux(model, DenseSolver(), n1, n2, *slab, [(band, band + 1)]).sum()
+        return (*_local_metric(model, band, kgrid, slab), flux)
+
+    sums, ext, flux = agreed_local(comm, local)  # agree before the reductions
     sums, flux = agreed_sum(comm, sums), agreed_sum(comm, np.array([flux]))
     ext = allreduce_array(comm, ext * np.array([1.0, -1.0, 1.0]), MPI.MIN) * [1.0, -1.0, 1.0]
     return BandScan(metric=_as_tensor(sums / (n1 * n2 * model.cell_area)),

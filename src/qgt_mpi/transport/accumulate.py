@@ -9,6 +9,7 @@ from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.parallel import allgather, block_range
+from qgt_mpi.parallel.errors import agreed_local, fail_point
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
 from qgt_mpi.transport.observables import SIGMA_PER_SUM, transport_quantities
@@ -81,7 +82,12 @@ class TransportSums:
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
         units = self._units(comm.size)
         start, stop = block_range(len(units), comm.size, comm.rank)
-        local = {u: self._point(reduced, *units[u]) for u in range(start, stop)}
+
+        def local_units() -> dict:
+            fail_point(comm, "evaluation")
+            return {u: self._point(reduced, *units[u]) for u in range(start, stop)}
+
+        local = agreed_local(comm, local_units)  # agree on errors before the exchange
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
         hall = np.zeros((3, n_mu, n_d, n_t))
         occupation = np.zeros((self.delta.shape[1], n_mu, n_d, n_t))

@@ -24,6 +24,7 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.parallel.comm import allreduce_array, allreduce_max, allreduce_min
+from qgt_mpi.parallel.errors import agreed_local, fail_point
 from qgt_mpi.transport.weights import COMPONENTS, N_NEAR_ORDERS, BandWeights
 
 ETA_BIN = 0.05  # bin width in units of the smallest analyticity radius R of the sweep
@@ -132,11 +133,18 @@ class BinnedMoments:
             lo = allreduce_min(comm, self.lo[band] if has else np.iinfo(np.int64).max)
             top = self.lo[band] + local.shape[1] - 1
             hi = allreduce_max(comm, top if has else np.iinfo(np.int64).min)
-            full = np.zeros((self.n_delta, hi - lo + 1, NCOMP, N_SLOTS), complex)
-            if has:
-                full[:, self.lo[band] - lo : self.lo[band] - lo + local.shape[1]] = local
+            full = agreed_local(comm, lambda b=band, lo=lo, hi=hi: self._padded(comm, b, lo, hi))
             out.append((lo, allreduce_array(comm, full)))
         return out
+
+    def _padded(self, comm: MPI.Comm, band: int, lo: int, hi: int) -> np.ndarray:
+        """This rank's moments of ``band`` placed in the global bin range [lo, hi]. Local."""
+        fail_point(comm, "reduction")
+        local = self.data[band]
+        full = np.zeros((self.n_delta, hi - lo + 1, NCOMP, N_SLOTS), complex)
+        if local.shape[1] > 0:
+            full[:, self.lo[band] - lo : self.lo[band] - lo + local.shape[1]] = local
+        return full
 
 
 def moments_state(reduced: list[tuple[int, np.ndarray]]) -> dict[str, np.ndarray]:

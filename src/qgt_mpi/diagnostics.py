@@ -1,0 +1,135 @@
+"""Never silently wrong: flags for undefined values, ungapped Chern numbers, coarse grids.
+
+Applied once to the reduced results (identical on every rank, so no communication):
+
+* **Undefined sweep points.** S, κ and L/L_0 divide by S^(0) ∝ σ_xx (SPEC §4 Eqs. 18-19);
+  where σ_xx = 0 (an empty band window, a single k-point) they are undefined. They are
+  written as NaN, with a mask ``/transport/<name>_undefined`` (1 = undefined) and the count
+  as the attribute ``n_undefined_<name>`` of ``/transport``, and one warning line.
+* **Ungapped bands.** A link-variable Chern number (SPEC §5) is an integer for any set of
+  bands, but it is the band's topological invariant only if the band is separated from its
+  neighbours everywhere in the BZ. On an N1×N2 grid the smallest direct gap seen is
+  ``min_gap``; between grid points the bands may approach by the energy step of the grid,
+  estimated as π W_n / min(N1, N2) for a band of width W_n (largest slope of a band of width
+  W spread over one reciprocal vector). A band is ``gapped`` if its gaps to both neighbours
+  exceed the larger of the two steps and 1e-9 of the energy scale. ``/geometry/chern_gapped``
+  holds the flags; a warning names the bands whose Chern number is not an invariant.
+* **Coarse grids.** Warn when a grid direction has fewer than ``MIN_GRID`` points, or when the
+  energy step of a band exceeds the narrowest spectral width of the sweep, min(δ_n + π k_B T):
+  the Lorentzian/thermal windows then fall between grid energies and the k-sums of SPEC §4
+  are not converged.
+* A non-finite trace-condition ratio (SPEC §5, no curvature at all) is written as NaN, flagged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from qgt_mpi.constants import K_B_MEV_PER_K
+
+UNDEFINED_IF_NO_SIGMA = ("seebeck", "kappa_xx", "lorenz_ratio")
+MIN_GRID = 6  # points per direction below which no BZ integral is converged
+GAP_RELATIVE_FLOOR = 1e-9  # gap must exceed this fraction of the energy scale
+
+
+def flag_undefined(transport: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Set undefined S, κ, L/L_0 to NaN in place; return their masks (True = undefined)."""
+    no_sigma = transport["sigma_xx"] == 0.0
+    masks = {}
+    for key in UNDEFINED_IF_NO_SIGMA:
+        bad = no_sigma | ~np.isfinite(transport[key])
+        transport[key] = np.where(bad, np.nan, transport[key])
+        masks[key] = bad
+    return masks
+
+
+def band_steps(bandwidth: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """Largest energy change of each band between neighbouring grid points (estimate)."""
+    return math.pi * np.asarray(bandwidth, dtype=float) / max(1, min(grid))
+
+
+def gapped_bands(min_gap: np.ndarray, bandwidth: np.ndarray, grid: tuple[int, int],
+                 scale: float) -> np.ndarray:
+    """Per-band flag: separated from both neighbours by more than the grid can hide."""
+    nb = len(bandwidth)
+    step = band_steps(bandwidth, grid)
+    floor = GAP_RELATIVE_FLOOR * max(scale, 1e-300)
+    ok = np.ones(nb, dtype=bool)
+    for n in range(nb - 1):  # gap between band n and n + 1
+        separated = min_gap[n] > max(step[n], step[n + 1], floor)
+        ok[n] &= separated
+        ok[n + 1] &= separated
+    return ok
+
+
+def coarse_grid_reasons(grid: tuple[int, int], bandwidth: np.ndarray, delta: np.ndarray,
+                        temperature: np.ndarray) -> list[str]:
+    """Why the grid may be too coarse for converged sums (empty list: fine)."""
+    reasons = []
+    if min(grid) < MIN_GRID:
+        reasons.append(f"fewer than {MIN_GRID} points in a direction")
+    width = np.min(delta, axis=0) + math.pi * K_B_MEV_PER_K * float(np.min(temperature))
+    step = band_steps(bandwidth, grid)
+    coarse = np.nonzero(step > width)[0]
+    if coarse.size:
+        reasons.append(f"band(s) {coarse.tolist()} change by up to {step[coarse].max():.3g} "
+                       f"meV between grid points, more than the narrowest window "
+                       f"delta + pi k_B T = {width[coarse].min():.3g} meV")
+    return reasons
+
+
+def apply(result, transport: dict, geometry: dict, grid: tuple[int, int], delta: np.ndarray,
+          temperature: np.ndarray, log: logging.Logger, is_root: bool) -> None:
+    """Add masks, counts and gapped flags to ``result`` (writer.ResultFile); log warnings.
+
+    Local (the inputs are identical on every rank); only the root rank logs.
+    """
+    warn = log.warning if is_root else (lambda *a: None)
+    masks = flag_undefined(transport)
+    tr_group, tr_attrs = result.groups["transport"], result.group_attrs["transport"]
+    for key, mask in masks.items():
+        attrs = tr_group[key][1]
+        tr_group[key] = (transport[key], attrs)
+        tr_group[f"{key}_undefined"] = (mask.astype(np.uint8), {
+            "units": "1", "axes": attrs.get("axes", ""),
+            "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
+        tr_attrs[f"n_undefined_{key}"] = int(mask.sum())
+    n_bad = int(np.any([m for m in masks.values()], axis=0).sum())
+    if n_bad:
+        warn("warning: transport: %d of %d sweep points have sigma_xx = 0: seebeck, "
+             "kappa_xx and lorenz_ratio are undefined there, written as NaN and flagged in "
+             "/transport/*_undefined", n_bad, masks["seebeck"].size)
+    _geometry_flags(result, geometry, grid, delta, temperature, warn)
+
+
+def _geometry_flags(result, geometry, grid, delta, temperature, warn) -> None:
+    """Gapped flags, non-finite trace ratio, coarse-grid warning."""
+    geo = result.groups["geometry"]
+    width = geometry["bandwidth"]
+    scale = float(np.max(np.abs([geometry["band_min"], geometry["band_max"]])))
+    gapped = gapped_bands(geometry["min_gap"], width, grid, scale)
+    geo["chern_gapped"] = (gapped.astype(np.uint8), {
+        "units": "1", "axes": "band",
+        "meaning": "1 if the band is separated from its neighbours on this grid (its Chern "
+                   "number is a topological invariant); 0: the Chern number is not"})
+    if not gapped.all():
+        warn("warning: geometry: band(s) %s not separated from their neighbours on this "
+             "%dx%d grid: their Chern numbers %s are not invariants "
+             "(flag /geometry/chern_gapped = 0)",
+             np.nonzero(~gapped)[0].tolist(), grid[0], grid[1],
+             geometry["chern_groups"][: len(gapped)][~gapped].tolist())
+    ratio = np.asarray(geometry["trace_violation"], dtype=float)
+    if not np.all(np.isfinite(ratio)):
+        attrs = geo["trace_violation"][1]
+        geo["trace_violation"] = (np.where(np.isfinite(ratio), ratio, np.nan), attrs)
+        result.group_attrs.setdefault("geometry", {})["n_undefined_trace_violation"] = int(
+            (~np.isfinite(ratio)).sum())
+        warn("warning: geometry: trace_violation undefined (no Berry curvature on the "
+             "grid) for band(s) %s; written as NaN", np.nonzero(~np.isfinite(ratio))[0].tolist())
+    reasons = coarse_grid_reasons(grid, width, delta, temperature)
+    if reasons:
+        warn("warning: k-grid %dx%d may be too coarse for converged results: %s", grid[0],
+             grid[1], "; ".join(reasons))

@@ -1,0 +1,76 @@
+"""Undefined values, ungapped Chern numbers and coarse grids are flagged (issue 10 §4)."""
+
+from __future__ import annotations
+
+import math
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+from runner import HALDANE_MODEL, qgt
+
+from qgt_mpi import diagnostics
+from qgt_mpi.driver import compute
+from qgt_mpi.models import haldane
+
+
+def _geometry(model, n):
+    _, _, geo = compute(MPI.COMM_SELF, model, (n, n), np.array([1.0]), np.array([0.0]),
+                        np.array([[0.01, 0.01]]))
+    return geo
+
+
+@pytest.mark.parametrize("n", [24, 25])
+def test_gapless_haldane_is_flagged_gapped_one_is_not(n):
+    """φ = 0, M = 0: Dirac points at K, K' (on the grid for n = 24, between points for 25);
+    the link Chern numbers are integers either way but must be flagged, never trusted."""
+    gapless = _geometry(haldane(1.0, 0.3, 0.0, 0.0), n)
+    flags = diagnostics.gapped_bands(gapless["min_gap"], gapless["bandwidth"], (n, n), 3.0)
+    assert not flags.any()
+    # Haldane at φ = π/2: direct gap 6√3 t2 − ... stays ≳ 3 meV everywhere (SPEC §2.2).
+    gapped = _geometry(haldane(1.0, 0.3, 0.0, math.pi / 2), n)
+    assert gapped["min_gap"][0] > 1.0
+    flags = diagnostics.gapped_bands(gapped["min_gap"], gapped["bandwidth"], (n, n), 3.0)
+    assert flags.all()
+
+
+def test_flag_undefined_only_where_sigma_vanishes():
+    tr = {"sigma_xx": np.array([0.0, 2.0]), "seebeck": np.array([np.nan, 1.0]),
+          "kappa_xx": np.array([-np.inf, 3.0]), "lorenz_ratio": np.array([np.nan, 1.5])}
+    masks = diagnostics.flag_undefined(tr)
+    for key in diagnostics.UNDEFINED_IF_NO_SIGMA:
+        assert masks[key].tolist() == [True, False]
+        assert math.isnan(tr[key][0]) and math.isfinite(tr[key][1])
+
+
+def test_coarse_grid_reasons():
+    w = np.array([3.0, 3.0])
+    assert diagnostics.coarse_grid_reasons((96, 96), w, np.array([[0.5, 0.5]]),
+                                           np.array([1.0])) == []
+    assert diagnostics.coarse_grid_reasons((4, 96), w, np.array([[0.5, 0.5]]),
+                                           np.array([1.0]))[0].startswith("fewer than 6")
+    # band step π·3/24 ≈ 0.39 meV > δ + π k_B T ≈ 0.01 + 0.027 meV
+    assert "change by up to" in diagnostics.coarse_grid_reasons(
+        (24, 24), w, np.array([[0.01, 0.01]]), np.array([0.1]))[0]
+
+
+def test_single_k_point_run_flags_nan_in_the_file(tmp_path):
+    """A 1×1 grid: σ_xx = 0 mid-gap, so S, κ, L are NaN, masked, counted and warned about."""
+    deck = tmp_path / "one.toml"
+    deck.write_text(HALDANE_MODEL + "[kgrid]\nsize = [1, 1]\n[sweep]\ntemperature = [0.1]\n"
+                    "mu = [0.0]\ndelta = [0.001]\n[output]\nkresolved = false\n")
+    out = tmp_path / "one.h5"
+    proc = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [ln for ln in proc.stdout.splitlines() if "warning: transport" in ln]
+    assert len(warnings) == 1 and "sigma_xx = 0" in warnings[0]
+    assert "warning: k-grid 1x1" in proc.stdout
+    with h5py.File(out, "r") as f:
+        tr = f["transport"]
+        assert tr["sigma_xx"][0, 0, 0] == 0.0
+        for key in diagnostics.UNDEFINED_IF_NO_SIGMA:
+            assert np.isnan(tr[key][0, 0, 0]) and tr[f"{key}_undefined"][0, 0, 0] == 1
+            assert tr.attrs[f"n_undefined_{key}"] == 1
+        assert np.all(np.isnan(f["geometry/trace_violation"][()]))
+        assert "chern_gapped" in f["geometry"]
