@@ -241,16 +241,24 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
     return {"transport": transport, "geometry": geometry}
 
 
-def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est):
-    """Assemble the result file contents and log the timing table. Collective."""
+def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=None):
+    """Assemble the result file contents and log the timing table. Collective.
+
+    ``mem_est`` (memory.check's parts) is recorded when given (runs; not the Python API).
+    """
     timing = timers.reduce(comm, PHASES)
     peak = peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
-    log.info("peak memory per rank: max %.1f MiB (estimate %.1f MiB)", peak, mem_est["total"])
+    if mem_est is None:
+        log.info("peak memory per rank: max %.1f MiB", peak)
+    else:
+        log.info("peak memory per rank: max %.1f MiB (estimate %.1f MiB)", peak,
+                 mem_est["total"])
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
                       PHASES, broadcast(comm, timers.elapsed()), job.solver)
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
-    result.attrs["memory_estimate_MiB_per_rank"] = mem_est["total"]
+    if mem_est is not None:
+        result.attrs["memory_estimate_MiB_per_rank"] = mem_est["total"]
     diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
                       log, comm.rank == 0)
     if config.output.kresolved:
