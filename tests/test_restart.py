@@ -150,3 +150,35 @@ def test_restart_names_changed_key_and_unreadable_checkpoint(tmp_path):
     line = proc.stderr.strip()
     assert proc.returncode == 2 and "\n" not in line, proc.stderr
     assert str(ckpt) in line and "--no-restart" in line
+
+
+def test_signal_during_evaluation_keeps_the_kpass(tmp_path):
+    """SIGTERM during the sweep evaluation (issue 10 §3): the k-pass was checkpointed when it
+    ended, every rank stops with status 3, and the rerun skips the k-pass and gives the
+    uninterrupted result."""
+    deck = _deck(tmp_path, n=24, **{
+        "temperature = [1.0, 10.0]": "temperature = {start = 0.5, stop = 20.0, num = 20}",
+        "num = 25": "num = 300"})  # an evaluation of ~3 s, the k-pass well under 1 s
+    ref = tmp_path / "ref.h5"
+    assert qgt(["run", str(deck), "-o", str(ref)], np=2).returncode == 0
+    out = tmp_path / "out.h5"
+    ckpt = Path(f"{out}.checkpoint.h5")
+    cmd = ["mpirun", "--quiet", "-n", "2", sys.executable, "-m", "qgt_mpi", "run", str(deck),
+           "-o", str(out), "--checkpoint-interval", "1e6"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_clean_env(), cwd=REPO)
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and time.monotonic() < deadline:  # written when the k-pass ends
+        time.sleep(0.05)
+    time.sleep(0.3)
+    for pid in _rank_pids(str(out)):
+        os.kill(pid, signal.SIGTERM)
+    text = proc.stdout.read()
+    assert proc.wait(timeout=120) == 3, text
+    assert "during the sweep evaluation" in text and not out.exists()
+    with h5py.File(ckpt, "r") as f:
+        assert f["done"][()].all()
+    again = qgt(["run", str(deck), "-o", str(out)], np=2)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming from checkpoint" in again.stdout and not ckpt.exists()
+    _same(_read(ref), _read(out))

@@ -139,10 +139,11 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
-           sweep: SweepSpec | None = None) -> tuple[dict, dict]:
+           sweep: SweepSpec | None = None, stop=None) -> tuple[dict, dict]:
     """Reduce and evaluate the sweep (SPEC §4) and the geometry (SPEC §5). Collective.
 
     With ``sweep.filling`` the sweep is at fixed filling (μ(ν, T) solved, transport/filling.py).
+    ``stop`` (a StopFlag) interrupts the evaluation between sweep units (status 3).
     """
     with collective(comm):
         norm = job.nk * job.model.cell_area
@@ -150,7 +151,7 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
             transport = finish_filling(job.sums, comm, norm, degeneracy, sweep.filling,
                                        list(sweep.filling_bands))
         else:
-            transport = job.sums.finish(comm, norm, degeneracy)
+            transport = job.sums.finish(comm, norm, degeneracy, stop)
         geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
         _check_results(transport)
     return transport, geometry
@@ -219,11 +220,11 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
     _announce(log, config.title, model, comm, job, n_done)
-    with stop_on_signals(StopFlag()) as stop:
+    with stop_on_signals(StopFlag()) as stop:  # the k-pass, then the evaluation
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
-    with timers.phase("reduce+evaluate"):
-        transport, geometry = finish(comm, job, config.degeneracy, config.sweep)
+        with timers.phase("reduce+evaluate"):
+            transport, geometry = finish(comm, job, config.degeneracy, config.sweep, stop)
     _check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log,
                              geometry if is_windowed(solver) else None)

@@ -108,6 +108,9 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
         if stopping:
             _interrupted(comm, stop, checkpointer)
         progress.advance(sum(r[3] for r in reports))
+    if checkpointer is not None and todo:  # the reduced k-sums are safe before the evaluation
+        with timers.phase("checkpoint"):
+            checkpointer.save(comm, job, fresh)
 
 
 def _raise_first_error(reports) -> None:

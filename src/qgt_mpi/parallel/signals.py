@@ -1,7 +1,8 @@
 """Stop requests from signals (SIGTERM from SLURM before the time limit, SIGINT, SIGUSR1).
 
 The handler only sets a flag; the k-pass looks at it at the next round boundary, where all
-ranks agree to checkpoint and stop together (see kpass.py).
+ranks agree to checkpoint and stop together (see kpass.py), and the sweep evaluation after
+every round of sweep units (transport/accumulate.py; the k-pass was checkpointed at its end).
 """
 
 from __future__ import annotations

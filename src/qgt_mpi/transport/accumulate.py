@@ -9,12 +9,13 @@ from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.parallel import allgather, block_range
-from qgt_mpi.parallel.errors import agreed_local, fail_point
+from qgt_mpi.parallel.errors import CollectiveError, agreed_local, fail_point
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
 from qgt_mpi.transport.observables import SIGMA_PER_SUM, transport_quantities
 from qgt_mpi.transport.weights import DENSITY, DENSITY_WEIGHT, add_far_pairs, band_weights
 
+EXIT_INTERRUPTED = 3  # status of a run stopped by a signal (cli.py)
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
 
 
@@ -70,24 +71,36 @@ class TransportSums:
                 add_far_pairs(weights, *outside, float(self.delta_out[i]))
             self.moments.deposit(i, energies, weights)
 
-    def finish(self, comm: MPI.Comm, norm: float, degeneracy: float) -> dict[str, np.ndarray]:
+    def finish(self, comm: MPI.Comm, norm: float, degeneracy: float, stop=None
+               ) -> dict[str, np.ndarray]:
         """Reduce over ranks and evaluate every sweep point; returns SPEC §4 observables.
 
         Collective over ``comm``. ``norm`` is N_k·A_c (SPEC §1 BZ sums). The work units,
         (δ, T) points cut into μ blocks when there are fewer points than ranks, are shared
-        out over ranks and gathered, so every rank returns the same arrays.
+        out over ranks, evaluated in rounds of one unit per rank (errors and the stop flag
+        ``stop`` agreed after every round, so a failure or a signal on one rank stops all
+        within one unit's time; a stop raises CollectiveError with status 3) and gathered,
+        so every rank returns the same arrays.
         """
         reduced = self.moments.reduce(comm)
         n_k = k_point_count(reduced)
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
         units = self._units(comm.size)
-        start, stop = block_range(len(units), comm.size, comm.rank)
+        start, stop_u = block_range(len(units), comm.size, comm.rank)
+        local = {}
+        for r in range(math.ceil(len(units) / comm.size)):
 
-        def local_units() -> dict:
-            fail_point(comm, "evaluation")
-            return {u: self._point(reduced, *units[u]) for u in range(start, stop)}
+            def one_unit(r=r) -> dict:
+                fail_point(comm, "evaluation")
+                if stop:
+                    raise CollectiveError(f"interrupted by {stop.name or 'a signal'} during "
+                                          "the sweep evaluation; the k-pass is checkpointed: "
+                                          "rerun the same command to continue",
+                                          status=EXIT_INTERRUPTED)
+                u = start + r
+                return {u: self._point(reduced, *units[u])} if u < stop_u else {}
 
-        local = agreed_local(comm, local_units)  # agree on errors before the exchange
+            local.update(agreed_local(comm, one_unit))  # agree before the exchange
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
         hall = np.zeros((3, n_mu, n_d, n_t))
         occupation = np.zeros((self.delta.shape[1], n_mu, n_d, n_t))
