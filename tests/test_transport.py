@@ -48,7 +48,7 @@ def _binned(eps, prod, delta, mu, temps):
     """The production path for one δ choice, normalised by 1 and without unit conversion."""
     sums = TransportSums(np.asarray(temps), np.asarray(mu), np.asarray([delta]))
     sums.add(eps, prod)
-    reduced = sums.moments.reduce(SELF)
+    reduced = sums.tree(sums.moments.reduce(SELF))
     sym = np.zeros((3, 4, len(mu), len(temps)))
     hall = np.zeros((len(mu), len(temps)))
     for t in range(len(temps)):

@@ -9,10 +9,14 @@ from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.parallel import allgather, block_range
-from qgt_mpi.transport.binning import BinnedMoments, bin_grid
-from qgt_mpi.transport.evaluate import evaluate_band
+from qgt_mpi.transport.binning import CellMoments
+from qgt_mpi.transport.evaluate import evaluate_channel
+from qgt_mpi.transport.lattice import EnergyLattice
 from qgt_mpi.transport.observables import transport_quantities
+from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import band_weights
+
+_PAIR_ELEMENTS = 1 << 21  # k-points × band pairs per weight sub-batch (bounded memory)
 
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
 
@@ -30,22 +34,26 @@ class TransportSums:
         self.mu = np.asarray(mu, dtype=float)
         self.delta = np.asarray(delta, dtype=float)
         kt_min = K_B_MEV_PER_K * float(self.temperature.min())
-        self.grid = bin_grid(self.delta, kt_min, self.mu)
+        self.lattice = EnergyLattice(self.mu, float(self.delta.min()) + math.pi * kt_min)
+        self.grid = (self.lattice.h, self.lattice.e0)
         self.near_tol = ETA_DEG * (self.delta.min(axis=1) + math.pi * kt_min)
-        self.moments = BinnedMoments(len(self.delta), self.delta.shape[1], *self.grid)
+        self.moments = CellMoments(self.lattice, self.delta)
 
     def add(self, energies: np.ndarray, products: dict[str, np.ndarray]) -> None:
-        """Deposit one batch (energies (nk, nb), pair products of geometry.bands). Local."""
-        for i, delta in enumerate(self.delta):
-            weights = band_weights(
-                energies,
-                delta,
-                products["M_xx"],
-                products["M_yy"],
-                products["N_xy"],
-                float(self.near_tol[i]),
-            )
-            self.moments.deposit(i, energies, weights)
+        """Deposit one batch (energies (nk, nb), pair products of geometry.bands). Local.
+
+        Weights are formed in sub-batches of at most _PAIR_ELEMENTS (k, n, m) entries, so
+        100 bands (10⁴ pairs per k-point) stay in bounded memory.
+        """
+        nk, nb = energies.shape
+        step = max(1, _PAIR_ELEMENTS // max(nb * nb, 1))
+        for k0 in range(0, nk, step):
+            sub = slice(k0, min(k0 + step, nk))
+            weights = [band_weights(energies[sub], delta, products["M_xx"][sub],
+                                    products["M_yy"][sub], products["N_xy"][sub],
+                                    float(self.near_tol[i]))
+                       for i, delta in enumerate(self.delta)]
+            self.moments.deposit(energies[sub], weights)
 
     def finish(self, comm: MPI.Comm, norm: float, degeneracy: float) -> dict[str, np.ndarray]:
         """Reduce over ranks and evaluate every sweep point; returns SPEC §4 observables.
@@ -54,7 +62,7 @@ class TransportSums:
         (δ, T) points cut into μ blocks when there are fewer points than ranks, are shared
         out over ranks and gathered, so every rank returns the same arrays.
         """
-        reduced = self.moments.reduce(comm)
+        reduced = self.tree(self.moments.reduce(comm))
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
         units = self._units(comm.size)
         start, stop = block_range(len(units), comm.size, comm.rank)
@@ -76,15 +84,20 @@ class TransportSums:
         return [(i_d, i_t, slice(*e)) for i_d in range(len(self.delta))
                 for i_t in range(self.temperature.size) for e in edges]
 
-    def _point(self, reduced, i_d: int, i_t: int, mus: slice = slice(None)
+    def tree(self, reduced: tuple[np.ndarray, np.ndarray]) -> CellTree:
+        """The cell tree of reduced moments (identical on every rank). Local."""
+        return CellTree(self.lattice, *reduced)
+
+    def _point(self, tree: CellTree, i_d: int, i_t: int, mus: slice = slice(None)
                ) -> tuple[np.ndarray, np.ndarray]:
-        """Sums at one (δ, T) over the μ in ``mus``, summed over bands."""
+        """Sums at one (δ, T) over the μ in ``mus``, summed over the channels of δ choice i_d."""
         kt = K_B_MEV_PER_K * self.temperature[i_t]
         mu = self.mu[mus]
         sym = np.zeros((3, 4, mu.size))
         hall = np.zeros(mu.size)
-        for band, (lo, coeff) in enumerate(reduced):
-            s, h = evaluate_band(lo, coeff[i_d], self.grid, float(self.delta[i_d, band]), mu, kt)
-            sym += s
-            hall += h
+        store = self.moments
+        for ch in np.flatnonzero(store.chan_choice == i_d):
+            out = evaluate_channel(tree, int(ch), float(store.chan_delta[ch]), mu, kt)
+            sym += out["K"]
+            hall += out["Lambda"][0, 0]
         return sym, hall

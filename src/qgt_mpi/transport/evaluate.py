@@ -1,122 +1,92 @@
-"""Evaluate reduced bin moments over the sweep: the k-sums of SPEC §4 for every (μ, δ, T).
+"""Evaluate the cell tree over sweep points: the k-sums of SPEC §4 for every (μ, δ, T).
 
-For one band n, one broadening choice and one temperature, the moments c_{j,q} of
-binning.py give, for every chemical potential μ_i,
+For one broadening channel (bands sharing δ, binning.py) and one temperature, the moments
+c_{cell,q} of tree.py give, for every chemical potential μ_i,
 
-    S_sym(a, comp, μ_i) = Σ_j Σ_q Re[c_{j,comp,q} K_a^(q)(E_j − μ_i − iδ_n)]    (SPEC §3, §4)
-    S_hall(μ_i)         = Σ_j Σ_q Im[c_{j,hall,q} Λ^(q)(E_j − μ_i − iδ_n)]
+    S_fam(a, comp, μ_i) = Σ_cells Σ_q part[c_{cell,comp,q} F_a^(q)(centre − μ_i − iδ)]
 
-Kernel values are needed at E_j − μ_i only. When the μ grid lies on bin centres
-(binning.bin_grid arranges that for evenly spaced sweeps) those points are shared anchors
-(j − l_i)h, evaluated once each and corrected for the rounding residue r_i of μ_i by a short
-Taylor shift; otherwise the kernels are evaluated at every (bin, μ) point. The contraction
-over bins and orders is one matrix product per kernel and μ block.
+over the Barnes–Hut cover of μ_i (lattice.accepted_ranges: each leaf through its coarsest
+admissible ancestor). The kernel families are listed in FAMILIES: the symmetric kernels
+K_a (a = 0, 1, 2; real part; SPEC §3) on the symmetric components and Λ (imaginary part)
+on the Hall component; a new family is one more entry. The (cell, μ) pairs are generated
+per level by index arithmetic and processed in chunks of _PAIR_CHUNK (memory bound).
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from qgt_mpi.kernels.closed import k_series, lambda_series
+from qgt_mpi.transport.lattice import accepted_ranges
+from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import HALL, SYMMETRIC
 
-_BLOCK_ELEMENTS = 2_000_000  # kernel-table elements held at once (memory bound)
+_PAIR_CHUNK = 16_384  # (cell, μ) pairs per kernel table (≈ 16 MiB of tables)
 
 
-def evaluate_band(
-    lo: int,
-    coeff: np.ndarray,
-    grid: tuple[float, float],
-    delta_n: float,
-    mu: np.ndarray,
-    kt: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sums for one band, broadening and temperature over all ``mu``. Local, no communication.
+@dataclass(frozen=True)
+class KernelFamily:
+    """One kernel family: table(ζ, kT, qmax) → (n_a, qmax+1, n), components, part taken."""
 
-    Parameters
-    ----------
-    lo : global index of the first bin of ``coeff``.
-    coeff : (nbins, 5, slots) complex moments for this band and broadening choice.
-    grid : (h, e0) bin width and origin [meV].
-    delta_n : the band's broadening [meV].
-    mu : (nmu,) chemical potentials [meV].
-    kt : k_B T [meV].
+    name: str
+    table: Callable[[np.ndarray, float, int], np.ndarray]
+    components: tuple[int, ...]
+    imaginary: bool
 
-    Returns
-    -------
-    sym : (3, 4, nmu) Re-sums for a = 0, 1, 2 and the four symmetric components.
-    hall : (nmu,) Im-sum of the Hall component.
+
+FAMILIES = (
+    KernelFamily("K", k_series, SYMMETRIC, False),
+    KernelFamily("Lambda", lambda z, kt, q: lambda_series(z, kt, q)[None], (HALL,), True),
+)
+
+
+def cover_pairs(tree: CellTree, mu: np.ndarray, radius: float):
+    """Yield (level, cell rows, μ indices) of the Barnes–Hut cover of every μ. Local."""
+    for lev, (j, _) in enumerate(tree.levels):
+        if j.size == 0:
+            continue
+        for lo, hi in accepted_ranges(tree.lattice, lev, lev == tree.top, mu, radius):
+            first = np.searchsorted(j, lo, side="left")
+            count = np.maximum(np.searchsorted(j, hi, side="right") - first, 0)
+            total = int(count.sum())
+            if total == 0:
+                continue
+            mu_idx = np.repeat(np.arange(mu.size), count)
+            start = np.repeat(first - np.cumsum(count) + count, count)
+            yield lev, start + np.arange(total), mu_idx
+
+
+def evaluate_channel(tree: CellTree, channel: int, delta_c: float, mu: np.ndarray,
+                     kt: float) -> dict[str, np.ndarray]:
+    """Sums of one channel at one temperature over all ``mu``. Local, no communication.
+
+    Returns, per family name, an array (n_a, len(components), n_mu).
     """
     mu = np.asarray(mu, dtype=float)
-    sym = np.zeros((3, len(SYMMETRIC), mu.size))
-    hall = np.zeros(mu.size)
-    used = np.nonzero(np.any(coeff != 0, axis=(1, 2)))[0]
-    if used.size == 0:
-        return sym, hall
-    slots = int(np.max(np.nonzero(np.any(coeff[used] != 0, axis=(0, 1)))[0])) + 1
-    c = coeff[used, :, :slots]
-    h, e0 = grid
-    l_idx = np.rint((mu - e0) / h).astype(np.int64)
-    resid = (mu - e0) - l_idx * h
-    radius = delta_n + math.pi * kt
-    if np.max(np.abs(resid)) <= 1e-6 * h:
-        tables = _anchored_tables(lo + used, l_idx, resid, h, delta_n, kt, slots, radius)
-    else:
-        tables = _direct_tables(e0 + (lo + used) * h, mu, delta_n, kt, slots)
-    for block, (k_tab, lam_tab) in tables:
-        # c: (rows, comp, t) with tables (.., t, rows, m) → matrix product over (rows, t).
-        lhs = c.transpose(1, 0, 2).reshape(c.shape[1], -1)
-        for a in range(3):
-            rhs = k_tab[a].transpose(1, 0, 2).reshape(-1, k_tab.shape[-1])
-            sym[a, :, block] = (lhs[list(SYMMETRIC)] @ rhs).real
-        rhs = lam_tab.transpose(1, 0, 2).reshape(-1, lam_tab.shape[-1])
-        hall[block] = (lhs[HALL] @ rhs).imag
-    return sym, hall
-
-
-def _blocks(nmu: int, per_mu: int):
-    """Slices of μ indices so that one block's tables stay under the memory bound."""
-    step = max(1, _BLOCK_ELEMENTS // max(per_mu, 1))
-    return [slice(i, min(i + step, nmu)) for i in range(0, nmu, step)]
-
-
-def _shift_order(resid: np.ndarray, radius: float) -> int:
-    """Taylor order S with (max|r|/R)^(S+1) below 1e-16 (Cauchy bound)."""
-    ratio = float(np.max(np.abs(resid))) / radius
-    if ratio == 0.0:
-        return 0
-    return max(0, math.ceil(math.log(1e-16) / math.log(ratio)) - 1)
-
-
-def _anchored_tables(bins, l_idx, resid, h, delta_n, kt, slots, radius):
-    """Kernel tables from shared anchors (j − l_i)h, Taylor-shifted by −r_i."""
-    order = _shift_order(resid, radius)
-    anchors = bins[:, None] - l_idx[None, :]
-    unique, inverse = np.unique(anchors, return_inverse=True)
-    inverse = inverse.reshape(anchors.shape)
-    zeta = unique * h - 1j * delta_n
-    k_all = k_series(zeta, kt, slots - 1 + order)
-    lam_all = lambda_series(zeta, kt, slots - 1 + order)
-    for block in _blocks(l_idx.size, 4 * (slots + order) * bins.size):
-        idx = inverse[:, block]
-        shift = np.array([(-resid[block]) ** s / math.factorial(s) for s in range(order + 1)])
-        k_tab = _shifted(k_all[:, :, idx], shift, slots)
-        lam_tab = _shifted(lam_all[None, :, idx], shift, slots)[0]
-        yield block, (k_tab, lam_tab)
-
-
-def _shifted(table: np.ndarray, shift: np.ndarray, slots: int) -> np.ndarray:
-    """Σ_s F^(t+s) (−r)^s/s! for t < slots; table (..., orders, rows, m), shift (S+1, m)."""
-    out = table[:, :slots] * shift[0]
-    for s in range(1, shift.shape[0]):
-        out = out + table[:, s : s + slots] * shift[s]
+    out = {f.name: np.zeros((_n_a(f), len(f.components), mu.size)) for f in FAMILIES}
+    radius = delta_c + np.pi * kt
+    slots = tree.levels[0][1].shape[-1]
+    for lev, rows, mu_idx in cover_pairs(tree, mu, radius):
+        j, data = tree.levels[lev]
+        for c0 in range(0, rows.size, _PAIR_CHUNK):
+            r = rows[c0 : c0 + _PAIR_CHUNK]
+            m = mu_idx[c0 : c0 + _PAIR_CHUNK]
+            zeta = tree.lattice.centre(lev, j[r]) - mu[m] - 1j * delta_c
+            coeff = data[r, channel]  # (pairs, comp, q)
+            for f in FAMILIES:
+                table = f.table(zeta, kt, slots - 1)  # (n_a, q, pairs)
+                val = np.einsum("pcq,aqp->acp", coeff[:, list(f.components)], table)
+                val = val.imag if f.imaginary else val.real
+                acc = out[f.name]
+                for a in range(acc.shape[0]):
+                    for c in range(acc.shape[1]):
+                        acc[a, c] += np.bincount(m, weights=val[a, c], minlength=mu.size)
     return out
 
 
-def _direct_tables(energies, mu, delta_n, kt, slots):
-    """Kernel tables evaluated at every (bin, μ) point."""
-    for block in _blocks(mu.size, 4 * slots * energies.size):
-        zeta = energies[:, None] - mu[None, block] - 1j * delta_n
-        yield block, (k_series(zeta, kt, slots - 1), lambda_series(zeta, kt, slots - 1))
+def _n_a(family: KernelFamily) -> int:
+    """Number of kernels in a family (first axis of its table)."""
+    return family.table(np.array([-1j]), 1.0, 0).shape[0]
