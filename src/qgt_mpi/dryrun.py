@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.driver import make_job, model_from_config
@@ -79,9 +78,9 @@ def _timed_sample(job, sweep) -> tuple[float, float]:
     t0 = time.perf_counter()
     _block(sample, 0, Timers())
     per_k = (time.perf_counter() - t0) / n
-    reduced = sample.sums.moments.reduce(MPI.COMM_SELF)
+    tree = sample.sums.tree(sample.sums.moments.reduce(MPI.COMM_SELF))
     t0 = time.perf_counter()
-    sample.sums._point(reduced, 0, 0)
+    sample.sums._point(tree, 0, 0)
     return per_k, time.perf_counter() - t0
 
 
@@ -90,17 +89,18 @@ def _memory_mib(job, config, k_max: int, n_delta: int) -> float:
     norb, nb, c = job.model.norb, job.model.nbands, job.chunk
     work = c * (3 * norb * norb + 5 * norb * nb + 8 * nb * nb) * 16  # H, dH, vectors, corners
     work += c * nb * NCOMP * (2 + N_SLOTS) * 16 * 2  # weights and Taylor contributions
-    bins = _bins_estimate(job) * nb * n_delta * NCOMP * N_SLOTS * 16 * 2  # store + reduce
+    nch = job.sums.moments.n_channels
+    bins = _bins_estimate(job) * nch * NCOMP * N_SLOTS * 16 * 4  # store, union, sum, tree
     kfields = k_max * (4 + 5 * nb) * 8 if config.output.kresolved else 0
     return _BASE_MIB + (work + bins + kfields) / 2**20
 
 
 def _bins_estimate(job) -> int:
-    """Energy bins per band from the sample's band extent and the bin width."""
+    """Occupied energy cells from a sample block (a lower bound for sparse bands)."""
     store = job.sums.moments
-    if not any(d.shape[1] for d in store.data):
+    if store.keys.size == 0:
         sample = make_job(MPI.COMM_SELF, job.model, job.grid, job.sums.temperature,
                           job.sums.mu, job.sums.delta, min(_SAMPLE, job.nk), False)
         _block(sample, 0, Timers())
         store = sample.sums.moments
-    return int(max(np.max([d.shape[1] for d in store.data]), 1))
+    return int(max(store.keys.size, 1))

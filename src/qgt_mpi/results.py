@@ -16,7 +16,8 @@ from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
 from qgt_mpi.parallel import broadcast
 from qgt_mpi.transport.accumulate import ETA_DEG, TransportSums
-from qgt_mpi.transport.binning import ETA_BIN, P_BIN
+from qgt_mpi.transport.binning import P_BIN
+from qgt_mpi.transport.lattice import ETA_CELL, truncation_bound
 from qgt_mpi.transport.observables import UNITS
 
 SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature"]
@@ -130,9 +131,11 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                 "bin_width_meV": h,
                 "bin_origin_meV": e0,
                 "taylor_order": P_BIN,
-                "eta_bin": ETA_BIN,
+                "eta_bin": ETA_CELL,
+                "truncation_bound": truncation_bound(),
                 "eta_degenerate": ETA_DEG,
-                "method": "energy-binned Taylor moments of closed-form kernels (SPEC 3, 4)",
+                "method": "Taylor moments of closed-form kernels in adaptive dyadic energy cells, "
+                          "Barnes-Hut evaluation (SPEC 3, 4)",
             },
         },
         scales={f"/transport/{k}": SWEEP_AXES for k in UNITS},

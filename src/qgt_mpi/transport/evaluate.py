@@ -14,8 +14,8 @@ per level by index arithmetic and processed in chunks of _PAIR_CHUNK (memory bou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

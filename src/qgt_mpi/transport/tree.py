@@ -48,7 +48,7 @@ class CellTree:
             sel = level == lev
             cj, cd = _merge(carry_j, carry, j[sel], data[sel])
             self.levels.append((cj, cd))
-            if lev >= top_leaf and cj.size <= 2 and (cj.size < 2 or cj[0] >= -1 and cj[-1] <= 0):
+            if lev >= top_leaf and _is_top(cj):
                 break
             carry_j, carry = self._parents(lev, cj, cd)
             lev += 1
@@ -76,6 +76,11 @@ class CellTree:
     def nbytes(self) -> int:
         """Bytes held by the tree."""
         return sum(d.nbytes + j.nbytes for j, d in self.levels)
+
+
+def _is_top(j: np.ndarray) -> bool:
+    """Cells that have no common ancestor left to build: none, one, or the pair (−1, 0)."""
+    return j.size < 2 or (j.size == 2 and j[0] == -1 and j[1] == 0)
 
 
 def _merge(j1, d1, j2, d2):
