@@ -46,6 +46,8 @@ class Checkpointer:
     def save(self, comm: MPI.Comm, job: KPass, fresh: list[int]) -> None:
         """Write a checkpoint including ``fresh`` blocks of every rank. Collective."""
         state = moments_state(job.sums.moments.reduce(comm))
+        if job.sums.sweep_done is not None:  # stopped during the evaluation
+            state["sweep_done"] = job.sums.sweep_done.astype(np.uint8)
         state.update(job.geometry.reduced_state(comm))
         for blocks in allgather(comm, fresh):
             self.done[blocks] = True
@@ -101,9 +103,12 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
             if loaded[1].size != job.n_blocks:
                 raise InputError("run.chunk", job.chunk, "block layout differs from checkpoint")
     done = broadcast(comm, loaded[1] if comm.rank == 0 else None)
+    sweep = broadcast(comm, loaded[2].get("sweep_done") if comm.rank == 0 else None)
+    if sweep is not None:
+        job.sums.sweep_done = sweep.astype(bool)
     restored = None
     if comm.rank == 0:
-        job.sums.moments.restore(loaded[2])
+        job.sums.moments.restore({k: v for k, v in loaded[2].items() if k != "sweep_done"})
         job.geometry.restore(loaded[2])
         restored = loaded[3] or None
     return done, restored, int(done.sum())

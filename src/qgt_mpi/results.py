@@ -71,7 +71,9 @@ def _transport(config, delta, sums: TransportSums, transport) -> dict:
         "delta_index": (np.arange(len(delta)), {"units": "1"}),
     }
     for key, unit in UNITS.items():
-        group[key] = (transport[key], {"units": unit, "axes": "mu, delta_index, temperature"})
+        if key in transport:  # absent when streamed into the file (io/sweep_file.py)
+            group[key] = (transport[key], {"units": unit,
+                                           "axes": "mu, delta_index, temperature"})
     return group
 
 
@@ -133,6 +135,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                 "taylor_order": P_BIN,
                 "eta_bin": ETA_CELL,
                 "truncation_bound": truncation_bound(),
+                "cells": sums.n_cells,
                 "eta_degenerate": ETA_DEG,
                 "method": "Taylor moments of closed-form kernels in adaptive dyadic energy cells, "
                           "Barnes-Hut evaluation (SPEC 3, 4)",

@@ -50,14 +50,16 @@ def check_writable(comm: MPI.Comm, path: str) -> None:
             raise OSError(f"output directory {directory!r} is not writable")
 
 
-def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
+def write(comm: MPI.Comm, path: str, result: ResultFile, append: bool = False) -> None:
     """Write ``result`` to ``path`` collectively and rename it into place.
 
     Collective over ``comm``: all ranks call it with identical reduced data; each rank's
     k-resolved arrays are the slabs ``result.kslabs`` (start, stop, arrays) it owns.
+    ``append``: the partial file exists already (streamed /transport observables, see
+    io/sweep_file.py); datasets present in it are kept.
     """
     tmp = partial_name(path)
-    with h5py.File(tmp, "w", driver="mpio", comm=comm) as f:
+    with h5py.File(tmp, "r+" if append else "w", driver="mpio", comm=comm) as f:
         _set_attrs(f, {**result.attrs, "complete": False})
         for name, datasets in result.groups.items():
             grp = f.require_group(name)
@@ -82,6 +84,8 @@ def _set_attrs(obj: h5py.HLObject, attrs: dict[str, object]) -> None:
 
 def _reduced_dataset(comm, grp, key, data, attrs) -> None:
     """Create a dataset on all ranks; rank 0 writes the (identical) data."""
+    if key in grp:
+        return  # streamed during the evaluation (append mode)
     data = np.asarray(data)
     if data.dtype.kind == "U":
         data = np.char.encode(data, "utf-8")  # fixed-length: parallel HDF5 cannot write VLEN

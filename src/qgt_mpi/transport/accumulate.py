@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 
 import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K
-from qgt_mpi.parallel import allgather, block_range
 from qgt_mpi.transport.binning import CellMoments
 from qgt_mpi.transport.evaluate import evaluate_channel
 from qgt_mpi.transport.lattice import EnergyLattice
 from qgt_mpi.transport.observables import transport_quantities
+from qgt_mpi.transport.stream import MemorySink, run_units, sweep_units
 from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import band_weights
 
@@ -38,6 +40,9 @@ class TransportSums:
         self.grid = (self.lattice.h, self.lattice.e0)
         self.near_tol = ETA_DEG * (self.delta.min(axis=1) + math.pi * kt_min)
         self.moments = CellMoments(self.lattice, self.delta)
+        self.sweep_done: np.ndarray | None = None  # units evaluated (restored on restart)
+        self.n_cells = 0
+        self.evaluate_seconds = 0.0
 
     def add(self, energies: np.ndarray, products: dict[str, np.ndarray]) -> None:
         """Deposit one batch (energies (nk, nb), pair products of geometry.bands). Local.
@@ -55,34 +60,46 @@ class TransportSums:
                        for i, delta in enumerate(self.delta)]
             self.moments.deposit(energies[sub], weights)
 
-    def finish(self, comm: MPI.Comm, norm: float, degeneracy: float) -> dict[str, np.ndarray]:
-        """Reduce over ranks and evaluate every sweep point; returns SPEC §4 observables.
+    def finish(self, comm: MPI.Comm, norm: float, degeneracy: float, sink=None,
+               log: logging.Logger | None = None, percent: float = 10.0, stop=None,
+               on_stop=None) -> dict[str, np.ndarray] | None:
+        """Reduce over ranks and evaluate every sweep point (SPEC §4 observables). Collective.
 
-        Collective over ``comm``. ``norm`` is N_k·A_c (SPEC §1 BZ sums). The work units,
-        (δ, T) points cut into μ blocks when there are fewer points than ranks, are shared
-        out over ranks and gathered, so every rank returns the same arrays.
+        ``norm`` is N_k·A_c (SPEC §1 BZ sums). Units still to do (``self.sweep_done``
+        False) are evaluated in rounds (stream.py) into ``sink``; with no sink they are
+        gathered in memory and returned (same arrays on every rank), else None.
         """
-        reduced = self.tree(self.moments.reduce(comm))
-        n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
-        units = self._units(comm.size)
-        start, stop = block_range(len(units), comm.size, comm.rank)
-        local = {u: self._point(reduced, *units[u]) for u in range(start, stop)}
-        sym = np.zeros((3, 4, n_mu, n_d, n_t))
-        hall = np.zeros((n_mu, n_d, n_t))
-        for part in allgather(comm, local):
-            for u, (s, h) in part.items():
-                i_d, i_t, mus = units[u]
-                sym[:, :, mus, i_d, i_t] = s / norm
-                hall[mus, i_d, i_t] = h / norm
-        return transport_quantities(sym, hall, self.temperature, degeneracy)
+        t0 = time.perf_counter()
+        tree = self.tree(self.moments.reduce(comm))
+        self.n_cells = sum(j.size for j, _ in tree.levels)
+        units = self.units()
+        if self.sweep_done is None:
+            self.sweep_done = np.zeros(len(units), dtype=bool)
+        memory = sink is None
+        if memory:
+            sink = MemorySink((self.mu.size, len(self.delta), self.temperature.size))
+        todo = [u for u in range(len(units)) if not self.sweep_done[u]]
+        run_units(comm, lambda unit: self._unit(tree, unit, norm, degeneracy), units, todo,
+                  sink, log or logging.getLogger("qgt_mpi"), percent, stop, on_stop)
+        self.sweep_done[:] = True
+        self.evaluate_seconds = time.perf_counter() - t0
+        return sink.result(comm) if memory else None
 
-    def _units(self, ranks: int) -> list[tuple[int, int, slice]]:
-        """(δ index, T index, μ slice) work units: at least ``ranks`` of them when possible."""
-        n_points = len(self.delta) * self.temperature.size
-        n_split = min(self.mu.size, max(1, math.ceil(ranks / n_points)))
-        edges = [block_range(self.mu.size, n_split, r) for r in range(n_split)]
-        return [(i_d, i_t, slice(*e)) for i_d in range(len(self.delta))
-                for i_t in range(self.temperature.size) for e in edges]
+    def units(self) -> list[tuple[int, int, slice]]:
+        """Work units of the sweep (stream.sweep_units)."""
+        return sweep_units(self.mu.size, len(self.delta), self.temperature.size)
+
+    def _unit(self, tree: CellTree, unit, norm: float, degeneracy: float
+              ) -> dict[str, np.ndarray]:
+        """Observables of one unit (local); refuses non-finite σ."""
+        i_d, i_t, mus = unit
+        sym, hall = self._point(tree, i_d, i_t, mus)
+        out = transport_quantities(sym[..., None] / norm, hall[..., None] / norm,
+                                   self.temperature[i_t : i_t + 1], degeneracy)
+        for key in ("sigma_xx", "sigma_xy"):
+            if not np.all(np.isfinite(out[key])):
+                raise FloatingPointError(f"non-finite {key} after evaluation of the kernels")
+        return {k: v[:, 0] for k, v in out.items()}
 
     def tree(self, reduced: tuple[np.ndarray, np.ndarray]) -> CellTree:
         """The cell tree of reduced moments (identical on every rank). Local."""
