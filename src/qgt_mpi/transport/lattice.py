@@ -33,6 +33,8 @@ lattice (size bandwidth/(η R)) that this scheme avoids, so it is not used.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ETA_CELL = 0.05  # admissibility: cell width ≤ η · max(R, distance), eq. (1)
@@ -62,6 +64,10 @@ class EnergyLattice:
         self.r_min = float(r_min)
         self.eta = eta
         self.h = eta * self.r_min
+        steps = np.diff(self.mu)
+        if steps.size and np.allclose(steps, steps[0], rtol=1e-9, atol=0):
+            # μ on the lattice: h = step / 2^p, so cell centres and μ share anchors
+            self.h = steps[0] / 2.0 ** math.ceil(math.log2(steps[0] / self.h))
         self.e0 = float(self.mu[0])
 
     def width(self, level: int | np.ndarray) -> np.ndarray | float:

@@ -39,6 +39,7 @@ class CellTree:
     def __init__(self, lattice: EnergyLattice, keys: np.ndarray, data: np.ndarray) -> None:
         self.lattice = lattice
         self.levels: list[tuple[np.ndarray, np.ndarray]] = []
+        self._channel: tuple[int, np.ndarray | None] = (-1, None)
         level, j = decode(keys)
         top_leaf = int(level.max()) if keys.size else 0
         carry_j = np.zeros(0, np.int64)
@@ -72,6 +73,12 @@ class CellTree:
         parent = j >> 1
         starts = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
         return parent[starts], np.add.reduceat(shifted, starts, axis=0)
+
+    def channel(self, ch: int) -> np.ndarray:
+        """Moments of one channel over the cells of every level, level-major (cached)."""
+        if self._channel[0] != ch:
+            self._channel = (ch, np.concatenate([d[:, ch] for _, d in self.levels]))
+        return self._channel[1]
 
     def nbytes(self) -> int:
         """Bytes held by the tree."""
