@@ -178,7 +178,8 @@ def _streamed(comm, config, job, output, log, saver, stop):
     def on_stop(units: list[int]) -> None:
         sink.flush()
         sums.sweep_done[units] = True
-        saver.save(comm, job, [])
+        saver.done[:] = True  # the k-pass is complete (its last blocks may be unsaved)
+        saver.save(comm, job, sorted(job.kfields))  # with their k-resolved fields
 
     try:
         sums.finish(comm, job.nk * job.model.cell_area, config.degeneracy, sink, log,
