@@ -6,7 +6,7 @@ lattice.py that holds ε_n(k), as Taylor moments about the cell centre
     c_{cell,ch,q} += B^(d)(k) s^p / p!,   q = d + p ≤ d + P,  s = ε_n(k) − centre,
 
 so that Σ_k B(k) F^(d)(ε_n(k) − μ) = Σ_cells Σ_q c_q F^(q)(centre − μ) up to the bound
-of lattice.truncation_bound (1.6e-13 relative to Σ_k |B| max|F|). Moments are kept per
+of lattice.truncation_bound (1.0e-13 relative to Σ_k |B| max|F|). Moments are kept per
 *channel* (δ-choice, δ value): bands sharing a broadening δ have the same kernel
 F(ε − μ − iδ), so their moments are added here and the evaluation does not depend on the
 number of bands. Cells are global (functions of the sweep only), so ranks' moments add up

@@ -37,8 +37,8 @@ import math
 
 import numpy as np
 
-ETA_CELL = 0.05  # admissibility: cell width ≤ η · max(R, distance), eq. (1)
-P_CELL = 7  # Taylor order of the offsets: bound (η/2)^(P+1)/(1 − η/2) = 1.6e-13
+ETA_CELL = 0.1  # admissibility: cell width ≤ η · max(R, distance), eq. (1)
+P_CELL = 9  # Taylor order of the offsets: bound (η/2)^(P+1)/(1 − η/2) = 1.0e-13
 LEVEL_BITS = 58  # key = level << LEVEL_BITS | (j + 2^(LEVEL_BITS-1))
 _J_OFFSET = 1 << (LEVEL_BITS - 1)
 _SAFETY = 1.0 - 1e-9  # leaves are chosen with a stricter (1) so evaluation always accepts them
