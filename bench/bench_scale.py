@@ -3,6 +3,9 @@
 Cases (each a whole ``mpirun -n NP`` process; printed: wall time, reduce+evaluate time,
 energy cells, peak RSS of the largest rank):
 
+Wall times depend on the machine's load (printed); the CPU seconds of all ranks (user +
+system, from the child rusage) are the load-independent figure.
+
 1. ``ev``: Haldane t1 = 2700 meV, t2 = 0.1 t1, 200² grid, 281 μ spanning the bands,
    T = 1 K, δ = 0.01 meV, and the same deck with t1 = 1 meV (``qgt-mpi run``).
 2. ``bands``: random Wannier-like models with 16/32/64 bands (:func:`random_model`),
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -67,7 +71,6 @@ def _inner(norb: int, size: int) -> None:
     from mpi4py import MPI
 
     from qgt_mpi.driver import compute
-    from qgt_mpi.parallel import Timers
 
     comm = MPI.COMM_WORLD
     model = random_model(norb)
@@ -80,35 +83,43 @@ def _inner(norb: int, size: int) -> None:
     if comm.rank == 0:
         print(json.dumps({"wall": wall, "peak": peak, "cells": job.sums.n_cells,
                           "evaluate": job.sums.evaluate_seconds}))
-    del Timers
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of finished child processes and their descendants."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _bands_row(norb: int, size: int, nprocs: int) -> list[str]:
     cmd = ["mpirun", "-n", str(nprocs), sys.executable, __file__, "--inner", str(norb),
            str(size)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     proc = subprocess.run(cmd, env=mpi_env(), capture_output=True, text=True, check=False)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, _cpu() - c0
     if proc.returncode:
-        return [f"random{norb}", str(size), "281mu x 50T", "FAILED", proc.stderr[-200:], "", ""]
+        return [f"random{norb}", str(size), "281mu x 50T", "FAILED", proc.stderr[-200:], "",
+                "", ""]
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
     return [f"random{norb}", str(size), "281mu x 50T", f"{rec['cells']}",
-            f"{rec['evaluate']:.2f}", f"{total:.1f}", f"{rec['peak']:.0f}"]
+            f"{rec['evaluate']:.2f}", f"{total:.1f}", f"{cpu:.1f}", f"{rec['peak']:.0f}"]
 
 
 def _deck_row(tmp: Path, name: str, model: dict, size: int, sweep: dict, label: str,
               nprocs: int) -> list[str]:
     deck, out = write_deck(tmp, name, model=model, size=size, sweep=sweep)
+    c0 = _cpu()
     rec = run_qgt(deck, out, nprocs)
+    cpu = _cpu() - c0
     if rec.returncode:
-        return [name, str(size), label, "FAILED", rec.stderr[-200:], "", ""]
+        return [name, str(size), label, "FAILED", rec.stderr[-200:], "", "", ""]
     import h5py
 
     with h5py.File(out, "r") as f:
         cells = int(f["transport"].attrs.get("cells", -1))
     evaluate = float(read_timing(out)["reduce+evaluate"][2])
     return [name, str(size), label, str(cells), f"{evaluate:.2f}", f"{rec.wall:.1f}",
-            f"{rec.peak_kb / 1024:.0f}"]
+            f"{cpu:.1f}", f"{rec.peak_kb / 1024:.0f}"]
 
 
 def main() -> None:
@@ -136,8 +147,9 @@ def main() -> None:
                      "mu": {"start": -0.5, "stop": 0.5, "num": 1000}, "delta": [0.01]}
             rows.append(_deck_row(tmp, "flat", MODELS["flat"], 200, sweep, "1000mu x 1e4T",
                                   args.np))
+    print(f"load average before: {os.getloadavg()[0]:.1f} (shared machine)")
     print(format_table(["case", "grid", "sweep", "cells", "eval [s]", "wall [s]",
-                        "peak MiB/rank"], rows))
+                        "cpu [s]", "peak MiB/rank"], rows))
 
 
 if __name__ == "__main__":

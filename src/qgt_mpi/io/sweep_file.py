@@ -3,8 +3,9 @@
 The result file ``<output>.partial`` (writer.py) is created before the evaluation with the
 /transport observables as (n_mu, n_delta, n_T) datasets; the rank that evaluated a unit
 writes its hyperslab with an independent write, so no sweep-sized array is ever held in
-memory (the sweep is bounded by disk). The rest of the file is added by ``writer.write``
-at the end (append mode). After a stop the partial file stays, and a rerun reopens it and
+memory (the sweep is bounded by disk). Storage is chunked by (μ run, δ, T), the shape of a
+unit, so a write touches one chunk instead of a strided span of the whole array. The
+rest of the file is added by ``writer.write`` at the end (append mode). After a stop the partial file stays, and a rerun reopens it and
 fills the units the checkpoint does not mark as done.
 """
 
@@ -19,6 +20,8 @@ from mpi4py import MPI
 from qgt_mpi.io.writer import partial_name
 from qgt_mpi.parallel import broadcast
 from qgt_mpi.transport.observables import UNITS
+
+_MU_CHUNK = 8192  # storage chunk: a μ run at one (δ, T), so a unit touches one chunk
 
 
 class FileSink:
@@ -35,7 +38,8 @@ class FileSink:
         self.dsets = {}
         for key, unit in UNITS.items():
             if key not in grp:
-                dset = grp.create_dataset(key, shape, dtype=float, fillvalue=np.nan)
+                dset = grp.create_dataset(key, shape, dtype=float, fillvalue=np.nan,
+                                          chunks=(min(shape[0], _MU_CHUNK), 1, 1))
                 dset.attrs["units"] = unit
                 dset.attrs["axes"] = "mu, delta_index, temperature"
             self.dsets[key] = grp[key]
