@@ -5,8 +5,9 @@ The result file ``<output>.partial`` (writer.py) is created before the evaluatio
 writes its hyperslab with an independent write, so no sweep-sized array is ever held in
 memory (the sweep is bounded by disk). Storage is chunked by (μ run, δ, T), the shape of a
 unit, so a write touches one chunk instead of a strided span of the whole array. The
-rest of the file is added by ``writer.write`` at the end (append mode). After a stop the partial file stays, and a rerun reopens it and
-fills the units the checkpoint does not mark as done.
+rest of the file is added by ``writer.write`` at the end (append mode). After a stop the
+partial file stays, and a rerun reopens it and fills the units the checkpoint does not
+mark as done.
 """
 
 from __future__ import annotations
