@@ -77,7 +77,9 @@ def _inner(norb: int, size: int) -> None:
     temps = np.geomspace(1.0, 300.0, 50)
     mu = np.linspace(-1500.0, 1500.0, 281)
     t0 = time.perf_counter()
-    job, _, _ = compute(comm, model, (size, size), temps, mu, np.array([[1.0] * norb]))
+    chunk = min(4096, max(256, 2**21 // norb**2))  # k-pass work arrays ~ chunk × nb²
+    job, _, _ = compute(comm, model, (size, size), temps, mu, np.array([[1.0] * norb]),
+                        chunk=chunk)
     wall = time.perf_counter() - t0
     peak = comm.allreduce(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, op=MPI.MAX)
     if comm.rank == 0:
