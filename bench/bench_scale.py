@@ -11,7 +11,9 @@ system, from the child rusage) are the load-independent figure.
 2. ``bands``: random Wannier-like models with 16/32/64 bands (:func:`random_model`),
    100² grid, 281 μ × 50 T, δ = 1 meV, through ``driver.compute`` (no deck kind exists
    for them); this script re-launches itself under mpirun with ``--inner``.
-3. ``sweep``: flattened Haldane, 200² grid, 10⁴ T × 10³ μ (``qgt-mpi run``).
+3. ``sweep``: flattened Haldane, 200² grid, 10⁴ T × 10³ μ (``qgt-mpi run``;
+   ``--n-temperature`` scales the T axis down).
+4. ``peer``: the qgt_mpi side of the WannierBerri comparison (docs/performance.md §3).
 
 Usage::
 
@@ -127,7 +129,8 @@ def _deck_row(tmp: Path, name: str, model: dict, size: int, sweep: dict, label: 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--np", type=int, default=2)
-    p.add_argument("--cases", nargs="+", default=["ev", "bands", "sweep"])
+    p.add_argument("--cases", nargs="+", default=["ev", "bands", "sweep", "peer"])
+    p.add_argument("--n-temperature", type=int, default=10_000)
     p.add_argument("--inner", nargs=2, type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.inner:
@@ -144,11 +147,17 @@ def main() -> None:
                 rows.append(_deck_row(tmp, name, model, 200, sweep, "281mu x 1T", args.np))
         if "bands" in args.cases:
             rows += [_bands_row(n, 100, args.np) for n in (16, 32, 64)]
+        if "peer" in args.cases:  # qgt_mpi side of the WannierBerri comparison (§3)
+            sweep = {"temperature": [10.0], "delta": [0.05],
+                     "mu": {"start": -4.0, "stop": 4.0, "num": 281}}
+            rows.append(_deck_row(tmp, "peer_dispersive", MODELS["dispersive"], 400, sweep,
+                                  "281mu x 1T", args.np))
         if "sweep" in args.cases:
-            sweep = {"temperature": {"start": 0.1, "stop": 30.0, "num": 10_000},
+            nt = args.n_temperature
+            sweep = {"temperature": {"start": 0.1, "stop": 30.0, "num": nt},
                      "mu": {"start": -0.5, "stop": 0.5, "num": 1000}, "delta": [0.01]}
-            rows.append(_deck_row(tmp, "flat", MODELS["flat"], 200, sweep, "1000mu x 1e4T",
-                                  args.np))
+            rows.append(_deck_row(tmp, "flat", MODELS["flat"], 200, sweep,
+                                  f"1000mu x {nt}T", args.np))
     print(f"load average before: {os.getloadavg()[0]:.1f} (shared machine)")
     print(format_table(["case", "grid", "sweep", "cells", "eval [s]", "wall [s]",
                         "cpu [s]", "peak MiB/rank"], rows))

@@ -23,7 +23,7 @@ from mpi4py import MPI
 from qgt_mpi.logs import Progress
 from qgt_mpi.parallel import CollectiveError, allgather
 
-UNITS_TARGET = 64  # split μ until a sweep has at least this many units (load balance)
+UNITS_TARGET = 16  # split μ until a sweep has this many units (load balance vs per-unit cost)
 EXIT_INTERRUPTED = 3
 
 
