@@ -8,7 +8,7 @@ k-grids and sweeps, each case is written as a temporary TOML deck and run as a w
 * k-points/s/rank = N_k / (ranks × k-pass), k-pass = solve + geometry + deposit phases of
   ``/timing/seconds`` (mean over ranks);
 * the sweep points evaluated and the time of the ``reduce+evaluate`` phase;
-* the energy bins the bands span (what the sweep cost scales with, see binning.py);
+* the energy cells of the cell tree (what the sweep cost scales with, see lattice.py);
 * the wall time of the whole ``mpirun`` process and the peak RSS of the largest rank.
 
 Usage::
