@@ -40,6 +40,10 @@ class CellTree:
         self.lattice = lattice
         self.levels: list[tuple[np.ndarray, np.ndarray]] = []
         self._channel: tuple[int, np.ndarray | None] = (-1, None)
+        # Orders never deposited (no near-degenerate series: q ≤ P + 1) are dropped; the
+        # re-centring would fill them only with terms of relative size (η/2)^(P+1).
+        used = np.flatnonzero(np.any(data != 0, axis=(0, 1, 2))) if data.size else []
+        data = data[..., : (int(used[-1]) + 1 if len(used) else 1)]
         level, j = decode(keys)
         top_leaf = int(level.max()) if keys.size else 0
         carry_j = np.zeros(0, np.int64)
