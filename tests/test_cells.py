@@ -146,3 +146,22 @@ def test_dry_run_estimates_cells_and_pairs_of_the_full_grid():
     lat = job.sums.lattice
     assert expected_cells(lat, sample, 64 * 64) == pytest.approx(real_cells, rel=0.3)
     assert expected_pairs(lat, sample, 64 * 64, mu, radius) == pytest.approx(real_pairs, rel=0.3)
+
+
+def test_many_bands_in_sub_batches_match_direct(monkeypatch):
+    """40 bands (1600 pairs per k) in weight sub-batches of 2 k-points vs direct closed forms."""
+    import qgt_mpi.transport.accumulate as acc
+
+    monkeypatch.setattr(acc, "_PAIR_ELEMENTS", 2 * 40 * 40)
+    rng = np.random.default_rng(11)
+    nk, nb = 24, 40
+    eps = np.sort(rng.uniform(-3000, 3000, (nk, nb)), axis=1)
+    v = rng.normal(size=(2, nk, nb, nb)) + 1j * rng.normal(size=(2, nk, nb, nb))
+    prod = pair_products(100 * (v + v.conj().swapaxes(-1, -2)))
+    delta = np.full(nb, 2.0)
+    mu, temps = np.array([-1000.0, 15.0, 2900.0]), [5.0]
+    ref_s, ref_h = _direct(eps, prod, delta, mu, temps)
+    got_s, got_h = _binned(eps, prod, delta, mu, temps)
+    scale = np.abs(ref_s).max(axis=(2, 3), keepdims=True)
+    assert np.max(np.abs(got_s - ref_s) / scale) < 1e-10
+    assert np.max(np.abs(got_h - ref_h)) / np.abs(ref_h).max() < 1e-10
