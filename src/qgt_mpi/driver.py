@@ -9,13 +9,13 @@ import resource
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.evaluation import streamed_finish
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
-from qgt_mpi.io.sweep_file import FileSink
-from qgt_mpi.kpass import EXIT_INTERRUPTED, KPass, kfield_slabs, link_groups, run_blocks
+from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
 from qgt_mpi.models import build_model
-from qgt_mpi.parallel import CollectiveError, Timers, allreduce_max, broadcast, collective
+from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
@@ -129,7 +129,7 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
         with timers.phase("reduce+evaluate"):
-            transport, geometry = _streamed(comm, config, job, output, log, saver, stop)
+            transport, geometry = streamed_finish(comm, config, job, output, log, saver, stop)
     superfluid = _superfluid(comm, config, model, timers, log)
     result = _result(comm, config, job, delta, transport, geometry, timers, log)
     if superfluid is not None:
@@ -157,40 +157,6 @@ def _result(comm, config, job, delta, transport, geometry, timers, log):
         result.kfields = _kfield_meta(job.model.nbands)
         result.nk_total = job.nk
     return result
-
-
-def _streamed(comm, config, job, output, log, saver, stop):
-    """Geometry, then the sweep evaluated in units streamed into the partial result file.
-
-    Collective. A stop signal checkpoints the finished units (the partial file keeps their
-    data) and raises status 3; any other failure removes the partial file.
-    """
-    with collective(comm):
-        geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
-    sums = job.sums
-    shape = (sums.mu.size, len(sums.delta), sums.temperature.size)
-    resumed = sums.sweep_done is not None and bool(np.any(sums.sweep_done))
-    with collective(comm, OSError):
-        sink = FileSink(comm, output, shape, resumed)
-    if resumed and not sink.resumed:
-        sums.sweep_done[:] = False  # partial file gone: evaluate everything again
-
-    def on_stop(units: list[int]) -> None:
-        sink.flush()
-        sums.sweep_done[units] = True
-        saver.done[:] = True  # the k-pass is complete (its last blocks may be unsaved)
-        saver.save(comm, job, sorted(job.kfields))  # with their k-resolved fields
-
-    try:
-        sums.finish(comm, job.nk * job.model.cell_area, config.degeneracy, sink, log,
-                    config.run.progress_percent, stop, on_stop)
-    except CollectiveError as exc:
-        sink.close()
-        if exc.status != EXIT_INTERRUPTED:
-            _remove_partial(comm, output)
-        raise
-    sink.close()
-    return {}, geometry
 
 
 def _write(comm, output, result, timers, append: bool = False) -> None:
