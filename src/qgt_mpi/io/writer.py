@@ -101,7 +101,10 @@ def _kresolved(grp: h5py.Group, result: ResultFile) -> None:
     Independent (not collective) writes, so a rank with no slab simply writes nothing.
     """
     for key, (entry, dtype, attrs) in result.kfields.items():
-        dset = grp.create_dataset(key, (result.nk_total, *entry), dtype=dtype)
+        if key in grp:  # append mode after an interrupted write: rewrite the slabs
+            dset = grp[key]
+        else:
+            dset = grp.create_dataset(key, (result.nk_total, *entry), dtype=dtype)
         _set_attrs(dset, attrs)
         for start, stop, arrays in result.kslabs:
             if stop > start:
