@@ -1,9 +1,10 @@
 """The end of a run: geometry reductions and the sweep evaluated into the result file.
 
 Kept apart from driver.py: the evaluation is streamed (transport/stream.py) into the
-partial result file (io/sweep_file.py) unit by unit, and a stop signal during it writes a
-checkpoint that marks the whole k-pass and the finished units as done (restart.py), so
-the rerun goes straight to the units still missing.
+partial result file (io/sweep_file.py) unit by unit; every checkpoint interval and on a
+stop signal it writes a checkpoint that marks the whole k-pass and the finished units as
+done (restart.py), so the rerun (also after ``kill -9``) goes straight to the units still
+missing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def streamed_finish(comm: MPI.Comm, config: RunConfig, job: KPass, output: str,
     if resumed and not sink.resumed:
         sums.sweep_done[:] = False  # partial file gone: evaluate everything again
 
-    def on_stop(units: list[int]) -> None:
+    def on_stop(units: list[int]) -> None:  # on a signal, and every checkpoint interval
         sink.flush()
         sums.sweep_done[units] = True
         saver.done[:] = True  # the k-pass is complete (its last blocks may be unsaved)
@@ -48,7 +49,7 @@ def streamed_finish(comm: MPI.Comm, config: RunConfig, job: KPass, output: str,
 
     try:
         sums.finish(comm, job.nk * job.model.cell_area, config.degeneracy, sink, log,
-                    config.run.progress_percent, stop, on_stop)
+                    config.run.progress_percent, stop, on_stop, saver.due)
     except CollectiveError as exc:
         sink.close()
         if exc.status != EXIT_INTERRUPTED:

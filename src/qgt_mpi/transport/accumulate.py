@@ -62,7 +62,7 @@ class TransportSums:
 
     def finish(self, comm: MPI.Comm, norm: float, degeneracy: float, sink=None,
                log: logging.Logger | None = None, percent: float = 10.0, stop=None,
-               on_stop=None) -> dict[str, np.ndarray] | None:
+               on_stop=None, due=None) -> dict[str, np.ndarray] | None:
         """Reduce over ranks and evaluate every sweep point (SPEC §4 observables). Collective.
 
         ``norm`` is N_k·A_c (SPEC §1 BZ sums). Units still to do (``self.sweep_done``
@@ -80,7 +80,7 @@ class TransportSums:
             sink = MemorySink((self.mu.size, len(self.delta), self.temperature.size))
         todo = [u for u in range(len(units)) if not self.sweep_done[u]]
         run_units(comm, lambda unit: self._unit(tree, unit, norm, degeneracy), units, todo,
-                  sink, log or logging.getLogger("qgt_mpi"), percent, stop, on_stop)
+                  sink, log or logging.getLogger("qgt_mpi"), percent, stop, on_stop, due)
         self.sweep_done[:] = True
         self.evaluate_seconds = time.perf_counter() - t0
         return sink.result(comm) if memory else None

@@ -44,12 +44,15 @@ def sweep_units(n_mu: int, n_delta: int, n_t: int) -> list[tuple[int, int, slice
 
 
 def run_units(comm: MPI.Comm, evaluate, units, todo: list[int], sink: Sink,
-              log: logging.Logger, percent: float = 10.0, stop=None, on_stop=None) -> None:
+              log: logging.Logger, percent: float = 10.0, stop=None, on_stop=None,
+              due=None) -> None:
     """Evaluate units ``todo`` (same list on every rank) into ``sink``. Collective.
 
     ``evaluate(unit) -> dict`` computes one unit locally. Every rank ends in the same
     state: returns normally, or raises CollectiveError (status 1 for a failure; after
     ``on_stop(done_units)`` with status EXIT_INTERRUPTED when any rank got a stop signal).
+    ``due()`` (rank 0's clock decides) asks for a periodic ``on_stop(done_units)`` without
+    stopping.
     """
     mine = todo[comm.rank :: comm.size]
     rounds = math.ceil(len(todo) / comm.size)
@@ -63,14 +66,16 @@ def run_units(comm: MPI.Comm, evaluate, units, todo: list[int], sink: Sink,
                 sink.put(*units[unit], evaluate(units[unit]))
             except Exception as exc:  # agreed on below, re-raised on every rank
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        reports = allgather(comm, (error, bool(stop), unit))
-        for rank, (err, _, _) in enumerate(reports):
+        periodic = due is not None and comm.rank == 0 and due()
+        reports = allgather(comm, (error, bool(stop), unit, periodic))
+        for rank, (err, *_rest) in enumerate(reports):
             if err is not None:
                 raise CollectiveError(err, status=1, origin=rank)
         done += [r[2] for r in reports if r[2] is not None]
-        if any(r[1] for r in reports):
-            if on_stop is not None:
-                on_stop(done)
+        stopping = any(r[1] for r in reports)
+        if on_stop is not None and (stopping or reports[0][3]):
+            on_stop(done)
+        if stopping:
             raise CollectiveError("interrupted by a signal during the evaluation; rerun the "
                                   "same command to continue", status=EXIT_INTERRUPTED)
         progress.advance(sum(_n(units[r[2]]) for r in reports if r[2] is not None))
