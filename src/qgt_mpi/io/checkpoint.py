@@ -19,7 +19,7 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 1
+FORMAT = 2  # 2: adaptive energy cells (cell_keys, cell_moments) and sweep_done
 
 
 def checkpoint_name(output: str) -> str:
