@@ -1,7 +1,7 @@
 """Models of the sparse-engine benchmark (bench/bench_sparse.py).
 
 * :func:`haldane_supercell`: the n×n supercell of the dispersive Haldane model with box
-  disorder (SPEC §2.2, §2.7), 2n² orbitals, 10 stored entries per row.
+  disorder (theory §2.2, §2.7), 2n² orbitals, 10 stored entries per row.
 * :func:`bilayer_graphene`: a proxy of the issue's 12 000-orbital reference matrix, an
   AB (Bernal) stacked graphene bilayer with distance-dependent π-orbital hoppings of the
   Slater–Koster form used for twisted bilayers (Moon & Koshino, PRB 85, 195458 (2012)),

@@ -1,4 +1,4 @@
-"""Throughput of the closed-form kernels (SPEC §3) and their cost against adaptive quadrature.
+"""Throughput of the closed-form kernels (theory §3) and their cost against adaptive quadrature.
 
 Part 1: evaluations per second of ``k_series`` and ``lambda_series`` (qmax = 9, 17),
 ``w_pair`` (a = 0, 1, 2) and ``y_pair`` per pair, and ``polygamma(20, z)``, on 1e5 random
@@ -128,7 +128,7 @@ def lorentzian(w: float, eps: float, delta: float) -> float:
 
 
 def quad_w0(en: float, em: float, dn: float, dm: float, mu: float, kT: float) -> float:
-    """W^(0)_nm by adaptive quadrature of its defining integral (SPEC §3)."""
+    """W^(0)_nm by adaptive quadrature of its defining integral (theory §3)."""
 
     def integrand(w: float) -> float:
         return minus_fermi_prime(w - mu, kT) * lorentzian(w, en, dn) * lorentzian(w, em, dm)
@@ -140,7 +140,7 @@ def quad_w0(en: float, em: float, dn: float, dm: float, mu: float, kT: float) ->
 
 
 def quad_y(en: float, em: float, dn: float, dm: float, mu: float, kT: float) -> float:
-    """Y_nm by adaptive quadrature of its defining integral (SPEC §3)."""
+    """Y_nm by adaptive quadrature of its defining integral (theory §3)."""
 
     def integrand(w: float) -> float:
         resolvent = (1.0 / (w - em + 1j * dm) ** 2).real

@@ -1,12 +1,12 @@
 """Twisted bilayer graphene model builders: magic α, trace condition, convergence, build cost.
 
 Part ``magic`` (issue 8, item 1): the first chiral magic α of the BM continuum model
-(w0 = 0, SPEC §2.5) by minimising the flat-band width ε_max of the upper flat band over an
+(w0 = 0, theory §2.5) by minimising the flat-band width ε_max of the upper flat band over an
 N×N moiré grid (bounded scalar minimisation, dense solver), then the trace condition of the
 sublattice-polarised flat bands at α* and away from it. A sublattice mass m makes the chiral
 zero modes (σz = ±1) exact eigenstates at ±m/2, so the ordinary per-band geometry
 (geometry/bands.py) gives their metric and curvature: C, ∫Tr g d²k/2π and
-max_k |Tr g − |Ω|| / <|Ω|> (SPEC §5).
+max_k |Tr g − |Ω|| / <|Ω|> (theory §5).
 
 Part ``shells``: flat-band energies of the realistic model (w0/w1 = 0.8, w1 = 110 meV,
 1.05°) at Γ, K, M and a generic point versus the plane-wave cutoff, against 7 shells.
@@ -14,7 +14,7 @@ Part ``shells``: flat-band energies of the realistic model (w0/w1 = 0.8, w1 = 11
 Part ``angles`` (issue 8, item 2): the realistic model's flat-band width (both flat bands, a
 12×12 grid plus K) and the gaps to the remote bands for θ = 1.00°…1.20°, 4 shells.
 
-Part ``atomistic``: build time of the (m, 1) commensurate cell (SPEC §2.6) for several m, the
+Part ``atomistic``: build time of the (m, 1) commensurate cell (theory §2.6) for several m, the
 time of one ``values(k)`` and (``--neutrality``) of the charge-neutrality search at m = 31.
 
 Usage::

@@ -1,4 +1,4 @@
-"""Continuum TBG (Bistritzer–MacDonald, SPEC §2.5): flat bands vs angle, and their transport.
+"""Continuum TBG (Bistritzer–MacDonald, theory §2.5): flat bands vs angle, and their transport.
 
 Part A (issue 8 item 2): realistic coupling w0/w1 = 0.8, w1 = 110 meV, no sublattice mass;
 flat-band width W (both flat bands together) and the gaps to the remote bands on a 24×24

@@ -1,4 +1,4 @@
-"""Windowed (SLEPc) against dense transport as the window grows (SPEC §5; docs/validation.md).
+"""Windowed (SLEPc) against dense transport as the window grows (theory §5; docs/validation.md).
 
 Model: 2×2 supercell of the Haldane model (t1 = 100, t2 = 30, M = 10 meV, φ = π/2) with seeded
 box disorder of width 600 meV, which splits the 8 bands into isolated groups (gaps 14–62 meV).

@@ -1,4 +1,4 @@
-"""Bistritzer–MacDonald continuum model (SPEC §2.5): Dirac cones, magic angle, symmetries."""
+"""Bistritzer–MacDonald continuum model (theory §2.5): Dirac cones, magic angle, symmetries."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_shell_convergence_and_shift_map():
 
 
 def test_trace_condition_of_sublattice_polarised_flat_bands():
-    """SPEC §5, issue 8: at the magic α the sublattice-polarised flat bands are ideal.
+    """theory §5, issue 8: at the magic α the sublattice-polarised flat bands are ideal.
 
     A small sublattice mass makes the chiral zero modes (σz = ±1) exact eigenstates at ±mass/2,
     so the existing per-band geometry gives their metric and curvature directly.

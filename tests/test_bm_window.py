@@ -1,4 +1,4 @@
-"""Windowed SLEPc solves of the Bistritzer–MacDonald model against dense ones (SPEC §2.5, §5).
+"""Windowed SLEPc solves of the Bistritzer–MacDonald model against dense ones (theory §2.5, §5).
 
 BM at 1.05°, w0/w1 = 0.8, 3 shells (148 plane waves), sublattice mass 10 meV (C2zT broken, so
 the two flat bands carry C = ±1 per valley). The window is the two flat bands around 0 meV.
@@ -47,7 +47,7 @@ def test_flat_band_geometry_matches_dense(model):
 
 def test_flat_band_chern_numbers_and_quantized_hall(model):
     """C = (+1, −1) for the flat bands; with μ in the gap between them, T, δ → 0:
-    σ_xy → −(C_below + C_lower) e²/h = −1 (SPEC §3 clean limit), C_below = 0 given."""
+    σ_xy → −(C_below + C_lower) e²/h = −1 (theory §3 clean limit), C_below = 0 given."""
     tr, geo = _windowed(model, 2, mu=(0.0,), temps=(0.2,), delta=0.001, chern_below=0)
     assert geo["chern_groups"][:2].tolist() == [1, -1]
     assert window_isolated(geo)
@@ -64,7 +64,7 @@ def test_non_isolated_window_is_detected(model):
 
 
 def test_superfluid_metric_of_a_window_band_equals_the_dense_scan(model):
-    """SPEC §6 on a window: the k-pass's metric integral (in + out of window) and Chern number
+    """theory §6 on a window: the k-pass's metric integral (in + out of window) and Chern number
     of the lower flat band equal the dense solver's own scan of band 73 of 148."""
     from qgt_mpi.io.deck import InputError, SuperfluidSpec
     from qgt_mpi.superfluid import compute_superfluid, scan_band, scan_from_geometry
@@ -82,7 +82,7 @@ def test_superfluid_metric_of_a_window_band_equals_the_dense_scan(model):
 
 
 def test_filled_bands_below_enter_every_hall_moment(model):
-    """C_below shifts σ_xy(ε) by −C_below e²/h at every ε (SPEC §5): σ_xy moves by exactly
+    """C_below shifts σ_xy(ε) by −C_below e²/h at every ε (theory §5): σ_xy moves by exactly
     −C_below, α_xy (first moment, ∫(ε − μ)(−f')dε = 0) does not move, S_xx changes."""
     tr0 = _windowed(model, 2, mu=(-3.0, 0.0), temps=(2.0, 8.0), delta=0.05, chern_below=0)[0]
     tr1 = _windowed(model, 2, mu=(-3.0, 0.0), temps=(2.0, 8.0), delta=0.05, chern_below=2)[0]

@@ -28,7 +28,7 @@ def test_gapless_haldane_is_flagged_gapped_one_is_not(n):
     gapless = _geometry(haldane(1.0, 0.3, 0.0, 0.0), n)
     flags = diagnostics.gapped_bands(gapless["min_gap"], gapless["bandwidth"], (n, n), 3.0)
     assert not flags.any()
-    # Haldane at φ = π/2: direct gap 6√3 t2 − ... stays ≳ 3 meV everywhere (SPEC §2.2).
+    # Haldane at φ = π/2: direct gap 6√3 t2 − ... stays ≳ 3 meV everywhere (theory §2.2).
     gapped = _geometry(haldane(1.0, 0.3, 0.0, math.pi / 2), n)
     assert gapped["min_gap"][0] > 1.0
     flags = diagnostics.gapped_bands(gapped["min_gap"], gapped["bandwidth"], (n, n), 3.0)

@@ -1,4 +1,4 @@
-"""Exactly flattened bands as a solver decorator (solvers/flat.py, SPEC §2.3).
+"""Exactly flattened bands as a solver decorator (solvers/flat.py, theory §2.3).
 
 Independent check: flattening the dense Haldane solve to ±Δ/2 must reproduce the exactly
 flattened model H_flat(k) = U diag(E) U† of models/flatten.py, which builds and diagonalises

@@ -1,4 +1,4 @@
-"""Hall energy moments Y^(a)_nm (SPEC §3, §4) against quadrature, mpmath and known limits."""
+"""Hall energy moments Y^(a)_nm (theory §3, §4) against quadrature, mpmath and known limits."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def ym_quad(a, en, em, dn, dm, mu, kT):
 
 
 def test_h_moments_against_definition() -> None:
-    """h_a(x) = ∫_x^∞ y^a (−f') dy; h_1 = kT s(f) (the entropy weight of SPEC §4)."""
+    """h_a(x) = ∫_x^∞ y^a (−f') dy; h_1 = kT s(f) (the entropy weight of theory §4)."""
     kT = 0.07
     mp.mp.dps = 30
     for x in (-2.0, -0.3, 0.0, 0.11, 1.5):
@@ -99,7 +99,7 @@ def test_y_moments_against_quadrature(p) -> None:
 
 
 def test_y_moments_are_smrcka_streda_energy_moments() -> None:
-    """Y^(a) = ∫ dε (ε−μ)^a (−f') Y(μ = ε, T → 0): the SPEC §4 definition, by quadrature."""
+    """Y^(a) = ∫ dε (ε−μ)^a (−f') Y(μ = ε, T → 0): the theory §4 definition, by quadrature."""
     en, em, dn, dm, mu, kT = 0.3, -0.2, 0.02, 0.03, 0.05, 0.02
     for a in (1, 2):
         def outer(e, a=a):

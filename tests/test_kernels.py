@@ -1,4 +1,4 @@
-"""Closed-form kernels of SPEC §3 against adaptive quadrature, mpmath and known limits."""
+"""Closed-form kernels of theory §3 against adaptive quadrature, mpmath and known limits."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def test_y_pair_against_double_integral(p) -> None:
 
 
 def test_clean_limit_of_hall_kernel() -> None:
-    # Y_nm → 2 f(ε_n)/(ε_n − ε_m)² as δ, kT → 0, with error O(δ) (SPEC §3)
+    # Y_nm → 2 f(ε_n)/(ε_n − ε_m)² as δ, kT → 0, with error O(δ) (theory §3)
     en, em, mu = -0.3, 0.2, 0.0
     errs = []
     for s in (1e-2, 1e-3, 1e-4, 1e-5):
@@ -182,7 +182,7 @@ def test_clean_limit_of_hall_kernel() -> None:
 
 
 def test_resonant_limit_of_w() -> None:
-    # δ ≪ kT, n ≠ m: W ≈ [δ_m x_n^a (−f'(x_n)) + δ_n x_m^a (−f'(x_m))]/(ε_n − ε_m)² (SPEC §3)
+    # δ ≪ kT, n ≠ m: W ≈ [δ_m x_n^a (−f'(x_n)) + δ_n x_m^a (−f'(x_m))]/(ε_n − ε_m)² (theory §3)
     kT, mu = 0.05, 0.0
     en, em = mu + 0.5 * kT, mu - 1.3 * kT
     for a in (0, 1, 2):
@@ -232,7 +232,7 @@ def test_lambda_differences(kT) -> None:
 
 
 def _mp_funcs(kT):
-    """Λ and K_a as mpmath functions of ζ (Im ζ < 0), straight from their SPEC §3 definitions."""
+    """Λ and K_a as mpmath functions of ζ (Im ζ < 0), straight from their theory §3 definitions."""
     b = 1 / mp.mpf(kT)
     def c(z):
         return 0.5 + 1j * b * z / (2 * mp.pi)

@@ -112,7 +112,7 @@ def test_haldane_matches_d_vector():
 
 
 def test_haldane_gap_at_dirac_points():
-    """At K, K' the gap is 2|M ∓ 3√3 t2 sin φ| (SPEC §2.2)."""
+    """At K, K' the gap is 2|M ∓ 3√3 t2 sin φ| (theory §2.2)."""
     params = {"t1": 1.0, "t2": 0.3, "mass": 0.2, "phi": 0.7}
     model = haldane(**params)
     b = model.reciprocal

@@ -1,4 +1,4 @@
-"""The claims of Kruchkov, PRB 107, L241102 (2023), as SPEC §7 lists them, pinned.
+"""The claims of Kruchkov, PRB 107, L241102 (2023), as theory §7 lists them, pinned.
 
 Two exactly flat bands of the flattened Haldane model (t1 = 1, t2 = 0.3, M = 0, φ = π/2)
 at ε_1,2 = ∓Δ/2, Δ = 0.5 meV, C_1 = −1, C_2 = +1. Their transport depends on k only through
@@ -101,7 +101,7 @@ def test_claim3_sigma_xx_prefactor(model):
     """σ_xx = 4π G_xx [δ_2(−f'(ε_1)) + δ_1(−f'(ε_2))] / (1 + ((δ_1+δ_2)/Δ)²) at k_BT ≫ δ.
 
     The last factor is the exact Lorentzian convolution ∫L_1 L_2 = π(δ_1+δ_2)/(Δ²+(δ_1+δ_2)²)
-    that the resonant formula of SPEC §3 drops (−1.6e-3 for δ = 0.01 meV).
+    that the resonant formula of theory §3 drops (−1.6e-3 for δ = 0.01 meV).
     """
     d, temps = 0.01, np.array([100.0, 1000.0])
     tr, geo = _run(model, 48, temps, [MU_BAND], [[d, d]])

@@ -1,4 +1,4 @@
-"""Physical limits of the whole pipeline (SPEC §4, §5, §7): TKNN, Drude, flat bands."""
+"""Physical limits of the whole pipeline (theory §4, §5, §7): TKNN, Drude, flat bands."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _run(model, grid, temps, mus, deltas):
 
 @pytest.mark.parametrize("mass, chern_lower", [(0.0, -1), (2.5, 0)])
 def test_hall_conductivity_tends_to_tknn(mass, chern_lower):
-    """μ in the gap, T, δ → 0: σ_xy → −(e²/h) Σ_occ C_n (SPEC §3), 0 in the trivial phase."""
+    """μ in the gap, T, δ → 0: σ_xy → −(e²/h) Σ_occ C_n (theory §3), 0 in the trivial phase."""
     model = haldane(1.0, 0.3, mass, math.pi / 2)
     tr, geo = _run(model, (48, 48), [0.05], [0.0], [[1e-3, 1e-3]])
     assert geo["chern_groups"][0] == chern_lower
@@ -37,7 +37,7 @@ def test_hall_conductivity_tends_to_tknn(mass, chern_lower):
 def test_hall_conductivity_converges_in_delta_and_half_fills():
     """Flat C = ±1 bands, T → 0: σ_xy → 1 mid-gap (error falls at least ∝ δ; by particle–hole
     symmetry the O(δ), O(δ²) tails cancel, giving δ³) and → ½ with μ on the lower band,
-    where f(ε_1) = ½ in σ_xy = −Σ f_n C_n (SPEC §3)."""
+    where f(ε_1) = ½ in σ_xy = −Σ f_n C_n (theory §3)."""
     model = build_model("haldane", HALDANE, FLAT)
     deltas = [[0.004, 0.004], [0.002, 0.002], [0.001, 0.001]]
     tr, _ = _run(model, (24, 24), [0.01], [0.0, -0.25], deltas)
@@ -50,7 +50,7 @@ def test_hall_conductivity_converges_in_delta_and_half_fills():
 
 
 def test_flat_bands_have_no_drude_part_and_sigma_is_linear_in_delta():
-    """SPEC §7: σ_xx of flat Chern bands is purely geometric and ∝ δ at T = Δ/k_B."""
+    """theory §7: σ_xx of flat Chern bands is purely geometric and ∝ δ at T = Δ/k_B."""
     model = build_model("haldane", HALDANE, FLAT)
     temp = 0.5 / K_B_MEV_PER_K
     tr, geo = _run(model, (24, 24), [temp], [-0.25, 0.0], [[0.001] * 2, [0.002] * 2])
@@ -61,7 +61,7 @@ def test_flat_bands_have_no_drude_part_and_sigma_is_linear_in_delta():
 
 
 def test_flat_bands_midgap_seebeck_vanishes():
-    """Particle–hole symmetric flat bands, μ mid-gap: S = 0 (SPEC §7)."""
+    """Particle–hole symmetric flat bands, μ mid-gap: S = 0 (theory §7)."""
     model = build_model("haldane", HALDANE, FLAT)
     tr, _ = _run(model, (12, 12), [1.0, 6.0, 20.0], [0.0], [[0.01, 0.01]])
     assert np.max(np.abs(tr["seebeck"][0])) < 1e-9
@@ -79,7 +79,7 @@ def test_flattening_leaves_integrated_geometry_unchanged():
 
 
 def _parabolic(mu, delta, kt, npts=400_000):
-    """All SPEC §4 observables of ε = k² (m = 1/2) from TransportSums, radial quadrature."""
+    """All theory §4 observables of ε = k² (m = 1/2) from TransportSums, radial quadrature."""
     e_max = mu + 2000 * delta
     k = np.linspace(0, math.sqrt(e_max), npts + 1)[1:] - 0.5 * math.sqrt(e_max) / npts
     dk = math.sqrt(e_max) / npts
@@ -94,7 +94,7 @@ def _parabolic(mu, delta, kt, npts=400_000):
 
 
 def test_parabolic_band_drude_equals_n_e2_tau_over_m():
-    """Paper Eq. 1 with τ = ħ/(2δ): σ = n e²τ/m → E_F/(2δ) in e²/h for ε = k²/2m (SPEC §7)."""
+    """Paper Eq. 1 with τ = ħ/(2δ): σ = n e²τ/m → E_F/(2δ) in e²/h for ε = k²/2m (theory §7)."""
     mu, delta, kt = 1.0, 0.01, 1e-5
     n_tau_over_m = mu / (2 * delta)  # n = mE_F/2π, τ = 1/(2δ): σ/(e²/h) = 2π n τ/m
     # Exact T = 0 value at finite δ (Lorentzian-broadened, band bottom at 0):
@@ -111,7 +111,7 @@ def test_parabolic_band_wiedemann_franz_and_mott():
     """Degenerate metal (δ ≪ k_BT ≪ E_F): L/L_0 → 1 and S → Mott's −(π²/3)(k_B/e) k_BT/E_F.
 
     For ε = k² the transport function is σ(E) ∝ E, so d ln σ/dE = 1/E_F; carriers have
-    charge −e (SPEC §1), hence the minus sign. Corrections are O((k_BT/E_F)², δ/E_F).
+    charge −e (theory §1), hence the minus sign. Corrections are O((k_BT/E_F)², δ/E_F).
     """
     mu, delta, kt = 1.0, 0.002, 0.02
     got = _parabolic(mu, delta, kt)

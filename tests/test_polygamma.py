@@ -1,4 +1,4 @@
-"""Complex polygamma against mpmath (SPEC §3)."""
+"""Complex polygamma against mpmath (theory §3)."""
 
 from __future__ import annotations
 

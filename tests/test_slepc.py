@@ -1,4 +1,4 @@
-"""Windowed SLEPc solver against the dense solver (SPEC §5): eigenpairs, out-of-window
+"""Windowed SLEPc solver against the dense solver (theory §5): eigenpairs, out-of-window
 geometry, transport through the far-off-resonance limit, pool layouts, collective failure.
 
 The model is a 3×3 supercell of the Haldane model with seeded on-site disorder (no exact

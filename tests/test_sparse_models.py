@@ -1,4 +1,4 @@
-"""Sparse models (SPEC §2.1, §2.7): bond lists, supercells, disorder; serial."""
+"""Sparse models (theory §2.1, §2.7): bond lists, supercells, disorder; serial."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ K_POINTS = np.array([[0.0, 0.0], [0.17, 0.41], [-1.3, 2.2], [2.9, -0.4]])
 
 
 def test_bond_model_reproduces_tight_binding_and_derivatives():
-    """as_sparse of a TightBinding gives the same H(k) and ∂H/∂k (SPEC §1)."""
+    """as_sparse of a TightBinding gives the same H(k) and ∂H/∂k (theory §1)."""
     model = haldane(1.0, 0.3, 0.2, 1.1)
     sparse = as_sparse(model)
     assert isinstance(sparse, BondModel)

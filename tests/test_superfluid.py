@@ -1,4 +1,4 @@
-"""Geometric superfluid weight of a flat band (SPEC §6): src/qgt_mpi/superfluid, deck, figure.
+"""Geometric superfluid weight of a flat band (theory §6): src/qgt_mpi/superfluid, deck, figure.
 
 The independent reference is a full mean-field Bogoliubov–de Gennes (BdG) calculation on the
 flattened Haldane model (both bands kept, no projection). Conditions, stated once:
@@ -6,7 +6,7 @@ flattened Haldane model (both bands kept, no projection). Conditions, stated onc
 - grand potential Ω(q) at FIXED μ and FIXED real pairing Δ_a = Δ on every orbital, with the
   pair-momentum twist Δ_a e^{2iq·r_a}, r_a = R + τ_a (q = eA/ħ), spin ↓ the time-reversed
   partner of spin ↑; D_s = (e²/ħ²) ∂²(Ω/V)/∂q∂q by central differences in q;
-- Δ and μ are the projected mean-field values of SPEC §6 at (U, ν, T) (checked against the
+- Δ and μ are the projected mean-field values of theory §6 at (U, ν, T) (checked against the
   BdG self-consistency below, to O(U/gap));
 - the fixed-Δ second derivative equals the formula with the metric *of the positions used for
   the pairing phases*; the physical (self-consistent) D_s also relaxes the pairing phases,
@@ -83,16 +83,16 @@ def bdg_superfluid_weight(model, delta, mu, temp, h=1e-3):
 
 
 def projected_state(u, nu, temp, n_orb=2, band_energy=-GAP / 2):
-    """(Δ(T), μ) of SPEC §6 for the lower flat band."""
+    """(Δ(T), μ) of theory §6 for the lower flat band."""
     return mf.gap([temp], u, nu, n_orb)[0], band_energy - mf.chemical_offset(u, nu, n_orb)
 
 
-# --- (1) BdG against the SPEC §6 formula ------------------------------------------------------
+# --- (1) BdG against the theory §6 formula ------------------------------------------------------
 
 @pytest.mark.parametrize("nu", [0.5, 0.3])
 @pytest.mark.parametrize("t_frac", [0.0, 0.5])
 def test_bdg_agrees_as_u_over_gap_shrinks(nu, t_frac):
-    """Relative error of the SPEC §6 D_s against BdG shrinks ∝ U/gap (symmetric positions)."""
+    """Relative error of the theory §6 D_s against BdG shrinks ∝ U/gap (symmetric positions)."""
     model = flat_haldane()
     metric = metric_integral(SELF, model, 0, GRID)
     errors = []
@@ -152,7 +152,7 @@ def test_bdg_needs_minimal_metric_for_shifted_positions():
 
 @pytest.mark.parametrize("nu", [0.5, 0.3])
 def test_bdg_self_consistency_of_gap_and_filling(nu):
-    """At the SPEC §6 (Δ(T), μ), BdG returns Δ_a = U<c_a↑ c_a↓> ≈ Δ on both orbitals and ν."""
+    """At the theory §6 (Δ(T), μ), BdG returns Δ_a = U<c_a↑ c_a↓> ≈ Δ on both orbitals and ν."""
     model = flat_haldane()
     for u, tol in ((0.1 * GAP, 0.03), (0.025 * GAP, 0.008)):
         temp = 0.5 * mf.critical_temperature(u, nu, 2)

@@ -1,4 +1,4 @@
-"""Atomistic commensurate twisted bilayer graphene (SPEC §2.6) against dense diagonalisation."""
+"""Atomistic commensurate twisted bilayer graphene (theory §2.6) against dense diagonalisation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Full thermoelectric and thermal tensors (SPEC §4 "Full tensors", issue 11) against limits.
+"""Full thermoelectric and thermal tensors (theory §4 "Full tensors", issue 11) against limits.
 
 Clean-limit entropy formula for α_xy (Berry curvature from geometry.bands on the same grid),
 Mott and Wiedemann–Franz in the Hall channel, the entropy per carrier of a Hall-dominated flat
@@ -38,7 +38,7 @@ def _flat_model(phi=math.pi / 2):
 
 
 def test_clean_limit_alpha_xy_is_berry_curvature_times_entropy():
-    """δ → 0: α_xy = (e k_B/ħ) Σ_n ∫ Ω_n s(f_n) d²k/(2π)² (SPEC §4; sign fixed by §1's Ω, with
+    """δ → 0: α_xy = (e k_B/ħ) Σ_n ∫ Ω_n s(f_n) d²k/(2π)² (theory §4; sign fixed by §1's Ω, with
     σ_xy = −(e²/ħ) Σ_n ∫ Ω_n f_n), μ in the lower band, in the gap and in the upper band."""
     model, n, kt = haldane(**DISPERSIVE), 36, 0.3
     mus = np.array([-2.0, 0.0, 1.5])

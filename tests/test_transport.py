@@ -1,7 +1,7 @@
-"""Transport sums: binned representation vs direct closed forms, and physical limits (SPEC §4).
+"""Transport sums: binned representation vs direct closed forms, and physical limits (theory §4).
 
 The energy-binned Taylor representation (transport/binning.py) must reproduce the direct
-per-k, per-pair evaluation of SPEC §3's closed forms; the Hall J-form must agree with the
+per-k, per-pair evaluation of theory §3's closed forms; the Hall J-form must agree with the
 matrix Kubo–Bastin formula by quadrature; σ_xy must approach the TKNN value; the Drude part
 of a parabolic band must equal n e²τ/m; flat bands have no Drude part and σ_xx ∝ δ.
 """
@@ -25,7 +25,7 @@ SELF = MPI.COMM_SELF
 
 
 def _direct(eps, prod, delta, mu, temps):
-    """Reference SPEC §4 sums by direct per-pair closed forms; (3, 4, nmu, nT), (3, nmu, nT).
+    """Reference theory §4 sums by direct per-pair closed forms; (3, 4, nmu, nT), (3, nmu, nT).
 
     The Hall sums carry the energy moments a = 0, 1, 2 (kernels.hall_moments)."""
     en, em = eps[:, :, None], eps[:, None, :]
@@ -132,7 +132,7 @@ def _bastin_hall(model, k, mu, kt, delta):
 
 
 def test_hall_J_form_matches_matrix_kubo_bastin():
-    """σ_xy per k from Y_nm Im(v v) (SPEC §3–4) vs the matrix Bastin formula by quadrature."""
+    """σ_xy per k from Y_nm Im(v v) (theory §3–4) vs the matrix Bastin formula by quadrature."""
     model = haldane(1.0, 0.3, 0.2, 1.2)
     rng = np.random.default_rng(7)
     delta, mu, kt = 0.15, 0.3, 0.2

@@ -1,6 +1,6 @@
 """kind = "wannier90": hr/tb/centres readers, units, planes, slabs and malformed files.
 
-The reference is the Haldane model (SPEC §2.2) written as Wannier90 files
+The reference is the Haldane model (theory §2.2) written as Wannier90 files
 (models/w90write.py): reading them back must give its H(k) and ∂H/∂k.
 """
 

@@ -1,4 +1,4 @@
-"""Wannier90 test files made from a known model (the Haldane model, SPEC §2.2)."""
+"""Wannier90 test files made from a known model (the Haldane model, theory §2.2)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 The package is organised by role (see ``docs/architecture.md``): ``models`` build Bloch
 Hamiltonians, ``solvers`` diagonalise them for batches of k-points, ``geometry`` turns
 eigenpairs into velocities, Berry curvature, metric and Chern numbers, ``kernels`` holds
-the closed-form structural tensors (SPEC §3), ``transport`` accumulates and evaluates
-the k-sums of SPEC §4, ``parallel`` is the one home of MPI helpers, ``io`` reads input
+the closed-form structural tensors (theory §3), ``transport`` accumulates and evaluates
+the k-sums of theory §4, ``parallel`` is the one home of MPI helpers, ``io`` reads input
 decks and writes result files, and ``cli`` is the only module that touches COMM_WORLD
 (besides the Python API's default ``comm``, see ``docs/api.md``).
 

@@ -1,7 +1,7 @@
-"""Small analysis helpers for validating runs against the paper (SPEC §7).
+"""Small analysis helpers for validating runs against the paper (theory §7).
 
 Slope and power-law fits, peak location on a sampled curve, and the resonant-limit
-(δ ≪ k_BT, SPEC §3) closed forms of σ_xx and the Seebeck coefficient for two exactly flat
+(δ ≪ k_BT, theory §3) closed forms of σ_xx and the Seebeck coefficient for two exactly flat
 bands. None of these is used by a run; ``docs/validation.md`` and
 ``tests/test_paper_claims.py`` use them.
 """
@@ -112,7 +112,7 @@ def minus_fermi_derivative(energy, temperature_K):
 
 
 def sigma_xx_resonant(eps, delta, mu, temperature_K, metric_xx):
-    """Resonant-limit σ_xx [e²/h] of two flat bands (SPEC §3, §4; δ_n ≪ k_BT, δ_n ≪ gap).
+    """Resonant-limit σ_xx [e²/h] of two flat bands (theory §3, §4; δ_n ≪ k_BT, δ_n ≪ gap).
 
     σ_xx = 2π · 2 · W^(0)_12 · Δ² · G_xx with Δ² W^(0)_12 = δ_2 (−f'(ε_1)) + δ_1 (−f'(ε_2)),
     where G_xx = ∫ g_xx d²k/(2π)² of either band (|v^x_12|² = Δ² G^12_xx for flat bands).
@@ -141,10 +141,10 @@ def sigma_xx_resonant(eps, delta, mu, temperature_K, metric_xx):
 
 
 def seebeck_resonant(eps, delta, mu, temperature_K):
-    """Resonant-limit Seebeck coefficient [μV/K] of two flat bands (SPEC §3, §4).
+    """Resonant-limit Seebeck coefficient [μV/K] of two flat bands (theory §3, §4).
 
     S = −(k_B/e) Σ_n w_n β(ε_n − μ) / Σ_n w_n, w_1 = δ_2 (−f'(ε_1)), w_2 = δ_1 (−f'(ε_2)):
-    a weighted mean of β(ε_n − μ); the geometry cancels. Carrier charge −e (SPEC §1).
+    a weighted mean of β(ε_n − μ); the geometry cancels. Carrier charge −e (theory §1).
 
     Parameters
     ----------

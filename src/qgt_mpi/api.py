@@ -1,6 +1,6 @@
 """Python API: compute transport for any model from Python, with or without mpirun.
 
-``compute`` runs the same k-pass, reductions and evaluation as ``qgt-mpi run`` (SPEC §4,
+``compute`` runs the same k-pass, reductions and evaluation as ``qgt-mpi run`` (theory §4,
 §5) and returns a :class:`Result` whose arrays carry named axes and units; ``Result.save``
 writes the same HDF5 file as the command line, and :func:`load` reads one back. See
 ``docs/api.md``. ``comm=None`` means ``MPI.COMM_WORLD``: a single process in a notebook, all
@@ -47,7 +47,7 @@ class Quantity(np.ndarray):
 
 
 class Result:
-    """Transport (SPEC §4) and geometry (SPEC §5) of one model and sweep.
+    """Transport (theory §4) and geometry (theory §5) of one model and sweep.
 
     Attributes: each observable of ``UNITS`` (``sigma_xx``, ``sigma_xy``, ``seebeck``,
     ``kappa_xx``, ...) as a :class:`Quantity` with dims (mu, delta, temperature); the axes
@@ -76,7 +76,7 @@ class Result:
 
     @property
     def chern(self) -> np.ndarray:
-        """Link-variable Chern number of each band (SPEC §5)."""
+        """Link-variable Chern number of each band (theory §5)."""
         c = self.geometry.get("chern", self.geometry.get("chern_groups"))
         return np.asarray(c)[: self.nbands]
 
@@ -149,7 +149,7 @@ def compute(model, kgrid, temperature, mu, delta, degeneracy: float = 1.0, *, co
     temperature : temperatures [K] (> 0); mu : chemical potentials [meV];
     delta : broadenings [meV] (> 0): a number, a list (one per sweep point), or a list of
         per-band lists (n_delta, nbands).
-    degeneracy : flavour factor multiplying σ and κ (SPEC §1).
+    degeneracy : flavour factor multiplying σ and κ (theory §1).
     comm : mpi4py communicator; None = MPI.COMM_WORLD. Collective over it.
     chunk : k-points per batch; kresolved : keep k-resolved fields for :meth:`Result.save`.
 

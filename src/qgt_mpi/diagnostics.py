@@ -2,11 +2,11 @@
 
 Applied once to the reduced results (identical on every rank, so no communication):
 
-* **Undefined sweep points.** S, κ and L/L_0 divide by S^(0) ∝ σ_xx (SPEC §4 Eqs. 18-19);
+* **Undefined sweep points.** S, κ and L/L_0 divide by S^(0) ∝ σ_xx (theory §4 Eqs. 18-19);
   where σ_xx = 0 (an empty band window, a single k-point) they are undefined. They are
   written as NaN, with a mask ``/transport/<name>_undefined`` (1 = undefined) and the count
   as the attribute ``n_undefined_<name>`` of ``/transport``, and one warning line.
-* **Ungapped bands.** A link-variable Chern number (SPEC §5) is an integer for any set of
+* **Ungapped bands.** A link-variable Chern number (theory §5) is an integer for any set of
   bands, but it is the band's topological invariant only if the band is separated from its
   neighbours everywhere in the BZ. On an N1×N2 grid the smallest direct gap seen is
   ``min_gap``; between grid points the bands may approach by the energy step of the grid,
@@ -16,9 +16,9 @@ Applied once to the reduced results (identical on every rank, so no communicatio
   holds the flags; a warning names the bands whose Chern number is not an invariant.
 * **Coarse grids.** Warn when a grid direction has fewer than ``MIN_GRID`` points, or when the
   energy step of a band exceeds the narrowest spectral width of the sweep, min(δ_n + π k_B T):
-  the Lorentzian/thermal windows then fall between grid energies and the k-sums of SPEC §4
+  the Lorentzian/thermal windows then fall between grid energies and the k-sums of theory §4
   are not converged.
-* A non-finite trace-condition ratio (SPEC §5, no curvature at all) is written as NaN, flagged.
+* A non-finite trace-condition ratio (theory §5, no curvature at all) is written as NaN, flagged.
 """
 
 from __future__ import annotations

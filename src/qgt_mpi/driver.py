@@ -77,7 +77,7 @@ def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
 
 
 def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
-    """``delta_out`` (per δ choice) and ``chern_below`` for a windowed solver (SPEC §5).
+    """``delta_out`` (per δ choice) and ``chern_below`` for a windowed solver (theory §5).
 
     δ_out defaults to the δ choice's value when all window bands share it; per-band δ
     needs ``solver.delta_out``.
@@ -140,7 +140,7 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
            sweep: SweepSpec | None = None, stop=None) -> tuple[dict, dict]:
-    """Reduce and evaluate the sweep (SPEC §4) and the geometry (SPEC §5). Collective.
+    """Reduce and evaluate the sweep (theory §4) and the geometry (theory §5). Collective.
 
     With ``sweep.filling`` the sweep is at fixed filling (μ(ν, T) solved, transport/filling.py).
     ``stop`` (a StopFlag) interrupts the evaluation between sweep units (status 3).
@@ -165,8 +165,8 @@ def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delt
 
     ``solver`` (default dense) may be a windowed solver on a pool communicator of ``comm``
     (pools are contiguous blocks of ranks); ``window`` as in :func:`make_job`. Returns the
-    rank's KPass (with its k-resolved blocks if asked) and the reduced transport (SPEC §4)
-    and geometry (SPEC §5) dictionaries, identical on every rank.
+    rank's KPass (with its k-resolved blocks if asked) and the reduced transport (theory §4)
+    and geometry (theory §5) dictionaries, identical on every rank.
     """
     timers = Timers()
     job = make_job(comm, model, kgrid, temperature, mu, delta, chunk, kresolved, solver,
@@ -280,7 +280,7 @@ def _write(comm, output, result, timers) -> None:
 
 
 def _superfluid(comm, config, model, timers, log, geometry=None):
-    """SPEC §6 superfluid weight when the deck has a [superfluid] section. Collective.
+    """theory §6 superfluid weight when the deck has a [superfluid] section. Collective.
 
     Returns ``(datasets, attrs)`` for the ``/superfluid`` group, or None. Datasets map a
     name to ``(array, attrs)``; arrays are identical on every rank.
@@ -315,7 +315,7 @@ def window_isolated(geometry: dict) -> bool:
 
 
 def _check_window(log, job: KPass, geometry: dict) -> None:
-    """Warn when μ leaves a solver window's energy range or nears bands outside it (SPEC §5).
+    """Warn when μ leaves a solver window's energy range or nears bands outside it (theory §5).
 
     The far-off-resonance limit of the pairs with outside bands needs μ among the window
     bands: elsewhere (e.g. in a gap above the window) the Lorentzian tails of the outside

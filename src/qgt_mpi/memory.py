@@ -8,7 +8,7 @@ measurements it is calibrated on):
 * ``k-pass``: one block's work arrays, per k-point 16 B × (3 N_orb² + 5 N_orb N_b + 8 N_b²
   + N_b · 5 components · (P_BIN + 2) Taylor slots) × 1.1 (measured: 2.76 kB per k-point
   for the two-band Haldane model against 2.46 kB counted);
-* ``bins``: the energy-bin moments of every band (SPEC §3), held twice during the reduction;
+* ``bins``: the energy-bin moments of every band (theory §3), held twice during the reduction;
 * ``k-resolved``: the fields of the rank's own blocks (5 N_b + 4 doubles per k-point);
 * ``sweep``: the reduced sweep, N = N_μ N_δ N_T points: the 13 sums per point of the
   evaluation, their exchange over ranks (pickled and unpacked) and the 8 observables,

@@ -97,7 +97,7 @@ def _transport(config, delta, sums: TransportSums, transport) -> dict:
 
 
 def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
-    """/geometry datasets (SPEC §5)."""
+    """/geometry datasets (theory §5)."""
     chern = geometry["chern_groups"]
     g = {
         "chern": (chern[:nb], {"units": "1", "method": "link variables (Fukui-Hatsugai-Suzuki)"}),
@@ -119,7 +119,7 @@ def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
 
 
 def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
-    """/solver datasets and attributes: window edges and out-of-window geometry (SPEC §5)."""
+    """/solver datasets and attributes: window edges and out-of-window geometry (theory §5)."""
     attrs = dict(solver.describe()) if solver is not None else {"solver": "dense"}
     if solver is None or not is_windowed(solver):
         return {}, attrs
@@ -180,7 +180,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                 "taylor_order": P_BIN,
                 "eta_bin": ETA_BIN,
                 "eta_degenerate": ETA_DEG,
-                "method": "energy-binned Taylor moments of closed-form kernels (SPEC 3, 4)",
+                "method": "energy-binned Taylor moments of closed-form kernels (theory 3, 4)",
             },
         },
         scales={f"/transport/{k}": _sweep_axes(config)

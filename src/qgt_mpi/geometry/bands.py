@@ -1,7 +1,7 @@
-"""Per-band quantum geometry from band-basis velocities (SPEC §1, §5).
+"""Per-band quantum geometry from band-basis velocities (theory §1, §5).
 
 With v^i_nm = <n|∂_iH|m>, the band-pair tensor is G^nm_ij = v^i_nm v^j_mn / (ε_n − ε_m)² for
-n ≠ m (SPEC §1), T^(n) = Σ_{m≠n} G^nm, metric g = Re T, curvature Ω = −2 Im T_xy. Pairs closer
+n ≠ m (theory §1), T^(n) = Σ_{m≠n} G^nm, metric g = Re T, curvature Ω = −2 Im T_xy. Pairs closer
 than ``tol`` in energy are skipped; ``degenerate_pairs`` counts them.
 """
 
@@ -13,7 +13,7 @@ from qgt_mpi.solvers.base import Eigenpairs
 
 
 def pair_products(vel: np.ndarray) -> dict[str, np.ndarray]:
-    """Products of band-basis velocities (SPEC §1, §4), each (nk, nb, nb) float.
+    """Products of band-basis velocities (theory §1, §4), each (nk, nb, nb) float.
 
     Returns ``M_xx, M_yy, M_xy`` = Re(v^i_nm v^j_mn) and ``N_xy`` = Im(v^x_nm v^y_mn).
     """
@@ -39,7 +39,7 @@ def degenerate_pairs(energies: np.ndarray, tol: float = 1e-10) -> int:
 
 
 def _pair_tensor(eig: Eigenpairs, tol: float) -> np.ndarray:
-    """G^nm_ij for ij = xx, yy, xy; complex (3, nk, nb, nb), zero where skipped (SPEC §1)."""
+    """G^nm_ij for ij = xx, yy, xy; complex (3, nk, nb, nb), zero where skipped (theory §1)."""
     if eig.velocities is None:
         raise ValueError("band geometry needs velocities; solve with velocities=True")
     vel = eig.velocities
@@ -49,7 +49,7 @@ def _pair_tensor(eig: Eigenpairs, tol: float) -> np.ndarray:
 
 
 def band_geometry(eig: Eigenpairs, tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
-    """Berry curvature and quantum metric of every band (SPEC §1, §5).
+    """Berry curvature and quantum metric of every band (theory §1, §5).
 
     For a windowed solve the out-of-window parts (``eig.metric_out``, ``eig.curvature_out``)
     are added, so the result is the full single-band geometry in either case.
@@ -61,13 +61,13 @@ def band_geometry(eig: Eigenpairs, tol: float = 1e-10) -> tuple[np.ndarray, np.n
     """
     tensor = _pair_tensor(eig, tol).sum(axis=-1)  # (3, nk, nb): T^(n)_ij (window pairs)
     curvature, metric = -2.0 * tensor[2].imag, np.moveaxis(tensor.real, 0, -1)
-    if eig.metric_out is not None:  # bands outside a solver window (SPEC §5)
+    if eig.metric_out is not None:  # bands outside a solver window (theory §5)
         curvature, metric = curvature + eig.curvature_out, metric + eig.metric_out
     return curvature, metric
 
 
 def qgt_pair_sums(eig: Eigenpairs, tol: float = 1e-10) -> np.ndarray:
-    """Σ_k G^nm_ij over the batch, (nb, nb, 3) complex for [xx, yy, xy] (SPEC §1, paper Eq. 13).
+    """Σ_k G^nm_ij over the batch, (nb, nb, 3) complex for [xx, yy, xy] (theory §1, paper Eq. 13).
 
     Diagonal (n = m) entries are zero; Σ_m of row n gives Σ_k T^(n).
     """

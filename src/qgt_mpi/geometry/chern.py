@@ -1,10 +1,10 @@
-"""Link-variable (Fukui–Hatsugai–Suzuki) Chern numbers of band groups (SPEC §5).
+"""Link-variable (Fukui–Hatsugai–Suzuki) Chern numbers of band groups (theory §5).
 
 A group (lo, hi) is bands lo..hi−1; links are U_μ(k) = det[V(k)† V(k + μ)] / |det|, V the
 (norb, hi − lo) eigenvector block. Each plaquette's flux lies in (−π, π], so the grid sum is
 2π times an integer.
 
-Sign (SPEC §1): Ω = −2 Im T_xy = ∂_x A_y − ∂_y A_x with A = i<u|∇u>. A link is
+Sign (theory §1): Ω = −2 Im T_xy = ∂_x A_y − ∂_y A_x with A = i<u|∇u>. A link is
 <u(k)|u(k + δ)> ≈ 1 − i A·δ, so arg(U1 U2 U3 U4) = −∮A·dk = −∫Ω d²k around a counter-clockwise
 loop. The loop (i, j) → (i+1, j) → (i+1, j+1) → (i, j+1) is counter-clockwise when
 b1 × b2 > 0, hence flux = −sign(b1 × b2) arg(U1 U2 U3 U4) ≈ Ω ΔA (checked in the tests).
@@ -24,7 +24,7 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     """Eigenvectors at the 4 unwrapped corners of plaquettes (i, j); (4, nplaq, norb, nb).
 
     Corners are solved at UNWRAPPED reduced coordinates (i + 1 may equal N1). In the Bloch
-    convention of SPEC §1, H(k + G) = D_G† H(k) D_G with D_G = diag(e^{iG·τ_a}), so the state
+    convention of theory §1, H(k + G) = D_G† H(k) D_G with D_G = diag(e^{iG·τ_a}), so the state
     solved at k + G is the continuation D_G† u(k) of the smooth family across the zone
     boundary, and boundary links are overlaps of nearby states like all others. Reusing the
     vectors of the wrapped point k would drop D_G, which is not a gauge phase, and give

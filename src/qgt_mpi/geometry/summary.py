@@ -1,4 +1,4 @@
-"""BZ-integrated geometry and band diagnostics accumulated over batches (SPEC §5).
+"""BZ-integrated geometry and band diagnostics accumulated over batches (theory §5).
 
 Per band n (and per link group): Chern number from link variables, integrated curvature
 (1/2π) Σ Ω ΔA, integrated metric ∫ g_ij d²k/(2π)², Ω_I = A_c ∫ Tr g d²k/(2π)² against its
@@ -90,11 +90,11 @@ class GeometrySummary:
                                    min(self.edges[1], state["geo_edges"][1])])
 
     def finish(self, comm: MPI.Comm, nk_total: int, cell_area: float) -> dict[str, np.ndarray]:
-        """Reduce over ranks and return the SPEC §5 diagnostics. Collective over ``comm``."""
+        """Reduce over ranks and return the theory §5 diagnostics. Collective over ``comm``."""
         st = self.reduced_state(comm)
         sums, flux, emin, emax = st["geo_sums"], st["geo_flux"], st["geo_emin"], st["geo_emax"]
         gap, worst, skipped = st["geo_gap"], st["geo_violation"], int(st["geo_skipped"])
-        # (1/V)Σ_k → ∫ d²k/(2π)²: divide by N_k A_c (SPEC §1); area element ΔA = (2π)²/(N_k A_c).
+        # (1/V)Σ_k → ∫ d²k/(2π)²: divide by N_k A_c (theory §1); area element ΔA = (2π)²/(N_k A_c).
         bz = 1.0 / (nk_total * cell_area)
         chern = np.rint(flux / (2 * math.pi)).astype(int)
         metric_integral = (sums[2:] * bz).T
@@ -116,7 +116,7 @@ class GeometrySummary:
             "bandwidth": emax - emin,
             "min_gap": gap[: max(self.nb - 1, 0)],
             "degenerate_pairs_skipped": np.array(skipped),
-            # Window solves (SPEC §5): out-of-window share of curvature and metric, and the
+            # Window solves (theory §5): out-of-window share of curvature and metric, and the
             # nearest eigenvalues outside the window over the grid (±inf: none / dense).
             "chern_curvature_out": st["geo_out_sums"][0] * bz * 2 * math.pi,
             "metric_integral_out": (st["geo_out_sums"][1:] * bz).T,

@@ -2,7 +2,7 @@
 
 Every key is checked; a bad deck raises one :class:`InputError` whose one-line message names
 the dotted key, the value, and what is allowed. No MPI here: the CLI reads the file on rank 0,
-broadcasts the text and every rank calls :func:`parse_deck` on it. Units follow SPEC §1.
+broadcasts the text and every rank calls :func:`parse_deck` on it. Units follow theory §1.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from qgt_mpi.models.registry import KINDS
 KGRID_MAX = 100_000  # per direction; the memory check refuses what the machine cannot hold
 @dataclass(frozen=True)
 class FlattenSpec:
-    gap: float  # meV, > 0 (SPEC §2.3)
-    range: float  # lattice constants; math.inf = exact flattening (SPEC §2.4)
+    gap: float  # meV, > 0 (theory §2.3)
+    range: float  # lattice constants; math.inf = exact flattening (theory §2.4)
     nfine: int  # FFT grid for the truncated model
 
 
@@ -75,7 +75,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class SuperfluidSpec:
-    """``[superfluid]``: geometric superfluid weight of an isolated flat band (SPEC §6)."""
+    """``[superfluid]``: geometric superfluid weight of an isolated flat band (theory §6)."""
 
     U: float  # meV, > 0: strength of the attractive on-site Hubbard interaction
     filling: float  # ν in (0, 1): filling of the flat band per spin
@@ -253,7 +253,7 @@ def _filling(key: str, value: object) -> float:
 
 
 def _superfluid(top: Table) -> SuperfluidSpec | None:
-    """Optional ``[superfluid]`` section (SPEC §6); n_orb's default is resolved on the model."""
+    """Optional ``[superfluid]`` section (theory §6); n_orb's default is resolved on the model."""
     if "superfluid" not in top.data:
         return None
     t = top.sub("superfluid", {"U", "filling", "n_orb", "band", "temperature",
@@ -347,7 +347,7 @@ def check_filling_bands(sweep: SweepSpec, nbands: int) -> None:
 
 
 def delta_for_bands(sweep: SweepSpec, nbands: int) -> np.ndarray:
-    """Per-band broadenings, shape ``(n_delta, nbands)`` in meV (SPEC §4: δ_1, δ_2, ...).
+    """Per-band broadenings, shape ``(n_delta, nbands)`` in meV (theory §4: δ_1, δ_2, ...).
 
     Raises
     ------

@@ -1,10 +1,10 @@
 """Deck sections of the sparse engine: ``[solver]`` and ``[model.supercell]`` (docs/input.md).
 
-``[solver]`` chooses the eigensolver (SPEC §2.1, §5): ``kind = "dense"`` (all bands, batched
+``[solver]`` chooses the eigensolver (theory §2.1, §5): ``kind = "dense"`` (all bands, batched
 LAPACK), ``"slepc"`` (a window of ``nev`` bands nearest ``target``, shift-and-invert with
 MUMPS) or ``"auto"`` (dense up to ``AUTO_CROSSOVER`` orbitals, SLEPc above; the crossover is
 measured in bench/bench_sparse.py and docs/performance.md). Bands outside a window enter the
-transport through their far-off-resonance limit with broadening ``delta_out`` (SPEC §5); the
+transport through their far-off-resonance limit with broadening ``delta_out`` (theory §5); the
 Hall response of filled bands below the window is ``chern_below`` (an integer: those bands'
 total Chern number) or reported as excluded.
 """
@@ -32,7 +32,7 @@ AUTO_CROSSOVER = 190  # orbitals; above this "auto" uses SLEPc (measured: docs/p
 
 @dataclass(frozen=True)
 class SolverSpec:
-    """``[solver]``: eigensolver choice and window (SPEC §5)."""
+    """``[solver]``: eigensolver choice and window (theory §5)."""
 
     kind: str = "dense"
     nev: int | None = None
@@ -50,7 +50,7 @@ class SolverSpec:
 
 @dataclass(frozen=True)
 class SupercellSpec:
-    """``[model.supercell]``: n1×n2 supercell with optional box disorder (SPEC §2.7)."""
+    """``[model.supercell]``: n1×n2 supercell with optional box disorder (theory §2.7)."""
 
     size: tuple[int, int]
     disorder_width: float = 0.0  # meV

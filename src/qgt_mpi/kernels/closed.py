@@ -1,4 +1,4 @@
-"""Closed-form Lorentzian kernels W^(a)_nm and Y_nm (SPEC §3).
+"""Closed-form Lorentzian kernels W^(a)_nm and Y_nm (theory §3).
 
 Energies in meV, temperature as kT in meV (β = 1/kT); z_n = ε_n − iδ_n, ζ = z − μ and
 c = 1/2 + iβζ/2π (Re c ≥ 1/2 for Im ζ < 0).  Every function is evaluated for Im ζ < 0; values
@@ -40,17 +40,17 @@ __all__ = [
     "y_pair",
 ]
 
-ETA_DEG = 0.1  # degeneracy radius, in units of (min δ + π kT), SPEC §3
+ETA_DEG = 0.1  # degeneracy radius, in units of (min δ + π kT), theory §3
 _P_TAYLOR = 17  # Taylor terms: error ≲ (P+1) ETA_DEG^P relative
 
 
 def fermi(x: np.ndarray, kT: float) -> np.ndarray:
-    """Fermi function f(x) = 1/(e^(x/kT) + 1), x = ω − μ, overflow-safe (SPEC §3)."""
+    """Fermi function f(x) = 1/(e^(x/kT) + 1), x = ω − μ, overflow-safe (theory §3)."""
     return expit(-np.asarray(x, dtype=float) / kT)
 
 
 def minus_fermi_prime(x: np.ndarray, kT: float) -> np.ndarray:
-    """−f'(x) = β f(x) (1 − f(x)), overflow-safe (SPEC §3)."""
+    """−f'(x) = β f(x) (1 − f(x)), overflow-safe (theory §3)."""
     bx = np.asarray(x, dtype=float) / kT
     return expit(bx) * expit(-bx) / kT
 
@@ -63,7 +63,7 @@ def _lower(zeta: np.ndarray) -> np.ndarray:
 
 
 def lambda_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
-    """Λ^(q)(ζ), q = 0..qmax, for Im ζ < 0; shape ``(qmax+1,) + ζ.shape`` (SPEC §3).
+    """Λ^(q)(ζ), q = 0..qmax, for Im ζ < 0; shape ``(qmax+1,) + ζ.shape`` (theory §3).
 
     Λ(ζ) = ψ(c) − ln(β/2π) − iπ/2 and Λ^(q)(ζ) = (iβ/2π)^q ψ^(q)(c), c = 1/2 + iβζ/2π.
     """
@@ -77,7 +77,7 @@ def lambda_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
 
 
 def _leibniz(B: np.ndarray, zeta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Derivatives of ζB and ζ²B from those of B, q = 0..qmax (SPEC §3, Leibniz rule)."""
+    """Derivatives of ζB and ζ²B from those of B, q = 0..qmax (theory §3, Leibniz rule)."""
     Bm1 = np.concatenate([np.zeros_like(B[:1]), B[:-1]])
     Bm2 = np.concatenate([np.zeros_like(B[:1]), Bm1[:-1]])
     q = np.arange(B.shape[0]).reshape((-1,) + (1,) * (B.ndim - 1))
@@ -87,7 +87,7 @@ def _leibniz(B: np.ndarray, zeta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def k_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
     """K_a^(q)(ζ) for a = 0, 1, 2 and q = 0..qmax, Im ζ < 0; shape ``(3, qmax+1) + ζ.shape``.
 
-    SPEC §3: K_0 = −Λ', K_1 = 1 + ζK_0, K_2 = ζ + ζ²K_0, derivatives by Leibniz.  Where
+    theory §3: K_0 = −Λ', K_1 = 1 + ζK_0, K_2 = ζ + ζ²K_0, derivatives by Leibniz.  Where
     β|ζ|/2π ≥ 1 the same functions are built from R_0 = K_0 + 1/ζ (see module docstring).
     """
     zeta = _lower(zeta)
@@ -136,7 +136,7 @@ def _pairs(eps_n, eps_m, delta_n, delta_m, mu, kT):
 
 
 def _taylor_weights(d: np.ndarray, kind: str) -> np.ndarray:
-    """Weights of the degenerate Taylor series (SPEC §3) for p = 0.._P_TAYLOR."""
+    """Weights of the degenerate Taylor series (theory §3) for p = 0.._P_TAYLOR."""
     p = np.arange(_P_TAYLOR + 1)[:, None]
     fact = np.array([math.factorial(k) for k in range(_P_TAYLOR + 1)], dtype=float)[:, None]
     if kind == "first":  # f[ζ, ζ+d] = Σ_{p≥1} f^(p) d^(p−1)/p!
@@ -146,7 +146,7 @@ def _taylor_weights(d: np.ndarray, kind: str) -> np.ndarray:
 
 
 def w_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
-    """Symmetric kernel W^(a)_nm = (1/π)∫ dω (ω−μ)^a (−f') L_n L_m, a = 0, 1, 2 (SPEC §3).
+    """Symmetric kernel W^(a)_nm = (1/π)∫ dω (ω−μ)^a (−f') L_n L_m, a = 0, 1, 2 (theory §3).
 
     Broadcasts over all array arguments; kT is a positive scalar (meV).  Returns a real array.
     """
@@ -166,7 +166,7 @@ def w_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
 
 
 def y_pair(eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
-    """Hall kernel Y_nm = (2/π²) FP∬ f(ω) L_n(ω) L_m(ω')/(ω − ω')² (SPEC §3).
+    """Hall kernel Y_nm = (2/π²) FP∬ f(ω) L_n(ω) L_m(ω')/(ω − ω')² (theory §3).
 
     Evaluated as −(1/π) Im(Λ[ζ_n, ζ_m, ζ_m] + Λ[ζ_n, ζ̄_m, ζ̄_m]); broadcasts, returns real.
     """

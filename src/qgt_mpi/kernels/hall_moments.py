@@ -1,11 +1,11 @@
-"""Energy moments of the Hall kernel, Y^(a)_nm, a = 0, 1, 2, in closed form (SPEC §3, §4).
+"""Energy moments of the Hall kernel, Y^(a)_nm, a = 0, 1, 2, in closed form (theory §3, §4).
 
-SPEC §4 defines the antisymmetric transport coefficients by the Smrčka–Středa form
+theory §4 defines the antisymmetric transport coefficients by the Smrčka–Středa form
 L^(a)_xy = ∫ dε (ε − μ)^a (−f'(ε − μ)) σ_xy(ε; T = 0).  Pair by pair that is
 
     Y^(a)_nm = ∫ dε (ε − μ)^a (−f'(ε − μ)) Y_nm(μ = ε, T = 0) = ∫ dω g_nm(ω) h_a(ω − μ),
 
-with g_nm(ω) = −(2/π) L_n(ω) Re(ω − z_m)^(−2) the integrand of the Hall kernel (SPEC §3,
+with g_nm(ω) = −(2/π) L_n(ω) Re(ω − z_m)^(−2) the integrand of the Hall kernel (theory §3,
 Y_nm = ∫ g_nm f) and, after one integration by parts (Y_nm(ε, 0) = ∫_{−∞}^ε g_nm),
 
     h_a(x) = ∫_x^∞ y^a (−f'(y)) dy:   h_0 = f,   h_1 = x f + kT ln(1 + e^(−x/kT)) = kT s(f),
@@ -68,7 +68,7 @@ _B2K = _bernoulli_even(_K_TERMS + 1)  # B_2, B_4, ..., B_{2K+2}
 
 
 def entropy(f: np.ndarray) -> np.ndarray:
-    """Entropy function s(f) = −f ln f − (1 − f) ln(1 − f), 0 at f = 0 and 1 (SPEC §4)."""
+    """Entropy function s(f) = −f ln f − (1 − f) ln(1 − f), 0 at f = 0 and 1 (theory §4)."""
     f = np.asarray(f, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         s = -(np.where(f > 0, f * np.log(f), 0.0) + np.where(f < 1, (1 - f) * np.log1p(-f), 0.0))
@@ -186,7 +186,7 @@ def lambda_moments(a: int, zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray
 
 
 def y_moment_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
-    """Hall energy moment Y^(a)_nm = ∫ dω g_nm(ω) h_a(ω − μ), a = 0, 1, 2 (SPEC §4).
+    """Hall energy moment Y^(a)_nm = ∫ dω g_nm(ω) h_a(ω − μ), a = 0, 1, 2 (theory §4).
 
     Y^(0) is closed.y_pair.  Evaluated as −(1/π) Im(Λ_a[ζ_n, ζ_m, ζ_m] + Λ_a[ζ_n, ζ̄_m, ζ̄_m]);
     broadcasts over the array arguments, kT a positive scalar (meV); returns a real array.

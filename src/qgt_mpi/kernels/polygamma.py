@@ -1,7 +1,7 @@
-"""Vectorised complex polygamma functions ψ^(n)(z), n = 0..nmax (SPEC §3).
+"""Vectorised complex polygamma functions ψ^(n)(z), n = 0..nmax (theory §3).
 
-SciPy has no complex polygamma; the closed-form kernels of SPEC §3 need ψ, ψ', ψ'', ... of
-complex argument c with Re c ≥ 1/2.  Method (SPEC §3, "recurrence to large |c|, then the
+SciPy has no complex polygamma; the closed-form kernels of theory §3 need ψ, ψ', ψ'', ... of
+complex argument c with Re c ≥ 1/2.  Method (theory §3, "recurrence to large |c|, then the
 asymptotic series"):
 
 * upward recurrence  ψ^(n)(z) = ψ^(n)(z+M) + (−1)^(n+1) n! Σ_{k=0}^{M−1} (z+k)^(−n−1),
@@ -39,7 +39,7 @@ def _log_bound(n: int, K: int, R: float) -> float:
 
 @lru_cache(maxsize=64)
 def _plan(nmax: int) -> tuple[float, np.ndarray]:
-    """Radius R and asymptotic coefficient table for orders 0..nmax (SPEC §3).
+    """Radius R and asymptotic coefficient table for orders 0..nmax (theory §3).
 
     Returns R and C of shape (nmax+1, K) with C[n, k−1] the coefficient of w^(−2k) inside the
     bracket of ψ^(n) (for n = 0: −B_2k/(2k); for n ≥ 1: B_2k (2k+n−1)!/(2k)!).
@@ -67,7 +67,7 @@ def _shifts(z: np.ndarray, R: float) -> np.ndarray:
 
 
 def _asymptotic(nmax: int, w: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """Asymptotic series of ψ^(n)(w), n = 0..nmax, for flat |w| ≥ R (SPEC §3)."""
+    """Asymptotic series of ψ^(n)(w), n = 0..nmax, for flat |w| ≥ R (theory §3)."""
     u = 1.0 / w
     u2 = u * u
     powers = np.empty((C.shape[1], w.size), dtype=complex)
@@ -86,7 +86,7 @@ def _asymptotic(nmax: int, w: np.ndarray, C: np.ndarray) -> np.ndarray:
 
 
 def _shifted_sum(z: np.ndarray, R: float, nout: int, step) -> tuple[np.ndarray, np.ndarray]:
-    """Σ_{k<M} step(z+k) with the per-element shift M of :func:`_shifts` (SPEC §3).
+    """Σ_{k<M} step(z+k) with the per-element shift M of :func:`_shifts` (theory §3).
 
     ``step(u)`` returns the ``(nout, u.size)`` contributions of one recurrence step.  Elements are
     sorted by decreasing M so that step k only touches the contiguous prefix with M > k.
@@ -112,7 +112,7 @@ def _check(z: np.ndarray, lo: float, name: str) -> np.ndarray:
 
 
 def polygamma(nmax: int, z: np.ndarray) -> np.ndarray:
-    """ψ^(n)(z) for n = 0..nmax and complex z with Re z ≥ 1/2 (SPEC §3).
+    """ψ^(n)(z) for n = 0..nmax and complex z with Re z ≥ 1/2 (theory §3).
 
     Parameters
     ----------
@@ -152,22 +152,22 @@ def polygamma(nmax: int, z: np.ndarray) -> np.ndarray:
 
 
 def digamma(z: np.ndarray) -> np.ndarray:
-    """ψ(z) for Re z ≥ 1/2 (SPEC §3)."""
+    """ψ(z) for Re z ≥ 1/2 (theory §3)."""
     return polygamma(0, z)[0]
 
 
 def trigamma(z: np.ndarray) -> np.ndarray:
-    """ψ'(z) for Re z ≥ 1/2 (SPEC §3)."""
+    """ψ'(z) for Re z ≥ 1/2 (theory §3)."""
     return polygamma(1, z)[1]
 
 
 def tetragamma(z: np.ndarray) -> np.ndarray:
-    """ψ''(z) for Re z ≥ 1/2 (SPEC §3)."""
+    """ψ''(z) for Re z ≥ 1/2 (theory §3)."""
     return polygamma(2, z)[2]
 
 
 def _phi_step(qmax: int, u: np.ndarray) -> np.ndarray:
-    """E_q(u), q = 0..qmax, with g^(q)(u) = −¼ (−1)^q q! P(u) E_q(u) (SPEC §3).
+    """E_q(u), q = 0..qmax, with g^(q)(u) = −¼ (−1)^q q! P(u) E_q(u) (theory §3).
 
     g(u) = φ(u) − φ(u+1) = 1/(u+½)² − 1/(u(u+1)) = −¼ P(u), P = (u+½)^(−2) u^(−1) (u+1)^(−1).
     Leibniz on the product gives q! (−1)^q P Σ_{i+j+l=q} (i+1) a^i b^j c^l with a = 1/(u+½),
@@ -192,7 +192,7 @@ def _phi_step(qmax: int, u: np.ndarray) -> np.ndarray:
 
 
 def _phi_asymptotic(qmax: int, w: np.ndarray, K: int) -> np.ndarray:
-    """φ^(q)(w) ~ −(−1)^q Σ_k (1 − 2^(1−2k)) B_2k (2k+q)!/(2k)! w^(−2k−1−q) (SPEC §3)."""
+    """φ^(q)(w) ~ −(−1)^q Σ_k (1 − 2^(1−2k)) B_2k (2k+q)!/(2k)! w^(−2k−1−q) (theory §3)."""
     b = bernoulli(2 * K)
     u = 1.0 / w
     u2 = u * u
@@ -210,7 +210,7 @@ def _phi_asymptotic(qmax: int, w: np.ndarray, K: int) -> np.ndarray:
 
 
 def trigamma_half_remainder(qmax: int, w: np.ndarray) -> np.ndarray:
-    """φ^(q)(w), q = 0..qmax, of φ(w) = ψ'(1/2 + w) − 1/w, for Re w ≥ 0, w ≠ 0 (SPEC §3).
+    """φ^(q)(w), q = 0..qmax, of φ(w) = ψ'(1/2 + w) − 1/w, for Re w ≥ 0, w ≠ 0 (theory §3).
 
     φ is the thermal part of the K_0 kernel, K_0(ζ) = −1/ζ − (iβ/2π) φ(iβζ/2π); it is small
     (≈ −1/(12 w³)) for large |w|, where ψ'(1/2+w) − 1/w would cancel.  Computed without

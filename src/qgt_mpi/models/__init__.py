@@ -1,4 +1,4 @@
-"""Bloch models (SPEC §2): tight-binding core, Haldane builder, flattening and truncation.
+"""Bloch models (theory §2): tight-binding core, Haldane builder, flattening and truncation.
 
 ``build_model`` is the single entry point used by the driver; every model it returns
 follows the ``BlochModel`` protocol of ``docs/architecture.md``.
@@ -59,7 +59,7 @@ def build_model(kind: str, params: dict, flatten: dict | None = None,
     params : builder parameters (see ``KINDS[kind].params``; defaults are filled in).
     flatten : None, or {"gap": float, "range": float (math.inf = exact), "nfine": int}.
     cell : None, or {"size": (n1, n2), "disorder_width": meV, "disorder_seed": int}: the
-        supercell of the (flattened, truncated) model as a sparse BondModel (SPEC §2.7).
+        supercell of the (flattened, truncated) model as a sparse BondModel (theory §2.7).
     comm : communicator for kinds that read files (rank 0 reads and broadcasts); then
         collective over ``comm``. None reads on the calling process.
 

@@ -1,4 +1,4 @@
-"""Bistritzer–MacDonald continuum model of one valley of twisted bilayer graphene (SPEC §2.5).
+"""Bistritzer–MacDonald continuum model of one valley of twisted bilayer graphene (theory §2.5).
 
 Units: energies meV, lengths nm, k in 1/nm. k_θ = 2 k_D sin(θ/2), k_D = 4π/(3a), a = 0.246 nm;
 α = w1/(ħv k_θ) (the Tarnopolsky–Kruchkov–Vishwanath normalisation: first magic α ≈ 0.586).
@@ -23,7 +23,7 @@ Valley −1 is the time-reversal partner, H_−(k) = H_+(2M − k)*, with 2M = b
 vector, so ε_−(k) = ε_+(−k) up to the cutoff (exact for an infinite basis; the shift keeps the
 cutoff centred on M for both valleys).
 
-Bloch convention (SPEC §1) for a plane-wave basis: the cell-periodic basis functions e^{iG·r}
+Bloch convention (theory §1) for a plane-wave basis: the cell-periodic basis functions e^{iG·r}
 do not depend on k, so all k dependence is the explicit k in the diagonal blocks, H(k) =
 H0 + k_x Hx + k_y Hy, ∂H/∂k_i = ħv σ_i blocks (−ħv σ_i* for valley −1), and the quantum metric
 is the physical one. ``positions`` are therefore all 0. H(k + G) equals H(k) with the labels G'
@@ -39,12 +39,12 @@ import scipy.sparse as sp
 
 from qgt_mpi.models.sparse import SparseModel
 
-A_GRAPHENE = 0.246  # nm (SPEC §2.5)
+A_GRAPHENE = 0.246  # nm (theory §2.5)
 HBAR_V = 594.4  # meV·nm
 
 
 def k_theta(theta_deg: float, a: float = A_GRAPHENE) -> float:
-    """k_θ = 2 k_D sin(θ/2), k_D = 4π/(3a) [1/nm] (SPEC §2.5)."""
+    """k_θ = 2 k_D sin(θ/2), k_D = 4π/(3a) [1/nm] (theory §2.5)."""
     return 2.0 * (4.0 * math.pi / (3.0 * a)) * math.sin(math.radians(theta_deg) / 2.0)
 
 
@@ -93,7 +93,7 @@ def _check(theta, alpha, w1, hbar_v, shells, valley) -> tuple[float, int, int]:
 
 
 class BMContinuum(SparseModel):
-    """One valley of the BM model as a sparse, k-affine model (SPEC §2.5); see the module doc.
+    """One valley of the BM model as a sparse, k-affine model (theory §2.5); see the module doc.
 
     Parameters
     ----------
@@ -166,7 +166,7 @@ class BMContinuum(SparseModel):
         self._h0, self._hx, self._hy = (np.asarray(x, complex)[order] for x in (h0, hx, hy))
 
     def values(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """H = H0 + k_x Hx + k_y Hy, ∂H/∂k_x = Hx, ∂H/∂k_y = Hy at one k (SPEC §1, §2.5)."""
+        """H = H0 + k_x Hx + k_y Hy, ∂H/∂k_x = Hx, ∂H/∂k_y = Hy at one k (theory §1, §2.5)."""
         k = np.asarray(k, dtype=float).ravel()
         return self._h0 + k[0] * self._hx + k[1] * self._hy, self._hx.copy(), self._hy.copy()
 

@@ -1,4 +1,4 @@
-"""Exact band flattening (SPEC §2.3) and its long-range truncation (SPEC §2.4).
+"""Exact band flattening (theory §2.3) and its long-range truncation (theory §2.4).
 
 ``FlattenedModel`` evaluates H_flat(k) = Σ_n E_n P_n(k) exactly in k-space ("range = ∞");
 ``truncate`` Fourier-transforms any model to hoppings t_ab(R) and keeps those with
@@ -34,7 +34,7 @@ class RangeError(ValueError):
         return f"model.{self.key} = {self.value!r}: {self.allowed}"
 
 class FlattenedModel:
-    """Exactly flattened model H_flat(k) = U diag(E) U† (SPEC §2.3).
+    """Exactly flattened model H_flat(k) = U diag(E) U† (theory §2.3).
 
     Parameters
     ----------
@@ -83,7 +83,7 @@ class FlattenedModel:
 
         With v = U† ∂H U of the parent, ∂P_n = Σ_{m≠n} (|m>v_mn<n| + |n>v_nm<m|)/(ε_n − ε_m),
         so U† ∂H_flat U = Σ_n E_n U† ∂P_n U has elements v_nm (E_n − E_m)/(ε_n − ε_m)
-        (zero within a group, where E_n = E_m). This is exact (SPEC §2.3).
+        (zero within a group, where E_n = E_m). This is exact (theory §2.3).
         """
         k = np.asarray(k, dtype=float).reshape(-1, 2)
         ham, dham = self.parent.hamiltonian(k, derivatives)
@@ -98,7 +98,7 @@ class FlattenedModel:
 
 
 def _periodic_hoppings(model, nfine: int) -> np.ndarray:
-    """t_ab(n1, n2) on the nfine-periodic supercell, indexed [p, q, a, b] (SPEC §2.4).
+    """t_ab(n1, n2) on the nfine-periodic supercell, indexed [p, q, a, b] (theory §2.4).
 
     H̃_ab(k) = H_ab(k) e^{−ik·(τ_b − τ_a)} is periodic; t(R) = (1/N²) Σ_k H̃(k) e^{−ik·R} with
     k·R = 2π(i n1 + j n2)/N, i.e. a forward FFT. Symmetrised so t_ba(−R) = t_ab(R)* exactly.
@@ -127,7 +127,7 @@ def _minimal_images(model, nfine: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def truncate(model, r_cut: float, nfine: int = 48) -> TightBinding:
-    """Truncated tight-binding model: hoppings with |R·A + τ_b − τ_a| ≤ r_cut (SPEC §2.4).
+    """Truncated tight-binding model: hoppings with |R·A + τ_b − τ_a| ≤ r_cut (theory §2.4).
 
     Each FFT coefficient goes to its minimal image in the nfine-supercell; images tied for
     minimal length share it equally, which keeps the list hermitian.

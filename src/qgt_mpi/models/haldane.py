@@ -1,7 +1,7 @@
-"""Haldane model on the honeycomb lattice (SPEC §2.2).
+"""Haldane model on the honeycomb lattice (theory §2.2).
 
 Lattice a1 = (1, 0), a2 = (1/2, √3/2); orbitals A at τ_A = 0 and B at τ_B = (a1 + a2)/3,
-so the nearest-neighbour distance is 1/√3. With the Bloch convention of SPEC §1,
+so the nearest-neighbour distance is 1/√3. With the Bloch convention of theory §1,
 H(k) = h_0 + h·σ with
 
 - h_x − i h_y = t1 Σ_δ e^{ik·δ} over the three A→B bonds δ,
@@ -26,7 +26,7 @@ NNN_CELLS = np.array([[1, 0], [-1, 1], [0, -1]])
 
 
 def haldane(t1: float, t2: float, mass: float, phi: float) -> TightBinding:
-    """Build the Haldane model (SPEC §2.2).
+    """Build the Haldane model (theory §2.2).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Hermitian partners of a hopping list: t_ab(R) must equal t_ba(−R)* (SPEC §1, §2.1).
+"""Hermitian partners of a hopping list: t_ab(R) must equal t_ba(−R)* (theory §1, §2.1).
 
 Shared by the Wannier90 reader (which checks and symmetrises) and the inline tight-binding
 deck model (which adds a missing partner or refuses it, as the user chooses). Vectorised:

@@ -1,4 +1,4 @@
-"""Small tight-binding models written out by hand (``kind = "tight_binding"``, SPEC §1, §2.1).
+"""Small tight-binding models written out by hand (``kind = "tight_binding"``, theory §1, §2.1).
 
 Lattice rows a1, a2 (lattice constants), orbital positions in reduced coordinates of a1, a2,
 on-site energies and a hopping list t_ab(R) (meV): hopping from orbital b in cell R to

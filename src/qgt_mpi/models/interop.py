@@ -1,4 +1,4 @@
-"""Models built with PythTB or TBmodels, converted to :class:`TightBinding` (SPEC §1).
+"""Models built with PythTB or TBmodels, converted to :class:`TightBinding` (theory §1).
 
 Both packages use the same Bloch convention as qgt_mpi when orbital positions are included
 (H_ij(k) = Σ_R t_ij(R) e^{ik·(R + τ_j − τ_i)}), so the conversion copies the lattice, the

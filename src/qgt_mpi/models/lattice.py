@@ -1,6 +1,6 @@
 """Tight-binding core: hopping list, orbital positions, lattice; batched H(k) and ∂H/∂k.
 
-SPEC §1 (Bloch convention with orbital positions) and SPEC §2.1. A hopping ``h`` is the
+theory §1 (Bloch convention with orbital positions) and theory §2.1. A hopping ``h`` is the
 amplitude t_ab(R) with ``R = R[h]`` in lattice-vector coefficients, ``a = a[h]``,
 ``b = b[h]``; the list is complete (both directions of every bond are present).
 """
@@ -58,7 +58,7 @@ class LatticeCell:
 
 @dataclass(frozen=True, eq=False)
 class TightBinding(LatticeCell):
-    """Tight-binding model H_ab(k) = Σ_R t_ab(R) exp[i k·(R·A + τ_b − τ_a)] (SPEC §1).
+    """Tight-binding model H_ab(k) = Σ_R t_ab(R) exp[i k·(R·A + τ_b − τ_a)] (theory §1).
 
     Parameters
     ----------
@@ -172,7 +172,7 @@ class TightBinding(LatticeCell):
         return np.asarray(out).reshape(-1, self.norb, self.norb)
 
     def _chunk(self, k: np.ndarray, derivatives: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """H, ∂H for one chunk of k: periodic part by GEMM, then the τ phases (SPEC §1).
+        """H, ∂H for one chunk of k: periodic part by GEMM, then the τ phases (theory §1).
 
         H_ab = H̃_ab e^{ik·(τ_b − τ_a)} with H̃_ab = Σ_R t_ab(R) e^{ik·R·A}, so
         ∂_i H_ab = [∂_i H̃_ab + i (τ_b − τ_a)_i H̃_ab] e^{ik·(τ_b − τ_a)}.
@@ -191,7 +191,7 @@ class TightBinding(LatticeCell):
 
     def hamiltonian(self, k: np.ndarray, derivatives: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """H(k) (nk, norb, norb) and ∂H/∂k (2, nk, norb, norb) or None (SPEC §1).
+        """H(k) (nk, norb, norb) and ∂H/∂k (2, nk, norb, norb) or None (theory §1).
 
         k is processed in chunks so the (nk, nR) phase table stays below ``_CHUNK_ENTRIES``.
         """

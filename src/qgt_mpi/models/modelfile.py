@@ -3,7 +3,7 @@
 Layout (``format = "qgt_mpi model"``, ``format_version = 1``): the root group is one model;
 ``class`` says which. ``TightBinding``: datasets ``lattice`` (2, 2), ``positions`` (norb, 2)
 Cartesian, ``R`` (nh, 2), ``a``, ``b``, ``t`` (complex128, meV) and the attribute
-``info_json``. ``FlattenedModel`` (exact flattening, SPEC §2.3): attributes ``targets`` and
+``info_json``. ``FlattenedModel`` (exact flattening, theory §2.3): attributes ``targets`` and
 ``gap_tol`` and its parent model in the sub-group ``parent``. Arrays are stored as they are in
 memory, so the model read back evaluates the same floating-point operations on the same bits.
 """

@@ -94,7 +94,7 @@ KINDS: dict[str, Kind] = {
         "t2": Param("number", unit="meV", doc="next-nearest-neighbour hopping magnitude"),
         "mass": Param("number", 0.0, "meV", doc="sublattice mass M"),
         "phi": Param("number", math.pi / 2, "radians", doc="NNN phase"),
-    }, doc="Haldane model on the honeycomb lattice (SPEC §2.2)"),
+    }, doc="Haldane model on the honeycomb lattice (theory §2.2)"),
     "wannier90": Kind(_wannier90, {
         "hr": Param("path", None, doc="seedname_hr.dat"),
         "tb": Param("path", None, doc="seedname_tb.dat (lattice, hoppings, positions)"),
@@ -120,7 +120,7 @@ KINDS: dict[str, Kind] = {
         "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
         "valley": Param("number", 1, "", doc="+1 or -1"),
         "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
-    }, doc="Bistritzer-MacDonald continuum model, one valley (SPEC §2.5)"),
+    }, doc="Bistritzer-MacDonald continuum model, one valley (theory §2.5)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
         "m": Param("number", unit="", doc="commensurate index (integer >= 1), r = 1"),
         "a": Param("number", 0.246, "nm", doc="graphene lattice constant"),
@@ -131,7 +131,7 @@ KINDS: dict[str, Kind] = {
         "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff"),
         "energy_zero": Param("choice", "neutrality", choices=("neutrality", "absolute"),
                              doc="energies (target, mu) relative to charge neutrality"),
-    }, collective=True, doc="atomistic commensurate TBG, Slater-Koster (SPEC §2.6)"),
+    }, collective=True, doc="atomistic commensurate TBG, Slater-Koster (theory §2.6)"),
     "model_file": Kind(_model_file, {
         "file": Param("path", doc="qgt_mpi model file (qgt-mpi model save)"),
     }, collective=True, doc="model saved by qgt-mpi model save"),

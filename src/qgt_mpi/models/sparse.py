@@ -1,4 +1,4 @@
-"""Sparse Bloch models: a fixed sparsity pattern whose values are refilled per k (SPEC §2.1, §2.7).
+"""Sparse Bloch models: a fixed sparsity pattern whose values are refilled per k (theory §2.1, §2.7).
 
 Large models (supercells, moiré continuum and atomistic models) never form dense H(k) in
 production. They expose the facts every BlochModel has (``lattice``, ``positions``, ``norb``,
@@ -12,9 +12,9 @@ production. They expose the facts every BlochModel has (``lattice``, ``positions
 The sparse solver (solvers/slepc.py) copies the rows a pool rank owns into PETSc AIJ
 matrices; ``hamiltonian`` (dense stacks for a batch of k) lets the dense solver and the
 tests treat a small sparse model like any other. ``operators`` holds optional k-independent
-symmetry operators (e.g. the sublattice/chiral operator of SPEC §5) as CSR matrices.
+symmetry operators (e.g. the sublattice/chiral operator of theory §5) as CSR matrices.
 
-:class:`BondModel` is the common case of SPEC §1's Bloch convention: bonds (row a, column b)
+:class:`BondModel` is the common case of theory §1's Bloch convention: bonds (row a, column b)
 with displacement d = R·A + τ_b − τ_a and amplitude t, so that
 H_ab(k) = Σ_{bonds a←b} t e^{ik·d} and ∂_i H_ab(k) = Σ i d_i t e^{ik·d}.
 """
@@ -73,7 +73,7 @@ class SparseModel(LatticeCell):
         self.indptr = np.searchsorted(self.rows, np.arange(self.norb + 1)).astype(np.int64)
 
     def csr(self, k: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
-        """H(k), ∂H/∂k_x, ∂H/∂k_y at one k as SciPy CSR matrices (SPEC §1)."""
+        """H(k), ∂H/∂k_x, ∂H/∂k_y at one k as SciPy CSR matrices (theory §1)."""
         shape = (self.norb, self.norb)
         return tuple(sp.csr_matrix((v, self.cols, self.indptr), shape=shape)
                      for v in self.values(np.asarray(k, dtype=float).ravel()))
@@ -95,7 +95,7 @@ class SparseModel(LatticeCell):
 
 
 class BondModel(SparseModel):
-    """Sparse model from a bond list in the Bloch convention of SPEC §1.
+    """Sparse model from a bond list in the Bloch convention of theory §1.
 
     Parameters
     ----------
@@ -135,7 +135,7 @@ class BondModel(SparseModel):
                 + 1j * np.bincount(self.entry, terms.imag, n))
 
     def values(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """H, ∂H/∂k_x, ∂H/∂k_y values at one k (SPEC §1: ∂_i e^{ik·d} = i d_i e^{ik·d})."""
+        """H, ∂H/∂k_x, ∂H/∂k_y values at one k (theory §1: ∂_i e^{ik·d} = i d_i e^{ik·d})."""
         k = np.asarray(k, dtype=float).ravel()
         terms = self.t * np.exp(1j * (self.d @ k))
         return (self._sum_entries(terms), self._sum_entries(1j * self.d[:, 0] * terms),

@@ -1,9 +1,9 @@
-"""Supercells of tight-binding models with optional seeded on-site disorder (SPEC §2.7).
+"""Supercells of tight-binding models with optional seeded on-site disorder (theory §2.7).
 
 An n1×n2 supercell has lattice vectors n1 a1, n2 a2 and orbitals (c, a) at τ_a + c1 a1 + c2 a2
 for cells c = (c1, c2), 0 ≤ c_i < n_i, with index (c1 n2 + c2) norb + a. A hopping t_ab(R)
 from b in cell R to a in cell 0 becomes, for every cell c, a hopping from (c + R mod n, b) to
-(c, a) with the SAME displacement d = R·A + τ_b − τ_a (SPEC §1). In the Bloch convention the
+(c, a) with the SAME displacement d = R·A + τ_b − τ_a (theory §1). In the Bloch convention the
 supercell's bands at K are then exactly the primitive bands at the folded points
 K + (i/n1) b1 + (j/n2) b2 (0 ≤ i < n1, 0 ≤ j < n2), which the tests check.
 
@@ -22,7 +22,7 @@ from qgt_mpi.models.sparse import BondModel
 
 def supercell(model: TightBinding, size: tuple[int, int], disorder_width: float = 0.0,
               seed: int = 0) -> BondModel:
-    """The n1×n2 supercell of a tight-binding model as a sparse BondModel (SPEC §2.7).
+    """The n1×n2 supercell of a tight-binding model as a sparse BondModel (theory §2.7).
 
     Parameters
     ----------

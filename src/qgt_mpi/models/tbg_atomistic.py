@@ -1,4 +1,4 @@
-"""Atomistic commensurate twisted bilayer graphene, (m, r = 1), p_z Slater–Koster (SPEC §2.6).
+"""Atomistic commensurate twisted bilayer graphene, (m, r = 1), p_z Slater–Koster (theory §2.6).
 
 Geometry (unrelaxed, nm). Layer 1: a1 = a(1, 0), a2 = a(1/2, √3/2), carbon A at (a1 + a2)/3
 and B at 2(a1 + a2)/3, so the origin is a hexagon centre. Layer 2 is layer 1 rotated by +θ
@@ -8,10 +8,10 @@ L1, L2 = R(60°) L1 = −(m + 1) a1 + (2m + 1) a2 (|L|² = (3m² + 3m + 1) a²) 
 2(3m² + 3m + 1) carbons per layer, N = 4(3m² + 3m + 1). Rotating about a hexagon centre (AA
 stacking there) keeps the D6 point group, so C2zT protects the Dirac points at the moiré K.
 
-Hoppings (SPEC §2.6): t(d) = V_ppπ(d)[1 − (d_z/d)²] + V_ppσ(d)(d_z/d)² with
+Hoppings (theory §2.6): t(d) = V_ppπ(d)[1 − (d_z/d)²] + V_ppσ(d)(d_z/d)² with
 V_ppπ = V_ppπ0 e^{−(d − a0)/δ0}, V_ppσ = V_ppσ0 e^{−(d − d0)/δ0}, a0 = a/√3, for every pair
 closer than ``cutoff``, found with a KD-tree over the home cell's periodic images (no O(N²)
-loop). The result is a :class:`BondModel` in the Bloch convention of SPEC §1 (energies meV).
+loop). The result is a :class:`BondModel` in the Bloch convention of theory §1 (energies meV).
 
 Valley operator (Colomés–Franz, Ramires–Lado): V = Σ_⟨⟨ab⟩⟩ (i/3√3) η_ab σz_a c_a† c_b over
 intralayer next-nearest neighbours, η = ±1 the chirality of the two-bond path. For a monolayer
@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 from qgt_mpi.models.sparse import BondModel
 
 DEFAULTS = {"a": 0.246, "d0": 0.335, "vpp_pi0": -2700.0, "vpp_sigma0": 480.0,
-            "delta0": 0.184 * 0.246, "cutoff": 0.5}  # nm, nm, meV, meV, nm, nm (SPEC §2.6)
+            "delta0": 0.184 * 0.246, "cutoff": 0.5}  # nm, nm, meV, meV, nm, nm (theory §2.6)
 
 
 def twist_angle(m: int) -> float:
@@ -80,7 +80,7 @@ def _pairs(pos3: np.ndarray, lattice: np.ndarray, cutoff: float
 
 
 def slater_koster(d3: np.ndarray, p: dict) -> np.ndarray:
-    """Two-centre p_z hopping t(d) of SPEC §2.6 [meV] for displacements d3 (nbond, 3) [nm]."""
+    """Two-centre p_z hopping t(d) of theory §2.6 [meV] for displacements d3 (nbond, 3) [nm]."""
     dist = np.linalg.norm(d3, axis=1)
     cos2 = (d3[:, 2] / dist) ** 2
     vpi = p["vpp_pi0"] * np.exp(-(dist - p["a"] / math.sqrt(3.0)) / p["delta0"])
@@ -123,7 +123,7 @@ def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"]
                   vpp_sigma0: float = DEFAULTS["vpp_sigma0"],
                   delta0: float = DEFAULTS["delta0"],
                   cutoff: float = DEFAULTS["cutoff"]) -> TBGAtomistic:
-    """Build the (m, r = 1) commensurate TBG model (SPEC §2.6); lengths nm, energies meV.
+    """Build the (m, r = 1) commensurate TBG model (theory §2.6); lengths nm, energies meV.
 
     Raises
     ------
@@ -179,7 +179,7 @@ def valley_split(model: TBGAtomistic, shift: float) -> BondModel:
     flat bands order by valley, so per-valley band groups (valley Chern numbers, valley-resolved
     metric) are ordinary band ranges for the link code and the geometry. Exact when [H, V] = 0;
     otherwise the eigenvectors are perturbed at O(shift·|<m|V|n>| / |ε_n − ε_m|), small because
-    the valleys mix only weakly (module doc). SPEC §2.6, issue 8 "Valley resolution".
+    the valleys mix only weakly (module doc). theory §2.6, issue 8 "Valley resolution".
     """
     vm = model.valley_model
     key = model.rows[model.entry] * model.norb + model.cols[model.entry]
@@ -192,7 +192,7 @@ def valley_split(model: TBGAtomistic, shift: float) -> BondModel:
 
 
 def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
-    """Charge-neutrality energy [meV]: the Dirac point at the moiré K (SPEC §2.6, issue 8).
+    """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6, issue 8).
 
     One p_z electron per carbon fills N/2 bands, and at K the bands N/2 − 1 and N/2 touch, so
     E_CN = (ε_{N/2−1}(K) + ε_{N/2}(K))/2. Up to ``dense_limit`` orbitals this is counted in the

@@ -1,4 +1,4 @@
-"""Wannier90 models as 2D :class:`TightBinding` models (``kind = "wannier90"``, SPEC §1, §2.1).
+"""Wannier90 models as 2D :class:`TightBinding` models (``kind = "wannier90"``, theory §1, §2.1).
 
 Reads ``_hr.dat`` (or ``_tb.dat``) with the degeneracy weights, takes orbital centres from
 ``_centres.xyz`` or ``_tb.dat``, checks and symmetrises Hermiticity, converts eV → meV and

@@ -3,7 +3,7 @@
 Both figures rebuild the model from the deck text stored in the result file (root attribute
 ``input_text``), so they need no k-resolved data: Γ–K–M–Γ for hexagonal lattices
 (Γ–X–S–Γ otherwise), the parent (dispersive) bands of a flattened model next to the flat ones,
-and W/Δ of the model truncated at R_c = 1..8 lattice constants (SPEC §2.4).
+and W/Δ of the model truncated at R_c = 1..8 lattice constants (theory §2.4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Superfluid weight D_s(T) of a flat band with the BKT line and T_BKT (SPEC §6).
+"""Superfluid weight D_s(T) of a flat band with the BKT line and T_BKT (theory §6).
 
 Reads the ``/superfluid`` group: D_s,xx(T) and √det D_s(T) (minimal metric, and √det with the
 ordinary metric for comparison), the BKT criterion 8 k_B T/π (D_s in e²/ħ² × meV), and T_BKT
@@ -42,7 +42,7 @@ def _draw(ax, d: dict) -> None:
             label=r"$\sqrt{\det D_s}$ (ordinary metric)")
     ax.plot(temps, d["line"], color="k", lw=1, label=r"$8 k_B T/\pi$ (BKT)")
     if math.isfinite(d["T_bkt"]):
-        y = 8.0 * K_B_MEV_PER_K * d["T_bkt"] / math.pi  # on the BKT line (SPEC §6)
+        y = 8.0 * K_B_MEV_PER_K * d["T_bkt"] / math.pi  # on the BKT line (theory §6)
         ax.plot([d["T_bkt"]], [y], "o", color="C3",
                 label=rf"$T_{{BKT}}$ = {d['T_bkt']:.4g} K")
         ax.axvline(d["T_bkt"], color="C3", lw=0.8, alpha=0.6)

@@ -1,6 +1,6 @@
 """Thermoelectric figures: the paper's Fig. 3 (Seebeck vs δ and vs T), κ_xx and Lorenz ratio.
 
-The Seebeck coefficient is plotted with its sign (SPEC §4: S = −S⁽¹⁾/(eT S⁽⁰⁾), negative for
+The Seebeck coefficient is plotted with its sign (theory §4: S = −S⁽¹⁾/(eT S⁽⁰⁾), negative for
 μ on the lower flat band); the peak of |S| is marked as (T*, S*) and the lines
 ±(k_B/e) ln 2 are drawn for reference.
 """

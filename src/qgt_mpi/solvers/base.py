@@ -9,7 +9,7 @@ import numpy as np
 
 @dataclass
 class Eigenpairs:
-    """Eigenpairs of a batch of k-points: all bands (dense) or a window of them (SPEC §5).
+    """Eigenpairs of a batch of k-points: all bands (dense) or a window of them (theory §5).
 
     Attributes
     ----------
@@ -18,9 +18,9 @@ class Eigenpairs:
     velocities : (2, nk, nb, nb) complex128 with v^i_nm = <n|∂_i H|m>, or None.
     metric_out : (nk, nb, 3) float64 or None
         Out-of-window part of each window band's quantum metric [xx, yy, xy],
-        Re <∂_i u_n|Q|∂_j u_n> with Q = 1 − P_W (SPEC §5). None: the window is every band.
+        Re <∂_i u_n|Q|∂_j u_n> with Q = 1 − P_W (theory §5). None: the window is every band.
     curvature_out : (nk, nb) float64 or None
-        Out-of-window part of the Berry curvature, −2 Im <∂_x u_n|Q|∂_y u_n> (SPEC §5).
+        Out-of-window part of the Berry curvature, −2 Im <∂_x u_n|Q|∂_y u_n> (theory §5).
     outside : (nk, 2) float64 or None
         Nearest eigenvalue below and above the window at each k (NaN where none was
         found); the window's separation from the rest of the spectrum.

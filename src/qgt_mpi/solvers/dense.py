@@ -9,7 +9,7 @@ from qgt_mpi.solvers.base import Eigenpairs
 
 
 def band_velocities(vectors: np.ndarray, dham: np.ndarray) -> np.ndarray:
-    """v^i = U† ∂_iH U, shape (2, nk, nb, nb) (SPEC §1)."""
+    """v^i = U† ∂_iH U, shape (2, nk, nb, nb) (theory §1)."""
     vectors_h = vectors.conj().swapaxes(-1, -2)
     return vectors_h[None] @ dham @ vectors[None]
 

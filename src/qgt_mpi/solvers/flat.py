@@ -1,4 +1,4 @@
-"""Exactly flattened bands on top of any solver: energies set flat, eigenvectors kept (SPEC §2.3).
+"""Exactly flattened bands on top of any solver: energies set flat, eigenvectors kept (theory §2.3).
 
 For H_flat = Σ_{n∈F} E_n P_n + Σ_{m∉F} ε_m P_m, with F the flattened bands (all bands of a
 dense solve, or the window of a windowed one) and the eigenvectors of H, the band-basis
@@ -7,7 +7,7 @@ n ≠ m, and 0 on the diagonal (flat bands have no group velocity). The geometry
 eigenvectors, so it is unchanged: v v/(E_n − E_m)² = v v/(ε_n − ε_m)² for every pair of
 different target energies, and the out-of-window parts pass through untouched. Bands given the
 SAME target form a degenerate group whose mutual pairs drop out of per-band quantities (only
-group quantities are then basis independent, SPEC §5): give distinct targets for per-band
+group quantities are then basis independent, theory §5): give distinct targets for per-band
 geometry. This is the paper's assumption (exactly flat bands with a real band's quantum
 geometry) applied to any model, e.g. the TBG flat bands.
 """

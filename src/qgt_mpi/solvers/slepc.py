@@ -1,6 +1,6 @@
 """Windowed sparse eigensolver: SLEPc Krylov–Schur, shift-and-invert at a target, MUMPS LU.
 
-Per k-point (SPEC §2.1, §5): H(k) is assembled from the model's fixed pattern as a PETSc AIJ
+Per k-point (theory §2.1, §5): H(k) is assembled from the model's fixed pattern as a PETSc AIJ
 matrix whose rows are split over the pool communicator; Krylov–Schur with shift-and-invert
 (target magnitude ordering, one MUMPS factorisation of H − σ) returns the ``nev + pad``
 eigenpairs nearest the target σ. The ``nev`` nearest form the window (sorted by energy); the
@@ -8,7 +8,7 @@ padding guards the window edge (a Krylov method may return one vector per exactl
 degenerate eigenspace, so an edge that cuts a degenerate cluster is detected with the extra
 pairs and refused) and enters the out-of-window geometry exactly (solvers/sternheimer.py).
 Before the factorisation is discarded it also serves the Sternheimer solves. Velocities
-v^i_nm = <n|∂_iH|m> come from the sparse ∂H/∂k (SPEC §1). Window and padding vectors are
+v^i_nm = <n|∂_iH|m> come from the sparse ∂H/∂k (theory §1). Window and padding vectors are
 small (norb × (nev + pad)) and are replicated on the pool's ranks.
 
 Options pass through with the prefix ``-qgt_`` (``-qgt_eps_*``, ``-qgt_st_*``) on the
@@ -40,7 +40,7 @@ class WindowOptions:
     eigenpair residual; ncv, max_it : Krylov subspace size and restarts (None: SLEPc
     defaults); pad : extra eigenpairs beyond the window (None: max(4, nev // 2));
     edge_tol : eigenvalues closer than this [meV] count as degenerate at the window edge;
-    out_of_window : compute the out-of-window metric and curvature (SPEC §5).
+    out_of_window : compute the out-of-window metric and curvature (theory §5).
     """
 
     nev: int
@@ -250,7 +250,7 @@ class SlepcSolver:
         return values, vectors
 
     def _outside_geometry(self, eps, energies, vel, local, dvec, where):
-        """Out-of-window metric (nev, 3) and curvature (nev,) of the window bands (SPEC §5)."""
+        """Out-of-window metric (nev, 3) and curvature (nev,) of the window bands (theory §5)."""
         o = self.opts
         nev = o.nev
         tensor = pad_tensor(energies, vel, nev)

@@ -1,12 +1,12 @@
 """Geometry beyond a window of bands: Sternheimer equations with the shift-invert factorisation.
 
-For a window band n the quantum geometric tensor has an out-of-window part (SPEC §5)
+For a window band n the quantum geometric tensor has an out-of-window part (theory §5)
 
     T^(n,out)_ij = <∂_i u_n|Q|∂_j u_n>,   Q|∂_i u_n> = −(H − ε_n)⁻¹ Q ∂_iH |u_n>,
 
 with Q = 1 − P_W. The solver computes a few more eigenpairs than the window (the padding,
 set P); their pairs with window bands enter exactly, Σ_{m∈P} v^i_nm v^j_mn/(ε_n − ε_m)²
-(SPEC §1), and the rest through the Sternheimer solution with Q' = 1 − P_{W∪P}:
+(theory §1), and the rest through the Sternheimer solution with Q' = 1 − P_{W∪P}:
 
     (H − ε_n) x_i = Q' ∂_iH |u_n>,  x_i in range(Q'),   T^(n,rest)_ij = x_i† x_j.
 

@@ -1,4 +1,4 @@
-"""Geometric superfluid weight of an isolated flat band, D_s(T) and T_BKT (SPEC §6).
+"""Geometric superfluid weight of an isolated flat band, D_s(T) and T_BKT (theory §6).
 
 ``compute_superfluid`` is the driver's hook for a deck's ``[superfluid]`` section: it integrates
 the band's quantum metric over the k-grid (distributed over ranks), finds the minimal metric over
@@ -41,12 +41,12 @@ def _resolve(model, spec: SuperfluidSpec, nbands: int | None = None) -> tuple[in
 
 
 def _warn_validity(comm, log: logging.Logger, spec: SuperfluidSpec, scan: BandScan) -> None:
-    """Warn when the isolated-flat-band conditions of SPEC §6 are not met (rank 0 logs)."""
+    """Warn when the isolated-flat-band conditions of theory §6 are not met (rank 0 logs)."""
     if comm.rank != 0:
         return
     width = scan.e_max - scan.e_min
     if spec.U / scan.gap > _WARN_U_OVER_GAP:
-        log.warning("superfluid: U/gap = %.3g is not small; the flat-band formula (SPEC §6) "
+        log.warning("superfluid: U/gap = %.3g is not small; the flat-band formula (theory §6) "
                     "neglects corrections of order U/gap", spec.U / scan.gap)
     if width / spec.U > _WARN_WIDTH_OVER_U:
         log.warning("superfluid: bandwidth/U = %.3g is not small; the band is not flat on the "
@@ -69,7 +69,7 @@ def _datasets(spec, temps, d_s, d_s_ord, scan, g_min, shift, t_bkt, delta) -> di
     return {
         "temperature": (temps, {"units": "K", "axes": "temperature"}),
         "gap": (delta, {"units": "meV", "axes": "temperature",
-                        "meaning": "Delta(T) from the gap and number equations (SPEC 6)"}),
+                        "meaning": "Delta(T) from the gap and number equations (theory 6)"}),
         "D_s": (d_s, {"units": _DS_UNITS, "axes": "temperature, i, j",
                       "metric": "minimal" if spec.minimal_metric else "ordinary"}),
         "D_s_ordinary_metric": (d_s_ord, {"units": _DS_UNITS, "axes": "temperature, i, j"}),
@@ -101,7 +101,7 @@ def _group_attrs(spec, n_orb, band, scan, g_min, t_bkt, t_bkt_ord) -> dict:
         "trace_metric_ordinary": float(np.trace(scan.metric)),
         "trace_metric_minimal": float(np.trace(g_min)),
         "formula": "D_s,ij(T) = 8 (e^2/hbar^2) (N_orb/U) Delta(T)^2 G_ij; "
-                   "k_B T_BKT = (pi hbar^2/8 e^2) sqrt(det D_s(T_BKT))  (SPEC 6)",
+                   "k_B T_BKT = (pi hbar^2/8 e^2) sqrt(det D_s(T_BKT))  (theory 6)",
     }
 
 
@@ -121,7 +121,7 @@ def _window_metrics(model, spec: SuperfluidSpec, geometry: dict, log):
 def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple[int, int],
                        log: logging.Logger | None = None, geometry: dict | None = None
                        ) -> tuple[dict[str, tuple[np.ndarray, dict]], dict]:
-    """Δ(T), D_s(T) and T_BKT of an isolated flat band (SPEC §6). Collective over ``comm``.
+    """Δ(T), D_s(T) and T_BKT of an isolated flat band (theory §6). Collective over ``comm``.
 
     Parameters
     ----------
@@ -130,7 +130,7 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
     spec : the deck's ``[superfluid]`` section.
     kgrid : (N1, N2) k-grid for ∫ g d²k/(2π)².
     log : logger (rank 0 reports).
-    geometry : reduced geometry of a windowed k-pass (SPEC §5); when given, the band index
+    geometry : reduced geometry of a windowed k-pass (theory §5); when given, the band index
         counts window bands and its metric, Chern number and gaps come from there.
 
     Returns

@@ -1,12 +1,12 @@
-"""Integrated quantum metric of one band and its minimum over orbital positions (SPEC §5, §6).
+"""Integrated quantum metric of one band and its minimum over orbital positions (theory §5, §6).
 
-G_ij = ∫ g_ij d²k/(2π)² = (1/(N_k A_c)) Σ_k g_ij(k) (SPEC §1, §5) is summed over a block of the
+G_ij = ∫ g_ij d²k/(2π)² = (1/(N_k A_c)) Σ_k g_ij(k) (theory §1, §5) is summed over a block of the
 k-grid on every rank and reduced. Orbital positions τ_a enter through the Bloch convention of
-SPEC §1, so moving orbitals keeps the hopping list and changes only τ. Under τ_a → τ_a + δ_a the
+theory §1, so moving orbitals keeps the hopping list and changes only τ. Under τ_a → τ_a + δ_a the
 Bloch vector becomes u_a → e^{−ik·δ_a} u_a and T_ij(k) = <∂_i u − iδ_i u|(1 − P)|∂_j u − iδ_j u>,
 which is exactly quadratic in δ; x-shifts enter only G_xx and y-shifts only G_yy. Minimising
 Tr G over the shifts of all but one orbital (a common shift changes nothing) therefore gives
-one well-defined *minimal metric* (SPEC §6), found with scipy.optimize (BFGS, central-difference
+one well-defined *minimal metric* (theory §6), found with scipy.optimize (BFGS, central-difference
 gradient, exact for a quadratic). Every rank runs the optimizer on identical reduced values.
 """
 
@@ -35,14 +35,14 @@ class BandScan:
     """Reduced facts of one band on the k-grid (identical on every rank)."""
 
     metric: np.ndarray  # (2, 2) ∫ g_ij d²k/(2π)², dimensionless
-    chern: int  # link-variable Chern number (SPEC §5)
+    chern: int  # link-variable Chern number (theory §5)
     e_min: float  # meV
     e_max: float  # meV
     gap: float  # meV: smallest direct gap to the other bands (inf for a single band)
 
 
 def shifted_model(model, shift: np.ndarray):
-    """The same hopping list with orbital positions τ_a + shift_a (SPEC §1).
+    """The same hopping list with orbital positions τ_a + shift_a (theory §1).
 
     TightBinding is rebuilt with shifted ``positions``; a FlattenedModel shifts its parent and
     is flattened again (its eigenvectors, hence its metric, follow the parent's gauge).
@@ -80,7 +80,7 @@ def _as_tensor(xx_yy_xy: np.ndarray) -> np.ndarray:
 
 
 def scan_from_geometry(geometry: dict, band: int) -> BandScan:
-    """BandScan of a window band from a k-pass's reduced geometry (SPEC §5, windowed solves).
+    """BandScan of a window band from a k-pass's reduced geometry (theory §5, windowed solves).
 
     The metric integral includes the out-of-window part; the gap is the smallest direct gap
     to the neighbouring window bands and to the bands outside the window.
@@ -95,7 +95,7 @@ def scan_from_geometry(geometry: dict, band: int) -> BandScan:
 
 
 def metric_integral(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]) -> np.ndarray:
-    """G_ij = ∫ g_ij d²k/(2π)² of ``band`` (SPEC §5), (2, 2). Collective over ``comm``."""
+    """G_ij = ∫ g_ij d²k/(2π)² of ``band`` (theory §5), (2, 2). Collective over ``comm``."""
     n1, n2 = kgrid
     slab = block_range(n1 * n2, comm.size, comm.rank)
     local = agreed_local(comm, lambda: _local_metric(model, band, kgrid, slab)[0])
@@ -123,7 +123,7 @@ def scan_band(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]) -> BandS
 
 def minimal_metric(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int]
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Orbital shifts minimising Tr ∫ g d²k/(2π)² and the metric there (SPEC §6).
+    """Orbital shifts minimising Tr ∫ g d²k/(2π)² and the metric there (theory §6).
 
     Orbital 0 stays put; the 2(norb − 1) shifts of the others are the variables. Collective
     over ``comm``: every rank evaluates its k-block, the sums are agreed bit-identically

@@ -29,14 +29,14 @@ def k_point_count(reduced: list[tuple[int, np.ndarray]]) -> int:
 
 
 class TransportSums:
-    """Accumulates the SPEC §4 k-sums of one run for every (μ, δ, T) of the sweep.
+    """Accumulates the theory §4 k-sums of one run for every (μ, δ, T) of the sweep.
 
     Parameters
     ----------
     temperature : (n_T,) K; mu : (n_mu,) meV; delta : (n_delta, n_bands) meV.
     delta_out : (n_delta,) broadening of bands outside a solver window [meV], or None.
     chern_below : total Chern number of the filled bands below a window (their Hall
-        response −C_below e²/h, SPEC §5), or None when excluded.
+        response −C_below e²/h, theory §5), or None when excluded.
     """
 
     def __init__(self, temperature: np.ndarray, mu: np.ndarray, delta: np.ndarray,
@@ -56,7 +56,7 @@ class TransportSums:
         """Deposit one batch (energies (nk, nb), pair products of geometry.bands). Local.
 
         ``outside`` = (metric_out, curvature_out) of a windowed solve adds the pairs with
-        bands outside the window (weights.add_far_pairs, SPEC §5).
+        bands outside the window (weights.add_far_pairs, theory §5).
         """
         for i, delta in enumerate(self.delta):
             weights = band_weights(
@@ -73,9 +73,9 @@ class TransportSums:
 
     def finish(self, comm: MPI.Comm, norm: float, degeneracy: float, stop=None
                ) -> dict[str, np.ndarray]:
-        """Reduce over ranks and evaluate every sweep point; returns SPEC §4 observables.
+        """Reduce over ranks and evaluate every sweep point; returns theory §4 observables.
 
-        Collective over ``comm``. ``norm`` is N_k·A_c (SPEC §1 BZ sums). The work units,
+        Collective over ``comm``. ``norm`` is N_k·A_c (theory §1 BZ sums). The work units,
         (δ, T) points cut into μ blocks when there are fewer points than ranks, are shared
         out over ranks, evaluated in rounds of one unit per rank (errors and the stop flag
         ``stop`` agreed after every round, so a failure or a signal on one rank stops all
@@ -115,8 +115,8 @@ class TransportSums:
 
     def add_below(self, hall: np.ndarray) -> None:
         """Filled bands below a solver window: σ_xy(ε) = −C_below e²/h for every ε in the window
-        (SPEC §5), so the Hall energy moments get −C_below ∫(ε − μ)^a (−f') dε: a = 0 that
-        constant, a = 1 zero, a = 2 the constant times π²(k_BT)²/3 (SPEC §4 full tensors).
+        (theory §5), so the Hall energy moments get −C_below ∫(ε − μ)^a (−f') dε: a = 0 that
+        constant, a = 1 zero, a = 2 the constant times π²(k_BT)²/3 (theory §4 full tensors).
         In place on ``hall`` (3, n_mu, n_delta, n_T), in units of the normalised sums.
         """
         if self.chern_below is None:

@@ -1,6 +1,6 @@
 """Energy-binned Taylor moments of the per-band weights (the k-sum representation).
 
-Why this representation (SPEC §4: the k-pass and the sweep must not be multiplied together):
+Why this representation (theory §4: the k-pass and the sweep must not be multiplied together):
 the kernels depend on k only through ε_n(k), and on the line Im ζ = −δ_n they are analytic
 within a radius R = δ_n + π k_B T of any point (the nearest poles of the digamma family are
 the Matsubara frequencies). Each weight B(k) is therefore deposited into the bin j of width
@@ -158,7 +158,7 @@ def moments_state(reduced: list[tuple[int, np.ndarray]]) -> dict[str, np.ndarray
 def bin_grid(delta: np.ndarray, kt_min: float, mu: np.ndarray) -> tuple[float, float]:
     """Bin width and origin for a sweep: (h, e0) in meV.
 
-    h ≤ η·min(δ + π k_B T) (SPEC §3 analyticity radius). The origin is the first chemical
+    h ≤ η·min(δ + π k_B T) (theory §3 analyticity radius). The origin is the first chemical
     potential and, for an evenly spaced μ sweep, h divides the μ step, so every μ falls on a
     bin centre and the sweep can reuse kernel values at shared anchors (see evaluate.py).
     """

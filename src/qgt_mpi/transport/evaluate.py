@@ -1,14 +1,14 @@
-"""Evaluate reduced bin moments over the sweep: the k-sums of SPEC §4 for every (μ, δ, T).
+"""Evaluate reduced bin moments over the sweep: the k-sums of theory §4 for every (μ, δ, T).
 
 For one band n, one broadening choice and one temperature, the moments c_{j,q} of
 binning.py give, for every chemical potential μ_i,
 
-    S_sym(a, comp, μ_i) = Σ_j Σ_q Re[c_{j,comp,q} K_a^(q)(E_j − μ_i − iδ_n)]    (SPEC §3, §4)
+    S_sym(a, comp, μ_i) = Σ_j Σ_q Re[c_{j,comp,q} K_a^(q)(E_j − μ_i − iδ_n)]    (theory §3, §4)
     S_hall(a, μ_i)      = Σ_j Σ_q Im[c_{j,hall,q} Λ_a^(q)(E_j − μ_i − iδ_n)]
     n(μ_i)              = Σ_j Σ_q Im[c_{j,density,q} Λ_0^(q)(E_j − μ_i − iδ_n)]
 
 Λ_a (a = 0, 1, 2) are the Cauchy transforms whose divided differences give the Hall energy
-moments Y^(a) (kernels.hall_moments, SPEC §4 "Full tensors"): the Hall weights do not depend
+moments Y^(a) (kernels.hall_moments, theory §4 "Full tensors"): the Hall weights do not depend
 on a, only the kernel family does, so the one set of moments serves σ_xy, L^(1)_xy, L^(2)_xy.
 
 Kernel values are needed at E_j − μ_i only. When the μ grid lies on bin centres

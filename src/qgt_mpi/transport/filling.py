@@ -1,8 +1,8 @@
-"""Sweeps at fixed filling: μ(ν, T) solved per temperature and broadening (SPEC §4, issue 11).
+"""Sweeps at fixed filling: μ(ν, T) solved per temperature and broadening (theory §4, issue 11).
 
 Experiments fix the carrier density, not μ. The filling of a band group g,
 ν_g(μ, T) = (1/|g|) Σ_{n∈g} n_n(μ, T) with n_n = (1/N_k) Σ_k ∫ dω f(ω − μ) A_n(ω) (the
-Lorentzian spectral function of SPEC §3; weights.py density component), increases
+Lorentzian spectral function of theory §3; weights.py density component), increases
 monotonically with μ. It is solved for μ by bracketing and bisection on the reduced moments
 of the one k-pass, separately for every (δ, T); every observable is then evaluated at the
 solved μ, so the sweep axis "mu" becomes an axis "filling" and μ itself is returned as a
@@ -77,7 +77,7 @@ def solve_mu(sums: TransportSums, reduced, n_k: int, i_d: int, i_t: int,
 
 def finish_filling(sums: TransportSums, comm: MPI.Comm, norm: float, degeneracy: float,
                    filling: np.ndarray, bands: list[int]) -> dict[str, np.ndarray]:
-    """All SPEC §4 observables at fixed filling of the band group ``bands``.
+    """All theory §4 observables at fixed filling of the band group ``bands``.
 
     Collective over ``comm`` (all ranks call it with the same arguments). Arrays have shape
     (n_filling, n_delta, n_T); ``mu`` holds the solved chemical potentials [meV].
@@ -104,7 +104,7 @@ def finish_filling(sums: TransportSums, comm: MPI.Comm, norm: float, degeneracy:
             sym[:, :, :, i_d, i_t] = s / norm
             hall[:, :, i_d, i_t] = hl / norm
             occupation[:, :, i_d, i_t] = n / n_k
-    sums.add_below(hall)  # filled bands below a solver window (SPEC §5)
+    sums.add_below(hall)  # filled bands below a solver window (theory §5)
     out = transport_quantities(sym, hall, sums.temperature, degeneracy, occupation)
     out["mu"] = mu_all
     return out

@@ -1,9 +1,9 @@
-"""Physical transport quantities from the normalised k-sums (SPEC §1 units, SPEC §4 formulas).
+"""Physical transport quantities from the normalised k-sums (theory §1 units, theory §4 formulas).
 
 Input sums are S^(a)_c = (1/(N_k A_c)) Σ_k Σ_nm W^(a)_nm Re(v^i_nm v^j_mn) for the components
 c of weights.COMPONENTS (energies in meV, ħ = 1), and the Hall sums
 H^(a) = (1/(N_k A_c)) Σ_k Σ_{n≠m} Y^(a)_nm Im(v^x_nm v^y_mn) (a = 0: σ_xy; a = 1, 2: the energy
-moments of SPEC §4 "Full tensors", whose tensors are built in tensors.py).
+moments of theory §4 "Full tensors", whose tensors are built in tensors.py).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import numpy as np
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.transport import tensors
 
-# σ = (e²/ħ) S  →  in units of e²/h: σ/(e²/h) = 2π S                      (SPEC §4, §1)
+# σ = (e²/ħ) S  →  in units of e²/h: σ/(e²/h) = 2π S                      (theory §4, §1)
 SIGMA_PER_SUM = 2.0 * math.pi
-# S = −(1/(eT)) S^(1)/S^(0) with S^(1)/S^(0) in meV: meV/(e·K) = 1000 μV/K  (SPEC §4 Eq. 19)
+# S = −(1/(eT)) S^(1)/S^(0) with S^(1)/S^(0) in meV: meV/(e·K) = 1000 μV/K  (theory §4 Eq. 19)
 SEEBECK_UV_PER_MEV_K = 1000.0
 
 
@@ -25,7 +25,7 @@ def transport_quantities(
     sym: np.ndarray, hall: np.ndarray, temperature: np.ndarray, degeneracy: float,
     occupation: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """All SPEC §4 observables from the sums.
+    """All theory §4 observables from the sums.
 
     Parameters
     ----------
@@ -34,7 +34,7 @@ def transport_quantities(
         temperature.
     hall : (3, ...) normalised Hall sums H^(a), a = 0, 1, 2, same sweep axes.
     temperature : (n_T,) kelvin, broadcast against the last axis.
-    degeneracy : flavour factor (spin × valley) multiplying σ and κ (SPEC §1).
+    degeneracy : flavour factor (spin × valley) multiplying σ and κ (theory §1).
     occupation : (n_bands, ...) per-flavour occupation of each band per cell, or None.
 
     Returns
@@ -58,7 +58,7 @@ def transport_quantities(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = s_xx[1] / s_xx[0]  # S^(1)/S^(0) [meV]
         out["seebeck"] = -SEEBECK_UV_PER_MEV_K * ratio / np.asarray(temperature)
-        # κ_xx = (1/ħT)[S^(2) − (S^(1))²/S^(0)] (SPEC §4 Eq. 18); κ/T in units of
+        # κ_xx = (1/ħT)[S^(2) − (S^(1))²/S^(0)] (theory §4 Eq. 18); κ/T in units of
         # π²k_B²/(3h) = πk_B²/(6ħ) is 6 X / (π (k_B T)²) with X in meV².
         excess = s_xx[2] - s_xx[1] ** 2 / s_xx[0]
         out["kappa_xx"] = 6.0 * g * excess / (math.pi * kt**2)

@@ -1,6 +1,6 @@
-"""Full thermoelectric and thermal tensors from the k-sums (SPEC §4 "Full tensors").
+"""Full thermoelectric and thermal tensors from the k-sums (theory §4 "Full tensors").
 
-Conventions (stated once; SPEC §1): carriers have charge −e, e > 0; J = σE + α(−∇T);
+Conventions (stated once; theory §1): carriers have charge −e, e > 0; J = σE + α(−∇T);
 L^(a)_ij with i, j = x, y has the symmetric part (e²/ħ) S^(a)_ii from the W^(a) sums and the
 antisymmetric part L^(a)_xy = −L^(a)_yx = (e²/ħ) H^(a) from the Hall energy moments Y^(a)
 (kernels.hall_moments); the symmetric off-diagonal part vanishes for the C3-symmetric models
@@ -31,7 +31,7 @@ def coefficient_tensors(sym: np.ndarray, hall: np.ndarray, degeneracy: float) ->
     """L̃^(a) in (e²/h) meV^a as a (3, ..., 2, 2) stack.
 
     ``sym`` is (3, 4, ...) with components (drude_xx, drude_yy, geo_xx, geo_yy); ``hall`` is
-    (3, ...): the normalised sums of SPEC §4 for a = 0, 1, 2.
+    (3, ...): the normalised sums of theory §4 for a = 0, 1, 2.
     """
     scale = 2.0 * math.pi * float(degeneracy)
     xx = scale * (sym[:, 0] + sym[:, 2])
@@ -42,7 +42,7 @@ def coefficient_tensors(sym: np.ndarray, hall: np.ndarray, degeneracy: float) ->
 
 def full_tensors(sym: np.ndarray, hall: np.ndarray, temperature: np.ndarray,
                  degeneracy: float) -> dict[str, np.ndarray]:
-    """α, S = σ⁻¹α, κ and the Lorenz ratios of SPEC §4 for every sweep point.
+    """α, S = σ⁻¹α, κ and the Lorenz ratios of theory §4 for every sweep point.
 
     Trailing axes of ``sym``/``hall`` are the sweep, the last one temperature (K).
     Returns the components named in :data:`UNITS` (xx and xy; yy where it differs).

@@ -1,19 +1,19 @@
-"""Per-band weights: every pair term of SPEC §3–§4 rewritten as one band's kernel times a weight.
+"""Per-band weights: every pair term of theory §3–§4 rewritten as one band's kernel times a weight.
 
-The closed forms of SPEC §3 are linear combinations of one-band functions:
+The closed forms of theory §3 are linear combinations of one-band functions:
 
 * symmetric kernels:  π W^(a)_nm = ½ Re[(K_a(ζ_n) − K_a(ζ̄_m))/(z_n − z̄_m)
   − (K_a(ζ_n) − K_a(ζ_m))/(z_n − z_m)],  with K_a(ζ̄) = conj K_a(ζ);
 * Hall kernel: Y_nm = −(1/π) Im[Λ[z_n, z_m, z_m] + Λ[z_n, z̄_m, z̄_m]] with the divided
   difference Λ[a,b,b] = [Λ(a) − Λ(b) − (a − b)Λ'(b)]/(a − b)² and Λ(ζ̄) = conj Λ(ζ).
 
-Multiplying by the velocity products of SPEC §4 and collecting, for each band n the k-sum
+Multiplying by the velocity products of theory §4 and collecting, for each band n the k-sum
 becomes Σ_k Σ_q Re[B^(q)_n(k) K_a^(q)(ε_n(k) − μ − iδ_n)] (symmetric) and
 Σ_k Σ_q Im[B^(q)_n(k) Λ^(q)(ε_n(k) − μ − iδ_n)] (Hall), where the weights B depend on the
-energies, velocities and δ, but not on T or μ: one k-pass serves the whole sweep (SPEC §4).
+energies, velocities and δ, but not on T or μ: one k-pass serves the whole sweep (theory §4).
 Pairs with |z_n − z_m| below ``near_tol`` (near-degenerate) use the Taylor series of the
 divided differences around z_n instead of the split form, so nothing is ever divided by a
-vanishing energy difference (SPEC §1).
+vanishing energy difference (theory §1).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 COMPONENTS = ("drude_xx", "drude_yy", "geo_xx", "geo_yy", "hall", "density")
 DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY, HALL, DENSITY = range(6)
 SYMMETRIC = (DRUDE_XX, DRUDE_YY, GEO_XX, GEO_YY)
-# Components evaluated with Im[B Λ_a] (the Hall kernel family, SPEC §3–§4); HALL carries the
+# Components evaluated with Im[B Λ_a] (the Hall kernel family, theory §3–§4); HALL carries the
 # energy moments a = 0, 1, 2 (kernels.hall_moments), DENSITY only a = 0.
 DENSITY_WEIGHT = -1.0 / math.pi  # n_n = −(1/π) Im Λ_0(ζ_n) = ∫ f A_n (see _density)
 N_NEAR_ORDERS = 8  # Taylor orders of the near-degenerate series (error ≤ η_deg^8)
@@ -61,7 +61,7 @@ def band_weights(
     n_xy: np.ndarray,
     near_tol: float,
 ) -> BandWeights:
-    """Per-band kernel weights for one broadening vector (SPEC §3, §4).
+    """Per-band kernel weights for one broadening vector (theory §3, §4).
 
     Parameters
     ----------
@@ -88,7 +88,7 @@ def band_weights(
 
 
 def _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off) -> None:
-    """Symmetric-kernel weights (SPEC §3 closed form of W^(a), SPEC §4 sums)."""
+    """Symmetric-kernel weights (theory §3 closed form of W^(a), theory §4 sums)."""
     a = m * inv_dzb / (2 * np.pi)  # K(ζ_n)/(z_n − z̄_m), on band n
     b = -m * np.conj(inv_dzb) / (2 * np.pi)  # −K(ζ̄_m)/(z_n − z̄_m), on band m (reflected)
     c = -m * inv_dz / (2 * np.pi)  # −K(ζ_n)/(z_n − z_m), on band n
@@ -101,7 +101,7 @@ def _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off) -> None:
 
 
 def _hall(w, n_xy, inv_dz, inv_dzb, off) -> None:
-    """Hall weights from Y_nm (SPEC §3) times Im(v^x_nm v^y_mn) (SPEC §4)."""
+    """Hall weights from Y_nm (theory §3) times Im(v^x_nm v^y_mn) (theory §4)."""
     f = np.where(off, -n_xy / np.pi, 0.0)
     inv_dzb = np.where(off, inv_dzb, 0.0)
     on_n = f * (inv_dz**2 + inv_dzb**2)
@@ -112,7 +112,7 @@ def _hall(w, n_xy, inv_dz, inv_dzb, off) -> None:
 
 
 # Carrier density (issue 11): the occupation of band n with the Lorentzian spectral function
-# A_n = −L_n/π of SPEC §3 is ∫ dω f(ω) A_n(ω) = −(1/π) Im Λ_0(ζ_n) (Λ_0 = ∫ f/(x − ζ), Im ζ < 0),
+# A_n = −L_n/π of theory §3 is ∫ dω f(ω) A_n(ω) = −(1/π) Im Λ_0(ζ_n) (Λ_0 = ∫ f/(x − ζ), Im ζ < 0),
 # i.e. weight −1/π on the Hall kernel family at order 0; it tends to f(ε_n − μ) as δ_n → 0.
 
 
@@ -138,7 +138,7 @@ def add_far_pairs(w: BandWeights, metric_out: np.ndarray, curvature_out: np.ndar
                   delta_out: float) -> None:
     """Add the pairs (n ∈ W, m ∉ W) of a solver window in their far-off-resonance limit.
 
-    SPEC §3 (far off resonance) and §5: for |ε_n − ε_m| ≫ δ, k_BT, L_m(ω) ≈ −δ_m/(ε_n − ε_m)²
+    theory §3 (far off resonance) and §5: for |ε_n − ε_m| ≫ δ, k_BT, L_m(ω) ≈ −δ_m/(ε_n − ε_m)²
     near ω ≈ ε_n, so W^(a)_nm ≈ −δ_out/(ε_n − ε_m)² · (1/π) Im K_a(ζ_n); the ordered pairs
     (n, m) and (m, n) together give 2 δ_out g^(n,out)_ii (−(1/π) Im K_a(ζ_n)) =
     Re[(2i δ_out g^(n,out)_ii/π) K_a(ζ_n)] (geometric component). The Hall kernel gives
