@@ -1,4 +1,4 @@
-"""Sparse Bloch models: a fixed sparsity pattern whose values are refilled per k (theory §2.1, §2.7).
+"""Sparse Bloch models: a fixed pattern whose values are refilled per k (theory §2.1, §2.7).
 
 Large models (supercells, moiré continuum and atomistic models) never form dense H(k) in
 production. They expose the facts every BlochModel has (``lattice``, ``positions``, ``norb``,
