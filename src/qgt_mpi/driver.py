@@ -139,11 +139,12 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
-           sweep: SweepSpec | None = None, stop=None) -> tuple[dict, dict]:
+           sweep: SweepSpec | None = None, stop=None, on_stop=None) -> tuple[dict, dict]:
     """Reduce and evaluate the sweep (theory §4) and the geometry (theory §5). Collective.
 
     With ``sweep.filling`` the sweep is at fixed filling (μ(ν, T) solved, transport/filling.py).
-    ``stop`` (a StopFlag) interrupts the evaluation between sweep units (status 3).
+    ``stop`` (a StopFlag) interrupts the evaluation between sweep units (status 3) after
+    handing the finished units to ``on_stop`` (the checkpointer's ``save_units``).
     """
     with collective(comm):
         norm = job.nk * job.model.cell_area
@@ -151,7 +152,7 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
             transport = finish_filling(job.sums, comm, norm, degeneracy, sweep.filling,
                                        list(sweep.filling_bands))
         else:
-            transport = job.sums.finish(comm, norm, degeneracy, stop)
+            transport = job.sums.finish(comm, norm, degeneracy, stop, on_stop)
         geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
         _check_results(transport)
     return transport, geometry
@@ -224,7 +225,8 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
         with timers.phase("reduce+evaluate"):
-            transport, geometry = finish(comm, job, config.degeneracy, config.sweep, stop)
+            transport, geometry = finish(comm, job, config.degeneracy, config.sweep, stop,
+                                         saver.save_units)
     _check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log,
                              geometry if is_windowed(solver) else None)
@@ -306,6 +308,9 @@ def _announce(log, title, model, comm, job, n_done) -> None:
              "energy bins of %.3g meV", s.temperature.size, s.mu.size, len(s.delta), s.grid[0])
     if n_done:
         log.info("resuming from checkpoint: %d of %d blocks already done", n_done, job.n_blocks)
+    if s.units_skip:
+        log.info("resuming the sweep evaluation: %d of %d sweep units already done",
+                 len(s.units_skip), s.n_units)
 
 
 def window_isolated(geometry: dict) -> bool:

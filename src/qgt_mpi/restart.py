@@ -41,6 +41,10 @@ class Checkpointer:
         self.has_slabs = bool(has_slabs)
         self.last = time.monotonic()
 
+    def save_units(self, units: dict[int, tuple]) -> None:
+        """Keep the sweep units finished before a stop beside the checkpoint (rank 0)."""
+        checkpoint.save_units(checkpoint.units_name(self.path), self.fp, units)
+
     def due(self) -> bool:
         """Whether the interval has passed (rank 0's clock decides for everyone)."""
         return time.monotonic() - self.last >= self.interval
@@ -67,9 +71,9 @@ class Checkpointer:
         self.last = time.monotonic()
 
     def remove(self, comm: MPI.Comm) -> None:
-        """Delete the checkpoint and its slab file after the result is complete (rank 0)."""
+        """Delete the checkpoint, its slab and units files after the result is complete."""
         if comm.rank == 0:
-            for path in (self.path, self.slab_path):
+            for path in (self.path, self.slab_path, checkpoint.units_name(self.path)):
                 if os.path.exists(path):
                     os.remove(path)
 
@@ -108,6 +112,8 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
     if comm.rank == 0:
         job.sums.moments.restore(loaded[2])
         job.geometry.restore(loaded[2])
+        job.sums.units_done = checkpoint.load_units(checkpoint.units_name(path), fp)
+    job.sums.units_skip = set(broadcast(comm, sorted(job.sums.units_done)))
     return done, bool(job.kresolved and done.any()), int(done.sum())
 
 

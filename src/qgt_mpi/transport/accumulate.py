@@ -9,13 +9,14 @@ from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.parallel import allgather, block_range
-from qgt_mpi.parallel.errors import CollectiveError, agreed_local, fail_point
+from qgt_mpi.parallel.errors import CollectiveError, agreed_local, collective, fail_point
 from qgt_mpi.transport.binning import BinnedMoments, bin_grid
 from qgt_mpi.transport.evaluate import evaluate_band
 from qgt_mpi.transport.observables import SIGMA_PER_SUM, transport_quantities
 from qgt_mpi.transport.weights import DENSITY, DENSITY_WEIGHT, add_far_pairs, band_weights
 
 EXIT_INTERRUPTED = 3  # status of a run stopped by a signal (cli.py)
+MIN_UNITS = 256  # sweep units at least (μ split when there are few (δ, T) points)
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
 
 
@@ -43,6 +44,8 @@ class TransportSums:
                  delta_out: np.ndarray | None = None, chern_below: int | None = None) -> None:
         self.delta_out = None if delta_out is None else np.asarray(delta_out, dtype=float)
         self.chern_below = chern_below
+        self.units_done: dict[int, tuple] = {}  # sweep units restored from a checkpoint (rank 0)
+        self.units_skip: set[int] = set()  # their indices (every rank)
         self.temperature = np.asarray(temperature, dtype=float)
         self.mu = np.asarray(mu, dtype=float)
         self.delta = np.asarray(delta, dtype=float)
@@ -71,36 +74,35 @@ class TransportSums:
                 add_far_pairs(weights, *outside, float(self.delta_out[i]))
             self.moments.deposit(i, energies, weights)
 
-    def finish(self, comm: MPI.Comm, norm: float, degeneracy: float, stop=None
-               ) -> dict[str, np.ndarray]:
+    def finish(self, comm: MPI.Comm, norm: float, degeneracy: float, stop=None,
+               on_stop=None) -> dict[str, np.ndarray]:
         """Reduce over ranks and evaluate every sweep point; returns theory §4 observables.
 
         Collective over ``comm``. ``norm`` is N_k·A_c (theory §1 BZ sums). The work units,
         (δ, T) points cut into μ blocks when there are fewer points than ranks, are shared
         out over ranks, evaluated in rounds of one unit per rank (errors and the stop flag
         ``stop`` agreed after every round, so a failure or a signal on one rank stops all
-        within one unit's time; a stop raises CollectiveError with status 3) and gathered,
-        so every rank returns the same arrays.
+        within one unit's time) and gathered, so every rank returns the same arrays. On a
+        stop the finished units go to ``on_stop(units)`` (rank 0; the checkpoint) and
+        CollectiveError(status 3) is raised; units restored into ``units_done`` are skipped.
         """
         reduced = self.moments.reduce(comm)
         n_k = k_point_count(reduced)
         n_d, n_t, n_mu = len(self.delta), self.temperature.size, self.mu.size
-        units = self._units(comm.size)
-        start, stop_u = block_range(len(units), comm.size, comm.rank)
-        local = {}
-        for r in range(math.ceil(len(units) / comm.size)):
+        units = self._units()
+        todo = [u for u in range(len(units)) if u not in self.units_skip]
+        mine = todo[comm.rank :: comm.size]
+        local: dict = {}
+        for r in range(math.ceil(len(todo) / comm.size)):
 
             def one_unit(r=r) -> dict:
                 fail_point(comm, "evaluation")
-                if stop:
-                    raise CollectiveError(f"interrupted by {stop.name or 'a signal'} during "
-                                          "the sweep evaluation; the k-pass is checkpointed: "
-                                          "rerun the same command to continue",
-                                          status=EXIT_INTERRUPTED)
-                u = start + r
-                return {u: self._point(reduced, *units[u])} if u < stop_u else {}
+                return {mine[r]: self._point(reduced, *units[mine[r]])} if r < len(mine) else {}
 
-            local.update(agreed_local(comm, one_unit))  # agree before the exchange
+            local.update(agreed_local(comm, one_unit))  # agree before any exchange
+            if stop is not None and any(allgather(comm, bool(stop))):
+                self._stopped(comm, local, stop, on_stop)
+        local.update(self.units_done if comm.rank == 0 else {})
         sym = np.zeros((3, 4, n_mu, n_d, n_t))
         hall = np.zeros((3, n_mu, n_d, n_t))
         occupation = np.zeros((self.delta.shape[1], n_mu, n_d, n_t))
@@ -126,10 +128,32 @@ class TransportSums:
         hall[0] += const
         hall[2] += const * math.pi**2 * kt**2 / 3.0
 
-    def _units(self, ranks: int) -> list[tuple[int, int, slice]]:
-        """(δ index, T index, μ slice) work units: at least ``ranks`` of them when possible."""
+    def _stopped(self, comm: MPI.Comm, local: dict, stop, on_stop) -> None:
+        """Hand every rank's finished units to ``on_stop`` (rank 0), then raise status 3."""
+        done = {u: v for part in allgather(comm, local) for u, v in part.items()}
+        done.update(self.units_done)  # rank 0 holds the restored units
+        n_done = len(done) if comm.rank == 0 else len(done) + len(self.units_skip)
+        if on_stop is not None:
+            with collective(comm):
+                if comm.rank == 0:
+                    on_stop(done)
+        raise CollectiveError(f"interrupted by {stop.name or 'a signal'} during the sweep "
+                              f"evaluation ({n_done} of {len(self._units())} units kept "
+                              "with the k-pass in the checkpoint); rerun the same command to "
+                              "continue", status=EXIT_INTERRUPTED)
+
+    @property
+    def n_units(self) -> int:
+        """Number of sweep units (see :meth:`_units`)."""
+        return len(self._units())
+
+    def _units(self) -> list[tuple[int, int, slice]]:
+        """(δ index, T index, μ slice) work units, at least MIN_UNITS when there are enough μ.
+
+        Independent of the number of ranks, so a stopped evaluation resumes on any count.
+        """
         n_points = len(self.delta) * self.temperature.size
-        n_split = min(self.mu.size, max(1, math.ceil(ranks / n_points)))
+        n_split = min(self.mu.size, max(1, math.ceil(MIN_UNITS / n_points)))
         edges = [block_range(self.mu.size, n_split, r) for r in range(n_split)]
         return [(i_d, i_t, slice(*e)) for i_d in range(len(self.delta))
                 for i_t in range(self.temperature.size) for e in edges]
