@@ -61,7 +61,7 @@ class Checkpointer:
             self.done[blocks] = True
         if job.kresolved:
             slabs = [(*job.bounds(b), job.kfields[b]) for b in fresh]
-            kslabs.write(comm, self.slab_path, job.nk, job.model.nbands, slabs,
+            kslabs.write(comm, self.slab_path, job.nk, job.geometry.nb, slabs,
                          create=not self.has_slabs)
             self.has_slabs = True
         with collective(comm):
