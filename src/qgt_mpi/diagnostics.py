@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from qgt_mpi.constants import K_B_MEV_PER_K
+from qgt_mpi.solvers import is_windowed
 
 UNDEFINED_IF_NO_SIGMA = ("seebeck", "kappa_xx", "lorenz_ratio")
 MIN_GRID = 6  # points per direction below which no BZ integral is converged
@@ -133,3 +134,40 @@ def _geometry_flags(result, geometry, grid, delta, temperature, warn) -> None:
     if reasons:
         warn("warning: k-grid %dx%d may be too coarse for converged results: %s", grid[0],
              grid[1], "; ".join(reasons))
+
+
+def window_isolated(geometry: dict) -> bool:
+    """Whether every window band stays between the outside bands over the whole grid."""
+    below, above = geometry["window_edges"]
+    return bool(geometry["band_min"].min() > below and geometry["band_max"].max() < above)
+
+
+def check_window(log, job, geometry: dict) -> None:  # job: kpass.KPass
+    """Warn when μ leaves the window's energy range or nears outside bands (theory §5).
+
+    The far-off-resonance limit of the pairs with outside bands needs μ among the window
+    bands: elsewhere (e.g. in a gap above the window) the Lorentzian tails of the outside
+    bands, which the window does not hold, are as large as those of the window bands.
+    """
+    if not is_windowed(job.solver):
+        return
+    below, above = geometry["window_edges"]
+    if not window_isolated(geometry):
+        log.warning("the solver window is not an isolated group of bands: its bands reach "
+                    "%.6g .. %.6g meV while bands outside it reach %.6g (below) and %.6g "
+                    "(above) elsewhere in the zone, so different k-points hold different "
+                    "bands in the window; per-band results and transport are not meaningful "
+                    "(choose nev to hold whole isolated band groups)",
+                    geometry["band_min"].min(), geometry["band_max"].max(), below, above)
+    s = job.sums
+    reach = 10.0 * (float(s.delta.max()) + np.pi * K_B_MEV_PER_K * float(s.temperature.max()))
+    lo, hi = float(geometry["band_min"].min()), float(geometry["band_max"].max())
+    if s.mu.min() < lo or s.mu.max() > hi or s.mu.min() - reach < below \
+            or s.mu.max() + reach > above:
+        log.warning("mu %.6g .. %.6g meV leaves the window bands (%.6g .. %.6g meV) or comes "
+                    "within 10 (delta + pi k_B T) = %.3g meV of bands outside it (%.6g, %.6g "
+                    "meV): bands outside the window are then not negligible; widen the window "
+                    "(solver.nev)", s.mu.min(), s.mu.max(), lo, hi, reach, below, above)
+    if s.chern_below is None:
+        log.info("sigma_xy excludes the filled bands below the window (solver.chern_below "
+                 "not given)")

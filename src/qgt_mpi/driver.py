@@ -1,4 +1,7 @@
-"""A whole run: input deck → model → k-pass → reductions → observables → one HDF5 file."""
+"""A whole run: input deck → model → k-pass → reductions → observables → one HDF5 file.
+
+The set-up (model, solver, accumulators) is configure.py; post-run checks diagnostics.py.
+"""
 
 from __future__ import annotations
 
@@ -10,132 +13,29 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi import diagnostics, memory
-from qgt_mpi.constants import K_B_MEV_PER_K
-from qgt_mpi.geometry.summary import GeometrySummary
+from qgt_mpi.configure import (
+    make_job,
+    model_from_config,
+    prepare,
+    prepare_model_only,
+    solver_from_config,
+    window_terms,
+)
+from qgt_mpi.diagnostics import window_isolated
 from qgt_mpi.io import checkpoint, writer
-from qgt_mpi.io.deck import InputError, RunConfig, SweepSpec, check_filling_bands, delta_for_bands
-from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
+from qgt_mpi.io.deck import RunConfig, SweepSpec
 from qgt_mpi.io.output_guard import guard
-from qgt_mpi.kpass import KPass, kfield_slabs, link_groups, run_blocks
-from qgt_mpi.models import build_model
+from qgt_mpi.kpass import KPass, kfield_slabs, run_blocks
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
-from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
-from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
-from qgt_mpi.transport.accumulate import TransportSums
+from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.filling import finish_filling
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
-
-
-def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
-    """Build the BlochModel of a deck; builder errors become InputErrors naming the key.
-
-    Collective over ``comm`` when given (model files are read on rank 0 and broadcast).
-    """
-    spec = config.model
-    flatten = None
-    if spec.flatten is not None:
-        f = spec.flatten
-        flatten = {"gap": f.gap, "range": f.range, "nfine": f.nfine}
-    cell = None
-    if spec.supercell is not None:
-        c = spec.supercell
-        cell = {"size": c.size, "disorder_width": c.disorder_width,
-                "disorder_seed": c.disorder_seed}
-    try:
-        return build_model(spec.kind, dict(spec.params), flatten, cell, comm)
-    except ValueError as exc:
-        key = getattr(exc, "key", None)  # builders name the offending setting when they can
-        if key is not None:
-            raise InputError(f"model.{key}", exc.value, exc.allowed) from exc
-        raise InputError("model", spec.kind, str(exc)) from exc
-
-
-def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None):
-    """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
-    with collective(comm):
-        fail_point(comm, "setup")
-        model = model_from_config(config, comm)
-        solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
-        delta = delta_for_bands(config.sweep, solver.bands(model))
-        check_filling_bands(config.sweep, solver.bands(model))
-        writer.check_writable(comm, output)
-    return model, solver, delta
-
-
-def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
-    """The deck's solver for ``model`` on ``pool``; errors become InputErrors (``solver``)."""
-    try:
-        return make_solver(config.solver, model, pool, AUTO_CROSSOVER)
-    except ValueError as exc:
-        raise InputError("solver", config.solver.kind, str(exc)) from exc
-
-
-def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
-    """``delta_out`` (per δ choice) and ``chern_below`` for a windowed solver (theory §5).
-
-    δ_out defaults to the δ choice's value when all window bands share it; per-band δ
-    needs ``solver.delta_out``.
-    """
-    if not is_windowed(solver):
-        return {}
-    spec = config.solver
-    if spec.delta_out is not None:
-        out = np.full(len(delta), spec.delta_out)
-    elif np.all(delta == delta[:, :1]):
-        out = delta[:, 0].copy()
-    else:
-        raise InputError("solver.delta_out", None, "required with per-band sweep.delta "
-                         "(broadening of the bands outside the window, meV)")
-    return {"delta_out": out, "chern_below": spec.chern_below}
-
-
-def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
-    """``validate``: build the model and per-band δ; return a summary. Collective."""
-    with collective(comm):
-        model = model_from_config(config, comm)
-        solver = solver_from_config(config, model, MPI.COMM_SELF)
-        delta = delta_for_bands(config.sweep, solver.bands(model))
-    s = config.sweep
-    n1, n2 = config.kgrid
-    lines = [
-        f"input ok: {config.source}",
-        f"  title       {config.title}",
-        f"  model       {model.describe().get('kind', '?')}, {model.nbands} bands",
-        f"  solver      {solver.name}, {solver.bands(model)} bands"
-        + (f" nearest {config.solver.target:g} meV" if is_windowed(solver) else ""),
-        f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
-        f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
-        f"..{s.temperature.max():.4g} K",
-        f"  mu          {s.mu.size} values, {s.mu.min():.4g}..{s.mu.max():.4g} meV"
-        if s.filling is None else f"  filling     {s.filling.size} values, "
-        f"{s.filling.min():.4g}..{s.filling.max():.4g} of bands {list(s.filling_bands)}",
-        f"  delta       {len(delta)} choice(s) x {delta.shape[1]} bands, "
-        f"{delta.min():.4g}..{delta.max():.4g} meV",
-        f"  output      {config.output.file} (k-resolved: {config.output.kresolved})",
-    ]
-    return "\n".join(lines)
-
-
-def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
-             chunk: int = 4096, kresolved: bool = False, solver=None,
-             window: dict | None = None) -> KPass:
-    """Accumulators and block layout for one model and sweep. Local, no communication.
-
-    ``solver`` defaults to the dense solver; ``window`` holds a windowed solver's
-    ``delta_out`` and ``chern_below`` (:func:`window_terms`).
-    """
-    solver = solver or DenseSolver()
-    nb = solver.bands(model)
-    sums = TransportSums(temperature, mu, delta, **(window or {}))
-    groups = link_groups(nb, window=is_windowed(solver))
-    return KPass(model, solver, tuple(kgrid), chunk, groups, sums,
-                 GeometrySummary(nb, len(groups)), kresolved)
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
@@ -227,7 +127,7 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         with timers.phase("reduce+evaluate"):
             transport, geometry = finish(comm, job, config.degeneracy, config.sweep, stop,
                                          saver.save_units)
-    _check_window(log, job, geometry)
+    diagnostics.check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, model, timers, log,
                              geometry if is_windowed(solver) else None)
     result = _result(comm, config, job, delta, transport, geometry, timers, log, mem_est)
@@ -313,43 +213,6 @@ def _announce(log, title, model, comm, job, n_done) -> None:
                  len(s.units_skip), s.n_units)
 
 
-def window_isolated(geometry: dict) -> bool:
-    """Whether every window band stays between the outside bands over the whole grid."""
-    below, above = geometry["window_edges"]
-    return bool(geometry["band_min"].min() > below and geometry["band_max"].max() < above)
-
-
-def _check_window(log, job: KPass, geometry: dict) -> None:
-    """Warn when μ leaves a solver window's energy range or nears bands outside it (theory §5).
-
-    The far-off-resonance limit of the pairs with outside bands needs μ among the window
-    bands: elsewhere (e.g. in a gap above the window) the Lorentzian tails of the outside
-    bands, which the window does not hold, are as large as those of the window bands.
-    """
-    if not is_windowed(job.solver):
-        return
-    below, above = geometry["window_edges"]
-    if not window_isolated(geometry):
-        log.warning("the solver window is not an isolated group of bands: its bands reach "
-                    "%.6g .. %.6g meV while bands outside it reach %.6g (below) and %.6g "
-                    "(above) elsewhere in the zone, so different k-points hold different "
-                    "bands in the window; per-band results and transport are not meaningful "
-                    "(choose nev to hold whole isolated band groups)",
-                    geometry["band_min"].min(), geometry["band_max"].max(), below, above)
-    s = job.sums
-    reach = 10.0 * (float(s.delta.max()) + np.pi * K_B_MEV_PER_K * float(s.temperature.max()))
-    lo, hi = float(geometry["band_min"].min()), float(geometry["band_max"].max())
-    if s.mu.min() < lo or s.mu.max() > hi or s.mu.min() - reach < below \
-            or s.mu.max() + reach > above:
-        log.warning("mu %.6g .. %.6g meV leaves the window bands (%.6g .. %.6g meV) or comes "
-                    "within 10 (delta + pi k_B T) = %.3g meV of bands outside it (%.6g, %.6g "
-                    "meV): bands outside the window are then not negligible; widen the window "
-                    "(solver.nev)", s.mu.min(), s.mu.max(), lo, hi, reach, below, above)
-    if s.chern_below is None:
-        log.info("sigma_xy excludes the filled bands below the window (solver.chern_below "
-                 "not given)")
-
-
 def peak_memory_mib(comm: MPI.Comm) -> float:
     """Largest peak resident set size over ranks [MiB]. Collective."""
     mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
@@ -384,4 +247,6 @@ def _remove_partial(comm: MPI.Comm, output: str) -> None:
             pass
 
 
-__all__ = ["PHASES", "model_from_config", "prepare", "run"]
+__all__ = ["PHASES", "compute", "finish", "make_job", "model_from_config", "prepare",
+           "prepare_model_only", "run", "solver_from_config", "window_isolated",
+           "window_terms"]

@@ -13,7 +13,7 @@ import time
 
 from mpi4py import MPI
 
-from qgt_mpi.driver import make_job, model_from_config, solver_from_config, window_terms
+from qgt_mpi.configure import make_job, model_from_config, solver_from_config, window_terms
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import _block
 from qgt_mpi.memory import rss_mib, run_estimate

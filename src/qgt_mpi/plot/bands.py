@@ -14,7 +14,7 @@ import math
 import h5py
 import numpy as np
 
-from qgt_mpi.driver import model_from_config
+from qgt_mpi.configure import model_from_config
 from qgt_mpi.io.deck import InputError, parse_deck
 from qgt_mpi.models import bandwidth, build_model, load_model, truncate
 from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, save

@@ -1,0 +1,130 @@
+"""From a validated deck to a job: model, solver on its pool, broadcastings, accumulators.
+
+The set-up half of a run (driver.py does the rest): ``model_from_config`` builds the model
+(collective for kinds that read files), ``solver_from_config`` chooses the eigensolver
+(solvers.make_solver), ``window_terms`` gives a windowed solver's δ_out and C_below
+(theory §5), ``make_job`` the k-pass accumulators and ``prepare`` does all of it with one
+agreed error. Input problems become InputErrors naming the deck key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from qgt_mpi.geometry.summary import GeometrySummary
+from qgt_mpi.io import writer
+from qgt_mpi.io.deck import InputError, RunConfig, check_filling_bands, delta_for_bands
+from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
+from qgt_mpi.kpass import KPass, link_groups
+from qgt_mpi.models import build_model
+from qgt_mpi.parallel import collective
+from qgt_mpi.parallel.errors import fail_point
+from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
+from qgt_mpi.transport.accumulate import TransportSums
+
+
+def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
+    """Build the BlochModel of a deck; builder errors become InputErrors naming the key.
+
+    Collective over ``comm`` when given (model files are read on rank 0 and broadcast).
+    """
+    spec = config.model
+    flatten = None
+    if spec.flatten is not None:
+        f = spec.flatten
+        flatten = {"gap": f.gap, "range": f.range, "nfine": f.nfine}
+    cell = None
+    if spec.supercell is not None:
+        c = spec.supercell
+        cell = {"size": c.size, "disorder_width": c.disorder_width,
+                "disorder_seed": c.disorder_seed}
+    try:
+        return build_model(spec.kind, dict(spec.params), flatten, cell, comm)
+    except ValueError as exc:
+        key = getattr(exc, "key", None)  # builders name the offending setting when they can
+        if key is not None:
+            raise InputError(f"model.{key}", exc.value, exc.allowed) from exc
+        raise InputError("model", spec.kind, str(exc)) from exc
+
+
+def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None):
+    """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
+    with collective(comm):
+        fail_point(comm, "setup")
+        model = model_from_config(config, comm)
+        solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
+        delta = delta_for_bands(config.sweep, solver.bands(model))
+        check_filling_bands(config.sweep, solver.bands(model))
+        writer.check_writable(comm, output)
+    return model, solver, delta
+
+
+def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
+    """The deck's solver for ``model`` on ``pool``; errors become InputErrors (``solver``)."""
+    try:
+        return make_solver(config.solver, model, pool, AUTO_CROSSOVER)
+    except ValueError as exc:
+        raise InputError("solver", config.solver.kind, str(exc)) from exc
+
+
+def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
+    """``delta_out`` (per δ choice) and ``chern_below`` for a windowed solver (theory §5).
+
+    δ_out defaults to the δ choice's value when all window bands share it; per-band δ
+    needs ``solver.delta_out``.
+    """
+    if not is_windowed(solver):
+        return {}
+    spec = config.solver
+    if spec.delta_out is not None:
+        out = np.full(len(delta), spec.delta_out)
+    elif np.all(delta == delta[:, :1]):
+        out = delta[:, 0].copy()
+    else:
+        raise InputError("solver.delta_out", None, "required with per-band sweep.delta "
+                         "(broadening of the bands outside the window, meV)")
+    return {"delta_out": out, "chern_below": spec.chern_below}
+
+
+def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
+    """``validate``: build the model and per-band δ; return a summary. Collective."""
+    with collective(comm):
+        model = model_from_config(config, comm)
+        solver = solver_from_config(config, model, MPI.COMM_SELF)
+        delta = delta_for_bands(config.sweep, solver.bands(model))
+    s = config.sweep
+    n1, n2 = config.kgrid
+    lines = [
+        f"input ok: {config.source}",
+        f"  title       {config.title}",
+        f"  model       {model.describe().get('kind', '?')}, {model.nbands} bands",
+        f"  solver      {solver.name}, {solver.bands(model)} bands"
+        + (f" nearest {config.solver.target:g} meV" if is_windowed(solver) else ""),
+        f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
+        f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
+        f"..{s.temperature.max():.4g} K",
+        f"  mu          {s.mu.size} values, {s.mu.min():.4g}..{s.mu.max():.4g} meV"
+        if s.filling is None else f"  filling     {s.filling.size} values, "
+        f"{s.filling.min():.4g}..{s.filling.max():.4g} of bands {list(s.filling_bands)}",
+        f"  delta       {len(delta)} choice(s) x {delta.shape[1]} bands, "
+        f"{delta.min():.4g}..{delta.max():.4g} meV",
+        f"  output      {config.output.file} (k-resolved: {config.output.kresolved})",
+    ]
+    return "\n".join(lines)
+
+
+def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
+             chunk: int = 4096, kresolved: bool = False, solver=None,
+             window: dict | None = None) -> KPass:
+    """Accumulators and block layout for one model and sweep. Local, no communication.
+
+    ``solver`` defaults to the dense solver; ``window`` holds a windowed solver's
+    ``delta_out`` and ``chern_below`` (:func:`window_terms`).
+    """
+    solver = solver or DenseSolver()
+    nb = solver.bands(model)
+    sums = TransportSums(temperature, mu, delta, **(window or {}))
+    groups = link_groups(nb, window=is_windowed(solver))
+    return KPass(model, solver, tuple(kgrid), chunk, groups, sums,
+                 GeometrySummary(nb, len(groups)), kresolved)
