@@ -37,6 +37,7 @@ __all__ = [
     "lambda_series",
     "minus_fermi_prime",
     "w_pair",
+    "y_from_series",
     "y_pair",
 ]
 
@@ -170,8 +171,17 @@ def y_pair(eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
 
     Evaluated as −(1/π) Im(Λ[ζ_n, ζ_m, ζ_m] + Λ[ζ_n, ζ̄_m, ζ̄_m]); broadcasts, returns real.
     """
+    return y_from_series(lambda_series, eps_n, eps_m, delta_n, delta_m, mu, kT)
+
+
+def y_from_series(series, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
+    """−(1/π) Im(F[ζ_n, ζ_m, ζ_m] + F[ζ_n, ζ̄_m, ζ̄_m]) for F^(q) = ``series(ζ, kT, qmax)[q]``.
+
+    The Hall kernel (F = Λ) and its energy moments (F = Λ_a, kernels.hall_moments) share this
+    second divided difference and its near-degenerate Taylor series (theory §3, §4.6).
+    """
     zn, zm, deg, shape = _pairs(eps_n, eps_m, delta_n, delta_m, mu, kT)
-    L = lambda_series(np.concatenate([zn, zm]), kT, 1)
+    L = series(np.concatenate([zn, zm]), kT, 1)
     Ln, Lm, dLm = L[0, : zn.size], L[0, zn.size :], L[1, zn.size :]
     h = zn - np.conj(zm)
     T2 = (Ln - np.conj(Lm) - h * np.conj(dLm)) / h**2
@@ -180,6 +190,6 @@ def y_pair(eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
     h1 = zn[nd] - zm[nd]
     T1[nd] = (Ln[nd] - Lm[nd] - h1 * dLm[nd]) / h1**2
     if np.any(deg):
-        ser = lambda_series(zn[deg], kT, _P_TAYLOR)
+        ser = series(zn[deg], kT, _P_TAYLOR)
         T1[deg] = np.sum(ser * _taylor_weights(zm[deg] - zn[deg], "second"), axis=0)
     return (-(T1 + T2).imag / np.pi).reshape(shape)

@@ -41,7 +41,7 @@ from fractions import Fraction
 import numpy as np
 from scipy.special import loggamma, spence
 
-from .closed import _P_TAYLOR, _pairs, _taylor_weights, k_series, lambda_series
+from .closed import k_series, lambda_series, y_from_series
 from .polygamma import polygamma
 
 __all__ = ["R_ASY", "entropy", "h_moment", "lambda_moments", "y_moment_pair"]
@@ -191,16 +191,5 @@ def y_moment_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
     Y^(0) is closed.y_pair.  Evaluated as −(1/π) Im(Λ_a[ζ_n, ζ_m, ζ_m] + Λ_a[ζ_n, ζ̄_m, ζ̄_m]);
     broadcasts over the array arguments, kT a positive scalar (meV); returns a real array.
     """
-    zn, zm, deg, shape = _pairs(eps_n, eps_m, delta_n, delta_m, mu, kT)
-    L = lambda_moments(a, np.concatenate([zn, zm]), kT, 1)
-    Ln, Lm, dLm = L[0, : zn.size], L[0, zn.size :], L[1, zn.size :]
-    h = zn - np.conj(zm)
-    T2 = (Ln - np.conj(Lm) - h * np.conj(dLm)) / h**2
-    T1 = np.empty_like(T2)
-    nd = ~deg
-    h1 = zn[nd] - zm[nd]
-    T1[nd] = (Ln[nd] - Lm[nd] - h1 * dLm[nd]) / h1**2
-    if np.any(deg):
-        ser = lambda_moments(a, zn[deg], kT, _P_TAYLOR)
-        T1[deg] = np.sum(ser * _taylor_weights(zm[deg] - zn[deg], "second"), axis=0)
-    return (-(T1 + T2).imag / np.pi).reshape(shape)
+    return y_from_series(lambda z, t, q: lambda_moments(a, z, t, q), eps_n, eps_m, delta_n,
+                         delta_m, mu, kT)
