@@ -18,6 +18,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 REQUIRED = object()  # sentinel: the parameter has no default
 
 
@@ -80,12 +82,13 @@ def _tbg_atomistic(comm=None, energy_zero="neutrality", **params):
     model = tbg_atomistic(**{k: float(v) for k, v in params.items()})
     if energy_zero != "neutrality":
         return model
-    e_cn = neutrality_energy(model) if comm is None or comm.rank == 0 else None
-    if comm is not None:
-        from qgt_mpi.parallel import broadcast
+    if comm is None:
+        return shift_energy(model, neutrality_energy(model))
+    from qgt_mpi.parallel.rootcall import root_call
 
-        e_cn = broadcast(comm, e_cn)
-    return shift_energy(model, e_cn)
+    # rank 0 solves, every rank gets the value or the same error (never a waiting broadcast)
+    found = root_call(comm, lambda: {"e_cn": np.array([neutrality_energy(model)])})
+    return shift_energy(model, float(found["e_cn"][0]))
 
 
 KINDS: dict[str, Kind] = {
