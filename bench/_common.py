@@ -199,22 +199,20 @@ def kpass_seconds(timing: dict[str, np.ndarray]) -> float:
 
 
 def occupied_bins(path: Path) -> int:
-    """Energy bins the bands span: Σ_n (⌈(max_n − min_n)/h⌉ + 1) with h the bin width.
+    """Energy cells of the run's cell tree (``/transport`` attribute ``cells``).
 
     Parameters
     ----------
-    path : Path
-        qgt_mpi HDF5 result file.
+    path : result file.
 
     Returns
     -------
     int
-        Upper bound of the occupied bins (all broadening choices share one width).
+        Occupied cells of every level (what the evaluation cost scales with, together
+        with the sweep points; see transport/lattice.py).
     """
     with h5py.File(path, "r") as f:
-        width = float(f["transport"].attrs["bin_width_meV"])
-        span = f["bands/max"][()] - f["bands/min"][()]
-    return int(np.sum(np.ceil(span / width) + 1))
+        return int(f["transport"].attrs["cells"])
 
 
 def sweep_points(path: Path) -> int:

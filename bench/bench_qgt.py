@@ -8,7 +8,7 @@ k-grids and sweeps, each case is written as a temporary TOML deck and run as a w
 * k-points/s/rank = N_k / (ranks × k-pass), k-pass = solve + geometry + deposit phases of
   ``/timing/seconds`` (mean over ranks);
 * the sweep points evaluated and the time of the ``reduce+evaluate`` phase;
-* the energy bins the bands span (what the sweep cost scales with, see binning.py);
+* the occupied energy cells (what the sweep cost scales with, see transport/lattice.py);
 * the wall time of the whole ``mpirun`` process and the peak RSS of the largest rank.
 
 Usage::
@@ -43,7 +43,7 @@ SWEEPS = {
                        "delta": [0.01, 0.02, 0.05, 0.1]},
 }
 GRIDS = (100, 200, 400)
-HEADER = ["model", "grid", "sweep", "np", "N_k", "kpts/s/rank", "pts", "bins",
+HEADER = ["model", "grid", "sweep", "np", "N_k", "kpts/s/rank", "pts", "cells",
           "eval [s]", "wall [s]", "peak MiB/rank"]
 
 
@@ -116,7 +116,7 @@ def main() -> None:
     print()
     print(format_table(HEADER, rows))
     print("\nkpts/s/rank = N_k / (ranks x mean k-pass); k-pass = solve+geometry+deposit;")
-    print("eval = reduce+evaluate phase (max over ranks); bins = energy bins the bands span;")
+    print("eval = reduce+evaluate phase (max over ranks); cells = occupied energy cells;")
     print("wall = whole mpirun process; peak = max over ranks of /usr/bin/time %M.")
 
 

@@ -22,13 +22,17 @@ kresolved = false
 
 
 def test_estimate_parts_scale_as_counted():
-    """The parts grow with what they count: sweep points, k-points of a block, bins."""
-    kw = dict(base=70.0, norb=2, nbands=2, chunk=4096, k_max=10_000, n_delta=1,
-              n_points=1000, bins_per_band=100, kresolved=True)
+    """The parts grow with what they count: sweep points (up to one unit), k-points of a
+    block, cells."""
+    kw = dict(base=70.0, norb=2, nbands=2, chunk=4096, k_max=10_000, n_points=1000,
+              cells=1000.0, n_channels=1, n_occ=2, kresolved=True)
     one = memory.estimate_mib(**kw)
-    two = memory.estimate_mib(**{**kw, "n_points": 2000, "chunk": 8192})
+    two = memory.estimate_mib(**{**kw, "n_points": 2000, "chunk": 8192, "cells": 2000.0})
     assert two["sweep"] == pytest.approx(2 * one["sweep"])
     assert two["k-pass"] == pytest.approx(2 * one["k-pass"])
+    assert two["cells"] == pytest.approx(2 * one["cells"])
+    huge = memory.estimate_mib(**{**kw, "n_points": 10**12})
+    assert huge["sweep"] < 50.0  # streamed: one unit in memory, not the sweep
     assert one["total"] == pytest.approx(sum(v for k, v in one.items() if k != "total"))
     assert memory.refusal(one, 2, 1e9) is None
     assert "kgrid.size" in memory.refusal(one, 2, 10.0)
@@ -53,13 +57,14 @@ def test_estimate_within_30_percent_of_measured_peak(tmp_path, deck):
 
 
 def test_run_that_cannot_fit_is_refused_up_front(tmp_path):
-    """10¹⁴ sweep points: refused before the k-pass, status 2, one line, no file."""
+    """10¹⁴ sweep points: refused before the k-pass (the streamed file cannot fit on the
+    disk), status 2, one line, no file."""
     path = tmp_path / "huge.toml"
     path.write_text(BIG_SWEEP.format(nt=10_000_000, nmu=10_000_000))
     out = tmp_path / "out.h5"
     proc = qgt(["run", str(path), "-o", str(out)], np=2, timeout=300)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
-    assert lines[0].startswith("qgt-mpi: input error: memory = ") and "sweep" in lines[0]
+    assert lines[0].startswith("qgt-mpi: input error: sweep = ") and "GiB" in lines[0]
     assert "k-pass" not in proc.stdout and sorted(p.name for p in tmp_path.iterdir()) == [
         "huge.toml"]

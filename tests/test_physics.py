@@ -10,6 +10,7 @@ from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
 from qgt_mpi.driver import compute
+from qgt_mpi.evaluation import finish_in_memory
 from qgt_mpi.models import build_model, haldane
 from qgt_mpi.transport.accumulate import TransportSums
 
@@ -90,7 +91,7 @@ def _parabolic(mu, delta, kt, npts=400_000):
     temps = np.array([kt / K_B_MEV_PER_K])
     sums = TransportSums(temps, np.array([mu]), np.array([[delta]]))
     sums.add(eps, prods)
-    return {k: v[0, 0, 0] for k, v in sums.finish(SELF, 1.0, 1.0).items()}
+    return {k: v[0, 0, 0] for k, v in finish_in_memory(SELF, sums, 1.0, 1.0).items()}
 
 
 def test_parabolic_band_drude_equals_n_e2_tau_over_m():

@@ -15,20 +15,20 @@ from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
 from qgt_mpi.driver import compute
+from qgt_mpi.evaluation import finish_in_memory
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.kernels.closed import fermi
 from qgt_mpi.kernels.hall_moments import entropy
 from qgt_mpi.models import build_model, haldane, kgrid_points
 from qgt_mpi.solvers.dense import DenseSolver
-from qgt_mpi.transport.filling import finish_filling
 
 SELF = MPI.COMM_SELF
 DISPERSIVE = {"t1": 1.0, "t2": 0.3, "mass": 0.2, "phi": 1.2}  # C = ∓1, gap ≈ 2.5 meV at K
 
 
-def _run(model, grid, kts, mus, deltas, comm=SELF):
+def _run(model, grid, kts, mus, deltas, comm=SELF, **fixed):
     job, tr, _ = compute(comm, model, (grid, grid), np.asarray(kts, float) / K_B_MEV_PER_K,
-                         np.asarray(mus, float), np.asarray(deltas, float))
+                         np.asarray(mus, float), np.asarray(deltas, float), **fixed)
     return job, tr
 
 
@@ -130,15 +130,14 @@ def test_antisymmetric_parts_change_sign_with_chern_number(flat):
 def test_fixed_filling_sweep_solves_mu():
     """μ(ν, T) reproduces the requested filling; ν = 1/2 of a flat band sits at its energy."""
     temps = np.array([0.2, 2.0, 20.0])
-    job, _, _ = compute(SELF, _flat_model(), (12, 12), temps, np.array([0.0]),
-                        np.array([[0.01, 0.01]]))
     nu = np.array([0.1, 0.5, 0.9])
-    out = finish_filling(job.sums, SELF, job.nk * job.model.cell_area, 1.0, nu, [0])
+    job, out, _ = compute(SELF, _flat_model(), (12, 12), temps, np.array([0.0]),
+                          np.array([[0.01, 0.01]]), filling=nu, filling_bands=[0])
     np.testing.assert_allclose(out["filling"][:, 0, :, 0], nu[:, None] * np.ones(3), atol=1e-12)
     np.testing.assert_allclose(out["mu"][1, 0], -0.25, atol=1e-12)
     assert np.all(np.diff(out["mu"][:, 0, 0]) > 0)
     with pytest.raises(ValueError, match="filling"):
-        finish_filling(job.sums, SELF, 1.0, 1.0, np.array([1.2]), [0])
+        finish_in_memory(SELF, job.sums, 1.0, 1.0, np.array([1.2]), [0])
 
 
 @pytest.mark.mpi
@@ -148,12 +147,12 @@ def test_tensors_do_not_depend_on_rank_count():
     comm = MPI.COMM_WORLD
     model = haldane(**DISPERSIVE)
     args = (model, 18, [0.05, 0.3], [-1.0, 0.0, 1.3], [[0.02, 0.02]])
-    job, par = _run(*args, comm=comm)
+    _, par = _run(*args, comm=comm)
     _, ser = _run(*args)
     nu = np.array([0.3, 0.7])
-    par_f = finish_filling(job.sums, comm, job.nk * model.cell_area, 1.0, nu, [0])
-    job_s, _ = _run(*args)
-    ser_f = finish_filling(job_s.sums, SELF, job_s.nk * model.cell_area, 1.0, nu, [0])
+    fixed = {"filling": nu, "filling_bands": [0]}
+    _, par_f = _run(*args, comm=comm, **fixed)
+    _, ser_f = _run(*args, **fixed)
     keys = ("alpha_xy", "seebeck_xx", "seebeck_xy", "kappa_xy", "density", "filling")
     bad = [k for k in keys if not np.allclose(par[k], ser[k], rtol=1e-12, atol=0)]
     bad += [f"filled {k}" for k in (*keys, "mu")
@@ -190,10 +189,9 @@ def test_deck_filling_sweep_end_to_end(tmp_path):
     out = tmp_path / "fill.h5"
     proc = qgt(["run", str(deck), "-o", str(out)], np=2)
     assert proc.returncode == 0, proc.stderr
-    job, _, _ = compute(SELF, _flat_model(), (8, 8), np.array([0.3, 3.0]), np.array([0.0]),
-                        np.array([[0.01, 0.01]]))
-    ref = finish_filling(job.sums, SELF, job.nk * job.model.cell_area, 1.0,
-                         np.array([0.25, 0.5]), [0, 1])
+    _, ref, _ = compute(SELF, _flat_model(), (8, 8), np.array([0.3, 3.0]), np.array([0.0]),
+                        np.array([[0.01, 0.01]]), filling=np.array([0.25, 0.5]),
+                        filling_bands=[0, 1])
     with h5py.File(out, "r") as f:
         tr = f["transport"]
         assert "mu" not in tr

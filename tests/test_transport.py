@@ -1,9 +1,10 @@
 """Transport sums: binned representation vs direct closed forms, and physical limits (theory §4).
 
-The energy-binned Taylor representation (transport/binning.py) must reproduce the direct
-per-k, per-pair evaluation of theory §3's closed forms; the Hall J-form must agree with the
-matrix Kubo–Bastin formula by quadrature; σ_xy must approach the TKNN value; the Drude part
-of a parabolic band must equal n e²τ/m; flat bands have no Drude part and σ_xx ∝ δ.
+The adaptive-cell Taylor representation (transport/binning.py, lattice.py, tree.py) must
+reproduce the direct per-k, per-pair evaluation of theory §3's closed forms; the Hall J-form
+must agree with the matrix Kubo–Bastin formula by quadrature; σ_xy must approach the TKNN
+value; the Drude part of a parabolic band must equal n e²τ/m; flat bands have no Drude part
+and σ_xx ∝ δ.
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ def _binned(eps, prod, delta, mu, temps):
     """The production path for one δ choice, normalised by 1 and without unit conversion."""
     sums = TransportSums(np.asarray(temps), np.asarray(mu), np.asarray([delta]))
     sums.add(eps, prod)
-    reduced = sums.moments.reduce(SELF)
+    reduced = sums.reduce(SELF)
     sym = np.zeros((3, 4, len(mu), len(temps)))
     hall = np.zeros((3, len(mu), len(temps)))
     for t in range(len(temps)):
-        s, h, _ = sums._point(reduced, 0, t)
+        s, h, _ = reduced.point(0, t, np.asarray(mu))
         sym[..., t], hall[..., t] = s, h
     return sym, hall
 

@@ -116,15 +116,17 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
 
 def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
              chunk: int = 4096, kresolved: bool = False, solver=None,
-             window: dict | None = None) -> KPass:
+             window: dict | None = None, filling_bands: list[int] | None = None) -> KPass:
     """Accumulators and block layout for one model and sweep. Local, no communication.
 
     ``solver`` defaults to the dense solver; ``window`` holds a windowed solver's
-    ``delta_out`` and ``chern_below`` (:func:`window_terms`).
+    ``delta_out`` and ``chern_below`` (:func:`window_terms`); ``filling_bands`` the band
+    group of a fixed-filling sweep (its μ is solved after the k-pass).
     """
     solver = solver or DenseSolver()
     nb = solver.bands(model)
-    sums = TransportSums(temperature, mu, delta, **(window or {}))
+    sums = TransportSums(temperature, mu, delta, **(window or {}),
+                         filling_bands=filling_bands)
     groups = link_groups(nb, window=is_windowed(solver))
     return KPass(model, solver, tuple(kgrid), chunk, groups, sums,
                  GeometrySummary(nb, len(groups)), kresolved)

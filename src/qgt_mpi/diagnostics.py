@@ -83,26 +83,31 @@ def coarse_grid_reasons(grid: tuple[int, int], bandwidth: np.ndarray, delta: np.
 
 
 def apply(result, transport: dict, geometry: dict, grid: tuple[int, int], delta: np.ndarray,
-          temperature: np.ndarray, log: logging.Logger, is_root: bool) -> None:
+          temperature: np.ndarray, log: logging.Logger, is_root: bool,
+          counts: dict[str, int] | None = None) -> None:
     """Add masks, counts and gapped flags to ``result`` (writer.ResultFile); log warnings.
 
-    Local (the inputs are identical on every rank); only the root rank logs.
+    ``counts`` (``n_undefined_<key>``): the sweep was streamed into the file with its masks
+    (evaluation.py), so only the counts are recorded; otherwise the masks are made here
+    from the in-memory ``transport``. Local (inputs identical on every rank); root logs.
     """
     warn = log.warning if is_root else (lambda *a: None)
-    masks = flag_undefined(transport)
     tr_group, tr_attrs = result.groups["transport"], result.group_attrs["transport"]
-    for key, mask in masks.items():
-        attrs = tr_group[key][1]
-        tr_group[key] = (transport[key], attrs)
-        tr_group[f"{key}_undefined"] = (mask.astype(np.uint8), {
-            "units": "1", "axes": attrs.get("axes", ""),
-            "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
-        tr_attrs[f"n_undefined_{key}"] = int(mask.sum())
-    n_bad = int(np.any([m for m in masks.values()], axis=0).sum())
+    if counts is None:
+        masks = flag_undefined(transport)
+        for key, mask in masks.items():
+            attrs = tr_group[key][1]
+            tr_group[key] = (transport[key], attrs)
+            tr_group[f"{key}_undefined"] = (mask.astype(np.uint8), {
+                "units": "1", "axes": attrs.get("axes", ""),
+                "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
+        counts = {f"n_undefined_{k}": int(m.sum()) for k, m in masks.items()}
+    tr_attrs.update(counts)
+    n_bad = max(counts.values(), default=0)
     if n_bad:
-        warn("warning: transport: %d of %d sweep points have sigma_xx = 0: seebeck, "
-             "kappa_xx and lorenz_ratio are undefined there, written as NaN and flagged in "
-             "/transport/*_undefined", n_bad, masks["seebeck"].size)
+        warn("warning: transport: %d sweep points have sigma_xx = 0 or undefined ratios: "
+             "seebeck, kappa_xx and lorenz_ratio are written as NaN there and flagged in "
+             "/transport/*_undefined", n_bad)
     _geometry_flags(result, geometry, grid, delta, temperature, warn)
 
 

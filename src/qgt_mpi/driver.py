@@ -22,9 +22,11 @@ from qgt_mpi.configure import (
     window_terms,
 )
 from qgt_mpi.diagnostics import window_isolated
+from qgt_mpi.evaluation import bytes_per_point, finish_in_memory, finish_streamed
 from qgt_mpi.io import checkpoint, writer
-from qgt_mpi.io.deck import RunConfig, SweepSpec
+from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.output_guard import guard
+from qgt_mpi.io.sweep_file import check_disk
 from qgt_mpi.kpass import KPass, kfield_slabs, run_blocks
 from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
@@ -33,48 +35,45 @@ from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble
 from qgt_mpi.solvers import is_windowed
-from qgt_mpi.transport.filling import finish_filling
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
 
 
-def finish(comm: MPI.Comm, job: KPass, degeneracy: float,
-           sweep: SweepSpec | None = None, stop=None, on_stop=None) -> tuple[dict, dict]:
-    """Reduce and evaluate the sweep (theory §4) and the geometry (theory §5). Collective.
+def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
+           filling_bands=None) -> tuple[dict, dict]:
+    """Reduce and evaluate the sweep (theory §4) and the geometry (theory §5) in memory.
 
-    With ``sweep.filling`` the sweep is at fixed filling (μ(ν, T) solved, transport/filling.py).
-    ``stop`` (a StopFlag) interrupts the evaluation between sweep units (status 3) after
-    handing the finished units to ``on_stop`` (the checkpointer's ``save_units``).
+    Collective; every rank returns the same arrays (the Python API; runs stream the sweep
+    into the result file instead, evaluation.finish_streamed). With ``filling`` the
+    sweep is at fixed filling (μ(ν, T) solved, transport/filling.py); the job must have been
+    made with those ``filling_bands``.
     """
     with collective(comm):
         norm = job.nk * job.model.cell_area
-        if sweep is not None and sweep.filling is not None:
-            transport = finish_filling(job.sums, comm, norm, degeneracy, sweep.filling,
-                                       list(sweep.filling_bands))
-        else:
-            transport = job.sums.finish(comm, norm, degeneracy, stop, on_stop)
+        transport = finish_in_memory(comm, job.sums, norm, degeneracy, filling, filling_bands)
         geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
-        _check_results(transport)
     return transport, geometry
 
 
 def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
             degeneracy: float = 1.0, *, chunk: int = 4096, kresolved: bool = False,
             log: logging.Logger | None = None, solver=None,
-            window: dict | None = None) -> tuple[KPass, dict, dict]:
+            window: dict | None = None, filling=None, filling_bands=None
+            ) -> tuple[KPass, dict, dict]:
     """k-pass, reductions and evaluation for one model and sweep, no file. Collective.
 
     ``solver`` (default dense) may be a windowed solver on a pool communicator of ``comm``
-    (pools are contiguous blocks of ranks); ``window`` as in :func:`make_job`. Returns the
-    rank's KPass (with its k-resolved blocks if asked) and the reduced transport (theory §4)
-    and geometry (theory §5) dictionaries, identical on every rank.
+    (pools are contiguous blocks of ranks); ``window`` as in :func:`make_job`; ``filling``
+    and ``filling_bands`` make the sweep one at fixed filling of that band group (issue 11).
+    Returns the rank's KPass (with its k-resolved blocks if asked) and the reduced transport
+    (theory §4) and geometry (theory §5) dictionaries, identical on every rank.
     """
     timers = Timers()
     job = make_job(comm, model, kgrid, temperature, mu, delta, chunk, kresolved, solver,
-                   window)
+                   window, None if filling is None else list(filling_bands))
     run_blocks(comm, job, list(range(job.n_blocks)), timers,
                log or logging.getLogger("qgt_mpi"), 100.0)
-    transport, geometry = finish(comm, job, degeneracy)
+    transport, geometry = finish(comm, job, degeneracy, filling, filling_bands)
     return job, transport, geometry
 
 
@@ -115,8 +114,12 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         with collective(comm):
             window = window_terms(config, solver, delta)
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
-                       config.run.chunk, config.output.kresolved, solver, window)
+                       config.run.chunk, config.output.kresolved, solver, window,
+                       None if s.filling is None else list(s.filling_bands))
         path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
+        n_first = s.mu.size if s.filling is None else s.filling.size
+        check_disk(comm, output, n_first * len(delta) * s.temperature.size,
+                   bytes_per_point(job.sums, s.filling is not None))
         mem_est = memory.check(comm, job, config.output.kresolved)
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
@@ -125,26 +128,39 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
         with timers.phase("reduce+evaluate"):
-            transport, geometry = finish(comm, job, config.degeneracy, config.sweep, stop,
-                                         saver.save_units)
-    diagnostics.check_window(log, job, geometry)
-    superfluid = _superfluid(comm, config, model, timers, log,
-                             geometry if is_windowed(solver) else None)
-    result = _result(comm, config, job, delta, transport, geometry, timers, log, mem_est)
-    if superfluid is not None:
-        result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
-    if config.output.kresolved:
-        with collective(comm):  # each rank reads back its share of the restored blocks
-            result.kslabs = kfield_slabs(job) + (
-                restored_slabs(comm, path, done, job) if restored else [])
-    _write(comm, output, result, timers)
+            geometry, counts = finish_streamed(comm, job, config, output, log, saver, stop)
+    try:  # the partial file holds the streamed sweep: removed on any later failure
+        _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
+                  (path, done, restored))
+    except BaseException:
+        _remove_partial(comm, output)
+        raise
     saver.remove(comm)
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
              timers.seconds["write"], timers.elapsed())
-    return {"transport": transport, "geometry": geometry}
+    return {"transport": {}, "geometry": geometry}  # the sweep is in the file (streamed)
 
 
-def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=None):
+def _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
+              restart_state) -> None:
+    """After the evaluation: superfluid weight, file contents, the final write. Collective."""
+    diagnostics.check_window(log, job, geometry)
+    superfluid = _superfluid(comm, config, job.model, timers, log,
+                             geometry if is_windowed(job.solver) else None)
+    result = _result(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,
+                     counts)
+    if superfluid is not None:
+        result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
+    if config.output.kresolved:
+        path, done, restored = restart_state
+        with collective(comm):  # each rank reads back its share of the restored blocks
+            result.kslabs = kfield_slabs(job) + (
+                restored_slabs(comm, path, done, job) if restored else [])
+    _write(comm, output, result, timers, append=True)  # the sweep is in the file already
+
+
+def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=None,
+            counts=None):
     """Assemble the result file contents and log the timing table. Collective.
 
     ``mem_est`` (memory.check's parts) is recorded when given (runs; not the Python API).
@@ -163,7 +179,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
     if mem_est is not None:
         result.attrs["memory_estimate_MiB_per_rank"] = mem_est["total"]
     diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
-                      log, comm.rank == 0)
+                      log, comm.rank == 0, counts)
     if config.output.kresolved:
         result.kfields = _kfield_meta(job.geometry.nb)
         result.nk_total = job.nk
@@ -171,11 +187,14 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
     return result
 
 
-def _write(comm, output, result, timers) -> None:
-    """Write the result file; on failure remove the partial file. Collective."""
+def _write(comm, output, result, timers, append: bool = False) -> None:
+    """Write the result file; on failure remove the partial file. Collective.
+
+    ``append``: complete the partial file holding the streamed sweep (evaluation.py).
+    """
     with timers.phase("write"), collective(comm):
         try:
-            writer.write(comm, output, result)
+            writer.write(comm, output, result, append)
         except BaseException:
             _remove_partial(comm, output)
             raise
@@ -205,25 +224,16 @@ def _announce(log, title, model, comm, job, n_done) -> None:
              comm.size)
     s = job.sums
     log.info("sweep: %d temperatures x %d chemical potentials x %d broadenings; "
-             "energy bins of %.3g meV", s.temperature.size, s.mu.size, len(s.delta), s.grid[0])
+             "finest energy cell %.3g meV", s.temperature.size, s.mu.size, len(s.delta),
+             s.grid[0])
     if n_done:
         log.info("resuming from checkpoint: %d of %d blocks already done", n_done, job.n_blocks)
-    if s.units_skip:
-        log.info("resuming the sweep evaluation: %d of %d sweep units already done",
-                 len(s.units_skip), s.n_units)
 
 
 def peak_memory_mib(comm: MPI.Comm) -> float:
     """Largest peak resident set size over ranks [MiB]. Collective."""
     mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     return allreduce_max(comm, mine)
-
-
-def _check_results(transport: dict[str, np.ndarray]) -> None:
-    """Refuse NaN in σ (a failed kernel evaluation would show up here)."""
-    for key in ("sigma_xx", "sigma_xy"):
-        if not np.all(np.isfinite(transport[key])):
-            raise FloatingPointError(f"non-finite {key} after evaluation of the kernels")
 
 
 def _kfield_meta(nb: int) -> dict:

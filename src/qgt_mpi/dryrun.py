@@ -1,9 +1,11 @@
 """``qgt-mpi dry-run``: what a run would cost on N ranks, from a short timed sample.
 
 Nothing is written. The decomposition is the real one (blocks dealt round-robin), the memory
-estimate is qgt_mpi.memory's (base footprint, one block's work arrays, the bin moments,
-its k-resolved fields, the sweep arrays), and the time estimate scales a timed sample of
-k-points and of one sweep-point evaluation.
+estimate is qgt_mpi.memory's (base footprint, one block's work arrays, the expected energy
+cells of the full grid, its k-resolved fields, one evaluation unit), and the time estimate
+scales a timed sample: seconds per k-point, and seconds per (cell, μ) pair of a timed sweep
+evaluation times the expected pairs of the whole sweep for the full grid
+(transport/estimate.py). Samples are timed in CPU seconds (an idle-machine estimate).
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.configure import make_job, model_from_config, solver_from_config, window_terms
+from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import _block
 from qgt_mpi.memory import rss_mib, run_estimate
+from qgt_mpi.models.lattice import kgrid_points
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.solvers import is_windowed
+from qgt_mpi.transport.estimate import expected_pairs
+from qgt_mpi.transport.evaluate import cover_pairs
 
-_SAMPLE = 256  # k-points in the timed sample
-_SAMPLE_WINDOW = 2  # k-points in the timed sample of a windowed (SLEPc) solver
+_SAMPLE_GRID = 24  # the timed sample of a dense solver is at most a 24 x 24 grid
 
 
 def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
@@ -41,15 +47,17 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         window = window_terms(config, solver, delta)
     base = rss_mib()  # before the timed sample allocates anything
     s = config.sweep
+    bands = None if s.filling is None else list(s.filling_bands)
     job = make_job(MPI.COMM_SELF, model, config.kgrid, s.temperature, s.mu, delta,
-                   config.run.chunk, False, solver, window)
-    per_k, per_point = _timed_sample(job, s, window)
+                   config.run.chunk, False, solver, window, bands)
+    per_k, energies, per_pair, per_point = _timed_sample(job, s, window, bands)
     n_pools = pools if is_windowed(solver) else nprocs  # blocks go to pools
     blocks_max = math.ceil(job.n_blocks / n_pools)
     k_max = min(job.nk, blocks_max * job.chunk)
     n_points = len(delta) * s.temperature.size
     kpass = per_k * k_max
-    sweep = per_point * math.ceil(n_points / nprocs)
+    n_first = s.mu.size if s.filling is None else s.filling.size
+    sweep = (per_pair * _total_pairs(job, energies, n_first) + per_point * n_points) / nprocs
     mem = run_estimate(job, nprocs, config.output.kresolved, base)
     lines = [
         f"dry run of {config.source} on {nprocs} rank(s) in {pools} pool(s) "
@@ -63,8 +71,8 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"{n_points} (delta, T) points shared over ranks",
         f"  memory       ~{mem['total']:.0f} MiB per rank (estimate: "
         + ", ".join(f"{k} {v:.0f}" for k, v in mem.items() if k != "total") + ")",
-        f"  sample       {per_k * 1e6:.1f} us per k-point, {per_point * 1e3:.2f} ms per "
-        "(delta, T) point on this machine",
+        f"  sample       {per_k * 1e6:.1f} us per k-point, {per_pair * 1e6:.2f} us per "
+        "(cell, mu) pair of the evaluation (CPU time: idle-machine estimate)",
         f"  estimate     k-pass {kpass:.1f} s + sweep {sweep:.1f} s = {kpass + sweep:.1f} s "
         f"per run ({(kpass + sweep) * nprocs / 3600:.3g} core-hours)",
         "  output       none written (dry run)",
@@ -86,15 +94,58 @@ def _solver_line(solver, config, pools: int, nprocs: int) -> str:
             "of p ranks divides the time per k-point by at most p)")
 
 
-def _timed_sample(job, sweep, window) -> tuple[float, float]:
-    """Seconds per k-point (one sample block) and per sweep point evaluation."""
-    n = min(_SAMPLE_WINDOW if is_windowed(job.solver) else _SAMPLE, job.nk)
-    sample = make_job(MPI.COMM_SELF, job.model, job.grid, sweep.temperature, sweep.mu,
-                      job.sums.delta, n, False, job.solver, window)
-    t0 = time.perf_counter()
+def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, float]:
+    """Seconds per k-point, sample energies, seconds per cover pair and per (δ, T) point.
+
+    The sample is one block of a coarse grid spanning the zone (its energies stand for every
+    band); the evaluation of one (δ, T) point over all μ and over one μ is timed on its tree.
+    """
+    windowed = is_windowed(job.solver)
+    n1, n2 = (min(n, 2 if windowed else _SAMPLE_GRID) for n in job.grid)
+    n = 2 if windowed else n1 * n2
+    sample = make_job(MPI.COMM_SELF, job.model, (n1, n2), sweep.temperature, sweep.mu,
+                      job.sums.delta, n, False, job.solver, window, bands)
+    t0 = time.process_time()
     _block(sample, 0, Timers())
-    per_k = (time.perf_counter() - t0) / n
-    reduced = sample.sums.moments.reduce(MPI.COMM_SELF)
-    t0 = time.perf_counter()
-    sample.sums._point(reduced, 0, 0)
-    return per_k, time.perf_counter() - t0
+    per_k = (time.process_time() - t0) / n
+    k = kgrid_points(job.model.reciprocal, n1, n2, 0, n)
+    energies = job.solver.solve(job.model, k, velocities=False).energies
+    reduced = sample.sums.reduce(MPI.COMM_SELF)
+    i_d, i_t = len(job.sums.delta) // 2, sweep.temperature.size // 2
+    mus = sweep.mu if bands is None else np.linspace(energies.min(), energies.max(), 64)
+    cost = [_timed_point(reduced, i_d, i_t, m) for m in (mus[:1], mus)]
+    per_pair = max((cost[1][0] - cost[0][0]) / max(cost[1][1] - cost[0][1], 1), 0.0)
+    return per_k, energies, per_pair, max(cost[0][0] - per_pair * cost[0][1], 0.0)
+
+
+def _timed_point(reduced, i_d: int, i_t: int, mu: np.ndarray) -> tuple[float, int]:
+    """(CPU seconds, cover pairs) of one (δ, T) evaluation over ``mu`` on a sample tree."""
+    s = reduced.sums
+    t0 = time.process_time()
+    reduced.point(i_d, i_t, mu)
+    elapsed = time.process_time() - t0
+    kt = K_B_MEV_PER_K * s.temperature[i_t]
+    pairs = sum(r.size for ch in np.flatnonzero(s.chan_choice == i_d)
+                for _, r, _ in cover_pairs(reduced.tree, mu, s.chan_delta[ch] + math.pi * kt))
+    return elapsed, pairs * (1 + s.occ_bands.size / max(s.chan_delta.size, 1))
+
+
+def _total_pairs(job, energies: np.ndarray, n_first: int) -> float:
+    """Expected cover pairs of the whole sweep for the full grid (transport/estimate.py).
+
+    Per channel at up to 6 temperatures (interpolated between them), times the occupation
+    channels' share; a fixed-filling sweep evaluates ~n_first μ per (δ, T) point plus the
+    bisection (counted as 40 evaluations of the occupations).
+    """
+    s = job.sums
+    temps = s.temperature
+    picks = np.unique(np.linspace(0, temps.size - 1, min(temps.size, 6)).round().astype(int))
+    mu = s.mu if not s.lattice.anywhere else np.linspace(energies.min(), energies.max(),
+                                                           n_first)
+    total = 0.0
+    for delta_c in s.chan_delta:
+        per_t = [expected_pairs(s.lattice, energies, job.nk, mu,
+                                delta_c + math.pi * K_B_MEV_PER_K * temps[t]) for t in picks]
+        total += float(np.interp(np.arange(temps.size), picks, per_t).sum())
+    occ = s.occ_bands.size / max(s.chan_delta.size, 1)
+    return total * (1 + occ * (40 if s.lattice.anywhere else 1))

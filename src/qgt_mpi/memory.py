@@ -8,11 +8,14 @@ measurements it is calibrated on):
 * ``k-pass``: one block's work arrays, per k-point 16 B × (3 N_orb² + 5 N_orb N_b + 8 N_b²
   + N_b · 5 components · (P_BIN + 2) Taylor slots) × 1.1 (measured: 2.76 kB per k-point
   for the two-band Haldane model against 2.46 kB counted);
-* ``bins``: the energy-bin moments of every band (theory §3), held twice during the reduction;
+* ``cells``: the moments of the adaptive energy cells (transport/binning.py): the expected
+  occupied cells of the full grid (transport/estimate.py, from a sample of band energies)
+  × (channels × 6 components × N_SLOTS complex + occupation bands × N_SLOTS real), held three
+  times at the peak (the store, its reduction, the tree of re-centred ancestors);
 * ``k-resolved``: the fields of the rank's own blocks (5 N_b + 4 doubles per k-point);
-* ``sweep``: the reduced sweep, N = N_μ N_δ N_T points: the 13 sums per point of the
-  evaluation, their exchange over ranks (pickled and unpacked) and the 8 observables,
-  measured as 357 B per point (N = 10⁶ and 4·10⁶, two ranks).
+* ``sweep``: one evaluation unit (at most stream.MAX_UNIT_POINTS points; the sweep itself
+  is streamed into the file): its sums, observables and masks, 357 B per point (measured
+  for the in-memory sweep, an upper bound).
 
 A run whose estimate times the ranks sharing a node exceeds the memory available there
 (MemAvailable, or the cgroup limit when lower) is refused before the k-pass with the
@@ -24,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.io.checks import InputError
@@ -31,6 +35,7 @@ from qgt_mpi.parallel import broadcast, collective
 from qgt_mpi.parallel.comm import ranks_on_node
 from qgt_mpi.solvers import is_windowed, serial_copy
 from qgt_mpi.transport.binning import N_SLOTS, NCOMP, P_BIN
+from qgt_mpi.transport.stream import MAX_UNIT_POINTS
 
 MIB = 2.0**20
 WORK_FACTOR = 1.1  # measured / counted bytes of the k-pass work arrays
@@ -48,12 +53,13 @@ def rss_mib() -> float:
 
 
 def estimate_mib(*, base: float, norb: int, nbands: int, chunk: int, k_max: int,
-                 n_delta: int, n_points: int, bins_per_band: int, kresolved: bool,
+                 n_points: int, cells: float, n_channels: int, n_occ: int, kresolved: bool,
                  dense: bool = True, solve_mib: float = 0.0) -> dict[str, float]:
     """Peak memory of one rank by component [MiB]; ``total`` is their sum. Local.
 
     ``k_max``: k-points of the rank's blocks; ``n_points``: μ × δ × T sweep points;
-    ``bins_per_band``: energy bins of the widest band. A windowed (SLEPc) solve holds no
+    ``cells``: expected occupied cells; ``n_channels``/``n_occ``: broadening channels and
+    bands with per-band occupations (transport/accumulate.py). A windowed (SLEPc) solve holds no
     dense norb × norb matrices (``dense = False``); its sparse matrices and MUMPS factors are
     ``solve_mib``, measured on a sample solve (they are not modelled).
     """
@@ -62,9 +68,9 @@ def estimate_mib(*, base: float, norb: int, nbands: int, chunk: int, k_max: int,
     parts = {
         "base": base,
         "k-pass": min(chunk, max(k_max, 1)) * per_k / MIB + solve_mib,
-        "bins": 2 * nbands * n_delta * bins_per_band * NCOMP * N_SLOTS * 16 / MIB,
+        "cells": 3 * cells * N_SLOTS * (16 * n_channels * NCOMP + 8 * n_occ) / MIB,
         "k-resolved": (k_max * (4 + 5 * nbands) * 8 / MIB) if kresolved else 0.0,
-        "sweep": n_points * SWEEP_BYTES_PER_POINT / MIB,
+        "sweep": min(n_points, MAX_UNIT_POINTS) * SWEEP_BYTES_PER_POINT / MIB,
     }
     parts["total"] = sum(parts.values())
     return parts
@@ -108,29 +114,21 @@ def refusal(parts: dict[str, float], ranks_on_node: int, available: float) -> st
             + f"); reduce {', '.join(KEYS_THAT_MATTER)}")
 
 
-def sample_bins(job, n: int = 256) -> int:
-    """Energy bins of the widest band, from the band extent of a sample block. Local.
+def sample_cells(job, n: int = 24) -> float:
+    """Expected occupied energy cells of the full grid, from the band energies of a sample.
 
-    A windowed solver samples 2 k-points with a serial copy of itself (its pool's other
-    ranks are not taking part here).
+    Dense solvers: an n × n coarse grid spanning the zone; a windowed solver samples 2
+    k-points with a serial copy of itself (its pool's other ranks are not taking part). Local.
     """
-    from dataclasses import replace
+    from qgt_mpi.models.lattice import kgrid_points
+    from qgt_mpi.transport.estimate import expected_cells
 
-    from qgt_mpi.geometry.summary import GeometrySummary
-    from qgt_mpi.kpass import _block
-    from qgt_mpi.parallel.timing import Timers
-    from qgt_mpi.transport.accumulate import TransportSums
-
-    s = job.sums
     windowed = is_windowed(job.solver)
-    window = ({"delta_out": s.delta_out, "chern_below": s.chern_below}
-              if s.delta_out is not None else {})
-    sample = replace(job, chunk=min(2 if windowed else n, job.nk), kresolved=False,
-                     kfields={}, solver=serial_copy(job.solver),
-                     sums=TransportSums(s.temperature, s.mu, s.delta, **window),
-                     geometry=GeometrySummary(job.geometry.nb, len(job.groups)))
-    _block(sample, 0, Timers())
-    return int(max(max(d.shape[1] for d in sample.sums.moments.data), 1))
+    n1, n2 = (min(m, 2 if windowed else n) for m in job.grid)
+    k = kgrid_points(job.model.reciprocal, n1, n2, 0, n1 * n2 if not windowed else 2)
+    energies = serial_copy(job.solver).solve(job.model, k, velocities=False).energies
+    energies = energies[np.all(np.isfinite(energies), axis=1)]  # the k-pass reports NaN
+    return expected_cells(job.sums.lattice, energies, job.nk) if energies.size else 0.0
 
 
 def run_estimate(job, nprocs: int, kresolved: bool, base: float) -> dict[str, float]:
@@ -144,19 +142,19 @@ def run_estimate(job, nprocs: int, kresolved: bool, base: float) -> dict[str, fl
     n_pools = nprocs // job.solver.comm.size if windowed else nprocs
     blocks_max = math.ceil(job.n_blocks / max(n_pools, 1))
     before = rss_mib()
-    bins = sample_bins(job)
+    cells = sample_cells(job)
     return estimate_mib(base=base, norb=job.model.norb, nbands=job.geometry.nb,
                         chunk=job.chunk, k_max=min(job.nk, blocks_max * job.chunk),
-                        n_delta=len(s.delta),
                         n_points=s.mu.size * len(s.delta) * s.temperature.size,
-                        bins_per_band=bins, kresolved=kresolved, dense=not windowed,
+                        cells=cells, n_channels=s.chan_delta.size, n_occ=s.occ_bands.size,
+                        kresolved=kresolved, dense=not windowed,
                         solve_mib=max(rss_mib() - before, 0.0) if windowed else 0.0)
 
 
 def check(comm: MPI.Comm, job, kresolved: bool) -> dict[str, float]:
     """Estimate memory per rank; refuse (InputError) a run the node cannot hold. Collective.
 
-    Rank 0 estimates (its base footprint, a 256-k-point sample for the bin count) and
+    Rank 0 estimates (its base footprint, a sample of band energies for the cell count) and
     checks against the memory available to the ranks on its node; returns the parts.
     """
     on_node = ranks_on_node(comm)

@@ -20,7 +20,7 @@ from qgt_mpi.io.deck import InputError
 from qgt_mpi.kpass import KPass
 from qgt_mpi.parallel import allgather, broadcast, collective
 from qgt_mpi.parallel.errors import fail_point
-from qgt_mpi.transport.binning import moments_state
+from qgt_mpi.transport.binning import moments_state, restore_state
 
 
 class Checkpointer:
@@ -41,10 +41,6 @@ class Checkpointer:
         self.has_slabs = bool(has_slabs)
         self.last = time.monotonic()
 
-    def save_units(self, units: dict[int, tuple]) -> None:
-        """Keep the sweep units finished before a stop beside the checkpoint (rank 0)."""
-        checkpoint.save_units(checkpoint.units_name(self.path), self.fp, units)
-
     def due(self) -> bool:
         """Whether the interval has passed (rank 0's clock decides for everyone)."""
         return time.monotonic() - self.last >= self.interval
@@ -55,7 +51,9 @@ class Checkpointer:
         k-resolved fields of the fresh blocks go into the slab file from every rank (never
         gathered); only then does rank 0 write the reduced sums and the done mask.
         """
-        state = moments_state(job.sums.moments.reduce(comm))
+        state = moments_state(job.sums.stores, comm)
+        if job.sums.sweep_done is not None:  # units of a stopped evaluation (evaluation.py)
+            state["sweep_done"] = job.sums.sweep_done.astype(np.uint8)
         state.update(job.geometry.reduced_state(comm))
         for blocks in allgather(comm, fresh):
             self.done[blocks] = True
@@ -71,9 +69,9 @@ class Checkpointer:
         self.last = time.monotonic()
 
     def remove(self, comm: MPI.Comm) -> None:
-        """Delete the checkpoint, its slab and units files after the result is complete."""
+        """Delete the checkpoint and its slab file after the result is complete."""
         if comm.rank == 0:
-            for path in (self.path, self.slab_path, checkpoint.units_name(self.path)):
+            for path in (self.path, self.slab_path):
                 if os.path.exists(path):
                     os.remove(path)
 
@@ -110,10 +108,10 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
                                  "missing; rerun with --no-restart to start over")
     done = broadcast(comm, loaded[1] if comm.rank == 0 else None)
     if comm.rank == 0:
-        job.sums.moments.restore(loaded[2])
+        restore_state(job.sums.stores, loaded[2])
         job.geometry.restore(loaded[2])
-        job.sums.units_done = checkpoint.load_units(checkpoint.units_name(path), fp)
-    job.sums.units_skip = set(broadcast(comm, sorted(job.sums.units_done)))
+    sweep = broadcast(comm, loaded[2].get("sweep_done") if comm.rank == 0 else None)
+    job.sums.sweep_done = None if sweep is None else np.asarray(sweep, dtype=bool)
     return done, bool(job.kresolved and done.any()), int(done.sum())
 
 

@@ -16,8 +16,9 @@ from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
 from qgt_mpi.parallel import broadcast
 from qgt_mpi.solvers import is_windowed
-from qgt_mpi.transport.accumulate import ETA_DEG, TransportSums
-from qgt_mpi.transport.binning import ETA_BIN, P_BIN
+from qgt_mpi.transport.accumulate import BAND_OCCUPATION_MAX, ETA_DEG, TransportSums
+from qgt_mpi.transport.binning import P_BIN
+from qgt_mpi.transport.lattice import ETA_CELL, truncation_bound
 from qgt_mpi.transport.observables import BAND_UNITS, LONG_NAMES, UNITS
 
 SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature"]
@@ -82,17 +83,20 @@ def _transport(config, delta, sums: TransportSums, transport) -> dict:
         bands = ", ".join(map(str, config.sweep.filling_bands))
         group["filling_target"] = (config.sweep.filling, {
             "units": "1", "long_name": f"filling held fixed, mean occupation of bands {bands}"})
-        group["mu_solved"] = (transport["mu"], {
-            "units": "meV", "axes": f"{first}, delta_index, temperature",
-            "long_name": "chemical potential solved for the filling at each (delta, T)"})
-    for key, unit in UNITS.items():
+        if "mu" in transport:  # else streamed into the file as mu_solved (evaluation.py)
+            group["mu_solved"] = (transport["mu"], {
+                "units": "meV", "axes": f"{first}, delta_index, temperature",
+                "long_name": "chemical potential solved for the filling at each (delta, T)"})
+    for key, unit in UNITS.items():  # absent when streamed into the file (evaluation.py)
         attrs = {"units": unit, "axes": f"{first}, delta_index, temperature"}
         if key in LONG_NAMES:
             attrs["long_name"] = LONG_NAMES[key]
-        group[key] = (transport[key], attrs)
+        if key in transport:
+            group[key] = (transport[key], attrs)
     for key, unit in BAND_UNITS.items():
-        group[key] = (transport[key], {"units": unit,
-                                       "axes": f"{first}, delta_index, temperature, band"})
+        if key in transport:
+            group[key] = (transport[key], {"units": unit,
+                                           "axes": f"{first}, delta_index, temperature, band"})
     return group
 
 
@@ -178,9 +182,14 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                 "bin_width_meV": h,
                 "bin_origin_meV": e0,
                 "taylor_order": P_BIN,
-                "eta_bin": ETA_BIN,
+                "eta_cell": ETA_CELL,
+                "cells": sums.n_cells,
+                "truncation_bound": truncation_bound(),
                 "eta_degenerate": ETA_DEG,
-                "method": "energy-binned Taylor moments of closed-form kernels (theory 3, 4)",
+                "per_band_filling": ("all bands" if sums.occ_bands.size == len(delta[0]) else
+                                     f"omitted: more than {BAND_OCCUPATION_MAX} bands"),
+                "method": "Taylor moments of closed-form kernels in adaptive dyadic energy "
+                          "cells, Barnes-Hut evaluation (theory 3, 4)",
             },
         },
         scales={f"/transport/{k}": _sweep_axes(config)

@@ -20,7 +20,8 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 2  # 2: k-resolved fields in the slab file (io/kslabs.py)
+FORMAT = 3  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
+# (cells_*, occupation_* stores) and sweep_done
 
 
 def checkpoint_name(output: str) -> str:
@@ -113,38 +114,3 @@ def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray]]:
         done = f["done"][()].astype(bool)
         state = {k: f["state"][k][()] for k in f["state"]}
     return fp, done, state
-
-
-def units_name(path: str) -> str:
-    """Sidecar of a checkpoint holding the sweep units finished before a stop."""
-    return path.removesuffix(".h5") + ".units.h5"
-
-
-def save_units(path: str, fp: dict[str, str], units: dict[int, tuple]) -> None:
-    """Write finished sweep units atomically (rank 0): unit index → (sym, hall, occupation)."""
-    tmp = path + ".tmp"
-    try:
-        with h5py.File(tmp, "w", driver=None) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["fingerprint"] = json.dumps(fp, sort_keys=True)
-            for u, arrays in units.items():
-                grp = f.create_group(f"u{u}")
-                for i, a in enumerate(arrays):
-                    grp.create_dataset(str(i), data=np.asarray(a))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def load_units(path: str, fp: dict[str, str]) -> dict[int, tuple]:
-    """Finished sweep units of ``path`` if it exists and matches ``fp`` (else none)."""
-    if not os.path.exists(path):
-        return {}
-    with h5py.File(path, "r", driver=None) as f:
-        if int(f.attrs.get("format", -1)) != FORMAT or \
-                json.loads(f.attrs["fingerprint"]) != fp:
-            return {}
-        return {int(name[1:]): tuple(f[name][str(i)][()] for i in range(len(f[name])))
-                for name in f}

@@ -55,7 +55,7 @@ def check_writable(comm: MPI.Comm, path: str) -> None:
             raise OSError(f"output directory {directory!r} is not writable")
 
 
-def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
+def write(comm: MPI.Comm, path: str, result: ResultFile, append: bool = False) -> None:
     """Write ``result`` to ``path`` collectively and rename it into place.
 
     Collective over ``comm``: all ranks call it with identical reduced data; each rank's
@@ -64,10 +64,12 @@ def write(comm: MPI.Comm, path: str, result: ResultFile) -> None:
     one rank only (a full file system, an I/O error) are caught per rank and agreed on
     before ``complete`` is set, the file closed and renamed, so a failure reaches every
     rank as the same CollectiveError and the caller can remove the partial file.
+    ``append``: the partial file exists already with the streamed sweep datasets
+    (io/sweep_file.py); datasets present in it are kept.
     """
     tmp = partial_name(path)
-    reserve(comm, tmp, expected_bytes(result))
-    with h5py.File(tmp, "w", driver="mpio", comm=comm) as f:
+    reserve(comm, tmp + ".space" if append else tmp, expected_bytes(result))
+    with h5py.File(tmp, "r+" if append else "w", driver="mpio", comm=comm) as f:
         _set_attrs(f, {**result.attrs, "complete": False})
         pending = _layout(comm, f, result)
         _attach_scales(f, result.scales)
@@ -131,6 +133,8 @@ def _layout(comm: MPI.Comm, f: h5py.File, result: ResultFile
         grp = f.require_group(name)
         _set_attrs(grp, result.group_attrs.get(name, {}))
         for key, (data, attrs) in datasets.items():
+            if key in grp:  # streamed during the evaluation (append mode)
+                continue
             data = np.asarray(data)
             if data.dtype.kind == "U":
                 data = np.char.encode(data, "utf-8")  # parallel HDF5 cannot write VLEN

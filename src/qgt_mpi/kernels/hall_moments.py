@@ -44,7 +44,7 @@ from scipy.special import loggamma, spence
 from .closed import k_series, lambda_series, y_from_series
 from .polygamma import polygamma
 
-__all__ = ["R_ASY", "entropy", "h_moment", "lambda_moments", "y_moment_pair"]
+__all__ = ["R_ASY", "entropy", "h_moment", "lambda_12", "lambda_moments", "y_moment_pair"]
 
 R_ASY = 12.0  # |c| from which the asymptotic series are used
 _K_TERMS = 16  # Bernoulli terms of the series: ≲ 1e-17 relative at |c| ≥ R_ASY, |arg c| ≤ π/2
@@ -183,6 +183,19 @@ def lambda_moments(a: int, zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray
         lam0 = lambda_series(flat, kT, 0)[0]
         out[0] = (math.pi**2 * kT**2 / 3.0 * lam0 + _remainder_e(c) / g**2).reshape(zeta.shape)
     return out
+
+
+def lambda_12(zeta: np.ndarray, kT: float, lam0: np.ndarray) -> np.ndarray:
+    """Λ_1(ζ), Λ_2(ζ) at order 0 given Λ_0(ζ) (``lam0``, same shape); (2, ...) (see above).
+
+    The sweep evaluation's fast path: c is formed once and Λ_0 is not recomputed.
+    """
+    zeta = np.asarray(zeta, dtype=complex)
+    g = 1j / (2.0 * math.pi * kT)
+    c = (0.5 + g * zeta).ravel()
+    lam1 = _remainder_r1(c) / g
+    lam2 = math.pi**2 * kT**2 / 3.0 * np.ravel(lam0) + _remainder_e(c) / g**2
+    return np.stack([lam1.reshape(zeta.shape), lam2.reshape(zeta.shape)])
 
 
 def y_moment_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:

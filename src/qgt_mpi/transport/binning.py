@@ -1,35 +1,34 @@
-"""Energy-binned Taylor moments of the per-band weights (the k-sum representation).
+"""Taylor moments of the per-band weights in adaptive energy cells (the k-sum representation).
 
-Why this representation (theory §4: the k-pass and the sweep must not be multiplied together):
-the kernels depend on k only through ε_n(k), and on the line Im ζ = −δ_n they are analytic
-within a radius R = δ_n + π k_B T of any point (the nearest poles of the digamma family are
-the Matsubara frequencies). Each weight B(k) is therefore deposited into the bin j of width
-h ≤ η R that holds ε_n(k), as Taylor moments
+Each weight B(k) of band n (theory §4, weights.py) is deposited into the leaf cell of
+lattice.py that holds ε_n(k), as Taylor moments about the cell centre
 
-    c_{j,q} += B^(d)(k) s^p / p!,   q = d + p,  s = ε_n(k) − j h,  |s| ≤ h/2,
+    c_{cell,ch,q} += B^(d)(k) s^p / p!,   q = d + p,  s = ε_n(k) − centre,
 
-so that Σ_k B(k) F^(d)(ε_n(k) − μ) = Σ_j Σ_q c_{j,q} F^(q)(j h − μ) up to a truncation error
-bounded by (h / 2R)^(P+1) / (1 − h/2R) relative to Σ_k |B F| (Cauchy's estimate; with
-η = 0.05 and P = 7 that is 1.5e-13). The sweep then costs (occupied bins) × (sweep points)
-instead of (k-points) × (sweep points); flat bands occupy one bin each and are exact.
-Bins are global (index j = rint(ε/h) on every rank), so the moments of all ranks add up
-with one reduction and the result does not depend on the decomposition.
+so that Σ_k B(k) F^(d)(ε_n(k) − μ) = Σ_cells Σ_q c_q F^(q)(centre − μ) up to the bound of
+lattice.truncation_bound (1.0e-13 relative to Σ_k |B| max|F|). Moments are kept per
+*channel*, one per (δ choice, δ value): bands sharing a broadening have the same kernels
+F(ε − μ − iδ), so their moments add here and the evaluation cost does not depend on the
+number of bands (issue 9). The per-band occupations that the ``filling`` output and the
+fixed-filling solver need are a second, real-valued store (:class:`CellStore` with one
+component, the DENSITY weight) whose channels are single bands or band groups.
+Cells are global (functions of the sweep only), so ranks' moments add up with one reduction
+over the union of their cells and the result does not depend on the decomposition.
+Memory: (occupied leaves) × channels × components × slots numbers.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.parallel.comm import allreduce_array, allreduce_max, allreduce_min
+from qgt_mpi.parallel.comm import allgather, allreduce_array
 from qgt_mpi.parallel.errors import agreed_local, fail_point
-from qgt_mpi.transport.weights import COMPONENTS, N_NEAR_ORDERS, BandWeights
+from qgt_mpi.transport.lattice import P_CELL, EnergyLattice, encode
+from qgt_mpi.transport.weights import COMPONENTS, DENSITY_WEIGHT, N_NEAR_ORDERS, BandWeights
 
-ETA_BIN = 0.05  # bin width in units of the smallest analyticity radius R of the sweep
-P_BIN = 7  # Taylor order of the bin offsets
-N_SLOTS = N_NEAR_ORDERS + P_BIN + 1  # kernel derivative orders a bin can carry
+P_BIN = P_CELL  # Taylor order of the cell offsets
+N_SLOTS = N_NEAR_ORDERS + P_BIN + 1  # kernel derivative orders a cell can carry
 NCOMP = len(COMPONENTS)
 
 
@@ -42,129 +41,156 @@ def taylor_powers(s: np.ndarray, order: int) -> np.ndarray:
     return out
 
 
-class BinnedMoments:
-    """Growing per-band store of Taylor moments ``c[δ, j, component, q]`` on this rank."""
+def channels(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Broadening channels of a (n_delta, n_bands) δ table.
 
-    def __init__(self, n_delta: int, n_bands: int, width: float, origin: float = 0.0) -> None:
-        self.width = width
-        self.origin = origin
-        self.n_delta = n_delta
-        self.lo = [0] * n_bands
-        self.data = [np.zeros((n_delta, 0, NCOMP, N_SLOTS), complex) for _ in range(n_bands)]
+    Returns (channel of each (choice, band), choice of each channel, δ of each channel).
+    """
+    of = np.zeros(delta.shape, dtype=np.int64)
+    choice, value = [], []
+    for i, row in enumerate(delta):
+        uniq, inv = np.unique(row, return_inverse=True)
+        of[i] = len(value) + inv
+        choice += [i] * uniq.size
+        value += uniq.tolist()
+    return of, np.array(choice, dtype=np.int64), np.array(value, dtype=float)
 
-    def _ensure(self, band: int, jmin: int, jmax: int) -> None:
-        """Grow band's bin range to cover [jmin, jmax]."""
-        cur = self.data[band]
-        lo, hi = self.lo[band], self.lo[band] + cur.shape[1] - 1
-        if cur.shape[1] and jmin >= lo and jmax <= hi:
-            return
-        new_lo = min(jmin, lo) if cur.shape[1] else jmin
-        new_hi = max(jmax, hi) if cur.shape[1] else jmax
-        grown = np.zeros((self.n_delta, new_hi - new_lo + 1, NCOMP, N_SLOTS), complex)
-        if cur.shape[1]:
-            grown[:, lo - new_lo : lo - new_lo + cur.shape[1]] = cur
-        self.data[band], self.lo[band] = grown, new_lo
 
-    def deposit(self, i_delta: int, energies: np.ndarray, weights: BandWeights) -> None:
-        """Add one batch's weights for broadening choice ``i_delta``. Local, no communication."""
-        nk, nb = energies.shape
-        if nk == 0:
-            return
-        shifted = energies - self.origin
-        j = np.rint(shifted / self.width).astype(np.int64)
-        s = shifted - j * self.width
-        for band in range(nb):
-            self._ensure(band, int(j[:, band].min()), int(j[:, band].max()))
-            pw = taylor_powers(s[:, band], P_BIN)[:, None, :]
-            # Orders 0 and 1 only on this path: slots 0..P_BIN+1 (the rest stay untouched).
-            contrib = np.empty((nk, NCOMP, P_BIN + 2), complex)
-            contrib[:, :, : P_BIN + 1] = weights.regular[:, band, :, 0, None] * pw
-            contrib[:, :, P_BIN + 1] = 0.0
-            contrib[:, :, 1:] += weights.regular[:, band, :, 1, None] * pw
-            self._add(i_delta, band, j[:, band], contrib)
-        self._deposit_near(i_delta, j, s, weights)
+class Cells:
+    """Leaf cells of one batch of energies (nk, nb): sorted keys, row of each energy, offsets,
+    and the lowest and highest energy of each cell (points.py)."""
 
-    def _deposit_near(self, i_delta: int, j: np.ndarray, s: np.ndarray, w: BandWeights) -> None:
-        """Add the near-degenerate series (orders up to N_NEAR_ORDERS) with their offsets."""
-        for band in np.unique(w.near_n):
-            sel = w.near_n == band
-            kk = w.near_k[sel]
-            pw = taylor_powers(s[kk, band], P_BIN)
-            contrib = np.zeros((kk.size, NCOMP, N_SLOTS), complex)
-            for d in range(N_NEAR_ORDERS + 1):
-                contrib[:, :, d : d + P_BIN + 1] += w.near[sel, :, d, None] * pw[:, None, :]
-            self._add(i_delta, int(band), j[kk, band], contrib)
+    def __init__(self, lattice: EnergyLattice, energies: np.ndarray) -> None:
+        level, j = lattice.leaves(energies)
+        self.offsets = lattice.offsets(energies, level, j)
+        self.keys, row = np.unique(encode(level, j), return_inverse=True)
+        self.row = row.reshape(energies.shape)
+        self.powers = taylor_powers(self.offsets.ravel(), P_BIN)  # (nk*nb, P+1)
+        self.emin = np.full(self.keys.size, np.inf)
+        self.emax = np.full(self.keys.size, -np.inf)
+        np.minimum.at(self.emin, row.ravel(), energies.ravel())
+        np.maximum.at(self.emax, row.ravel(), energies.ravel())
 
-    def _add(self, i_delta: int, band: int, j: np.ndarray, contrib: np.ndarray) -> None:
-        """Scatter-add rows of ``contrib`` (nk, NCOMP, used ≤ N_SLOTS) into bins ``j``.
 
-        One bincount per real/imaginary part over flat (bin, component, slot) indices.
+class CellStore:
+    """This rank's moments ``data[cell, channel, component, q]`` over sorted cell ``keys``."""
+
+    def __init__(self, n_channels: int, n_comp: int, slots: int, dtype=complex) -> None:
+        self.shape = (n_channels, n_comp, slots)
+        self.keys = np.zeros(0, np.int64)
+        self.data = np.zeros((0, *self.shape), dtype)
+        self.emin, self.emax = np.zeros(0), np.zeros(0)  # energy range of each cell
+
+    def add(self, cells: Cells, flat_rows: np.ndarray, values: np.ndarray) -> None:
+        """Scatter-add ``values`` (n, channels·comp·slots layout given by ``flat_rows``).
+
+        ``flat_rows`` are indices into the batch array (batch cells × channel × comp × slot),
+        one bincount per real/imaginary part. Local.
         """
-        row = (j - self.lo[band]).astype(np.int64)
-        first, last = int(row.min()), int(row.max())
-        store = self.data[band][i_delta, first : last + 1]
-        used = contrib.shape[2]
-        cols = (np.arange(NCOMP)[:, None] * N_SLOTS + np.arange(used)[None, :]).ravel()
-        flat = ((row - first)[:, None] * (NCOMP * N_SLOTS) + cols[None, :]).ravel()
-        values = contrib.reshape(len(j), NCOMP * used).ravel()
-        total = np.bincount(flat, weights=values.real, minlength=store.size)
-        total = total + 1j * np.bincount(flat, weights=values.imag, minlength=store.size)
-        store += total.reshape(store.shape)
+        size = cells.keys.size * int(np.prod(self.shape))
+        total = np.bincount(flat_rows, weights=values.real, minlength=size)
+        if np.iscomplexobj(self.data):
+            total = total + 1j * np.bincount(flat_rows, weights=values.imag, minlength=size)
+        self.merge(cells.keys, total.reshape(cells.keys.size, *self.shape), cells.emin,
+                   cells.emax)
 
-    def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Add checkpointed global moments to this rank's store (call on one rank only)."""
-        for band, lo in enumerate(state["moments_lo"]):
-            data = state[f"moments_band{band}"]
-            if data.shape[1] == 0:
-                continue
-            self._ensure(band, int(lo), int(lo) + data.shape[1] - 1)
-            start = int(lo) - self.lo[band]
-            self.data[band][:, start : start + data.shape[1]] += data
+    def merge(self, ukeys: np.ndarray, batch: np.ndarray, emin: np.ndarray,
+              emax: np.ndarray) -> None:
+        """Add a batch's cells into the store, growing it to the union of cells."""
+        if ukeys.size == 0:
+            return
+        union = np.union1d(self.keys, ukeys)
+        if union.size != self.keys.size:
+            where = np.searchsorted(union, self.keys)
+            grown = np.zeros((union.size, *self.shape), self.data.dtype)
+            grown[where] = self.data
+            lo, hi = np.full(union.size, np.inf), np.full(union.size, -np.inf)
+            lo[where], hi[where] = self.emin, self.emax
+            self.keys, self.data, self.emin, self.emax = union, grown, lo, hi
+        rows = np.searchsorted(self.keys, ukeys)
+        self.data[rows] += batch
+        self.emin[rows] = np.minimum(self.emin[rows], emin)
+        self.emax[rows] = np.maximum(self.emax[rows], emax)
 
-    def reduce(self, comm: MPI.Comm) -> list[tuple[int, np.ndarray]]:
-        """Global moments per band as ``(lo, c)`` with c of shape (n_delta, nbins, 5, slots).
+    def reduce(self, comm: MPI.Comm) -> tuple[np.ndarray, ...]:
+        """Global (keys, moments, emin, emax) over the union of every rank's cells. Collective.
 
-        Collective over ``comm``: bin ranges are agreed with MIN/MAX reductions, then one
-        sum-reduction per band. Ranks that own no k-points contribute zeros.
+        One allgather of the cell keys, then one sum-reduction in the union layout (ranks
+        with no k-points contribute zeros) and a min/max reduction of the energy ranges.
         """
-        out = []
-        for band, local in enumerate(self.data):
-            has = local.shape[1] > 0
-            lo = allreduce_min(comm, self.lo[band] if has else np.iinfo(np.int64).max)
-            top = self.lo[band] + local.shape[1] - 1
-            hi = allreduce_max(comm, top if has else np.iinfo(np.int64).min)
-            full = agreed_local(comm, lambda b=band, lo=lo, hi=hi: self._padded(comm, b, lo, hi))
-            out.append((lo, allreduce_array(comm, full)))
-        return out
+        union = np.unique(np.concatenate(allgather(comm, self.keys)))
 
-    def _padded(self, comm: MPI.Comm, band: int, lo: int, hi: int) -> np.ndarray:
-        """This rank's moments of ``band`` placed in the global bin range [lo, hi]. Local."""
-        fail_point(comm, "reduction")
-        local = self.data[band]
-        full = np.zeros((self.n_delta, hi - lo + 1, NCOMP, N_SLOTS), complex)
-        if local.shape[1] > 0:
-            full[:, self.lo[band] - lo : self.lo[band] - lo + local.shape[1]] = local
-        return full
+        def padded() -> tuple[np.ndarray, np.ndarray]:
+            fail_point(comm, "reduction")
+            where = np.searchsorted(union, self.keys)
+            full = np.zeros((union.size, *self.shape), self.data.dtype)
+            full[where] = self.data
+            span = np.full((2, union.size), np.inf)
+            span[0, where], span[1, where] = self.emin, -self.emax
+            return full, span
+
+        full, span = agreed_local(comm, padded)
+        span = allreduce_array(comm, span, MPI.MIN)
+        return union, allreduce_array(comm, full), span[0], -span[1]
 
 
-def moments_state(reduced: list[tuple[int, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Checkpoint arrays of reduced moments (see :meth:`BinnedMoments.reduce`)."""
-    state = {"moments_lo": np.array([lo for lo, _ in reduced], dtype=np.int64)}
-    for band, (_, data) in enumerate(reduced):
-        state[f"moments_band{band}"] = data
+def deposit_weights(store: CellStore, cells: Cells, chan: np.ndarray,
+                    weights: BandWeights) -> None:
+    """Add one δ choice's weights of a batch; ``chan`` (nb,) the channel of each band. Local.
+
+    Orders 0 and 1 of the regular weights fill slots 0..P+1; the near-degenerate series
+    (weights.py, orders up to N_NEAR_ORDERS) fill the rest with their offsets.
+    """
+    nk, nb = cells.row.shape
+    n_ch, n_comp, slots = store.shape
+    cell = (cells.row * n_ch + chan[None, :]).ravel()  # (nk*nb,)
+    pw = cells.powers[:, None, :]
+    contrib = np.zeros((nk * nb, n_comp, P_BIN + 2), complex)
+    contrib[:, :, : P_BIN + 1] = weights.regular[:, :, :, 0].reshape(nk * nb, n_comp, 1) * pw
+    contrib[:, :, 1:] += weights.regular[:, :, :, 1].reshape(nk * nb, n_comp, 1) * pw
+    cols = (np.arange(n_comp)[:, None] * slots + np.arange(P_BIN + 2)[None, :]).ravel()
+    flat = (cell[:, None] * (n_comp * slots) + cols[None, :]).ravel()
+    store.add(cells, flat, contrib.ravel())
+    if weights.near_k.size:
+        kk, nn = weights.near_k, weights.near_n
+        pw = cells.powers.reshape(nk, nb, -1)[kk, nn]
+        near = np.zeros((kk.size, n_comp, slots), complex)
+        for d in range(N_NEAR_ORDERS + 1):
+            near[:, :, d : d + P_BIN + 1] += weights.near[:, :, d, None] * pw[:, None, :]
+        cell = cells.row[kk, nn] * n_ch + chan[nn]
+        cols = np.arange(n_comp * slots)
+        store.add(cells, (cell[:, None] * (n_comp * slots) + cols[None, :]).ravel(),
+                  near.ravel())
+
+
+def deposit_occupation(store: CellStore, cells: Cells, members: np.ndarray) -> None:
+    """Add the DENSITY weight of every (k, band) to the occupation channels. Local.
+
+    ``members`` (n_channels, nb) bool: which bands each channel sums (one band, or a group).
+    """
+    n_ch, _, slots = store.shape
+    nk, nb = cells.row.shape
+    ch, band = np.nonzero(members)
+    cell = cells.row[:, band] * n_ch + ch[None, :]  # (nk, n_pairs)
+    pw = cells.powers.reshape(nk, nb, -1)[:, band]  # (nk, n_pairs, P+1)
+    flat = (cell[..., None] * slots + np.arange(P_BIN + 1)).ravel()
+    store.add(cells, flat, DENSITY_WEIGHT * pw.ravel())
+
+
+def moments_state(stores: dict[str, CellStore | None], comm: MPI.Comm) -> dict[str, np.ndarray]:
+    """Checkpoint arrays of the reduced stores (collective: reduces each store)."""
+    state = {}
+    for name, store in stores.items():
+        if store is not None:
+            keys, data, emin, emax = store.reduce(comm)
+            state.update({f"{name}_keys": keys, f"{name}_moments": data,
+                          f"{name}_range": np.stack([emin, emax])})
     return state
 
 
-def bin_grid(delta: np.ndarray, kt_min: float, mu: np.ndarray) -> tuple[float, float]:
-    """Bin width and origin for a sweep: (h, e0) in meV.
-
-    h ≤ η·min(δ + π k_B T) (theory §3 analyticity radius). The origin is the first chemical
-    potential and, for an evenly spaced μ sweep, h divides the μ step, so every μ falls on a
-    bin centre and the sweep can reuse kernel values at shared anchors (see evaluate.py).
-    """
-    h_max = ETA_BIN * (float(np.min(delta)) + math.pi * kt_min)
-    mu = np.asarray(mu, dtype=float)
-    steps = np.diff(mu)
-    if steps.size and steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-10, atol=0):
-        return steps[0] / math.ceil(steps[0] / h_max), float(mu[0])
-    return h_max, float(mu[0])
+def restore_state(stores: dict[str, CellStore | None], state: dict[str, np.ndarray]) -> None:
+    """Add checkpointed global moments to this rank's stores (call on one rank only)."""
+    for name, store in stores.items():
+        if store is not None and f"{name}_keys" in state:
+            store.merge(np.asarray(state[f"{name}_keys"], np.int64), state[f"{name}_moments"],
+                        *state[f"{name}_range"])

@@ -1,21 +1,20 @@
-"""Evaluate reduced bin moments over the sweep: the k-sums of theory §4 for every (μ, δ, T).
+"""Evaluate the cell tree over sweep points: the k-sums of theory §4 for every (μ, δ, T).
 
-For one band n, one broadening choice and one temperature, the moments c_{j,q} of
-binning.py give, for every chemical potential μ_i,
+For one broadening channel (bands sharing δ, binning.py) and one temperature, the moments
+c_{cell,q} of tree.py give, for every chemical potential μ_i,
 
-    S_sym(a, comp, μ_i) = Σ_j Σ_q Re[c_{j,comp,q} K_a^(q)(E_j − μ_i − iδ_n)]    (theory §3, §4)
-    S_hall(a, μ_i)      = Σ_j Σ_q Im[c_{j,hall,q} Λ_a^(q)(E_j − μ_i − iδ_n)]
-    n(μ_i)              = Σ_j Σ_q Im[c_{j,density,q} Λ_0^(q)(E_j − μ_i − iδ_n)]
+    S_sym(a, comp, μ_i) = Σ_cells Σ_q Re[c_{cell,comp,q} K_a^(q)(x)]       (theory §3, §4)
+    S_hall(a, μ_i)      = Σ_cells Σ_q Im[c_{cell,hall,q} Λ_a^(q)(x)]
+    n(μ_i)              = Σ_cells Σ_q Im[c_{cell,density,q} Λ_0^(q)(x)],   x = centre − μ_i − iδ
 
-Λ_a (a = 0, 1, 2) are the Cauchy transforms whose divided differences give the Hall energy
-moments Y^(a) (kernels.hall_moments, theory §4 "Full tensors"): the Hall weights do not depend
-on a, only the kernel family does, so the one set of moments serves σ_xy, L^(1)_xy, L^(2)_xy.
-
-Kernel values are needed at E_j − μ_i only. When the μ grid lies on bin centres
-(binning.bin_grid arranges that for evenly spaced sweeps) those points are shared anchors
-(j − l_i)h, evaluated once each and corrected for the rounding residue r_i of μ_i by a short
-Taylor shift; otherwise the kernels are evaluated at every (bin, μ) point. The contraction
-over bins and orders is one matrix product per kernel and μ block.
+over the Barnes–Hut cover of μ_i (lattice.accepted_ranges: each leaf through its coarsest
+admissible ancestor). Λ_a (a = 0, 1, 2) are the Cauchy transforms whose divided differences
+give the Hall energy moments (kernels.hall_moments, theory §4 "Full tensors"); since
+Λ_a' = −K_a for a ≥ 1, the Hall table needs Λ_1, Λ_2 themselves only at order 0 and reuses
+the K tables above it. Kernels are evaluated once per distinct anchor (the integer distance
+centre − μ̃ in half cell widths, μ̃ the nearest half-step lattice point of μ) and moved to μ
+by a Taylor shift in the residue; for evenly spaced sweeps aligned with the lattice the
+residue is zero. The (cell, μ) pairs are processed in chunks of _PAIR_CHUNK (memory bound).
 """
 
 from __future__ import annotations
@@ -25,142 +24,161 @@ import math
 import numpy as np
 
 from qgt_mpi.kernels.closed import k_series, lambda_series
-from qgt_mpi.kernels.hall_moments import lambda_moments
+from qgt_mpi.kernels.hall_moments import lambda_12
+from qgt_mpi.transport.lattice import accepted_ranges
+from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import DENSITY, HALL, SYMMETRIC
 
-_BLOCK_ELEMENTS = 2_000_000  # kernel-table elements held at once (memory bound)
+_PAIR_CHUNK = 16_384  # (cell, μ) pairs per kernel table (≈ 16 MiB of tables)
+ROWS_K, ROWS_HALL = slice(0, 3), slice(3, 6)  # rows of the combined kernel table
 
 
-def evaluate_band(
-    lo: int,
-    coeff: np.ndarray,
-    grid: tuple[float, float],
-    delta_n: float,
-    mu: np.ndarray,
-    kt: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sums for one band, broadening and temperature over all ``mu``. Local, no communication.
-
-    Parameters
-    ----------
-    lo : global index of the first bin of ``coeff``.
-    coeff : (nbins, len(COMPONENTS), slots) complex moments for this band and broadening choice.
-    grid : (h, e0) bin width and origin [meV].
-    delta_n : the band's broadening [meV].
-    mu : (nmu,) chemical potentials [meV].
-    kt : k_B T [meV].
-
-    Returns
-    -------
-    sym : (3, 4, nmu) Re-sums for a = 0, 1, 2 and the four symmetric components.
-    hall : (3, nmu) Im-sums of the Hall component with Λ_a, a = 0, 1, 2.
-    density : (nmu,) occupation of the band per cell (times N_k A_c, like the other sums).
-    """
-    mu = np.asarray(mu, dtype=float)
-    sym = np.zeros((3, len(SYMMETRIC), mu.size))
-    hall = np.zeros((3, mu.size))
-    density = np.zeros(mu.size)
-    used = np.nonzero(np.any(coeff != 0, axis=(1, 2)))[0]
-    if used.size == 0:
-        return sym, hall, density
-    slots = int(np.max(np.nonzero(np.any(coeff[used] != 0, axis=(0, 1)))[0])) + 1
-    c = coeff[used, :, :slots]
-    h, e0 = grid
-    l_idx = np.rint((mu - e0) / h).astype(np.int64)
-    resid = (mu - e0) - l_idx * h
-    radius = delta_n + math.pi * kt
-    if np.max(np.abs(resid)) <= 1e-6 * h:
-        tables = _anchored_tables(lo + used, l_idx, resid, h, delta_n, kt, slots, radius)
-    else:
-        tables = _direct_tables(e0 + (lo + used) * h, mu, delta_n, kt, slots)
-    # Hall moments a = 1, 2: Σ_q c_q Λ_a^(q) = c_0 Λ_a − Σ_{q≥1} c_q K_a^(q−1) (Λ_a' = −K_a),
-    # so they reuse the K tables of the symmetric sums and need only Λ_a itself.
-    c_hall = c[:, HALL, :]
-    c_next = np.concatenate([c_hall[:, 1:], np.zeros_like(c_hall[:, :1])], axis=1).reshape(-1)
-    for block, (k_tab, lam_tab, lam12) in tables:
-        # c: (rows, comp, t) with tables (.., t, rows, m) → matrix product over (rows, t).
-        lhs = c.transpose(1, 0, 2).reshape(c.shape[1], -1)
-        for a in range(3):
-            rhs = k_tab[a].transpose(1, 0, 2).reshape(-1, k_tab.shape[-1])
-            sym[a, :, block] = (lhs[list(SYMMETRIC)] @ rhs).real
-            if a:
-                hall[a, block] = (c_hall[:, 0] @ lam12[a - 1] - c_next @ rhs).imag
-        rhs = lam_tab.transpose(1, 0, 2).reshape(-1, lam_tab.shape[-1])
-        hall[0, block] = (lhs[HALL] @ rhs).imag
-        density[block] = (lhs[DENSITY] @ rhs).imag
-    return sym, hall, density
+def cover_pairs(tree: CellTree, mu: np.ndarray, radius: float):
+    """Yield (level, cell rows, μ indices) of the Barnes–Hut cover of every μ. Local."""
+    for lev, (j, _) in enumerate(tree.levels):
+        if j.size == 0:
+            continue
+        for lo, hi in accepted_ranges(tree.lattice, lev, lev == tree.top, mu, radius):
+            first = np.searchsorted(j, lo, side="left")
+            count = np.maximum(np.searchsorted(j, hi, side="right") - first, 0)
+            total = int(count.sum())
+            if total == 0:
+                continue
+            mu_idx = np.repeat(np.arange(mu.size), count)
+            start = np.repeat(first - np.cumsum(count) + count, count)
+            yield lev, start + np.arange(total), mu_idx
 
 
-def band_occupation(lo: int, coeff: np.ndarray, grid: tuple[float, float], delta_n: float,
-                    mu: np.ndarray, kt: float) -> np.ndarray:
-    """Occupation sum of one band at arbitrary ``mu`` (DENSITY component only). Local.
-
-    Cheap path for the μ(ν, T) solver: Λ_0 tables at every (bin, μ) point, no K tables.
-    """
-    mu = np.asarray(mu, dtype=float)
-    c = coeff[:, DENSITY]
-    used = np.nonzero(np.any(c != 0, axis=1))[0]
-    if used.size == 0:
-        return np.zeros(mu.size)
-    slots = int(np.max(np.nonzero(np.any(c[used] != 0, axis=0))[0])) + 1
-    energies = grid[1] + (lo + used) * grid[0]
-    zeta = energies[:, None] - mu[None, :] - 1j * delta_n
-    lam = lambda_series(zeta, kt, slots - 1)  # (slots, rows, nmu)
-    return np.einsum("rq,qrm->m", c[used, :slots], lam).imag
-
-
-def _lambda_12(zeta: np.ndarray, kt: float) -> np.ndarray:
-    """Λ_1(ζ), Λ_2(ζ) of the Hall energy moments (kernels.hall_moments); (2, ...)."""
-    return np.stack([lambda_moments(a, zeta, kt, 0)[0] for a in (1, 2)])
-
-
-def _blocks(nmu: int, per_mu: int):
-    """Slices of μ indices so that one block's tables stay under the memory bound."""
-    step = max(1, _BLOCK_ELEMENTS // max(per_mu, 1))
-    return [slice(i, min(i + step, nmu)) for i in range(0, nmu, step)]
+def _all_pairs(tree: CellTree, mu: np.ndarray, radius: float):
+    """Cover pairs of every level as flat arrays (global cell row, anchor, μ index), residues."""
+    lat = tree.lattice
+    ell = np.rint(2.0 * (mu - lat.e0) / lat.h).astype(np.int64)
+    resid = mu - lat.e0 - ell * lat.h / 2
+    offsets = np.cumsum([0] + [j.size for j, _ in tree.levels])
+    rows, anchors, mus = [], [], []
+    for lev, r, m in cover_pairs(tree, mu, radius):
+        j = tree.levels[lev][0][r]
+        rows.append(offsets[lev] + r)
+        anchors.append(((2 * j + 1) << lev) - ell[m])
+        mus.append(m)
+    if not rows:
+        return (np.zeros(0, np.int64),) * 3, resid
+    return (np.concatenate(rows), np.concatenate(anchors), np.concatenate(mus)), resid
 
 
 def _shift_order(resid: np.ndarray, radius: float) -> int:
-    """Taylor order S with (max|r|/R)^(S+1) below 1e-16 (Cauchy bound)."""
-    ratio = float(np.max(np.abs(resid))) / radius
-    if ratio == 0.0:
+    """Taylor order S with (max|r|/R)^(S+1) below 1e-17 (Cauchy bound, |r| ≤ h/4 ≤ ηR/4).
+
+    Residues below 1e-13 R (rounding of an evenly spaced μ grid aligned with the cells)
+    are dropped: that errs by at most 1e-13 relative, like the cell bound.
+    """
+    ratio = float(np.max(np.abs(resid), initial=0.0)) / radius
+    if ratio <= 1e-13:
         return 0
-    return max(0, math.ceil(math.log(1e-16) / math.log(ratio)) - 1)
+    return max(0, math.ceil(math.log(1e-17) / math.log(ratio)) - 1)
 
 
-def _anchored_tables(bins, l_idx, resid, h, delta_n, kt, slots, radius):
-    """Kernel tables from shared anchors (j − l_i)h, Taylor-shifted by −r_i."""
-    order = _shift_order(resid, radius)
-    anchors = bins[:, None] - l_idx[None, :]
-    unique, inverse = np.unique(anchors, return_inverse=True)
-    inverse = inverse.reshape(anchors.shape)
-    zeta = unique * h - 1j * delta_n
-    k_all = k_series(zeta, kt, slots - 1 + order)
-    lam_all = lambda_series(zeta, kt, slots - 1 + order)
-    lam12 = _lambda_12(zeta, kt)
-    for block in _blocks(l_idx.size, 4 * (slots + order) * bins.size):
-        idx = inverse[:, block]
-        shift = np.array([(-resid[block]) ** s / math.factorial(s) for s in range(order + 1)])
-        k_tab = _shifted(k_all[:, :, idx], shift, slots)
-        lam_tab = _shifted(lam_all[None, :, idx], shift, slots)[0]
-        # Λ_a(x − r) = Λ_a(x) − Σ_{s≥1} K_a^(s−1)(x) (−r)^s/s!
-        lam12_tab = lam12[:, idx] * shift[0]
-        for s_ in range(1, order + 1):
-            lam12_tab = lam12_tab - k_all[1:, s_ - 1, idx] * shift[s_]
-        yield block, (k_tab, lam_tab, lam12_tab)
+def kernel_table(zeta: np.ndarray, kt: float, qmax: int, full: bool) -> np.ndarray:
+    """(n, 6, qmax+1) table: rows K_0, K_1, K_2, Λ_0, Λ_1, Λ_2 (theory §3, §4).
 
-
-def _shifted(table: np.ndarray, shift: np.ndarray, slots: int) -> np.ndarray:
-    """Σ_s F^(t+s) (−r)^s/s! for t < slots; table (..., orders, rows, m), shift (S+1, m)."""
-    out = table[:, :slots] * shift[0]
-    for s in range(1, shift.shape[0]):
-        out = out + table[:, s : s + slots] * shift[s]
+    Λ_a^(q) for a = 1, 2 and q ≥ 1 is −K_a^(q−1) (Λ_a' = −K_a). Without ``full`` only the
+    Λ_0 row is filled (the density of the occupation stores).
+    """
+    out = np.zeros((zeta.size, 6, qmax + 1), complex)
+    out[:, 3] = lambda_series(zeta, kt, qmax).T
+    if full:
+        out[:, ROWS_K] = k_series(zeta, kt, qmax).transpose(2, 0, 1)
+        out[:, 4:6, 0] = lambda_12(zeta, kt, out[:, 3, 0]).T
+        out[:, 4:6, 1:] = -out[:, 1:3, :qmax]
     return out
 
 
-def _direct_tables(energies, mu, delta_n, kt, slots):
-    """Kernel tables evaluated at every (bin, μ) point."""
-    for block in _blocks(mu.size, 4 * slots * energies.size):
-        zeta = energies[:, None] - mu[None, block] - 1j * delta_n
-        yield block, (k_series(zeta, kt, slots - 1), lambda_series(zeta, kt, slots - 1),
-                      _lambda_12(zeta, kt))
+def evaluate_channel(tree: CellTree, channel: int, delta_c: float, mu: np.ndarray,
+                     kt: float, density_only: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sums of one channel at one temperature over all ``mu``. Local, no communication.
+
+    Returns sym (3, 4, n_mu) (a = 0, 1, 2 × the SYMMETRIC components), hall (3, n_mu) and
+    density (n_mu). With ``density_only`` (occupation stores: one component, the density
+    weight) only the density is formed.
+    """
+    mu = np.asarray(mu, dtype=float)
+    sym, hall, dens = np.zeros((3, len(SYMMETRIC), mu.size)), np.zeros((3, mu.size)), \
+        np.zeros(mu.size)
+    radius = delta_c + math.pi * kt
+    (rows, anchors, mus), resid = _all_pairs(tree, mu, radius)
+    if rows.size == 0:
+        return sym, hall, dens
+    order = np.argsort(anchors, kind="stable")
+    data = tree.channel(channel)  # (cells, comp, slots)
+    slots = data.shape[-1]
+    n_shift = _shift_order(resid[mus], radius)
+    half = tree.lattice.h / 2
+    for c0 in range(0, order.size, _PAIR_CHUNK):
+        sel = order[c0 : c0 + _PAIR_CHUNK]
+        uniq, inv = np.unique(anchors[sel], return_inverse=True)
+        base = kernel_table(uniq * half - 1j * delta_c, kt, slots - 1 + n_shift,
+                            not density_only)
+        table = base[inv, :, :slots]
+        powers = _powers(-resid[mus[sel]], n_shift)
+        for s in range(1, n_shift + 1):
+            table += base[inv, :, s : s + slots] * powers[s][:, None, None]
+        coeff, m = data[rows[sel]], mus[sel]
+        if density_only:
+            _accumulate(dens[None, None], m, coeff[:, :1], table[:, 3:4], True)
+            continue
+        _accumulate(sym, m, coeff[:, list(SYMMETRIC)], table[:, ROWS_K], False)
+        _accumulate(hall[:, None], m, coeff[:, HALL : HALL + 1], table[:, ROWS_HALL], True)
+        _accumulate(dens[None, None], m, coeff[:, DENSITY : DENSITY + 1], table[:, 3:4], True)
+    return sym, hall, dens
+
+
+def evaluate_points(points: tuple[np.ndarray, np.ndarray], delta_c: float, mu: np.ndarray,
+                    kt: float, density_only: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sums of a channel's point masses (points.py) over all ``mu``; as evaluate_channel.
+
+    ``points`` = (energies (n_p,), moments (n_p, comp, slots) about those energies). Exact:
+    the kernels are evaluated at the points themselves, no cover. Local.
+    """
+    energies, moments = points
+    sym, hall, dens = np.zeros((3, len(SYMMETRIC), mu.size)), np.zeros((3, mu.size)), \
+        np.zeros(mu.size)
+    if energies.size == 0:
+        return sym, hall, dens
+    sym_c, hall_c = list(SYMMETRIC), [HALL]
+    for energy, c in zip(energies, moments, strict=True):  # a few points per channel
+        table = kernel_table(energy - mu - 1j * delta_c, kt, c.shape[-1] - 1, not density_only)
+        dens += np.einsum("q,mq->m", c[DENSITY if not density_only else 0], table[:, 3]).imag
+        if not density_only:
+            sym += np.einsum("cq,maq->acm", c[sym_c], table[:, ROWS_K]).real
+            hall += np.einsum("cq,maq->am", c[hall_c], table[:, ROWS_HALL]).imag
+    return sym, hall, dens
+
+
+def _accumulate(acc: np.ndarray, mus: np.ndarray, coeff: np.ndarray, table: np.ndarray,
+                imaginary: bool) -> None:
+    """acc[a, c, μ] += Re or Im Σ_q coeff[p, c, q] table[p, a, q] over pairs p of each μ.
+
+    In real arithmetic: Re(xy) = x'y' − x''y'', Im(xy) = x'y'' + x''y'.
+    """
+    if imaginary:
+        lhs = np.concatenate([coeff.real, coeff.imag], axis=2)
+        rhs = np.concatenate([table.imag, table.real], axis=2)
+    else:
+        lhs = np.concatenate([coeff.real, -coeff.imag], axis=2)
+        rhs = np.concatenate([table.real, table.imag], axis=2)
+    val = np.einsum("paq,pcq->pac", rhs, lhs)  # (pairs, n_a, n_c)
+    n_ac = acc.shape[0] * acc.shape[1]
+    flat = (mus[:, None] * n_ac + np.arange(n_ac)[None, :]).ravel()
+    total = np.bincount(flat, weights=val.ravel(), minlength=acc.shape[2] * n_ac)
+    acc += total.reshape(acc.shape[2], acc.shape[0], acc.shape[1]).transpose(1, 2, 0)
+
+
+def _powers(r: np.ndarray, order: int) -> np.ndarray:
+    """(order+1, n) array of r^s/s!."""
+    out = np.empty((order + 1, r.size))
+    out[0] = 1.0
+    for s in range(1, order + 1):
+        out[s] = out[s - 1] * r / s
+    return out

@@ -1,0 +1,139 @@
+"""Streaming evaluation (transport/stream.py, io/sweep_file.py): failure, stop and resume.
+
+A signal during the evaluation must checkpoint the finished units (their data stay in the
+partial result file) and exit with status 3; the rerun, on another rank count, continues
+and gives the same file as an uninterrupted run. A unit failing on one rank stops every
+rank with one message (no hang).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+from runner import HALDANE_MODEL, REPO, _clean_env, qgt
+from test_restart import KEYS, _rank_pids, _same
+
+from qgt_mpi.parallel import CollectiveError
+from qgt_mpi.transport.stream import MemorySink, run_units, sweep_units
+
+DECK = HALDANE_MODEL + """
+[kgrid]
+size = [12, 12]
+[sweep]
+temperature = {start = 0.5, stop = 30.0, num = 300, spacing = "log"}
+mu = {start = -3.0, stop = 3.0, num = 41}
+delta = [0.05]
+[output]
+kresolved = true
+[run]
+progress_percent = 1
+"""
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        out = {k: f["transport"][k][()] for k in KEYS}
+        out.update({k: f["kgrid"][k][()] for k in ("energies", "berry_curvature", "metric")})
+        return out
+
+
+@pytest.mark.parametrize("how", ["term", "kill9"])
+def test_stop_during_evaluation_resumes_on_other_rank_count(tmp_path, how):
+    """SIGTERM to every rank, or kill -9 of one rank with checkpoints every round."""
+    deck = tmp_path / "deck.toml"
+    deck.write_text(DECK)
+    ref = tmp_path / "ref.h5"
+    assert qgt(["run", str(deck), "-o", str(ref)], np=2).returncode == 0
+    out = tmp_path / "out.h5"
+    cmd = ["mpirun", "--quiet", "-n", "3", sys.executable, "-m", "qgt_mpi", "run", str(deck),
+           "-o", str(out)] + (["--checkpoint-interval", "0"] if how == "kill9" else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_clean_env(), cwd=REPO)
+    wanted, seen = int(np.random.default_rng().integers(2, 8)), 0
+    for line in proc.stdout:
+        seen += "evaluation" in line
+        if seen >= wanted:
+            break
+    pids = _rank_pids(str(out))
+    for pid in pids if how == "term" else pids[-1:]:
+        os.kill(pid, signal.SIGTERM if how == "term" else signal.SIGKILL)
+    log = proc.stdout.read()
+    status = proc.wait(timeout=120)
+    assert status == 3 if how == "term" else status != 0, log
+    ckpt = Path(str(out) + ".checkpoint.h5")
+    with h5py.File(ckpt, "r") as f:
+        done = f["state/sweep_done"][()].astype(bool)
+    assert 0 < done.sum() < done.size
+    with h5py.File(str(out) + ".partial", "r") as f:  # finished units are on disk already
+        part = f["transport/sigma_xx"][()]
+    units = sweep_units(*part.shape)
+    first = units[int(np.flatnonzero(done)[0])]
+    assert np.all(np.isfinite(part[first[2], first[0], first[1]]))
+    proc = qgt(["run", str(deck), "-o", str(out)], np=2)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resuming from checkpoint" in proc.stdout
+    assert not ckpt.exists() and not Path(str(out) + ".partial").exists()
+    _same(_read(ref), _read(out))
+
+
+def test_units_do_not_depend_on_ranks_and_are_bounded():
+    """The unit layout is a function of the sweep only, with at most MAX_UNIT_POINTS each."""
+    from qgt_mpi.transport.stream import MAX_UNIT_POINTS, MIN_UNITS
+
+    units = sweep_units(1000, 1, 10_000)
+    assert len(units) == 10_000 and all(u[2] == slice(0, 1000) for u in units)
+    units = sweep_units(300_000, 2, 1)
+    assert max(u[2].stop - u[2].start for u in units) <= MAX_UNIT_POINTS
+    assert len(sweep_units(281, 1, 1)) == MIN_UNITS
+    covered = np.zeros((300_000, 2), int)
+    for d, _t, sl in units:
+        covered[sl, d] += 1
+    assert np.all(covered == 1)
+
+
+def _failing(rank_to_fail: int, unit_to_fail: int):
+    def evaluate(unit):
+        if MPI.COMM_WORLD.rank == rank_to_fail and unit[1] == unit_to_fail:
+            raise ValueError("kernel table broke")
+        return {"x": np.full(unit[2].stop - unit[2].start, float(unit[1]))}
+    return evaluate
+
+
+@pytest.mark.mpi
+def test_unit_failure_on_one_rank_stops_every_rank():
+    """The last rank fails in its second unit: every rank raises the same error."""
+    comm = MPI.COMM_WORLD
+    units = sweep_units(5, 1, 4 * comm.size)
+    sink = MemorySink((5, 1, 4 * comm.size))
+    fail_unit = units[comm.size + comm.size - 1][1]  # the last rank's second unit
+    import logging
+
+    with pytest.raises(CollectiveError) as err:
+        run_units(comm, _failing(comm.size - 1, fail_unit), units, list(range(len(units))),
+                  sink, logging.getLogger("test"))
+    assert "kernel table broke" in str(err.value) and err.value.status == 1
+    assert err.value.origin == comm.size - 1
+
+
+@pytest.mark.mpi
+def test_streamed_units_cover_the_sweep_once():
+    """Every (μ, δ, T) is computed by exactly one rank; result same on every rank."""
+    comm = MPI.COMM_WORLD
+    units = sweep_units(7, 2, 3)
+    sink = MemorySink((7, 2, 3))
+    import logging
+
+    run_units(comm, lambda u: {"x": np.full(u[2].stop - u[2].start, 1.0 + u[0] + 10 * u[1])},
+              units, list(range(len(units))), sink, logging.getLogger("test"))
+    got = sink.result(comm)["x"]
+    expect = 1.0 + np.arange(2)[None, :, None] + 10 * np.arange(3)[None, None, :]
+    assert np.array_equal(got, np.broadcast_to(expect, (7, 2, 3)))
+    assert sum(len(p) for p in comm.allgather(sink.local)) == len(units)
