@@ -127,7 +127,7 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         with timers.phase("reduce+evaluate"):
             transport, geometry = finish(comm, job, config.degeneracy, config.sweep, stop,
                                          saver.save_units)
-    diagnostics.check_window(log, job, geometry)
+    diagnostics.check_window(log, job, geometry, transport.get("mu"))  # solved μ(ν, T) if any
     superfluid = _superfluid(comm, config, model, timers, log,
                              geometry if is_windowed(solver) else None)
     result = _result(comm, config, job, delta, transport, geometry, timers, log, mem_est)
