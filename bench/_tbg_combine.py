@@ -38,6 +38,9 @@ def read_run(path: Path) -> dict[str, np.ndarray]:
         out["delta"] = t["delta"][()][:, 0]
         out["band_min"] = f["bands/min"][()]
         out["band_max"] = f["bands/max"][()]
+        if "kgrid/energies" in f:  # k-resolved output: band means over the grid
+            e = f["kgrid/energies"][()]
+            out["band_mean"] = e.reshape(-1, e.shape[-1]).mean(axis=0)
         out["degeneracy"] = float(f.attrs["degeneracy"])
     return out
 

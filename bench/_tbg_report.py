@@ -21,6 +21,21 @@ LABELS = {"bm_m0": "BM 1.05°, no mass", "bm_m10": "BM 1.05°, mass 10 meV",
           "atom_flat": "same, flattened"}
 
 
+def heikes(nu: np.ndarray, states: int) -> np.ndarray:
+    """Entropy (Heikes) thermopower [μV/K] of ``states`` degenerate levels per cell.
+
+    states = 8: all flat bands as one level, −(k_B/e) ln((4 − ν)/(4 + ν)) (k_BT ≫ W).
+    states = 4: two levels (lower and upper flat band, 4 flavours each) with δ ≪ k_BT ≪ Δ:
+    the partly filled level has filling f = (ν + 4)/4 (ν < 0) or ν/4 (ν > 0).
+    """
+    if states == 8:
+        f = (nu + 4.0) / 8.0
+    else:
+        f = np.where(nu < 0, (nu + 4.0) / 4.0, nu / 4.0)
+    with np.errstate(divide="ignore"):
+        return -KB_OVER_E_UV * np.log((1.0 - f) / f)
+
+
 def _at(nu: np.ndarray, value: float) -> int:
     return int(np.argmin(np.abs(nu - value)))
 
@@ -75,6 +90,12 @@ def figure(part: str, nu, temps, cases: dict) -> None:
         for v, ls in ((LN2, ":"), (KB_OVER_E_UV, "-.")):
             for sgn in (1, -1):
                 ax_t.axhline(sgn * v, color="0.4", lw=0.6, ls=ls)
+        ax_t.plot(nu, heikes(nu, 8), color="0.5", lw=2.5, alpha=0.4,
+                  label="k_BT ≫ W: −(k_B/e) ln((4−ν)/(4+ν))")
+        if flat is not None:
+            ax_t.plot(nu, heikes(nu, 4), color="k", lw=0.7, alpha=0.6,
+                      label="one flat level: −(k_B/e) ln((1−f)/f)")
+        ax_t.legend(fontsize=6, frameon=False, loc="upper left")
         title = LABELS[disp] + ("" if flat is None else "; dashed: flattened")
         ax_s.set_title(title, fontsize=8)
         ax_t.set_title("S_xx; dotted ±(k_B/e) ln 2, dash-dot ±k_B/e", fontsize=8)
@@ -83,7 +104,7 @@ def figure(part: str, nu, temps, cases: dict) -> None:
         ax_t.set_ylim(-200, 200)
         ax_s.legend(fontsize=6, frameon=False, ncol=2)
         for ax in (ax_s, ax_t):
-            ax.set_xlabel("filling ν (electrons per moiré cell from neutrality)")
+            ax.set_xlabel("ν (electrons per moiré cell from neutrality)")
             ax.set_xticks(range(-4, 5))
     OUT.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT / f"tbg_transport_{part}.png", dpi=200)
