@@ -44,9 +44,10 @@ def table(part: str, nu, temps, deltas, cases: dict) -> None:
     """Print the markdown tables of one part (δ = 0.2 meV, then the δ dependence at 10 K)."""
     picks = [_at(nu, v) for v in (-3.0, -2.0, -1.0, 1.0, 2.0, 3.0)]
     print(f"\n{part}: δ = {deltas[I_DELTA]} meV; σ in e²/h with all flavours, S in μV/K")
-    print("| case | T [K] | σ_xx (ν = −2) | geometric share | max \\|σ_xy\\| | max \\|S_xx\\| "
-          "(at ν) | S_xx at ν = −3, −2, −1, +1, +2, +3 | S = 0 at ν |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| case | T [K] | σ_xx (ν = −2) | geometric share | L/L_0 (ν = −2) | max \\|σ_xy\\|, "
+          "\\|S_xy\\| | max \\|S_xx\\| (at ν) | S_xx at ν = −3, −2, −1, +1, +2, +3 | "
+          "S = 0 at ν |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, c in cases.items():
         for i, t in enumerate(temps):
             s = c["seebeck_xx"][:, I_DELTA, i]
@@ -54,8 +55,10 @@ def table(part: str, nu, temps, deltas, cases: dict) -> None:
             sxx = c["sigma_xx"][:, I_DELTA, i]
             geo = c["sigma_xx_geometric"][picks[1], I_DELTA, i] / sxx[picks[1]]
             zeros = ", ".join(f"{z:+.2f}" for z in sign_changes(nu, s))
-            print(f"| {name} | {t:g} | {sxx[picks[1]]:.3g} | {geo:.3f} | "
-                  f"{np.max(np.abs(c['sigma_xy'][:, I_DELTA, i])):.1e} | {abs(s[j]):.1f} "
+            lorenz = c["kappa_xx_full"][picks[1], I_DELTA, i] / sxx[picks[1]]
+            xy = [np.max(np.abs(c[k][:, I_DELTA, i])) for k in ("sigma_xy", "seebeck_xy")]
+            print(f"| {name} | {t:g} | {sxx[picks[1]]:.3g} | {geo:.3f} | {lorenz:.3f} | "
+                  f"{xy[0]:.0e}, {xy[1]:.0e} | {abs(s[j]):.1f} "
                   f"({nu[j]:+.1f}) | {', '.join(f'{s[p]:.1f}' for p in picks)} | {zeros} |")
     print("\n| case | δ [meV] | σ_xx (ν = −2, 10 K) | max \\|S_xx\\| at 10 K (at ν) | "
           "S_xx (ν = −2, 10 K) |")
@@ -92,7 +95,7 @@ def figure(part: str, nu, temps, cases: dict) -> None:
                 ax_t.axhline(sgn * v, color="0.4", lw=0.6, ls=ls)
         ax_t.plot(nu, heikes(nu, 8), color="0.5", lw=2.5, alpha=0.4,
                   label="k_BT ≫ W: −(k_B/e) ln((4−ν)/(4+ν))")
-        if flat is not None:
+        if flat is not None and part == "continuum":  # two levels Δ ≫ δ apart
             ax_t.plot(nu, heikes(nu, 4), color="k", lw=0.7, alpha=0.6,
                       label="one flat level: −(k_B/e) ln((1−f)/f)")
         ax_t.legend(fontsize=6, frameon=False, loc="upper left")
@@ -104,7 +107,7 @@ def figure(part: str, nu, temps, cases: dict) -> None:
         ax_t.set_ylim(-200, 200)
         ax_s.legend(fontsize=6, frameon=False, ncol=2)
         for ax in (ax_s, ax_t):
-            ax.set_xlabel("ν (electrons per moiré cell from neutrality)")
+            ax.set_xlabel("ν (electrons per moiré cell)")
             ax.set_xticks(range(-4, 5))
     OUT.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT / f"tbg_transport_{part}.png", dpi=200)
