@@ -72,8 +72,11 @@ def table(part: str, nu, temps, deltas, cases: dict) -> None:
                   f"{abs(s[j]):.1f} ({nu[j]:+.1f}) | {s[picks[1]]:.1f} |")
 
 
-def figure(part: str, nu, temps, cases: dict) -> None:
-    """σ_xx (total and geometric) and S_xx versus ν; solid dispersive, dashed flattened."""
+def figure(part: str, nu, temps, cases: dict, suffix: str = "") -> None:
+    """σ_xx (total and geometric) and S_xx versus ν; solid dispersive, dashed flattened.
+
+    Written to docs/figures/tbg/tbg_transport_<part><suffix>.png.
+    """
     rows = ROWS[part]
     fig, axes = plt.subplots(len(rows), 2, figsize=(7.0, 2.7 * len(rows)),
                              constrained_layout=True, squeeze=False)
@@ -110,5 +113,5 @@ def figure(part: str, nu, temps, cases: dict) -> None:
             ax.set_xlabel("ν (electrons per moiré cell)")
             ax.set_xticks(range(-4, 5))
     OUT.mkdir(parents=True, exist_ok=True)
-    fig.savefig(OUT / f"tbg_transport_{part}.png", dpi=200)
+    fig.savefig(OUT / f"tbg_transport_{part}{suffix}.png", dpi=200)
     plt.close(fig)

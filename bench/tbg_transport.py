@@ -27,8 +27,8 @@ Cases (theory §2.5, §2.6; SPEC §2.5, §2.6):
 Valley runs are added as Onsager tensors (``_tbg_combine.combine``). Writes
 docs/figures/tbg/tbg_transport_{continuum,atomistic}.png and prints markdown tables. Run:
 
-    .venv/bin/python bench/tbg_transport.py continuum      # ≈ 2 min (6 runs)
-    .venv/bin/python bench/tbg_transport.py atomistic      # ≈ 6–8 min (2 runs of 9×9)
+    .venv/bin/python bench/tbg_transport.py continuum      # 6 runs, 40–100 s (shared machine)
+    .venv/bin/python bench/tbg_transport.py atomistic      # 2 runs of 9×9, ≈ 10 min at load 5–8
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ def main() -> None:
         else:
             cases = atomistic(work, a.grid or 9)
     table(a.part, NU, TEMPS, DELTAS, cases)
-    figure(a.part, NU, TEMPS, cases)
+    default = a.grid is None or a.grid == (18 if a.part == "continuum" else 9)
+    figure(a.part, NU, TEMPS, cases, "" if default else f"_{a.grid}x{a.grid}")
 
 
 if __name__ == "__main__":
