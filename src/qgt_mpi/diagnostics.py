@@ -147,12 +147,14 @@ def window_isolated(geometry: dict) -> bool:
     return bool(geometry["band_min"].min() > below and geometry["band_max"].max() < above)
 
 
-def check_window(log, job, geometry: dict) -> None:  # job: kpass.KPass
+def check_window(log, job, geometry: dict, mu: np.ndarray | None = None) -> None:
     """Warn when μ leaves the window's energy range or nears outside bands (theory §5).
 
     The far-off-resonance limit of the pairs with outside bands needs μ among the window
     bands: elsewhere (e.g. in a gap above the window) the Lorentzian tails of the outside
     bands, which the window does not hold, are as large as those of the window bands.
+    ``mu`` [meV]: the chemical potentials actually used (the solved μ(ν, T) of a fixed-filling
+    sweep); default the sweep's μ axis. ``job`` is a kpass.KPass.
     """
     if not is_windowed(job.solver):
         return
@@ -165,14 +167,14 @@ def check_window(log, job, geometry: dict) -> None:  # job: kpass.KPass
                     "(choose nev to hold whole isolated band groups)",
                     geometry["band_min"].min(), geometry["band_max"].max(), below, above)
     s = job.sums
+    mu = np.asarray(s.mu if mu is None else mu, dtype=float)
     reach = 10.0 * (float(s.delta.max()) + np.pi * K_B_MEV_PER_K * float(s.temperature.max()))
     lo, hi = float(geometry["band_min"].min()), float(geometry["band_max"].max())
-    if s.mu.min() < lo or s.mu.max() > hi or s.mu.min() - reach < below \
-            or s.mu.max() + reach > above:
+    if mu.min() < lo or mu.max() > hi or mu.min() - reach < below or mu.max() + reach > above:
         log.warning("mu %.6g .. %.6g meV leaves the window bands (%.6g .. %.6g meV) or comes "
                     "within 10 (delta + pi k_B T) = %.3g meV of bands outside it (%.6g, %.6g "
                     "meV): bands outside the window are then not negligible; widen the window "
-                    "(solver.nev)", s.mu.min(), s.mu.max(), lo, hi, reach, below, above)
+                    "(solver.nev)", mu.min(), mu.max(), lo, hi, reach, below, above)
     if s.chern_below is None:
         log.info("sigma_xy excludes the filled bands below the window (solver.chern_below "
                  "not given)")

@@ -128,8 +128,10 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
         with timers.phase("reduce+evaluate"):
-            geometry, counts = finish_streamed(comm, job, config, output, log, saver, stop)
+            geometry, counts, mu_used = finish_streamed(comm, job, config, output, log,
+                                                        saver, stop)
     try:  # the partial file holds the streamed sweep: removed on any later failure
+        diagnostics.check_window(log, job, geometry, mu_used)  # solved μ(ν, T) if any
         _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
                   (path, done, restored))
     except BaseException:
@@ -144,7 +146,6 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
 def _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
               restart_state) -> None:
     """After the evaluation: superfluid weight, file contents, the final write. Collective."""
-    diagnostics.check_window(log, job, geometry)
     superfluid = _superfluid(comm, config, job.model, timers, log,
                              geometry if is_windowed(job.solver) else None)
     result = _result(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,

@@ -17,7 +17,7 @@ from mpi4py import MPI
 
 from qgt_mpi.diagnostics import UNDEFINED_IF_NO_SIGMA, flag_undefined
 from qgt_mpi.io.sweep_file import FileSink
-from qgt_mpi.parallel import allreduce_array, broadcast
+from qgt_mpi.parallel import allreduce_array, allreduce_max, allreduce_min, broadcast
 from qgt_mpi.parallel.errors import CollectiveError, collective
 from qgt_mpi.transport.accumulate import ReducedSums, TransportSums
 from qgt_mpi.transport.filling import check_filling, solve_mu
@@ -53,6 +53,7 @@ class SweepEvaluation:
         self.shape = (n_first, len(sums.delta), sums.temperature.size)
         self.units = sweep_units(*self.shape)
         self.per_band = sums.occ_bands.size == sums.delta.shape[1]
+        self.mu_range = [np.inf, -np.inf]  # of the μ solved here (fixed filling)
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype, dict[str, object]]]:
         """Streamed /transport datasets: name → (shape, dtype, attrs)."""
@@ -80,6 +81,7 @@ class SweepEvaluation:
             mu = s.mu[sl]
         else:
             mu = solve_mu(self.reduced, i_d, i_t, self.filling[sl], self.bands)
+            self.mu_range = [min(self.mu_range[0], mu.min()), max(self.mu_range[1], mu.max())]
         sym, hall, occ = self.reduced.point(i_d, i_t, mu)
         temperature = s.temperature[i_t : i_t + 1]
         hall = hall[..., None] / self.norm
@@ -164,7 +166,8 @@ def finish_streamed(comm: MPI.Comm, job, config, output: str, log: logging.Logge
 
     Collective. A stop signal (or the checkpoint interval) checkpoints the finished units,
     whose data stay in the partial file; a stop raises status 3. Any other failure removes
-    the partial file. Returns (geometry, undefined counts); the observables are in the file.
+    the partial file. Returns (geometry, undefined counts, the lowest and highest solved μ of
+    a fixed-filling sweep or None); the observables are in the file.
     """
     with collective(comm):
         geometry = job.geometry.finish(comm, job.nk, job.model.cell_area)
@@ -198,7 +201,12 @@ def finish_streamed(comm: MPI.Comm, job, config, output: str, log: logging.Logge
         raise
     counts.update(_resumed_counts(comm, sink, resume and sink.resumed))
     sink.close()
-    return geometry, counts
+    mu_used = None
+    if evaluation.filling is not None:
+        lo, hi = evaluation.mu_range
+        mu_used = np.array([allreduce_min(comm, lo), allreduce_max(comm, hi)])
+        mu_used = mu_used if np.all(np.isfinite(mu_used)) else None
+    return geometry, counts, mu_used
 
 
 def _resumed_counts(comm: MPI.Comm, sink, resumed: bool) -> dict[str, int]:

@@ -21,6 +21,7 @@ from qgt_mpi.transport.binning import P_BIN
 from qgt_mpi.transport.lattice import ETA_CELL, truncation_bound
 from qgt_mpi.transport.observables import BAND_UNITS, LONG_NAMES, UNITS
 
+MAX_ATTR_BYTES = 32768  # /model positions as an attribute up to 2048 orbitals (HDF5: < 64 KiB)
 SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature"]
 
 
@@ -55,7 +56,10 @@ def _model_attrs(model, config: RunConfig) -> dict[str, object]:
     for key, value in model.describe().items():
         out[key] = value if isinstance(value, int | float | str | bool | np.number) else str(value)
     out["lattice"] = np.asarray(model.lattice, dtype=float)
-    out["positions"] = np.asarray(model.positions, dtype=float)
+    positions = np.asarray(model.positions, dtype=float)
+    out["positions"] = positions if positions.nbytes <= MAX_ATTR_BYTES else (
+        f"not stored: {len(positions)} orbitals (an HDF5 attribute holds at most 64 KiB); "
+        "rebuild the model from input_text or save it with qgt-mpi model save")
     out["cell_area"] = float(model.cell_area)
     if config.model.flatten is not None:
         out["flatten_gap_meV"] = config.model.flatten.gap
