@@ -25,7 +25,6 @@ from qgt_mpi.driver import compute
 from qgt_mpi.kernels.hall_moments import entropy
 from qgt_mpi.models import build_model
 from qgt_mpi.plot.style import new_figure, save
-from qgt_mpi.transport.filling import finish_filling
 
 GAP, DELTA, GRID = 0.5, 0.01, 24
 FILLINGS = np.array([0.25, 0.5, 0.75])
@@ -37,10 +36,8 @@ def run() -> dict[str, np.ndarray]:
     """Observables at fixed filling, arrays (n_ν, n_T)."""
     model = build_model("haldane", {"t1": 1.0, "t2": 0.3, "mass": 0.0, "phi": math.pi / 2},
                         {"gap": GAP, "range": math.inf, "nfine": 48})
-    job, _, _ = compute(MPI.COMM_SELF, model, (GRID, GRID), TEMPS, np.array([-GAP / 2]),
-                        np.array([[DELTA, DELTA]]))
-    out = finish_filling(job.sums, MPI.COMM_SELF, job.nk * model.cell_area, 1.0, FILLINGS / 2,
-                         [0, 1])
+    _, out, _ = compute(MPI.COMM_SELF, model, (GRID, GRID), TEMPS, np.array([-GAP / 2]),
+                        np.array([[DELTA, DELTA]]), filling=FILLINGS / 2, filling_bands=[0, 1])
     return {k: v[:, 0] for k, v in out.items() if v.ndim >= 3}
 
 

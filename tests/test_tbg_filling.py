@@ -19,7 +19,6 @@ from qgt_mpi.driver import compute
 from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.solvers.flat import FlatBands
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
-from qgt_mpi.transport.filling import finish_filling
 
 SELF = MPI.COMM_SELF
 GRID = (6, 6)
@@ -32,10 +31,10 @@ def _filling_run(valley: int, flatten=None):
     solver = SlepcSolver(WindowOptions(nev=2, target=0.0), SELF)
     if flatten is not None:
         solver = FlatBands(solver, flatten)
-    job, _, geo = compute(SELF, model, GRID, np.array([5.0, 20.0]), np.array([0.0]),
-                          np.full((1, 2), 0.2), solver=solver,
-                          window={"delta_out": np.array([0.2]), "chern_below": 0})
-    out = finish_filling(job.sums, SELF, job.nk * model.cell_area, 2.0, FILLING, [0, 1])
+    _, out, geo = compute(SELF, model, GRID, np.array([5.0, 20.0]), np.array([0.0]),
+                          np.full((1, 2), 0.2), 2.0, solver=solver,
+                          window={"delta_out": np.array([0.2]), "chern_below": 0},
+                          filling=FILLING, filling_bands=[0, 1])
     return out, geo
 
 

@@ -102,7 +102,7 @@ def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, 
     """
     windowed = is_windowed(job.solver)
     n1, n2 = (min(n, 2 if windowed else _SAMPLE_GRID) for n in job.grid)
-    n = 2 if windowed else n1 * n2
+    n = min(n1 * n2, 2) if windowed else n1 * n2
     sample = make_job(MPI.COMM_SELF, job.model, (n1, n2), sweep.temperature, sweep.mu,
                       job.sums.delta, n, False, job.solver, window, bands)
     t0 = time.process_time()

@@ -125,7 +125,7 @@ def sample_cells(job, n: int = 24) -> float:
 
     windowed = is_windowed(job.solver)
     n1, n2 = (min(m, 2 if windowed else n) for m in job.grid)
-    k = kgrid_points(job.model.reciprocal, n1, n2, 0, n1 * n2 if not windowed else 2)
+    k = kgrid_points(job.model.reciprocal, n1, n2, 0, min(n1 * n2, 2) if windowed else n1 * n2)
     energies = serial_copy(job.solver).solve(job.model, k, velocities=False).energies
     energies = energies[np.all(np.isfinite(energies), axis=1)]  # the k-pass reports NaN
     return expected_cells(job.sums.lattice, energies, job.nk) if energies.size else 0.0
