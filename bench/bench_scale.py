@@ -124,7 +124,7 @@ def _cases(tmp: Path, args) -> list[list[str]]:
             sweep = {**one_t, "temperature": {"start": 1.0, "stop": 300.0, "num": nt}
                      if nt > 1 else [1.0]}
             rows.append(_row(tmp, f"random{norb}_{nt}T", _model_file(tmp, norb), 48, sweep,
-                             f"281mu x {nt}T", npr, 2**21 // norb**2))
+                             f"281mu x {nt}T", npr, min(4096, 2**21 // norb**2)))
         rows.append(_row(tmp, "haldane_t1=2700_24", HALDANE_EV, 24,
                          {"temperature": [1.0], "delta": [0.01], "mu": [0.0]}, "1 point", npr))
     if "ev" in args.cases:
@@ -137,7 +137,7 @@ def _cases(tmp: Path, args) -> list[list[str]]:
         for norb in (16, 32, 64):
             sweep = {**one_t, "temperature": {"start": 1.0, "stop": 300.0, "num": 50}}
             rows.append(_row(tmp, f"random{norb}", _model_file(tmp, norb), 100, sweep,
-                             "281mu x 50T", npr, 2**21 // norb**2))
+                             "281mu x 50T", npr, min(4096, 2**21 // norb**2)))
     if "peer" in args.cases:  # qgt_mpi side of the WannierBerri comparison (§3)
         sweep = {"temperature": [10.0], "delta": [0.05],
                  "mu": {"start": -4.0, "stop": 4.0, "num": 281}}

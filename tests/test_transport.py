@@ -56,7 +56,7 @@ def _binned(eps, prod, delta, mu, temps):
     sym = np.zeros((3, 4, len(mu), len(temps)))
     hall = np.zeros((3, len(mu), len(temps)))
     for t in range(len(temps)):
-        s, h, _ = reduced.point(0, t, np.asarray(mu))
+        s, h, *_ = reduced.point(0, t, np.asarray(mu))
         sym[..., t], hall[..., t] = s, h
     return sym, hall
 

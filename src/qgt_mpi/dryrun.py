@@ -28,6 +28,7 @@ from qgt_mpi.transport.estimate import expected_pairs
 from qgt_mpi.transport.evaluate import cover_pairs
 
 _SAMPLE_GRID = 24  # the timed sample of a dense solver is at most a 24 x 24 grid
+_STARTUP_S = 0.7  # CPU s per rank of mpirun, MPI_Init and the HDF5 output (2-band decks)
 
 
 def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
@@ -36,6 +37,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     Collective over ``comm`` (normally run on one process); raises InputError for an
     impossible layout.
     """
+    startup = time.process_time() + _STARTUP_S  # interpreter, imports, deck; MPI and file
     with collective(comm):
         if nprocs < 1:
             raise InputError("--np", nprocs, "must be >= 1")
@@ -73,8 +75,9 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         + ", ".join(f"{k} {v:.0f}" for k, v in mem.items() if k != "total") + ")",
         f"  sample       {per_k * 1e6:.1f} us per k-point, {per_pair * 1e6:.2f} us per "
         "(cell, mu) pair of the evaluation (CPU time: idle-machine estimate)",
-        f"  estimate     k-pass {kpass:.1f} s + sweep {sweep:.1f} s = {kpass + sweep:.1f} s "
-        f"per run ({(kpass + sweep) * nprocs / 3600:.3g} core-hours)",
+        f"  estimate     start-up {startup:.1f} s + k-pass {kpass:.1f} s + sweep {sweep:.1f} s "
+        f"= {startup + kpass + sweep:.1f} s per run "
+        f"({(startup + kpass + sweep) * nprocs / 3600:.3g} core-hours)",
         "  output       none written (dry run)",
     ]
     if job.n_blocks < nprocs:
@@ -98,7 +101,8 @@ def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, 
     """Seconds per k-point, sample energies, seconds per cover pair and per (δ, T) point.
 
     The sample is one block of a coarse grid spanning the zone (its energies stand for every
-    band); the evaluation of one (δ, T) point over all μ and over one μ is timed on its tree.
+    band); the evaluation of one (δ, T) point over all μ and over one μ is timed on its tree,
+    and their difference per cover pair is the cost of a pair.
     """
     windowed = is_windowed(job.solver)
     n1, n2 = (min(n, 2 if windowed else _SAMPLE_GRID) for n in job.grid)
@@ -119,7 +123,10 @@ def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, 
 
 
 def _timed_point(reduced, i_d: int, i_t: int, mu: np.ndarray) -> tuple[float, int]:
-    """(CPU seconds, cover pairs) of one (δ, T) evaluation over ``mu`` on a sample tree."""
+    """(CPU seconds, cover pairs) of one (δ, T) evaluation over ``mu`` on a sample tree.
+
+    Occupation channels (one per band kept) cover the whole occupation tree each.
+    """
     s = reduced.sums
     t0 = time.process_time()
     reduced.point(i_d, i_t, mu)

@@ -82,13 +82,15 @@ class SweepEvaluation:
         else:
             mu = solve_mu(self.reduced, i_d, i_t, self.filling[sl], self.bands)
             self.mu_range = [min(self.mu_range[0], mu.min()), max(self.mu_range[1], mu.max())]
-        sym, hall, occ = self.reduced.point(i_d, i_t, mu)
+        sym, hall, dens, occ = self.reduced.point(i_d, i_t, mu)
         temperature = s.temperature[i_t : i_t + 1]
         hall = hall[..., None] / self.norm
         s.add_below(hall, temperature)
-        out = transport_quantities(
-            sym[..., None] / self.norm, hall, temperature, self.degeneracy,
-            None if occ is None or not self.per_band else occ[..., None] / self.reduced.n_k)
+        occupation = (occ if self.per_band else dens[None])[..., None] / self.reduced.n_k
+        out = transport_quantities(sym[..., None] / self.norm, hall, temperature,
+                                   self.degeneracy, occupation)
+        if not self.per_band:
+            del out["filling"]  # one row: the total over bands, not a band's filling
         for key in ("sigma_xx", "sigma_xy"):
             if not np.all(np.isfinite(out[key])):
                 raise FloatingPointError(f"non-finite {key} after evaluation of the kernels")

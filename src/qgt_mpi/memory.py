@@ -6,12 +6,13 @@ measurements it is calibrated on):
 * ``base``: the interpreter with numpy, scipy, mpi4py and h5py loaded, measured as this
   process's resident set size when the estimate is made;
 * ``k-pass``: one block's work arrays, per k-point 16 B × (3 N_orb² + 5 N_orb N_b + 8 N_b²
-  + N_b · 5 components · (P_BIN + 2) Taylor slots) × 1.1 (measured: 2.76 kB per k-point
-  for the two-band Haldane model against 2.46 kB counted);
+  + N_b · 5 components · (P_BIN + 2) Taylor slots) × WORK_FACTOR (calibrated on the
+  issue-9 bench decks with 2–32 bands: the arrays of a block are not all alive at once);
 * ``cells``: the moments of the adaptive energy cells (transport/binning.py): the expected
   occupied cells of the full grid (transport/estimate.py, from a sample of band energies)
-  × (channels × 6 components × N_SLOTS complex + occupation bands × N_SLOTS real), held three
-  times at the peak (the store, its reduction, the tree of re-centred ancestors);
+  × (channels × 6 components × N_SLOTS complex + occupation bands × N_SLOTS real) ×
+  CELL_COPIES (the leaves, ≈ 45 % of the tree's cells, are held as the store, its padded
+  copy and the reduced sum, then the tree; calibrated on the issue-9 bench decks);
 * ``k-resolved``: the fields of the rank's own blocks (5 N_b + 4 doubles per k-point);
 * ``sweep``: one evaluation unit (at most stream.MAX_UNIT_POINTS points; the sweep itself
   is streamed into the file): its sums, observables and masks, 357 B per point (measured
@@ -38,8 +39,9 @@ from qgt_mpi.transport.binning import N_SLOTS, NCOMP, P_BIN
 from qgt_mpi.transport.stream import MAX_UNIT_POINTS
 
 MIB = 2.0**20
-WORK_FACTOR = 1.1  # measured / counted bytes of the k-pass work arrays
+WORK_FACTOR = 0.75  # measured / counted bytes of the k-pass work arrays (2-32 bands)
 SWEEP_BYTES_PER_POINT = 357.0  # measured (see module docstring)
+CELL_COPIES = 1.0  # peak bytes of the cell moments / (tree cells × bytes per cell), measured
 
 
 def rss_mib() -> float:
@@ -68,7 +70,7 @@ def estimate_mib(*, base: float, norb: int, nbands: int, chunk: int, k_max: int,
     parts = {
         "base": base,
         "k-pass": min(chunk, max(k_max, 1)) * per_k / MIB + solve_mib,
-        "cells": 3 * cells * N_SLOTS * (16 * n_channels * NCOMP + 8 * n_occ) / MIB,
+        "cells": CELL_COPIES * cells * N_SLOTS * (16 * n_channels * NCOMP + 8 * n_occ) / MIB,
         "k-resolved": (k_max * (4 + 5 * nbands) * 8 / MIB) if kresolved else 0.0,
         "sweep": min(n_points, MAX_UNIT_POINTS) * SWEEP_BYTES_PER_POINT / MIB,
     }

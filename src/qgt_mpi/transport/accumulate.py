@@ -151,23 +151,24 @@ class ReducedSums:
         total = data[:, chans, DENSITY, 0].real.sum() if data.size else 0.0
         return round(float(total) / (DENSITY_WEIGHT * s.delta.shape[1]))
 
-    def point(self, i_d: int, i_t: int, mu: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Sums at one (δ, T) over ``mu``: symmetric (3, 4, n) and Hall (3, n) summed over
-        bands, per-band occupation (n_occ, n) or None (see TransportSums)."""
+    def point(self, i_d: int, i_t: int, mu: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Sums at one (δ, T) over ``mu``: symmetric (3, 4, n), Hall (3, n) and occupation
+        (n,) summed over bands, and the per-band occupations (n_occ, n) or None (see
+        TransportSums)."""
         s = self.sums
         kt = K_B_MEV_PER_K * float(s.temperature[i_t])
         mu = np.asarray(mu, dtype=float)
-        sym, hall = np.zeros((3, 4, mu.size)), np.zeros((3, mu.size))
+        sym, hall, dens = np.zeros((3, 4, mu.size)), np.zeros((3, mu.size)), np.zeros(mu.size)
         for ch in np.flatnonzero(s.chan_choice == i_d):
             delta = float(s.chan_delta[ch])
-            for a, b, _ in (evaluate_channel(self.tree, int(ch), delta, mu, kt),
+            for a, b, c in (evaluate_channel(self.tree, int(ch), delta, mu, kt),
                             evaluate_points(self.points[ch], delta, mu, kt)):
                 sym += a
                 hall += b
+                dens += c
         occ = None if self.occ_tree is None else np.stack([
             self.band_occupation(i_d, i_t, int(b), mu) for b in s.occ_bands])
-        return sym, hall, occ
+        return sym, hall, dens, occ
 
     def band_occupation(self, i_d: int, i_t: int, band: int, mu: np.ndarray) -> np.ndarray:
         """Σ_k n_band(k) at ``mu`` (times N_k; divide by n_k for the occupation). Local."""
