@@ -71,7 +71,7 @@ def _model_file(tmp: Path, norb: int) -> dict:
     """The random model of ``norb`` bands saved as a qgt_mpi model file; its [model] table."""
     from qgt_mpi.models.modelfile import save_model
 
-    path = tmp / f"random{norb}.h5"
+    path = tmp / f"model_random{norb}.h5"
     if not path.exists():
         save_model(random_model(norb), str(path))
     return {"kind": "model_file", "file": str(path)}

@@ -25,7 +25,7 @@ from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import DENSITY, DENSITY_WEIGHT, add_far_pairs, band_weights
 
 ETA_DEG = 0.02  # near-degenerate pairs: |z_n − z_m| < η_deg (min δ + π k_B T_min)
-BAND_OCCUPATION_MAX = 16  # per-band occupations (the `filling` output) up to this many bands
+BAND_OCCUPATION_MAX = 8  # per-band occupations (the `filling` output) up to this many bands
 _PAIR_ELEMENTS = 1 << 21  # k-points × band pairs per weight sub-batch (bounded memory)
 
 
