@@ -165,3 +165,40 @@ def test_many_bands_in_sub_batches_match_direct(monkeypatch):
     scale = np.abs(ref_s).max(axis=(2, 3), keepdims=True)
     assert np.max(np.abs(got_s - ref_s) / scale) < 1e-10
     assert np.max(np.abs(got_h - ref_h)) / np.abs(ref_h).max() < 1e-10
+
+
+def test_flat_bands_are_point_masses_and_exact():
+    """Two flat bands (energies equal to rounding on every k): evaluated as point masses
+    (points.py), not through the tree, and equal to the direct closed forms to 1e-10 at μ
+    inside, between and outside the bands, from 0.1 K to 300 K."""
+    from qgt_mpi.transport.accumulate import TransportSums
+
+    rng = np.random.default_rng(4)
+    nk = 200
+    eps = np.array([-0.25, 0.25])[None, :] * (1 + 1e-16 * rng.normal(size=(nk, 2)))
+    v = rng.normal(size=(2, nk, 2, 2)) + 1j * rng.normal(size=(2, nk, 2, 2))
+    prod = pair_products(v + v.conj().swapaxes(-1, -2))
+    delta = np.array([0.01, 0.01])
+    mu, temps = np.linspace(-0.5, 0.5, 11), [0.1, 3.0, 300.0]
+    sums = TransportSums(np.asarray(temps), mu, delta[None])
+    sums.add(eps, prod)
+    reduced = sums.reduce(MPI.COMM_SELF)
+    assert reduced.points[0][0].size == 2 and reduced.n_cells == 0
+    assert reduced.points[0][1].shape[-1] <= 3  # orders 0..2 only
+    ref_s, ref_h = _direct(eps, prod, delta, mu, temps)
+    got_s, got_h = _binned(eps, prod, delta, mu, temps)
+    scale = np.abs(ref_s).max(axis=(2, 3), keepdims=True)
+    assert np.max(np.abs(got_s - ref_s) / scale) < 1e-10
+    assert np.max(np.abs(got_h - ref_h)) / np.abs(ref_h).max() < 1e-10
+
+
+def test_dispersive_leaves_with_one_k_point_are_not_points():
+    """A coarse grid of a dispersive band puts single k-points into leaves (zero spread):
+    they stay in the tree (a point needs ≥ N_k/2 deposits), so the cost stays that of cells."""
+    from qgt_mpi.transport.accumulate import TransportSums
+
+    eps, prod = _ev_model(nk=50)
+    sums = TransportSums(np.array([1.0]), np.array([0.0, 10.0]), np.array([[1.0] * 5]))
+    sums.add(eps, prod)
+    reduced = sums.reduce(MPI.COMM_SELF)
+    assert all(p[0].size == 0 for p in reduced.points) and reduced.n_cells > 0

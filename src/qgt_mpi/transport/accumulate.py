@@ -130,7 +130,7 @@ class ReducedSums:
         keys, data, emin, emax = cells
         self.n_k = self._k_points(data)
         self.points = split_points(sums.lattice, keys, data, emin, emax, DENSITY, self.n_k)
-        self.tree = CellTree(sums.lattice, keys, data)
+        self.tree = CellTree(sums.lattice, *_nonzero(keys, data))
         self.occ_points, self.occ_tree, self.occ_span = [], None, np.zeros((0, 2))
         if occupation is not None:
             keys, data, emin, emax = occupation
@@ -138,7 +138,7 @@ class ReducedSums:
             self.occ_span = np.array([[emin[h].min(), emax[h].max()] if h.any() else
                                       [np.nan, np.nan] for h in held.T])
             self.occ_points = split_points(sums.lattice, keys, data, emin, emax, 0, self.n_k)
-            self.occ_tree = CellTree(sums.lattice, keys, data)
+            self.occ_tree = CellTree(sums.lattice, *_nonzero(keys, data))
         self.n_cells = sum(j.size for j, _ in self.tree.levels)
 
     def _k_points(self, data: np.ndarray) -> int:
@@ -180,3 +180,9 @@ class ReducedSums:
         mu, delta = np.atleast_1d(np.asarray(mu, dtype=float)), float(s.delta[i_d, band])
         return (evaluate_channel(self.occ_tree, row, delta, mu, kt, density_only=True)[2]
                 + evaluate_points(self.occ_points[row], delta, mu, kt, density_only=True)[2])
+
+
+def _nonzero(keys: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leaves that still hold moments (point masses moved out leave empty cells)."""
+    keep = np.any(data != 0, axis=tuple(range(1, data.ndim)))
+    return keys[keep], data[keep]

@@ -22,12 +22,12 @@ import math
 
 import numpy as np
 
-from qgt_mpi.transport.lattice import EnergyLattice, decode
+from qgt_mpi.transport.lattice import P_CELL, EnergyLattice, decode
 from qgt_mpi.transport.tree import shift_matrix
 from qgt_mpi.transport.weights import DENSITY_WEIGHT
 
 POINT_SPREAD = 1e-7  # largest energy spread of a point, in units of R_min
-_ORDER_FLOOR = 1e-17  # orders whose terms are below this relative size are dropped
+_ORDER_FLOOR = 1e-16  # orders whose terms are below this relative size are dropped
 
 
 def split_points(lattice: EnergyLattice, keys: np.ndarray, data: np.ndarray,
@@ -69,8 +69,11 @@ def split_points(lattice: EnergyLattice, keys: np.ndarray, data: np.ndarray,
 
 
 def _orders(moments: np.ndarray, radius: float) -> int:
-    """Orders to keep: terms |c_q| q!/R^q below _ORDER_FLOOR of the largest are dropped."""
-    q = np.arange(moments.shape[-1])
+    """Orders to keep: at most P_CELL (the weights' own orders d ≤ N_NEAR_ORDERS < P_CELL; the
+    orders above P_CELL of a leaf are truncation remainders, ≈ 0 about ε_p), and of those
+    the ones whose terms |c_q| q!/R^q reach _ORDER_FLOOR of the largest."""
+    q = np.arange(min(moments.shape[-1], P_CELL + 1))
+    moments = moments[..., : q.size]
     scale = np.exp(np.array([math.lgamma(k + 1) for k in q]) - q * math.log(radius))
     size = np.max(np.abs(moments), axis=(0, 1)) * scale
     keep = np.flatnonzero(size > _ORDER_FLOOR * size.max()) if size.max() > 0 else [0]
