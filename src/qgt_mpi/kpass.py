@@ -61,12 +61,17 @@ class KPass:
         return block * self.chunk, min((block + 1) * self.chunk, self.nk)
 
 
+LINK_NESTED_MAX = 16  # nested groups (0, n) up to this n: each costs an n×n determinant per link
+
+
 def link_groups(nbands: int, window: bool = False) -> list[tuple[int, int]]:
-    """Band groups for link Chern numbers: each band, then each set of bands below a gap.
+    """Band groups for link Chern numbers: each band, then the bands 0..n−1 below each gap.
 
     A solver window adds the whole window (0, nbands) (for all bands that group is trivial).
+    The nested groups stop at LINK_NESTED_MAX bands (their determinants cost Σ n³ per link;
+    a group of isolated bands has the sum of their Chern numbers anyway).
     """
-    top = nbands + 1 if window else nbands
+    top = min(nbands + 1 if window else nbands, LINK_NESTED_MAX + 1)
     return [(n, n + 1) for n in range(nbands)] + [(0, n) for n in range(2, top)]
 
 

@@ -54,13 +54,15 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     return vectors[inverse.ravel()].reshape(4, i.size, *vectors.shape[1:])
 
 
-def _link(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Unimodular determinant link det(L† R)/|det(L† R)|, batched over the first axis."""
-    if left.shape[-1] == 1:  # one band: the overlap itself (no 1×1 determinants)
-        det = np.einsum("ko,ko->k", left[..., 0].conj(), right[..., 0])
-        return det / np.abs(det)
-    det = np.linalg.det(left.conj().swapaxes(-1, -2) @ right)
-    return det / np.abs(det)
+def _phases(overlap: np.ndarray, groups: list[tuple[int, int]]) -> np.ndarray:
+    """Unimodular links det(M_g)/|det(M_g)| of every group from one link's overlap matrix
+    M = V(k)† V(k + δ) of all bands (nplaq, nb, nb); (nplaq, ngroups)."""
+    out = np.empty((overlap.shape[0], len(groups)), complex)
+    diag = np.einsum("kii->ki", overlap)
+    for g, (lo, hi) in enumerate(groups):
+        det = diag[:, lo] if hi - lo == 1 else np.linalg.det(overlap[:, lo:hi, lo:hi])
+        out[:, g] = det / np.abs(det)
+    return out
 
 
 def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
@@ -87,12 +89,12 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
         return flux
     corners = _corner_vectors(model, solver, n1, n2, i, j, known)
     orient = np.sign(np.linalg.det(model.reciprocal))
-    for g, (lo, hi) in enumerate(groups):
-        block = corners[..., lo:hi]
-        loop = np.ones(i.size, complex)
-        for c in range(4):
-            loop = loop * _link(block[c], block[(c + 1) % 4])
-        flux[:, g] = -orient * np.angle(loop)
+    top = max(hi for _, hi in groups)
+    loop = np.ones((i.size, len(groups)), complex)
+    for c in range(4):  # one overlap matrix of all bands per link, shared by every group
+        left = corners[c][..., :top].conj().swapaxes(-1, -2)
+        loop *= _phases(left @ corners[(c + 1) % 4][..., :top], groups)
+    flux[:] = -orient * np.angle(loop)
     return flux
 
 
