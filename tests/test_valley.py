@@ -118,6 +118,25 @@ def test_valley_chern_numbers_with_a_mass(tbg3):
     assert per_band[0] == pytest.approx(-per_band[1])
 
 
+def test_per_band_valley_chern_numbers_match_the_continuum_model():
+    """Independent sign check: at θ = 9.43° (m = 3) with M = 40 meV the BM model (same
+    w0 = w1 = 108 meV, ħv = 522 meV·nm as the atomistic hoppings) gives C = (+1, −1) for
+    the two middle bands of its valley +1 (H = ħv σ·p). The atomistic K = (4π/3a, 0) (V = +1)
+    has the σ*·q chirality in this sublattice placement, i.e. it is the continuum's valley −1,
+    so the atomistic valley −1 must carry the continuum valley +1 numbers (theory §5.8)."""
+    from qgt_mpi.geometry.chern import chern_numbers
+    from qgt_mpi.models.bm_continuum import bm_continuum
+
+    bm = bm_continuum(theta=9.43, w0=108.0, w1=108.0, hbar_v=522.0, shells=3, mass=40.0)
+    lo = bm.norb // 2 - 1
+    continuum = chern_numbers(bm, DenseSolver(), 6, 6, [(lo, lo + 1), (lo + 1, lo + 2)])
+    model = tbg_atomistic(3, mass=40.0)
+    model = shift_energy(model, neutrality_energy(model))
+    atomistic = valley_geometry(MPI.COMM_SELF, model, tbg_basis(model), 6, 6)["chern"]
+    assert continuum == pytest.approx([1, -1], abs=1e-3)
+    assert atomistic[2:4] == pytest.approx(continuum, abs=1e-3)
+
+
 class RotatedWindow:
     """The dense solver with a random unitary mixing of the window columns at every k."""
 

@@ -63,6 +63,11 @@ class ValleyBasis:
         self.stats = {name: np.inf for name in _STATS} | {"mixing": 0.0}
         self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
+    @property
+    def solved(self) -> int:
+        """Distinct k-points solved so far (the cache size)."""
+        return len(self._cache)
+
     def solve(self, model, k: np.ndarray, velocities: bool = False) -> Eigenpairs:
         """Valley-resolved window energies and vectors of Cartesian k (nk, 2); collective over
         the pool. Raises ArithmeticError (naming k) where the valleys do not separate."""

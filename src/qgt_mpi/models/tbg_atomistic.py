@@ -186,25 +186,6 @@ def _valley_model(model: TBGAtomistic, a: np.ndarray, b: np.ndarray, d3: np.ndar
                      {"kind": "valley_operator"})
 
 
-def valley_split(model: TBGAtomistic, shift: float) -> BondModel:
-    """H + shift·V(k) as a BondModel: valley +1 moves up by ``shift`` meV, −1 down.
-
-    With ``shift`` larger than the flat-band width and smaller than the gap to remote bands, the
-    flat bands order by valley, so per-valley band groups (valley Chern numbers, valley-resolved
-    metric) are ordinary band ranges for the link code and the geometry. Exact when [H, V] = 0;
-    otherwise the eigenvectors are perturbed at O(shift·|<m|V|n>| / |ε_n − ε_m|), small because
-    the valleys mix only weakly (module doc). theory §2.6, issue 8 "Valley resolution".
-    """
-    vm = model.valley_model
-    key = model.rows[model.entry] * model.norb + model.cols[model.entry]
-    info = {**model.info, "valley_shift": float(shift)}
-    return BondModel(model.lattice, model.positions,
-                     np.concatenate([key // model.norb, vm.rows[vm.entry]]),
-                     np.concatenate([key % model.norb, vm.cols[vm.entry]]),
-                     np.concatenate([model.d, vm.d]), np.concatenate([model.t, shift * vm.t]),
-                     info, model.operators)
-
-
 def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
     """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6, issue 8).
 
