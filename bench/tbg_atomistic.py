@@ -240,6 +240,10 @@ def part_valley(m: int, grids: list[int], masses: list[float], gap_tol: float) -
             row = {"m": m, "theta": model.theta, "mass": mass, "grid": n, "e_cn": e_cn,
                    "seconds": time.perf_counter() - t0, "points": basis.solved,
                    "load": os.getloadavg()[0], **_jsonable(geo)}
+            hs = model.high_symmetry_points()  # valley −1 then +1 energies [meV]
+            levels = basis.solve(model, np.stack([hs[p] for p in ("G", "K", "M")])).energies
+            row["levels"] = dict(zip(("G", "K", "M"), levels.round(3).tolist(), strict=True))
+            print(f"  valley-resolved levels (−1, −1, +1, +1) [meV]: {row['levels']}")
             rows.append(row)
             store.write_text(json.dumps(rows, indent=1))
             _valley_row(row, gap_tol)
