@@ -47,7 +47,10 @@ class ValleyBasis:
     min_separation : smallest accepted gap between V_W eigenvalues n − 1 and n.
 
     Solved points are cached by reduced k (unwrapped), so the flux and metric passes and
-    sub-grids cost no second solve; ``stats`` holds running extremes over solved points.
+    sub-grids cost no second solve (use one adapter per model); ``stats`` holds running
+    extremes over solved points: ``min_abs_valley`` and ``valley_gap`` of the V_W
+    eigenvalues, ``band_gap_minus/plus`` between the two bands of a valley [meV], and
+    ``mixing``, the largest ‖H block between the valleys‖_F inside the window [meV].
     """
 
     name = "valley"
