@@ -6,9 +6,14 @@ only) on a coarse moiré path Γ–K–M–Γ; prints the flat-band width W, the
 bands (indirect: min over the path of the remote band minus max of the flat band; negative
 = overlap) and the smallest direct gap; the atomistic magic angle is the m of minimum W.
 Part ``bands``: bands along a finer path with the remote bands (nev = 16) at one m (figure).
-Part ``geometry``: at one m, valley Chern numbers and integrated quantum metric of the flat
-bands on an n×n moiré grid via ``driver.compute`` on ``valley_split(model, shift)`` with the
-SLEPc window of the 4 flat bands (out-of-window metric included), and the window isolation.
+Part ``geometry``: at one m, link Chern numbers and integrated quantum metric of the flat
+bands on an n×n moiré grid via ``driver.compute`` with the SLEPc window of the 4 flat bands
+(out-of-window metric included), and the window isolation.
+Part ``valley``: valley-resolved topology and metric (geometry/valley.py, theory §5.8): the
+window of the 4 states nearest E_CN split by the valley operator at every k, valley Chern
+numbers per group and per band, (1/2π)∫Tr g d²k per valley group from link distances, the
+valley separation, for each m, sublattice mass M and n×n grid (grids that divide an earlier
+one reuse its solves); rows are appended to docs/figures/tbg/atomistic_valley.json.
 Part ``perf``: wall time per k-point of the nev = 8 window with velocities and out-of-window
 metric at m (default 31), peak RSS per rank and the load average (the machine is shared).
 
@@ -20,7 +25,8 @@ Usage (one heavy process at a time; the machine has 2 cores)::
 
     .venv/bin/python bench/tbg_atomistic.py width --m 25 26 27 28 29 30 31
     .venv/bin/python bench/tbg_atomistic.py bands --m 29
-    .venv/bin/python bench/tbg_atomistic.py geometry --m 29 --grid 6 --shift 10
+    .venv/bin/python bench/tbg_atomistic.py geometry --m 29 --grid 6
+    .venv/bin/python bench/tbg_atomistic.py valley --m 27 --grid 12 6 9 --mass 0 10
     mpirun -n 2 .venv/bin/python bench/tbg_atomistic.py perf --m 31     # or without mpirun
 """
 
@@ -44,12 +50,8 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.driver import compute, window_isolated
-from qgt_mpi.models.tbg_atomistic import (
-    monolayer_dirac_energy,
-    shift_energy,
-    tbg_atomistic,
-    valley_split,
-)
+from qgt_mpi.geometry.valley import ValleyBasis, valley_geometry
+from qgt_mpi.models.tbg_atomistic import monolayer_dirac_energy, shift_energy, tbg_atomistic
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "tbg"
@@ -57,9 +59,9 @@ CACHE = OUT / "atomistic_width.json"
 PATH = ("G", "K", "M", "G")
 
 
-def neutral_model(m: int, comm: MPI.Comm = MPI.COMM_SELF):
+def neutral_model(m: int, comm: MPI.Comm = MPI.COMM_SELF, mass: float = 0.0):
     """(model with its zero at charge neutrality, E_CN [meV], K-state spread [meV])."""
-    model = tbg_atomistic(m)
+    model = tbg_atomistic(m, mass=mass)
     e_d = monolayer_dirac_energy(model.params)
     solver = SlepcSolver(WindowOptions(nev=4, target=e_d), comm)
     e = np.sort(solver.solve(model, model.dirac_point()[None], velocities=False).energies[0])
@@ -195,16 +197,15 @@ def _bands_figure(m: int, theta: float, norb: int, s, ticks, e: np.ndarray) -> N
          "energies": e.tolist()}))
 
 
-def part_geometry(m: int, grid: int, shift: float) -> None:
+def part_geometry(m: int, grid: int) -> None:
     t0 = time.perf_counter()
     model, e_cn, _ = neutral_model(m)
-    split = valley_split(model, shift)
     solver = SlepcSolver(WindowOptions(nev=4, target=0.0), MPI.COMM_SELF)
-    geo = compute(MPI.COMM_SELF, split, (grid, grid), np.array([1.0]), np.array([0.0]),
+    geo = compute(MPI.COMM_SELF, model, (grid, grid), np.array([1.0]), np.array([0.0]),
                   np.full((1, 4), 0.1), 1.0, solver=solver,
                   window={"delta_out": np.array([0.1]), "chern_below": 0})[2]
-    print(f"geometry at m = {m} (θ = {model.theta:.4f}°, E_CN = {e_cn:.2f} meV), valley "
-          f"shift {shift} meV, {grid}x{grid} grid: {time.perf_counter() - t0:.0f} s, load "
+    print(f"geometry at m = {m} (θ = {model.theta:.4f}°, E_CN = {e_cn:.2f} meV), "
+          f"{grid}x{grid} grid: {time.perf_counter() - t0:.0f} s, load "
           f"{os.getloadavg()[0]:.1f}")
     print(f"window isolated: {window_isolated(geo)}; window edges {geo['window_edges']} meV")
     print(f"band min {np.round(geo['band_min'], 2)}, max {np.round(geo['band_max'], 2)} meV")
@@ -219,6 +220,53 @@ def part_geometry(m: int, grid: int, shift: float) -> None:
           "out-of-window parts: the metric of the projector on the window)")
     print(f"(1/2π)∫Tr g d²k per band {np.round(geo['trace_integral'], 3).tolist()} "
           f"(out-of-window part of ∫g: {np.round(geo['metric_integral_out'], 4).tolist()})")
+
+
+def part_valley(m: int, grids: list[int], masses: list[float], gap_tol: float) -> None:
+    """Valley-resolved geometry of the 4 states nearest E_CN (module doc); one row per grid."""
+    store = OUT / "atomistic_valley.json"
+    rows = json.loads(store.read_text()) if store.exists() else []
+    for mass in masses:
+        model, e_cn, _ = neutral_model(m, mass=mass)
+        solver = SlepcSolver(WindowOptions(nev=4, target=0.0, pad=4), MPI.COMM_SELF)
+        basis = ValleyBasis(solver, model.valley, (0, 4))
+        for n in grids:
+            t0 = time.perf_counter()
+            try:
+                geo = valley_geometry(MPI.COMM_SELF, model, basis, n, n)
+            except Exception as exc:  # a row that says why (valleys not separated)
+                print(f"m = {m}, M = {mass}, {n}x{n}: {exc}", flush=True)
+                continue
+            row = {"m": m, "theta": model.theta, "mass": mass, "grid": n, "e_cn": e_cn,
+                   "seconds": time.perf_counter() - t0, "points": basis.solved,
+                   "load": os.getloadavg()[0], **_jsonable(geo)}
+            hs = model.high_symmetry_points()  # valley −1 then +1 energies [meV]
+            levels = basis.solve(model, np.stack([hs[p] for p in ("G", "K", "M")])).energies
+            row["levels"] = dict(zip(("G", "K", "M"), levels.round(3).tolist(), strict=True))
+            print(f"  valley-resolved levels (−1, −1, +1, +1) [meV]: {row['levels']}")
+            rows.append(row)
+            store.write_text(json.dumps(rows, indent=1))
+            _valley_row(row, gap_tol)
+
+
+def _jsonable(geo: dict) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in geo.items()}
+
+
+def _valley_row(r: dict, gap_tol: float) -> None:
+    """One markdown row: separation, valley C per group and per band, metric, time."""
+    c = np.asarray(r["chern"])
+    bands = []
+    for v, name in ((0, "minus"), (1, "plus")):
+        gap = r[f"band_gap_{name}"]
+        bands.append(f"{c[2 + 2 * v]:+.2f}, {c[3 + 2 * v]:+.2f}" if gap > gap_tol
+                     else f"ill-defined (gap {gap:.2g} meV)")
+    tr = r["trace"]
+    print(f"| {r['m']} ({r['theta']:.3f}°) | {r['mass']:g} | {r['grid']}×{r['grid']} | "
+          f"{r['min_abs_valley']:.3f} / {r['valley_gap']:.3f} | {r['mixing']:.3f} | "
+          f"{c[0]:+.3f}, {c[1]:+.3f} | {bands[0]} | {bands[1]} | {c[6]:+.3f} | "
+          f"{tr[0]:.2f}, {tr[1]:.2f} | {tr[2]:.2f} | {max(r['max_flux']):.2f} | "
+          f"{r['seconds']:.0f} s, {r['points']} pts (load {r['load']:.1f}) |", flush=True)
 
 
 def part_perf(m: int, nk: int) -> None:
@@ -246,12 +294,15 @@ def part_perf(m: int, nk: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=("width", "bands", "geometry", "perf", "table"))
+    ap.add_argument("part", choices=("width", "bands", "geometry", "valley", "perf", "table"))
     ap.add_argument("--m", type=int, nargs="+", default=[31])
     ap.add_argument("--points", type=int, default=13, help="k-points on the path")
     ap.add_argument("--nev", type=int, default=16, help="bands in the band-structure figure")
-    ap.add_argument("--grid", type=int, default=6)
-    ap.add_argument("--shift", type=float, default=10.0, help="valley shift [meV]")
+    ap.add_argument("--grid", type=int, nargs="+", default=[6])
+    ap.add_argument("--mass", type=float, nargs="+", default=[0.0], help="sublattice mass [meV]")
+    ap.add_argument("--gap-tol", type=float, default=0.05,
+                    help="valley: per-band C only where the bands of a valley stay this far "
+                         "apart [meV]")
     ap.add_argument("--nk", type=int, default=4, help="k-points timed by perf (+1 warm-up)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -262,7 +313,9 @@ def main() -> None:
     elif args.part == "bands":
         part_bands(args.m[0], args.points, args.nev)
     elif args.part == "geometry":
-        part_geometry(args.m[0], args.grid, args.shift)
+        part_geometry(args.m[0], args.grid[0])
+    elif args.part == "valley":
+        part_valley(args.m[0], args.grid, args.mass, args.gap_tol)
     else:
         part_perf(args.m[0], args.nk)
 

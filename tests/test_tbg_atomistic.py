@@ -14,7 +14,6 @@ from qgt_mpi.models.tbg_atomistic import (
     neutrality_energy,
     tbg_atomistic,
     twist_angle,
-    valley_split,
 )
 
 
@@ -125,21 +124,6 @@ def test_registry_and_bad_input():
     assert model.describe()["kind"] == "tbg_atomistic" and model.norb == 76
     with pytest.raises(ValueError, match="integer"):
         build_model("tbg_atomistic", {**params, "m": 2.5})
-
-
-def test_valley_split_orders_low_energy_states_by_valley(cells):
-    """At K the four Dirac states (±δ_v) separate by valley under H + 20 meV·V."""
-    model = cells[5]
-    split = valley_split(model, 20.0)
-    k, n = model.dirac_point(), model.norb
-    e_cn = neutrality_energy(model)
-    e, vecs = np.linalg.eigh(split.csr(k)[0].toarray())
-    low = vecs[:, n // 2 - 2:n // 2 + 2]
-    valley = np.einsum("on,on->n", low.conj(), model.valley(k) @ low).real
-    assert valley == pytest.approx([-1, -1, 1, 1], abs=0.01)
-    assert e[n // 2 - 2:n // 2 + 2] - e_cn == pytest.approx([-20, -20, 20, 20], abs=1.0)
-    ham = split.csr(k)[0]
-    assert abs(ham - ham.getH()).max() < 1e-9  # meV, entries up to 2.7e3
 
 
 def test_energy_zero_at_charge_neutrality_by_default():

@@ -132,6 +132,7 @@ KINDS: dict[str, Kind] = {
         "vpp_sigma0": Param("number", 480.0, "meV", doc="V_pp_sigma at d0"),
         "delta0": Param("number", 0.184 * 0.246, "nm", doc="decay length"),
         "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff"),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass +-M/2 on A/B, both layers"),
         "energy_zero": Param("choice", "neutrality", choices=("neutrality", "absolute"),
                              doc="energies (target, mu) relative to charge neutrality"),
     }, collective=True, doc="atomistic commensurate TBG, Slater-Koster (theory §2.6)"),

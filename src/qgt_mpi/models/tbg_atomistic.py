@@ -19,6 +19,12 @@ V(k) is the same function g(k) on both sublattices (it commutes with any monolay
 g = +1 at the Dirac point K = R(φ_ℓ)(4π/3a, 0) of layer ℓ (valley +1) and −1 at −K; the
 interlayer hoppings break [H, V] = 0 only weakly. For a hop along d (angle ψ) in a layer
 rotated by φ_ℓ the entry is +i sign(cos 3(ψ − φ_ℓ))/(3√3) (sublattice signs cancel).
+
+Sublattice mass (hBN alignment, SPEC §2.5 for the continuum analogue): an optional on-site
++M/2 on sublattice A and −M/2 on B of BOTH layers (``mass`` = M in meV), the convention of
+``bm_continuum``'s ``mass`` so the two models can be compared band by band. It breaks C2z
+(and C2zT), gaps the Dirac points and makes per-band valley Chern numbers integers
+(geometry/valley.py, theory §5.8).
 """
 
 from __future__ import annotations
@@ -122,8 +128,10 @@ def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"]
                   vpp_pi0: float = DEFAULTS["vpp_pi0"],
                   vpp_sigma0: float = DEFAULTS["vpp_sigma0"],
                   delta0: float = DEFAULTS["delta0"],
-                  cutoff: float = DEFAULTS["cutoff"]) -> TBGAtomistic:
+                  cutoff: float = DEFAULTS["cutoff"], mass: float = 0.0) -> TBGAtomistic:
     """Build the (m, r = 1) commensurate TBG model (theory §2.6); lengths nm, energies meV.
+
+    ``mass``: sublattice mass M [meV], +M/2 on A and −M/2 on B of both layers (module doc).
 
     Raises
     ------
@@ -150,12 +158,18 @@ def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"]
     z = np.where(layer == 0, 0.0, d0)
     bond_a, bond_b, d3 = _pairs(np.column_stack([positions, z]), lattice, cutoff)
     t = slater_koster(d3, params)
-    info = {"kind": "tbg_atomistic", "m": m, "theta": math.degrees(theta), **params}
+    info = {"kind": "tbg_atomistic", "m": m, "theta": math.degrees(theta), **params,
+            "mass": float(mass)}
     layer_op = sp.diags(np.where(layer == 0, 1.0, -1.0)).tocsr()
-    model = TBGAtomistic(lattice, positions, bond_a, bond_b, d3[:, :2], t, info,
-                         {"layer": layer_op})
+    sublattice = np.concatenate([s1, s2])
+    site = np.arange(positions.shape[0]) if mass else np.zeros(0, np.int64)  # M = 0: no entry
+    onsite = np.where(sublattice[site] == 0, 0.5, -0.5) * float(mass)  # +M/2 on A, −M/2 on B
+    model = TBGAtomistic(lattice, positions, np.concatenate([bond_a, site]),
+                         np.concatenate([bond_b, site]),
+                         np.concatenate([d3[:, :2], np.zeros((site.size, 2))]),
+                         np.concatenate([t, onsite]), info, {"layer": layer_op})
     model.m, model.theta, model.params = m, math.degrees(theta), params
-    model.layer, model.sublattice, model.z = layer, np.concatenate([s1, s2]), z
+    model.layer, model.sublattice, model.z = layer, sublattice, z
     model.valley_model = _valley_model(model, bond_a, bond_b, d3, theta)
     return model
 
@@ -170,25 +184,6 @@ def _valley_model(model: TBGAtomistic, a: np.ndarray, b: np.ndarray, d3: np.ndar
     amp = 1j * np.sign(np.cos(3.0 * (psi - angle))) / (3.0 * math.sqrt(3.0))
     return BondModel(model.lattice, model.positions, a[nnn], b[nnn], d3[nnn, :2], amp,
                      {"kind": "valley_operator"})
-
-
-def valley_split(model: TBGAtomistic, shift: float) -> BondModel:
-    """H + shift·V(k) as a BondModel: valley +1 moves up by ``shift`` meV, −1 down.
-
-    With ``shift`` larger than the flat-band width and smaller than the gap to remote bands, the
-    flat bands order by valley, so per-valley band groups (valley Chern numbers, valley-resolved
-    metric) are ordinary band ranges for the link code and the geometry. Exact when [H, V] = 0;
-    otherwise the eigenvectors are perturbed at O(shift·|<m|V|n>| / |ε_n − ε_m|), small because
-    the valleys mix only weakly (module doc). theory §2.6, issue 8 "Valley resolution".
-    """
-    vm = model.valley_model
-    key = model.rows[model.entry] * model.norb + model.cols[model.entry]
-    info = {**model.info, "valley_shift": float(shift)}
-    return BondModel(model.lattice, model.positions,
-                     np.concatenate([key // model.norb, vm.rows[vm.entry]]),
-                     np.concatenate([key % model.norb, vm.cols[vm.entry]]),
-                     np.concatenate([model.d, vm.d]), np.concatenate([model.t, shift * vm.t]),
-                     info, model.operators)
 
 
 def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:

@@ -1,0 +1,214 @@
+"""Valley-resolved Chern numbers and quantum metric of a window of bands (theory §5.8).
+
+At each k the window vectors U (norb × nb, nb = 2n) give V_W = U† V(k) U (nb × nb, Hermitian),
+V the model's valley operator. Its n lowest eigenvectors span the valley −1 part of the window,
+the n highest the valley +1 part; the valleys separate when the n-th and (n+1)-th eigenvalues
+straddle 0 with a gap (refused otherwise). Inside each valley part H is diagonalised (the
+window energies in the rotated basis), which orders the valley's bands. The basis is
+U w_v c_v: valley −1 bands 0 … n−1, then valley +1 bands n … 2n−1, each by energy.
+
+Topology (SPEC §5, theory §5.1): determinant link Chern numbers of each valley group and of
+each band, through ``chern.plaquette_flux`` (corners solved at the UNWRAPPED k + G, so the
+valley basis there is the continuation D_G† U w: V_W(k + G) = V_W(k)). Metric (theory §5.8):
+for a group with orthonormal basis W, D²(k, k + Δ) = N − ‖W(k)† W(k + Δ)‖_F² =
+Δ·g(k + Δ/2)·Δ + O(Δ⁴) with g_ij = ½ Tr ∂_iP ∂_jP the group (projector) metric; links along
+b1/N1, b2/N2 and their sum fix the three components of Σ_k g, so the integrated metric has a
+relative error O(Δ²).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mpi4py import MPI
+
+from qgt_mpi.geometry.chern import plaquette_flux
+from qgt_mpi.models.lattice import reduced_indices
+from qgt_mpi.parallel import (
+    allreduce_array,
+    allreduce_max,
+    allreduce_min,
+    block_range,
+    collective,
+)
+from qgt_mpi.solvers.base import Eigenpairs
+
+_STATS = ("min_abs_valley", "valley_gap", "band_gap_minus", "band_gap_plus")  # running minima
+
+
+class ValleyBasis:
+    """Solver adapter: the window rotated into the valley-resolved band basis (module doc).
+
+    Parameters
+    ----------
+    solver : window or dense solver with ``solve(model, k, velocities)``; collective over its
+        pool communicator ``solver.comm``, and so is :meth:`solve`.
+    operator : callable k (2,) -> sparse or dense valley operator V(k) (norb × norb).
+    window : bands (lo, hi) of the solver's output forming the window; hi − lo even.
+    min_separation : smallest accepted gap between V_W eigenvalues n − 1 and n.
+
+    Solved points are cached by reduced k (unwrapped), so the flux and metric passes and
+    sub-grids cost no second solve (use one adapter per model); ``stats`` holds running
+    extremes over solved points: ``min_abs_valley`` and ``valley_gap`` of the V_W
+    eigenvalues, ``band_gap_minus/plus`` between the two bands of a valley [meV], and
+    ``mixing``, the largest ‖H block between the valleys‖_F inside the window [meV].
+    """
+
+    name = "valley"
+
+    def __init__(self, solver, operator, window: tuple[int, int],
+                 min_separation: float = 0.5) -> None:
+        lo, hi = window
+        if hi <= lo or (hi - lo) % 2:
+            raise ValueError(f"valley window {window} must hold an even number of bands")
+        self.solver, self.operator, self.window = solver, operator, (lo, hi)
+        self.min_separation = float(min_separation)
+        self.comm = getattr(solver, "comm", None)
+        self.stats = {name: np.inf for name in _STATS} | {"mixing": 0.0}
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def solved(self) -> int:
+        """Distinct k-points solved so far (the cache size)."""
+        return len(self._cache)
+
+    def solve(self, model, k: np.ndarray, velocities: bool = False) -> Eigenpairs:
+        """Valley-resolved window energies and vectors of Cartesian k (nk, 2); collective over
+        the pool. Raises ArithmeticError (naming k) where the valleys do not separate."""
+        k = np.asarray(k, dtype=float).reshape(-1, 2)
+        keys = [tuple(x) for x in np.rint(k @ model.lattice.T / (2 * np.pi) * 1e9).astype(int)]
+        todo = sorted({i for i, key in enumerate(keys) if key not in self._cache})
+        if todo:
+            eig = self.solver.solve(model, k[todo], velocities=False)
+            lo, hi = self.window
+            energies, vectors = self._split(model, k[todo], eig.vectors[..., lo:hi])
+            self._cache.update({keys[i]: (energies[n], vectors[n]) for n, i in enumerate(todo)})
+        if not keys:
+            nb = self.window[1] - self.window[0]
+            return Eigenpairs(np.zeros((0, nb)), np.zeros((0, model.norb, nb), complex), None)
+        return Eigenpairs(np.stack([self._cache[key][0] for key in keys]),
+                          np.stack([self._cache[key][1] for key in keys]), None)
+
+    def _split(self, model, k: np.ndarray, vectors: np.ndarray):
+        """Rotate each point's window into the valley-resolved band basis (module doc).
+
+        V_W = U† V U and H_W = U† H U are formed from the operators, so any orthonormal
+        basis of the window (not only eigenvectors) gives the same result.
+        """
+        half = vectors.shape[-1] // 2
+        vw, hw = (np.stack([u.conj().T @ (op(kk) @ u) for kk, u in zip(k, vectors, strict=True)])
+                  for op in (self.operator, lambda kk: _hamiltonian(model, kk)))
+        lam, w = np.linalg.eigh(_hermitian(vw))
+        self._check(k, lam, half)
+        h = w.conj().swapaxes(-1, -2) @ _hermitian(hw) @ w  # H in the valley basis
+        e_minus, c_minus = np.linalg.eigh(h[:, :half, :half])
+        e_plus, c_plus = np.linalg.eigh(h[:, half:, half:])
+        rot = np.concatenate([w[..., :half] @ c_minus, w[..., half:] @ c_plus], axis=-1)
+        s = self.stats
+        s["min_abs_valley"] = min(s["min_abs_valley"], float(np.abs(lam).min(initial=np.inf)))
+        s["valley_gap"] = min(s["valley_gap"], float((lam[:, half] - lam[:, half - 1]).min(
+            initial=np.inf)))
+        for name, e in (("band_gap_minus", e_minus), ("band_gap_plus", e_plus)):
+            s[name] = min(s[name], float(np.diff(e, axis=1).min(initial=np.inf)))
+        s["mixing"] = max(s["mixing"], float(np.linalg.norm(h[:, :half, half:], axis=(1, 2))
+                                             .max(initial=0.0)))
+        return np.concatenate([e_minus, e_plus], axis=1), vectors @ rot
+
+    def _check(self, k: np.ndarray, lam: np.ndarray, half: int) -> None:
+        """Raise ArithmeticError at the first k whose valley eigenvalues do not separate."""
+        bad = ((lam[:, half - 1] >= 0) | (lam[:, half] <= 0)
+               | (lam[:, half] - lam[:, half - 1] < self.min_separation))
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            raise ArithmeticError(
+                f"the valleys do not separate in the window at k = {k[i].round(6).tolist()}: "
+                f"valley eigenvalues {lam[i].round(4).tolist()} (need {half} below 0 and "
+                f"{half} above, gap >= {self.min_separation:g})")
+
+
+def _hermitian(a: np.ndarray) -> np.ndarray:
+    """Hermitian part of a stack of matrices (removes rounding asymmetry)."""
+    return 0.5 * (a + a.conj().swapaxes(-1, -2))
+
+
+def _hamiltonian(model, k: np.ndarray):
+    """H(k) of one Cartesian k: sparse CSR for sparse models, else dense."""
+    if hasattr(model, "csr"):
+        return model.csr(k)[0]
+    return model.hamiltonian(k[None], derivatives=False)[0][0]
+
+
+def _groups(nb: int) -> list[tuple[int, int]]:
+    """Flux groups: valley −1, valley +1, each band, the whole window."""
+    half = nb // 2
+    return [(0, half), (half, nb)] + [(b, b + 1) for b in range(nb)] + [(0, nb)]
+
+
+def valley_plaquettes(model, basis: ValleyBasis, n1: int, n2: int, start: int, stop: int
+                      ) -> dict[str, np.ndarray]:
+    """Fluxes and link distances of the owned plaquettes [start, stop); collective over the
+    basis solver's pool (every pool rank calls it with the same arguments).
+
+    Returns ``flux`` (nplaq, ngroups) for the groups of :func:`_groups` and ``distance``
+    (3, 3): Σ_owned D² for groups (valley −1, valley +1, window) × links (b1/N1, b2/N2, sum),
+    each link starting at the plaquette's own corner (i, j), so the grid's links are
+    counted once.
+    """
+    nb = basis.window[1] - basis.window[0]
+    half, groups = nb // 2, _groups(nb)
+    flux = plaquette_flux(model, basis, n1, n2, start, stop, groups)
+    i, j = reduced_indices(n1, n2, start, stop)
+    distance = np.zeros((3, 3))
+    if i.size == 0:
+        return {"flux": flux, "distance": distance}
+    red = [np.column_stack([i + a, j + b]) / [n1, n2] for a, b in ((0, 0), (1, 0), (0, 1),
+                                                                   (1, 1))]
+    vec = [basis.solve(model, r @ model.reciprocal).vectors for r in red]
+    for g, (lo, hi) in enumerate(((0, half), (half, nb), (0, nb))):
+        for d in range(3):
+            overlap = vec[0][..., lo:hi].conj().swapaxes(-1, -2) @ vec[d + 1][..., lo:hi]
+            distance[g, d] = float(np.sum((hi - lo) - np.sum(np.abs(overlap) ** 2, (1, 2))))
+    return {"flux": flux, "distance": distance}
+
+
+def valley_geometry(across, model, basis: ValleyBasis, n1: int, n2: int
+                    ) -> dict[str, object]:
+    """Valley Chern numbers and integrated metric on the N1×N2 grid (theory §5.8).
+
+    Collective over ``across`` (one rank per pool, every pool the same arguments) and over
+    each pool (the basis solver). Plaquettes are split over ``across``; an error on any
+    rank (valleys that do not separate) becomes one CollectiveError on every rank.
+
+    Returns
+    -------
+    dict with ``chern`` (ngroups,) flux sums / 2π for (valley −1, valley +1, each band,
+    window); ``max_flux`` (ngroups,) largest |plaquette flux| (π means unresolved);
+    ``metric`` (3, 3) ∫ g d²k/(2π)² [xx, yy, xy] and ``trace`` (3,) (1/2π)∫ Tr g d²k for
+    (valley −1, valley +1, window) [dimensionless]; the running extremes of ``basis.stats``.
+    """
+    start, stop = block_range(n1 * n2, across.size, across.rank)
+    local = None
+    with collective(across):
+        local = valley_plaquettes(model, basis, n1, n2, start, stop)
+    flux = local["flux"]
+    chern = allreduce_array(across, flux.sum(axis=0)) / (2 * np.pi)
+    max_flux = allreduce_array(across, np.abs(flux).max(axis=0, initial=0.0), op=MPI.MAX)
+    sums = allreduce_array(across, local["distance"])
+    stats = {name: allreduce_min(across, basis.stats[name]) for name in _STATS}
+    stats["mixing"] = allreduce_max(across, basis.stats["mixing"])
+    metric = _metric_from_links(model, n1, n2, sums)
+    return {"chern": chern, "max_flux": max_flux, "metric": metric,
+            "trace": 2 * np.pi * (metric[:, 0] + metric[:, 1]), **stats}
+
+
+def _metric_from_links(model, n1: int, n2: int, sums: np.ndarray) -> np.ndarray:
+    """∫ g d²k/(2π)² [xx, yy, xy] per group from Σ_k D² along the three link directions.
+
+    Σ_k D²_μ = d_μ·(Σ_k g)·d_μ with d_μ = b1/N1, b2/N2, b1/N1 + b2/N2 (theory §5.8); the
+    3×3 system gives Σ_k g, and ∫ g d²k/(2π)² = Σ_k g · A_BZ/(N_k (2π)²).
+    """
+    d1, d2 = model.reciprocal[0] / n1, model.reciprocal[1] / n2
+    steps = np.stack([d1, d2, d1 + d2])
+    design = np.column_stack([steps[:, 0] ** 2, steps[:, 1] ** 2, 2 * steps[:, 0] * steps[:, 1]])
+    summed = np.linalg.solve(design, sums.T).T  # (ngroup, 3): Σ_k g
+    area = abs(np.linalg.det(model.reciprocal))
+    return summed * area / (n1 * n2 * (2 * np.pi) ** 2)
