@@ -18,6 +18,7 @@ from mpi4py import MPI
 
 from qgt_mpi.configure import make_job, model_from_config, solver_from_config, window_terms
 from qgt_mpi.constants import K_B_MEV_PER_K
+from qgt_mpi.evaluation import SweepEvaluation
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.kpass import _block
 from qgt_mpi.memory import rss_mib, run_estimate
@@ -59,7 +60,8 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     n_points = len(delta) * s.temperature.size
     kpass = per_k * k_max
     n_first = s.mu.size if s.filling is None else s.filling.size
-    sweep = (per_pair * _total_pairs(job, energies, n_first) + per_point * n_points) / nprocs
+    extra = max(_total_pairs(job, energies, n_first) - n_points * per_point[1], 0.0)
+    sweep = (per_point[0] * n_points + per_pair * extra) / nprocs
     mem = run_estimate(job, nprocs, config.output.kresolved, base)
     lines = [
         f"dry run of {config.source} on {nprocs} rank(s) in {pools} pool(s) "
@@ -97,12 +99,14 @@ def _solver_line(solver, config, pools: int, nprocs: int) -> str:
             "of p ranks divides the time per k-point by at most p)")
 
 
-def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, float]:
-    """Seconds per k-point, sample energies, seconds per cover pair and per (δ, T) point.
+def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, tuple]:
+    """Seconds per k-point, sample energies, seconds per cover pair, and (seconds, cover
+    pairs) of one (δ, T) point over every μ on the sample's tree.
 
     The sample is one block of a coarse grid spanning the zone (its energies stand for every
-    band); the evaluation of one (δ, T) point over all μ and over one μ is timed on its tree,
-    and their difference per cover pair is the cost of a pair.
+    band). A (δ, T) point of the full grid costs the sample's point (with its point masses
+    of flat bands, which do not depend on the grid) plus its extra cover pairs, each at the
+    cost per pair of the sample (timed over one μ and over all μ).
     """
     windowed = is_windowed(job.solver)
     n1, n2 = (min(n, 2 if windowed else _SAMPLE_GRID) for n in job.grid)
@@ -118,18 +122,24 @@ def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, 
     i_d, i_t = len(job.sums.delta) // 2, sweep.temperature.size // 2
     mus = sweep.mu if bands is None else np.linspace(energies.min(), energies.max(), 64)
     cost = [_timed_point(reduced, i_d, i_t, m) for m in (mus[:1], mus)]
-    per_pair = max((cost[1][0] - cost[0][0]) / max(cost[1][1] - cost[0][1], 1), 0.0)
-    return per_k, energies, per_pair, max(cost[0][0] - per_pair * cost[0][1], 0.0)
+    grown = cost[1][1] - cost[0][1]
+    per_pair = max((cost[1][0] - cost[0][0]) / grown, 0.0) if grown > 0 else 0.0
+    return per_k, energies, per_pair, cost[1]
 
 
 def _timed_point(reduced, i_d: int, i_t: int, mu: np.ndarray) -> tuple[float, int]:
-    """(CPU seconds, cover pairs) of one (δ, T) evaluation over ``mu`` on a sample tree.
+    """(CPU seconds, cover pairs) of one evaluation unit (δ, T, all ``mu``) on a sample tree,
+    observables and flags included (evaluation.SweepEvaluation).
 
     Occupation channels (one per band kept) cover the whole occupation tree each.
     """
     s = reduced.sums
+    unit = SweepEvaluation(s, reduced, 1.0, 1.0)
     t0 = time.process_time()
-    reduced.point(i_d, i_t, mu)
+    if s.lattice.anywhere:  # fixed filling: μ solved later; time the sums at these μ
+        reduced.point(i_d, i_t, mu)
+    else:
+        unit((i_d, i_t, slice(0, mu.size)))
     elapsed = time.process_time() - t0
     kt = K_B_MEV_PER_K * s.temperature[i_t]
     pairs = sum(r.size for ch in np.flatnonzero(s.chan_choice == i_d)
