@@ -20,6 +20,7 @@ Memory: (occupied leaves) × channels × components × slots numbers.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from mpi4py import MPI
 
 from qgt_mpi.parallel.comm import allgather, allreduce_array
@@ -144,13 +145,20 @@ def deposit_weights(store: CellStore, cells: Cells, chan: np.ndarray,
     nk, nb = cells.row.shape
     n_ch, n_comp, slots = store.shape
     cell = (cells.row * n_ch + chan[None, :]).ravel()  # (nk*nb,)
-    pw = cells.powers[:, None, :]
-    contrib = np.zeros((nk * nb, n_comp, P_BIN + 2), complex)
-    contrib[:, :, : P_BIN + 1] = weights.regular[:, :, :, 0].reshape(nk * nb, n_comp, 1) * pw
-    contrib[:, :, 1:] += weights.regular[:, :, :, 1].reshape(nk * nb, n_comp, 1) * pw
-    cols = (np.arange(n_comp)[:, None] * slots + np.arange(P_BIN + 2)[None, :]).ravel()
-    flat = (cell[:, None] * (n_comp * slots) + cols[None, :]).ravel()
-    store.add(cells, flat, contrib.ravel())
+    # Σ_k w_c(k) s^p/p! per cell as sparse (cells × k) @ (k × powers) products, one per
+    # component and order d: no (k × component × slot) temporaries (memory bandwidth).
+    order = np.argsort(cell, kind="stable")
+    n_rows = cells.keys.size * n_ch
+    indptr = np.searchsorted(cell[order], np.arange(n_rows + 1))
+    w = weights.regular.reshape(nk * nb, n_comp, 2)[order]
+    batch = np.zeros((n_rows, n_comp, slots), complex)
+    for c in range(n_comp):
+        for d in (0, 1):
+            if np.any(w[:, c, d]):
+                mat = sp.csr_matrix((w[:, c, d], order, indptr), shape=(n_rows, nk * nb))
+                batch[:, c, d : d + P_BIN + 1] += mat @ cells.powers
+    store.merge(cells.keys, batch.reshape(cells.keys.size, *store.shape), cells.emin,
+                cells.emax)
     if weights.near_k.size:
         kk, nn = weights.near_k, weights.near_n
         pw = cells.powers.reshape(nk, nb, -1)[kk, nn]
