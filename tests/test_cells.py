@@ -224,7 +224,8 @@ def test_dry_run_predicts_within_30_percent_of_a_real_run(tmp_path, deck):
     est_t = float(re.search(r"= ([0-9.]+) s per run", proc.stdout).group(1))
     est_m = float(re.search(r"memory\s+~([0-9.]+) MiB", proc.stdout).group(1))
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = qgt(["run", str(src), "-o", str(tmp_path / "out.h5")], timeout=600)
+    # under mpirun: a fresh process (ru_maxrss survives fork + exec from the test process)
+    run = qgt(["run", str(src), "-o", str(tmp_path / "out.h5")], np=1, timeout=600)
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert run.returncode == 0, run.stderr
     import h5py
