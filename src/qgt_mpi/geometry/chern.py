@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from qgt_mpi.geometry.corners import bloch_periodic, shifted_vectors, wrapped_corners
 from qgt_mpi.models.lattice import reduced_indices
 
 _CORNERS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])  # counter-clockwise in (i, j)
 
 
 def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarray,
-                    known: np.ndarray | None = None):
+                    known: np.ndarray | None = None, wrap: bool = True):
     """Eigenvectors at the 4 unwrapped corners of plaquettes (i, j); (4, nplaq, norb, nb).
 
     Corners are solved at UNWRAPPED reduced coordinates (i + 1 may equal N1). In the Bloch
@@ -32,6 +33,8 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     Each distinct corner is solved once; ``known`` (the eigenvectors of the plaquettes' own
     corner points (i, j), already solved by the caller) are reused, which is safe because
     every plaquette's flux is invariant under a phase change of any corner's vectors.
+    With ``wrap`` (and a model that obeys the Bloch relation, geometry/corners.py), a corner
+    k + G whose wrapped point k is among the known points takes D_G† u(k) instead of a solve.
     """
     ci = (i[None, :] + _CORNERS[:, 0, None]).ravel()
     cj = (j[None, :] + _CORNERS[:, 1, None]).ravel()
@@ -44,13 +47,16 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
         missing = ~np.isin(keys, own)
         vectors = np.empty((keys.size, *known.shape[1:]), dtype=complex)
         vectors[np.searchsorted(keys, own)] = known
+        if wrap and missing.any() and bloch_periodic(model):
+            which, src, shift = wrapped_corners(keys, n1, n2, own, missing)
+            vectors[which] = shifted_vectors(model, known[src], shift)
+            missing[which] = False
     ui, uj = keys[missing] // (n2 + 1), keys[missing] % (n2 + 1)
     k = np.outer(ui / n1, model.reciprocal[0]) + np.outer(uj / n2, model.reciprocal[1])
-    solved = solver.solve(model, k, velocities=False).vectors
     if vectors is None:
-        vectors = solved
-    else:
-        vectors[missing] = solved
+        vectors = solver.solve(model, k, velocities=False).vectors
+    elif missing.any():
+        vectors[missing] = solver.solve(model, k, velocities=False).vectors
     return vectors[inverse.ravel()].reshape(4, i.size, *vectors.shape[1:])
 
 
@@ -64,8 +70,8 @@ def _link(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
-                   groups: list[tuple[int, int]], known: np.ndarray | None = None
-                   ) -> np.ndarray:
+                   groups: list[tuple[int, int]], known: np.ndarray | None = None,
+                   wrap: bool = True) -> np.ndarray:
     """Berry flux through each owned plaquette for each band group; (stop − start, ngroups).
 
     Parameters
@@ -76,6 +82,7 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     start, stop : owned flat-index range of the row-major grid (may be empty).
     groups : band ranges (lo, hi), bands lo..hi−1.
     known : optional (stop − start, norb, nb) eigenvectors of the owned points, reused.
+    wrap : take corners across the zone boundary from known points (geometry/corners.py).
 
     Notes
     -----
@@ -85,7 +92,7 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     flux = np.zeros((i.size, len(groups)))
     if i.size == 0:
         return flux
-    corners = _corner_vectors(model, solver, n1, n2, i, j, known)
+    corners = _corner_vectors(model, solver, n1, n2, i, j, known, wrap)
     orient = np.sign(np.linalg.det(model.reciprocal))
     for g, (lo, hi) in enumerate(groups):
         block = corners[..., lo:hi]
