@@ -84,7 +84,7 @@ class SlepcSolver:
         self.opts, self.comm = options, comm
         self._pcomm = PETSc.Comm(comm)
         self._model = None
-        self.iterations = {"eps": 0, "sternheimer": 0, "k": 0}
+        self.iterations = {"eps": 0, "sternheimer": 0, "k": 0, "vectors_only": 0}
 
     def bands(self, model) -> int:
         """Bands the solver returns: the window."""
@@ -182,6 +182,7 @@ class SlepcSolver:
         win = np.concatenate([order, np.arange(nev, n_all)])
         energies, full, local = energies[win], full[:, win], local[:, win]
         if not velocities:  # eigenvectors only (link variables at plaquette corners)
+            self.iterations["vectors_only"] += 1
             return (energies[:nev], full[:, :nev], None, None, None,
                     _edges(energies[:nev], energies[nev:]))
         dvec = [self._local_rows(v) @ full for v in (dx, dy)]  # local rows of ∂_iH V
