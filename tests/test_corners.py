@@ -14,7 +14,7 @@ from mpi_util import assert_all
 
 from qgt_mpi.driver import compute
 from qgt_mpi.geometry.chern import plaquette_flux
-from qgt_mpi.geometry.corners import bloch_periodic
+from qgt_mpi.geometry.corners import bloch_periodic, corner_plan, foreign_points
 from qgt_mpi.kpass import link_groups
 from qgt_mpi.models import haldane
 from qgt_mpi.models.supercell import supercell
@@ -76,14 +76,41 @@ def test_a_model_breaking_the_relation_is_detected(model):
     assert not bloch_periodic(broken)
 
 
+def test_corner_plan_sends_what_each_block_needs():
+    """5×4 grid, blocks of 6 points in one round of 3 pools + an idle one."""
+    ranges = [(0, 6), (6, 12), (12, 18), None]
+    assert foreign_points(5, 4, 0, 6).tolist() == [6, 7, 8, 9, 10]  # row 1 rest, row 2 head
+    for me in range(4):
+        send = corner_plan(5, 4, ranges, me)[0]
+        for p, flat in send.items():  # what I send is what p receives from me
+            assert corner_plan(5, 4, ranges, p)[1][me].tolist() == flat.tolist()
+    assert corner_plan(5, 4, ranges, 0)[1] == {1: pytest.approx(np.arange(6, 11))}
+    # block 2 (rows 3 and the head of 4) needs the rest of row 4 (18, 19: no block of this
+    # round owns it) and, wrapped, row 0 columns 0..2 (from pool 0)
+    assert foreign_points(5, 4, 12, 18).tolist() == [0, 1, 2, 18, 19]
+    assert corner_plan(5, 4, ranges, 2)[1] == {0: pytest.approx([0, 1, 2])}
+    assert corner_plan(5, 4, ranges, 3) == ({}, {})
+
+
 @pytest.mark.mpi
-def test_chern_numbers_in_blocks_over_ranks(comm, model):
-    """Blocks of one row over the ranks (wrapped corners) give the serial one-block result."""
-    solver = SlepcSolver(WindowOptions(nev=NEV, target=TARGET), MPI.COMM_SELF)
+@pytest.mark.parametrize("chunk", [GRID[1], 7, 10])
+def test_chern_numbers_in_blocks_over_ranks(comm, model, chunk):
+    """Blocks over the ranks (exchanged and wrapped corners) give the serial one-block result,
+    with fewer corner solves than blocks that solve all their foreign corners."""
+    def solver():
+        return SlepcSolver(WindowOptions(nev=NEV, target=TARGET), MPI.COMM_SELF)
+
     window = {"delta_out": np.array([0.1]), "chern_below": None}
     args = (model, GRID, np.array([1.0]), np.array([-200.0]), np.full((1, NEV), 0.1))
-    ref = compute(MPI.COMM_SELF, *args, solver=solver, window=window, chunk=20)[2]
-    got = compute(comm, *args, solver=solver, window=window, chunk=GRID[1])[2]
+    ref = compute(MPI.COMM_SELF, *args, solver=solver(), window=window, chunk=20)[2]
+    counted = solver()
+    got = compute(comm, *args, solver=counted, window=window, chunk=chunk)[2]
     same = np.array_equal(got["chern_groups"], ref["chern_groups"])
     worst = float(np.max(np.abs(got["chern_flux"] - ref["chern_flux"])))
     assert_all(comm, same and worst < 1e-9, f"Chern flux differs by {worst:.3g}")
+    serial = solver()  # the same blocks one after the other: every foreign corner solved
+    compute(MPI.COMM_SELF, *args, solver=serial, window=window, chunk=chunk)
+    alone = serial.iterations["vectors_only"]
+    solved = comm.allreduce(counted.iterations["vectors_only"])
+    assert_all(comm, solved <= alone and (comm.size == 1 or solved < alone),
+               f"{solved} corner solves, {alone} without exchange")

@@ -80,3 +80,42 @@ def wrapped_corners(keys: np.ndarray, n1: int, n2: int, own: np.ndarray, missing
     which = np.flatnonzero(found)
     shift = np.column_stack([ci[which] // n1, cj[which] // n2])
     return which, order[pos[which]], shift
+
+
+def foreign_points(n1: int, n2: int, start: int, stop: int) -> np.ndarray:
+    """Base-grid flat indices of the plaquette corners of [start, stop) owned elsewhere. Local.
+
+    Corners are wrapped into the grid (i mod N1, j mod N2): with the Bloch relation, a vector
+    at the wrapped point serves the unwrapped corner (:func:`shifted_vectors`).
+    """
+    flat = np.arange(start, stop)
+    i = (flat[:, None] // n2 + np.array([0, 1, 1, 0])) % n1
+    j = (flat[:, None] % n2 + np.array([0, 0, 1, 1])) % n2
+    points = np.unique(i * n2 + j)
+    return points[(points < start) | (points >= stop)]
+
+
+def corner_plan(n1: int, n2: int, ranges: list[tuple[int, int] | None], mine: int
+                ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Who sends which owned points to whom in a round of blocks. Local, same on all ranks.
+
+    ``ranges[p]`` is the flat range pool p solves this round (None: idle); ``mine`` this
+    rank's pool. Returns ({pool: flat indices this pool must send to it}, {pool: flat
+    indices it receives from that pool}), both sorted; points owned by blocks outside the
+    round are not in the plan (they are solved where needed).
+    """
+    send: dict[int, np.ndarray] = {}
+    recv: dict[int, np.ndarray] = {}
+    for p, rng in enumerate(ranges):
+        if rng is None:
+            continue
+        need = foreign_points(n1, n2, *rng)
+        for q, src in enumerate(ranges):
+            if src is None or q == p:
+                continue
+            got = need[(need >= src[0]) & (need < src[1])]
+            if got.size and q == mine:
+                send[p] = got
+            if got.size and p == mine:
+                recv[q] = got
+    return send, recv

@@ -85,9 +85,9 @@ def block_lanczos(comm: MPI.Comm, apply: Callable[[np.ndarray], np.ndarray],
     for step in range(1, max_blocks + 1):
         w = apply(q)
         basis = np.hstack([basis, q])
-        coef = allreduce_array(comm, basis.conj().T @ w)
+        coef = allreduce_array(comm, _inner(basis, w))
         w = w - basis @ coef
-        again = allreduce_array(comm, basis.conj().T @ w)  # second pass (full reorthogonality)
+        again = allreduce_array(comm, _inner(basis, w))  # second pass (full reorthogonality)
         w = w - basis @ again
         t = _grow(t, coef + again)
         q, r = _orthonormal(comm, w)
@@ -101,6 +101,11 @@ def block_lanczos(comm: MPI.Comm, apply: Callable[[np.ndarray], np.ndarray],
                 return lam, basis @ y[:, sel], step
     raise ArithmeticError(f"block Lanczos did not converge {nwant} eigenpairs in {max_blocks} "
                           f"blocks of {b}; raise solver.max_it or solver.pad")
+
+
+def _inner(basis: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Local part of basis† w without conjugating the (nloc, m) basis (only w)."""
+    return (w.conj().T @ basis).conj().T
 
 
 def _grow(t: np.ndarray, column: np.ndarray) -> np.ndarray:
