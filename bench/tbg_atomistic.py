@@ -231,13 +231,16 @@ def part_geometry(m: int, grid: int, shift: float) -> None:
           f"(out-of-window part of ∫g: {np.round(geo['metric_integral_out'], 4).tolist()})")
 
 
-def part_perf(m: int, nk: int, method: str) -> None:
+def part_perf(m: int, nk: int, method: str, own: bool) -> None:
+    """``own``: every rank solves its own nk k-points (pools of one rank, side by side);
+    otherwise all ranks form one pool and solve the same nk k-points together."""
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()
     model, e_cn, _ = neutral_model(m, comm)
     t_build = time.perf_counter() - t0
-    solver = SlepcSolver(WindowOptions(nev=8, target=0.0, method=method), comm)
-    rng = np.random.default_rng(7)
+    pool = MPI.COMM_SELF if own else comm
+    solver = SlepcSolver(WindowOptions(nev=8, target=0.0, method=method), pool)
+    rng = np.random.default_rng(7 + (comm.rank if own else 0))
     k = rng.random((nk, 2)) @ model.reciprocal
     solver.solve(model, k[:1])  # warm-up: factor-pattern set-up, imports
     comm.Barrier()
@@ -250,7 +253,8 @@ def part_perf(m: int, nk: int, method: str) -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     peak = comm.allreduce(rss, op=MPI.MAX)
     if comm.rank == 0:
-        print(f"m = {m}, N = {model.norb}, ranks in the pool {comm.size}: model + E_CN "
+        print(f"m = {m}, N = {model.norb}, {comm.size} rank(s), ranks per pool {pool.size}: "
+              f"model + E_CN "
               f"({e_cn:.2f} meV) {t_build:.1f} s; {per_k:.2f} s per k-point (CPU {cpu:.2f} s on "
               f"rank 0; nev 8 + pad 4, velocities, out-of-window metric; mean over {nk - 1} k; "
               f"method {method}); peak RSS per rank {peak:.0f} MiB; load {os.getloadavg()}; "
@@ -266,19 +270,20 @@ def part_grid(m: int, n: int, chunk: int | None, shift: float) -> None:
         model = valley_split(model, shift)
     solver = SlepcSolver(WindowOptions(nev=4, target=0.0), MPI.COMM_SELF)
     chunk = chunk or n * -(-n // comm.size)  # whole rows, one block per rank
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     tr, geo = compute(comm, model, (n, n), np.array([1.0]), np.array([0.0]),
                            np.full((1, 4), 0.1), 4.0, solver=solver, chunk=chunk,
                            window={"delta_out": np.array([0.1]), "chern_below": 0})[1:]
-    wall = time.perf_counter() - t1
+    wall, cpu = time.perf_counter() - t1, time.process_time() - c1
     counts = comm.gather((solver.iterations, resource.getrusage(resource.RUSAGE_SELF)
-                          .ru_maxrss / 1024.0), root=0)
+                          .ru_maxrss / 1024.0, cpu), root=0)
     if comm.rank == 0:
         solved = sum(c[0]["k"] for c in counts)
         corners = sum(c[0]["vectors_only"] for c in counts)
         print(f"grid {n}x{n} at m = {m} (N = {model.norb}, valley shift {shift} meV), "
               f"{comm.size} rank(s), pools of 1, chunk {chunk}: set-up {t1 - t0:.1f} s, "
-              f"compute {wall:.1f} s = {wall / 60:.2f} min; {solved} k-points with velocities "
+              f"compute {wall:.1f} s = {wall / 60:.2f} min (CPU per rank "
+              f"{[round(c[2]) for c in counts]} s); {solved} k-points with velocities "
               f"+ {corners} corner solves (eigenvectors only); peak RSS per rank "
               f"{[round(c[1]) for c in counts]} MiB; load {os.getloadavg()}")
         print(f"  link Chern (bands 0..3, then [0,2), [0,3), [0,4)): "
@@ -300,6 +305,7 @@ def main() -> None:
     ap.add_argument("--nk", type=int, default=4, help="k-points timed by perf (+1 warm-up)")
     ap.add_argument("--method", default="auto", choices=("auto", "block", "krylovschur"))
     ap.add_argument("--chunk", type=int, default=None, help="grid: k-points per block")
+    ap.add_argument("--own", action="store_true", help="perf: each rank its own k-points")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.part == "width":
@@ -313,7 +319,7 @@ def main() -> None:
     elif args.part == "grid":
         part_grid(args.m[0], args.grid or 24, args.chunk, args.shift)
     else:
-        part_perf(args.m[0], args.nk, args.method)
+        part_perf(args.m[0], args.nk, args.method, args.own)
 
 
 if __name__ == "__main__":
