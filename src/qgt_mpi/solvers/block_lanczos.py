@@ -49,7 +49,7 @@ def _orthonormal(comm: MPI.Comm, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             r = np.linalg.cholesky(0.5 * (gram + gram.conj().T)).conj().T
         except np.linalg.LinAlgError:
             raise ArithmeticError("block Lanczos: the Krylov block became rank deficient "
-                                  "(use solver.method = \"krylovschur\")") from None
+                                  "(use WindowOptions(method=\"krylovschur\"))") from None
         w = np.linalg.solve(r.T, w.T).T  # w r⁻¹
         r_total = r @ r_total
     return w, r_total

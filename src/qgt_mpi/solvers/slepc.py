@@ -95,7 +95,13 @@ class SlepcSolver:
         o = self.opts
         return {"solver": self.name, "nev": o.nev, "target_meV": o.target, "tol": o.tol,
                 "pad": o.n_pad, "pool_size": self.comm.size,
-                "out_of_window": o.out_of_window}
+                "out_of_window": o.out_of_window, "method": self._method()}
+
+    def _method(self) -> str:
+        """The eigensolver used (or ``opts.method`` before a model is bound)."""
+        if self._model is None:
+            return self.opts.method
+        return "block-lanczos" if self.opts.block_size(self._sparse.norb) else "krylov-schur"
 
     def check(self, model) -> None:
         """Raise ValueError when the window cannot be solved for ``model``."""
