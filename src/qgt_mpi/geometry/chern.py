@@ -46,18 +46,26 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     if known is None:
         vectors = solver.solve(model, _cartesian(model, keys, n1, n2), velocities=False)
         return vectors.vectors, index
-    src_keys, src = i * (n2 + 1) + j, known
+    src_keys, extra_vecs = i * (n2 + 1) + j, None
     if extra is not None and extra[0].size:
-        flat, vecs = extra
+        flat, extra_vecs = extra
         src_keys = np.concatenate([src_keys, flat // n2 * (n2 + 1) + flat % n2])
-        src = np.concatenate([known, vecs])
+
+    def fetch(pos: np.ndarray) -> np.ndarray:  # rows of known, then of extra (no joined copy)
+        own = pos < known.shape[0]
+        out = np.empty((pos.size, *known.shape[1:]), dtype=complex)
+        out[own] = known[pos[own]]
+        if extra_vecs is not None:
+            out[~own] = extra_vecs[pos[~own] - known.shape[0]]
+        return out
+
     vectors = np.empty((keys.size, *known.shape[1:]), dtype=complex)
-    direct = np.isin(src_keys, keys)
-    vectors[np.searchsorted(keys, src_keys[direct])] = src[direct]
+    direct = np.flatnonzero(np.isin(src_keys, keys))
+    vectors[np.searchsorted(keys, src_keys[direct])] = fetch(direct)
     missing = ~np.isin(keys, src_keys)
     if wrap and missing.any() and bloch_periodic(model):
         which, pos, shift = wrapped_corners(keys, n1, n2, src_keys, missing)
-        vectors[which] = shifted_vectors(model, src[pos], shift)
+        vectors[which] = shifted_vectors(model, fetch(pos), shift)
         missing[which] = False
     if missing.any():
         k = _cartesian(model, keys[missing], n1, n2)
