@@ -134,21 +134,25 @@ class SlepcSolver:
         k = np.asarray(k, dtype=float).reshape(-1, 2)
         si = ShiftInvert(self.PETSc, self.SLEPc, self.comm, self.opts, self._layout,
                          self.opts.block_size(self._sparse.norb))
+        vectors = np.empty((len(k), self._sparse.norb, self.opts.nev), complex)
+        parts = []
         try:  # one matrix + EPS for the batch: the MUMPS analysis is done once
-            parts = [self._guarded(si, kk, velocities) for kk in k]
+            for i, kk in enumerate(k):  # window vectors straight into the batch array
+                energies, vectors[i], *rest = self._guarded(si, kk, velocities)
+                parts.append((energies, None, *rest))
         finally:
             si.destroy()
         if not parts:
-            nb, n = self.opts.nev, self._sparse.norb
-            return Eigenpairs(np.zeros((0, nb)), np.zeros((0, n, nb), complex),
+            nb = self.opts.nev
+            return Eigenpairs(np.zeros((0, nb)), vectors,
                               np.zeros((2, 0, nb, nb), complex) if velocities else None,
                               np.zeros((0, nb, 3)), np.zeros((0, nb)), np.zeros((0, 2)))
         if not velocities:
-            return Eigenpairs(np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]),
-                              None, None, None, np.stack([p[5] for p in parts]))
-        fields = [np.stack([p[i] for p in parts]) for i in range(6)]
-        return Eigenpairs(fields[0], fields[1], np.moveaxis(fields[2], 1, 0), fields[3],
-                          fields[4], fields[5])
+            return Eigenpairs(np.stack([p[0] for p in parts]), vectors, None, None, None,
+                              np.stack([p[5] for p in parts]))
+        fields = [np.stack([p[i] for p in parts]) for i in (0, 2, 3, 4, 5)]
+        return Eigenpairs(fields[0], vectors, np.moveaxis(fields[1], 1, 0), fields[2],
+                          fields[3], fields[4])
 
     def _guarded(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
         """One k-point; an unexpected error on one rank of a multi-rank pool aborts the job.
