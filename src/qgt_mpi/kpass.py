@@ -20,11 +20,13 @@ from mpi4py import MPI
 
 from qgt_mpi.geometry.bands import band_geometry, degenerate_pairs, pair_products
 from qgt_mpi.geometry.chern import plaquette_flux
+from qgt_mpi.geometry.corners import corner_plan
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.lattice import kgrid_points, reduced_indices
 from qgt_mpi.parallel import CollectiveError, Timers, allgather
 from qgt_mpi.parallel.errors import describe, fail_point
+from qgt_mpi.parallel.exchange import exchange
 from qgt_mpi.parallel.signals import StopFlag
 from qgt_mpi.transport.accumulate import TransportSums
 
@@ -91,16 +93,25 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
     progress = Progress(log, "k-pass", total, percent)
     fresh: list[int] = []
     for t in range(rounds):
-        error, done_k = None, 0
-        if t < len(mine):
+        error, done_k, solved = None, 0, None
+        block = mine[t] if t < len(mine) else None
+        if block is not None:
             try:
                 fail_point(comm, "kpass")
-                done_k = _block(job, mine[t], timers, root)
+                solved = _solve(job, block, timers)
+            except Exception as exc:  # agreed on below, re-raised on every rank
+                error = describe(exc)
+        with timers.phase("geometry"):
+            extra = _exchange_corners(comm, job, todo[t * n_pools : (t + 1) * n_pools], pool,
+                                      solved, error is not None)
+        if solved is not None and extra is not False:
+            try:
+                done_k = _finish(job, block, solved, extra, timers, root)
                 if root:
-                    fresh.append(mine[t])
+                    fresh.append(block)
                 else:
                     done_k = 0
-            except Exception as exc:  # agreed on below, re-raised on every rank
+            except Exception as exc:
                 error = describe(exc)
         due = checkpointer is not None and comm.rank == 0 and checkpointer.due()
         reports = allgather(comm, (error, bool(stop), due, done_k))
@@ -134,21 +145,60 @@ def _interrupted(comm: MPI.Comm, stop: StopFlag | None, checkpointer) -> None:
                           "command to continue", status=EXIT_INTERRUPTED)
 
 
-def _block(job: KPass, block: int, timers: Timers, root: bool = True) -> int:
-    """One block through solve → geometry → transport deposit; returns its k-point count.
+def _solve(job: KPass, block: int, timers: Timers):
+    """Eigenpairs of one block's k-points (collective over the solver's pool)."""
+    n1, n2 = job.grid
+    with timers.phase("solve"):
+        k = kgrid_points(job.model.reciprocal, n1, n2, *job.bounds(block))
+        return k, job.solver.solve(job.model, k)
 
-    Every rank of a solver pool solves the block together; only the pool's root deposits
-    (the others' accumulators stay zero, so the world reduction counts each k once).
+
+def _exchange_corners(comm: MPI.Comm, job: KPass, blocks: list[int], pool: MPI.Comm,
+                      solved, failed: bool):
+    """Vectors of this round's other blocks at this block's plaquette corners. Collective.
+
+    Returns (flat indices, vectors) or None (nothing to receive), or False when a rank of
+    the round failed (the round's error is raised at its status exchange; no flux work).
+    Each pool rank sends to the same-numbered rank of the receiving pool (the window
+    vectors are replicated within a pool). Corners owned by blocks of other rounds are
+    solved where needed (geometry/chern.py).
+    """
+    if any(allgather(comm, failed)):
+        return False
+    n_pools = comm.size // pool.size
+    ranges = [job.bounds(b) for b in blocks] + [None] * (n_pools - len(blocks))
+    me = comm.rank // pool.size
+    send, recv = corner_plan(*job.grid, ranges, me)
+    start = ranges[me][0] if ranges[me] is not None else 0
+    outgoing = {p * pool.size + pool.rank: solved[1].vectors[flat - start]
+                for p, flat in send.items()}
+    received = exchange(comm, outgoing)
+    if not recv:
+        return None
+    pools = sorted(recv)
+    return (np.concatenate([recv[q] for q in pools]),
+            np.concatenate([received[q * pool.size + pool.rank] for q in pools]))
+
+
+def _block(job: KPass, block: int, timers: Timers, root: bool = True) -> int:
+    """One block alone (no exchange): solve → geometry → deposit; its k-point count."""
+    return _finish(job, block, _solve(job, block, timers), None, timers, root)
+
+
+def _finish(job: KPass, block: int, solved, extra, timers: Timers, root: bool = True) -> int:
+    """One solved block through geometry → transport deposit; returns its k-point count.
+
+    Every rank of a solver pool works on the block; only the pool's root deposits (the
+    others' accumulators stay zero, so the world reduction counts each k once).
     """
     n1, n2 = job.grid
     c0, c1 = job.bounds(block)
-    with timers.phase("solve"):
-        k = kgrid_points(job.model.reciprocal, n1, n2, c0, c1)
-        eig = job.solver.solve(job.model, k)
+    k, eig = solved
     with timers.phase("geometry"):
         curvature, metric = band_geometry(eig)
         products = pair_products(eig.velocities)
-        flux = plaquette_flux(job.model, job.solver, n1, n2, c0, c1, job.groups, eig.vectors)
+        flux = plaquette_flux(job.model, job.solver, n1, n2, c0, c1, job.groups, eig.vectors,
+                              extra=extra)
         skipped = degenerate_pairs(eig.energies)
     _check_finite(eig.energies, curvature, metric, products["N_xy"])
     if not root:

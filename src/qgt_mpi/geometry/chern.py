@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from qgt_mpi.geometry.corners import bloch_periodic, shifted_vectors, wrapped_corners
 from qgt_mpi.models.lattice import reduced_indices
 
+PLAQUETTE_BYTES = 1 << 26  # corner vectors gathered per batch of plaquettes (64 MiB)
 _CORNERS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])  # counter-clockwise in (i, j)
 
 
 def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarray,
-                    known: np.ndarray | None = None):
-    """Eigenvectors at the 4 unwrapped corners of plaquettes (i, j); (4, nplaq, norb, nb).
+                    known: np.ndarray | None = None, wrap: bool = True, extra=None):
+    """Eigenvectors at the distinct unwrapped corners of plaquettes (i, j) and, for each of the
+    4 corners of each plaquette, the row of that corner; ((ncorner, norb, nb), (4, nplaq)).
 
     Corners are solved at UNWRAPPED reduced coordinates (i + 1 may equal N1). In the Bloch
     convention of theory §1, H(k + G) = D_G† H(k) D_G with D_G = diag(e^{iG·τ_a}), so the state
@@ -30,44 +33,59 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     vectors of the wrapped point k would drop D_G, which is not a gauge phase, and give
     boundary plaquettes O(1) wrong fluxes whenever orbitals sit off the origin.
     Each distinct corner is solved once; ``known`` (the eigenvectors of the plaquettes' own
-    corner points (i, j), already solved by the caller) are reused, which is safe because
-    every plaquette's flux is invariant under a phase change of any corner's vectors.
+    corner points (i, j), already solved by the caller) and ``extra`` (base-grid flat indices
+    and eigenvectors of other points, from other blocks) are reused, which is safe because
+    every plaquette's flux is invariant under a unitary change within any corner's group.
+    With ``wrap`` (and a model that obeys the Bloch relation, geometry/corners.py), a corner
+    k + G whose wrapped point k has known vectors takes D_G† u(k) instead of a solve.
     """
     ci = (i[None, :] + _CORNERS[:, 0, None]).ravel()
     cj = (j[None, :] + _CORNERS[:, 1, None]).ravel()
     keys, inverse = np.unique(ci * (n2 + 1) + cj, return_inverse=True)
-    own = i * (n2 + 1) + j
+    index = inverse.reshape(4, i.size)
     if known is None:
-        missing = np.ones(keys.size, dtype=bool)
-        vectors = None
-    else:
-        missing = ~np.isin(keys, own)
-        vectors = np.empty((keys.size, *known.shape[1:]), dtype=complex)
-        vectors[np.searchsorted(keys, own)] = known
-    ui, uj = keys[missing] // (n2 + 1), keys[missing] % (n2 + 1)
-    k = np.outer(ui / n1, model.reciprocal[0]) + np.outer(uj / n2, model.reciprocal[1])
-    solved = solver.solve(model, k, velocities=False).vectors
-    if vectors is None:
-        vectors = solved
-    else:
-        vectors[missing] = solved
-    return vectors[inverse.ravel()].reshape(4, i.size, *vectors.shape[1:])
+        vectors = solver.solve(model, _cartesian(model, keys, n1, n2), velocities=False)
+        return vectors.vectors, index
+    src_keys, extra_vecs = i * (n2 + 1) + j, None
+    if extra is not None and extra[0].size:
+        flat, extra_vecs = extra
+        src_keys = np.concatenate([src_keys, flat // n2 * (n2 + 1) + flat % n2])
+
+    def fetch(pos: np.ndarray) -> np.ndarray:  # rows of known, then of extra (no joined copy)
+        own = pos < known.shape[0]
+        out = np.empty((pos.size, *known.shape[1:]), dtype=complex)
+        out[own] = known[pos[own]]
+        if extra_vecs is not None:
+            out[~own] = extra_vecs[pos[~own] - known.shape[0]]
+        return out
+
+    vectors = np.empty((keys.size, *known.shape[1:]), dtype=complex)
+    direct = np.flatnonzero(np.isin(src_keys, keys))
+    vectors[np.searchsorted(keys, src_keys[direct])] = fetch(direct)
+    missing = ~np.isin(keys, src_keys)
+    if wrap and missing.any() and bloch_periodic(model):
+        which, pos, shift = wrapped_corners(keys, n1, n2, src_keys, missing)
+        vectors[which] = shifted_vectors(model, fetch(pos), shift)
+        missing[which] = False
+    if missing.any():
+        k = _cartesian(model, keys[missing], n1, n2)
+        vectors[missing] = solver.solve(model, k, velocities=False).vectors
+    return vectors, index
 
 
-def _phases(overlap: np.ndarray, groups: list[tuple[int, int]]) -> np.ndarray:
-    """Unimodular links det(M_g)/|det(M_g)| of every group from one link's overlap matrix
-    M = V(k)† V(k + δ) of all bands (nplaq, nb, nb); (nplaq, ngroups)."""
-    out = np.empty((overlap.shape[0], len(groups)), complex)
-    diag = np.einsum("kii->ki", overlap)
-    for g, (lo, hi) in enumerate(groups):
-        det = diag[:, lo] if hi - lo == 1 else np.linalg.det(overlap[:, lo:hi, lo:hi])
-        out[:, g] = det / np.abs(det)
-    return out
+def _cartesian(model, keys: np.ndarray, n1: int, n2: int) -> np.ndarray:
+    """Cartesian k of unwrapped corner keys ci (N2 + 1) + cj."""
+    ui, uj = keys // (n2 + 1), keys % (n2 + 1)
+    return np.outer(ui / n1, model.reciprocal[0]) + np.outer(uj / n2, model.reciprocal[1])
+
+
+def _unimodular(z: np.ndarray) -> np.ndarray:
+    return z / np.abs(z)
 
 
 def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
-                   groups: list[tuple[int, int]], known: np.ndarray | None = None
-                   ) -> np.ndarray:
+                   groups: list[tuple[int, int]], known: np.ndarray | None = None,
+                   wrap: bool = True, extra=None) -> np.ndarray:
     """Berry flux through each owned plaquette for each band group; (stop − start, ngroups).
 
     Parameters
@@ -78,23 +96,34 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     start, stop : owned flat-index range of the row-major grid (may be empty).
     groups : band ranges (lo, hi), bands lo..hi−1.
     known : optional (stop − start, norb, nb) eigenvectors of the owned points, reused.
+    wrap : take corners across the zone boundary from known points (geometry/corners.py).
+    extra : optional (flat indices (m,), eigenvectors (m, norb, nb)) of points of the base
+        grid outside [start, stop) (another block's, exchanged by the k-pass), reused.
 
     Notes
     -----
-    Local only; C_g = Σ flux / 2π after the caller's sum over ranks.
+    Local only; C_g = Σ flux / 2π after the caller's sum over ranks. The link of a group is
+    det of the group's block of the full overlap V(k)† V(k + μ), computed once per link for
+    all groups, a few plaquettes at a time (no (4, nplaq, norb, nb) corner array).
     """
     i, j = reduced_indices(n1, n2, start, stop)
     flux = np.zeros((i.size, len(groups)))
     if i.size == 0:
         return flux
-    corners = _corner_vectors(model, solver, n1, n2, i, j, known)
+    vectors, index = _corner_vectors(model, solver, n1, n2, i, j, known, wrap, extra)
     orient = np.sign(np.linalg.det(model.reciprocal))
-    top = max(hi for _, hi in groups)
-    loop = np.ones((i.size, len(groups)), complex)
-    for c in range(4):  # one overlap matrix of all bands per link, shared by every group
-        left = corners[c][..., :top].conj().swapaxes(-1, -2)
-        loop *= _phases(left @ corners[(c + 1) % 4][..., :top], groups)
-    flux[:] = -orient * np.angle(loop)
+    step = max(1, PLAQUETTE_BYTES // (16 * vectors[0].size))
+    for s in range(0, i.size, step):
+        part = index[:, s : s + step]
+        loops = np.ones((part.shape[1], len(groups)), complex)
+        for c in range(4):
+            left, right = vectors[part[c]], vectors[part[(c + 1) % 4]]
+            overlap = left.conj().swapaxes(-1, -2) @ right  # (n, nb, nb)
+            for g, (lo, hi) in enumerate(groups):
+                sub = overlap[:, lo, lo] if hi - lo == 1 else np.linalg.det(
+                    overlap[:, lo:hi, lo:hi])
+                loops[:, g] *= _unimodular(sub)
+        flux[s : s + step] = -orient * np.angle(loops)
     return flux
 
 

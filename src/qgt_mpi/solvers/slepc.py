@@ -27,9 +27,12 @@ from mpi4py import MPI
 from qgt_mpi.models.sparse import as_sparse
 from qgt_mpi.parallel import allgather_rows, allreduce_array, block_range
 from qgt_mpi.solvers.base import Eigenpairs
-from qgt_mpi.solvers.sternheimer import pad_tensor, rest_tensor
+from qgt_mpi.solvers.shift_invert import ShiftInvert
+from qgt_mpi.solvers.sternheimer import cg_tolerance, pad_tensor, rest_tensor
 
 RESIDUAL_FACTOR = 100.0  # accepted ‖Hx − λx‖/((‖H‖ + |λ|)‖x‖) in units of tol
+BLOCK_SIZE = 4  # block Lanczos: 4 columns (the 4 flat bands of TBG meet at K), §8
+BLOCK_MIN_ORBITALS = 2000  # method "auto": block Lanczos from this size on (docs/performance.md §8)
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class WindowOptions:
     eigenpair residual; ncv, max_it : Krylov subspace size and restarts (None: SLEPc
     defaults); pad : extra eigenpairs beyond the window (None: max(4, nev // 2));
     edge_tol : eigenvalues closer than this [meV] count as degenerate at the window edge;
-    out_of_window : compute the out-of-window metric and curvature (theory §5).
+    out_of_window : compute the out-of-window metric and curvature (theory §5);
+    metric_tol : bound on the relative error of its Sternheimer part (None: RESIDUAL_FACTOR ×
+    tol, the backward error accepted for the window eigenpairs; solvers/sternheimer.py).
     """
 
     nev: int
@@ -51,11 +56,19 @@ class WindowOptions:
     pad: int | None = None
     edge_tol: float = 1e-6
     out_of_window: bool = True
+    metric_tol: float | None = None
+    method: str = "auto"
 
     @property
     def n_pad(self) -> int:
         """Eigenpairs computed beyond the window."""
         return self.pad if self.pad is not None else max(4, self.nev // 2)
+
+    def block_size(self, norb: int) -> int:
+        """Block size of block Lanczos, or 0 for SLEPc's Krylov–Schur (``method``)."""
+        if self.method == "krylovschur" or (self.method == "auto" and norb < BLOCK_MIN_ORBITALS):
+            return 0
+        return min(BLOCK_SIZE, self.nev + self.n_pad)
 
 
 class SlepcSolver:
@@ -71,7 +84,7 @@ class SlepcSolver:
         self.opts, self.comm = options, comm
         self._pcomm = PETSc.Comm(comm)
         self._model = None
-        self.iterations = {"eps": 0, "sternheimer": 0, "k": 0}
+        self.iterations = {"eps": 0, "sternheimer": 0, "k": 0, "vectors_only": 0}
 
     def bands(self, model) -> int:
         """Bands the solver returns: the window."""
@@ -82,7 +95,13 @@ class SlepcSolver:
         o = self.opts
         return {"solver": self.name, "nev": o.nev, "target_meV": o.target, "tol": o.tol,
                 "pad": o.n_pad, "pool_size": self.comm.size,
-                "out_of_window": o.out_of_window}
+                "out_of_window": o.out_of_window, "method": self._method()}
+
+    def _method(self) -> str:
+        """The eigensolver used (or ``opts.method`` before a model is bound)."""
+        if self._model is None:
+            return self.opts.method
+        return "block-lanczos" if self.opts.block_size(self._sparse.norb) else "krylov-schur"
 
     def check(self, model) -> None:
         """Raise ValueError when the window cannot be solved for ``model``."""
@@ -104,6 +123,7 @@ class SlepcSolver:
         self._ptr = (ptr[lo : hi + 1] - ptr[lo]).astype(self.PETSc.IntType)
         self._cols = sparse.cols[ptr[lo] : ptr[hi]].astype(self.PETSc.IntType)
         self._span = slice(int(ptr[lo]), int(ptr[hi]))
+        self._layout = (sparse.norb, self._rows, self._ptr, self._cols, self._span)
 
     def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
         """Window eigenpairs of a batch of Cartesian k (nk, 2). Collective over the pool.
@@ -112,20 +132,29 @@ class SlepcSolver:
         """
         self._bind(model)
         k = np.asarray(k, dtype=float).reshape(-1, 2)
-        parts = [self._guarded(kk, velocities) for kk in k]
+        si = ShiftInvert(self.PETSc, self.SLEPc, self.comm, self.opts, self._layout,
+                         self.opts.block_size(self._sparse.norb))
+        vectors = np.empty((len(k), self._sparse.norb, self.opts.nev), complex)
+        parts = []
+        try:  # one matrix + EPS for the batch: the MUMPS analysis is done once
+            for i, kk in enumerate(k):  # window vectors straight into the batch array
+                energies, vectors[i], *rest = self._guarded(si, kk, velocities)
+                parts.append((energies, None, *rest))
+        finally:
+            si.destroy()
         if not parts:
-            nb, n = self.opts.nev, self._sparse.norb
-            return Eigenpairs(np.zeros((0, nb)), np.zeros((0, n, nb), complex),
+            nb = self.opts.nev
+            return Eigenpairs(np.zeros((0, nb)), vectors,
                               np.zeros((2, 0, nb, nb), complex) if velocities else None,
                               np.zeros((0, nb, 3)), np.zeros((0, nb)), np.zeros((0, 2)))
         if not velocities:
-            return Eigenpairs(np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]),
-                              None, None, None, np.stack([p[5] for p in parts]))
-        fields = [np.stack([p[i] for p in parts]) for i in range(6)]
-        return Eigenpairs(fields[0], fields[1], np.moveaxis(fields[2], 1, 0), fields[3],
-                          fields[4], fields[5])
+            return Eigenpairs(np.stack([p[0] for p in parts]), vectors, None, None, None,
+                              np.stack([p[5] for p in parts]))
+        fields = [np.stack([p[i] for p in parts]) for i in (0, 2, 3, 4, 5)]
+        return Eigenpairs(fields[0], vectors, np.moveaxis(fields[1], 1, 0), fields[2],
+                          fields[3], fields[4])
 
-    def _guarded(self, k: np.ndarray, velocities: bool):
+    def _guarded(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
         """One k-point; an unexpected error on one rank of a multi-rank pool aborts the job.
 
         The ArithmeticErrors raised here (non-convergence, cut clusters, residuals) are
@@ -135,7 +164,7 @@ class SlepcSolver:
         the only way to stop every rank within seconds is MPI_Abort (with one message).
         """
         try:
-            return self._one(k, velocities)
+            return self._one(si, k, velocities)
         except ArithmeticError:
             raise
         except Exception as exc:
@@ -149,67 +178,28 @@ class SlepcSolver:
             raise
 
     # one k-point ------------------------------------------------------------------------
-    def _matrix(self, values: np.ndarray):
-        """PETSc AIJ matrix of this rank's rows from pattern values (nnz,)."""
-        n, (lo, hi) = self._sparse.norb, self._rows
-        mat = self.PETSc.Mat().createAIJ(size=((hi - lo, n), (hi - lo, n)), comm=self._pcomm,
-                                         csr=(self._ptr, self._cols, values[self._span]))
-        mat.assemble()
-        return mat
-
-    def _eps(self, mat):
-        """Krylov–Schur, shift-invert at the target, MUMPS LU; -qgt_ options applied."""
-        SLEPc, o = self.SLEPc, self.opts
-        eps = SLEPc.EPS().create(self._pcomm)
-        eps.setOperators(mat)
-        eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
-        eps.setType(SLEPc.EPS.Type.KRYLOVSCHUR)
-        eps.setDimensions(o.nev + o.n_pad, o.ncv or self.PETSc.DECIDE)
-        eps.setTarget(o.target)
-        eps.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
-        eps.setTolerances(o.tol, o.max_it or self.PETSc.DEFAULT)
-        st = eps.getST()
-        st.setType(SLEPc.ST.Type.SINVERT)
-        ksp = st.getKSP()
-        ksp.setType("preonly")
-        pc = ksp.getPC()
-        pc.setType("lu")
-        pc.setFactorSolverType("mumps")
-        eps.setOptionsPrefix("qgt_")
-        eps.setFromOptions()
-        return eps
-
-    def _one(self, k: np.ndarray, velocities: bool):
+    def _one(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
         """Window energies, vectors, velocities, out-of-window geometry, outside edges."""
         o, where = self.opts, f"k = ({k[0]:.6g}, {k[1]:.6g})"
         h, dx, dy = self._sparse.values(k)
-        mat = self._matrix(h)
-        eps = self._eps(mat)
-        try:
-            try:
-                eps.solve()
-            except self.PETSc.Error as exc:
-                lines = [ln.strip("[0] ") for ln in str(exc).splitlines() if ln.strip()]
-                raise ArithmeticError(f"SLEPc failed at {where}: {lines[-1]}") from None
-            energies, local = self._pairs(eps, mat, where)
-            n_all = energies.size
-            full = allgather_rows(self.comm, local)
-            ops = [self._local_rows(v) for v in (dx, dy)]
-            nev = o.nev
-            order = np.argsort(energies[:nev], kind="stable")
-            win = np.concatenate([order, np.arange(nev, n_all)])
-            energies, full, local = energies[win], full[:, win], local[:, win]
-            if not velocities:  # eigenvectors only (link variables at plaquette corners)
-                return (energies[:nev], full[:, :nev], None, None, None,
-                        _edges(energies[:nev], energies[nev:]))
-            dvec = [op @ full for op in ops]  # local rows of ∂_iH V
-            vel = np.stack([allreduce_array(self.comm, local.conj().T @ dv) for dv in dvec])
-            metric, curv = self._outside_geometry(eps, energies, vel, local, dvec, where)
-            self.iterations["eps"] += eps.getIterationNumber()
-            self.iterations["k"] += 1
-        finally:
-            eps.destroy()
-            mat.destroy()
+        si.load(h)
+        *found, its = si.pairs(self._local_rows(h), where)
+        energies, local = self._select(*found, where)
+        n_all = energies.size
+        full = allgather_rows(self.comm, local)
+        nev = o.nev
+        order = np.argsort(energies[:nev], kind="stable")
+        win = np.concatenate([order, np.arange(nev, n_all)])
+        energies, full, local = energies[win], full[:, win], local[:, win]
+        if not velocities:  # eigenvectors only (link variables at plaquette corners)
+            self.iterations["vectors_only"] += 1
+            return (energies[:nev], full[:, :nev], None, None, None,
+                    _edges(energies[:nev], energies[nev:]))
+        dvec = [self._local_rows(v) @ full for v in (dx, dy)]  # local rows of ∂_iH V
+        vel = np.stack([allreduce_array(self.comm, local.conj().T @ dv) for dv in dvec])
+        metric, curv = self._outside_geometry(si, energies, vel, local, dvec, where)
+        self.iterations["eps"] += its
+        self.iterations["k"] += 1
         return (energies[:nev], full[:, :nev], vel[:, :nev, :nev], metric, curv,
                 _edges(energies[:nev], energies[nev:]))
 
@@ -219,24 +209,16 @@ class SlepcSolver:
         return sp.csr_matrix((values[self._span], self._cols, self._ptr),
                              shape=(hi - lo, self._sparse.norb))
 
-    def _pairs(self, eps, mat, where: str) -> tuple[np.ndarray, np.ndarray]:
+    def _select(self, values: np.ndarray, vectors: np.ndarray, errors: np.ndarray,
+                where: str) -> tuple[np.ndarray, np.ndarray]:
         """Converged pairs nearest σ (window first); checks convergence and the window edge."""
         o = self.opts
-        nconv = eps.getConverged()
-        need = o.nev + 1
-        if nconv < need:
-            reason = eps.getConvergedReason()
+        nconv = values.size
+        if nconv < o.nev + 1:
             raise ArithmeticError(f"SLEPc converged {nconv} of {o.nev + o.n_pad} eigenpairs at "
-                                  f"{where} (reason {reason}); raise solver.max_it or ncv")
-        vec = mat.createVecLeft()
-        values, vectors, errors = [], [], []
-        for i in range(nconv):
-            values.append(eps.getEigenpair(i, vec).real)
-            vectors.append(vec.getArray().copy())
-            errors.append(eps.computeError(i, self.SLEPc.EPS.ErrorType.BACKWARD))
-        values = np.array(values)
+                                  f"{where}; raise solver.max_it or ncv")
         order = np.argsort(np.abs(values - o.target), kind="stable")[: o.nev + o.n_pad]
-        values, vectors = values[order], np.column_stack([vectors[i] for i in order])
+        values, vectors = values[order], vectors[:, order]
         inside, rest = values[: o.nev], values[o.nev :]
         gap = np.min(np.abs(rest[:, None] - inside[None, :]))
         if gap < o.edge_tol:
@@ -249,17 +231,18 @@ class SlepcSolver:
                                   f"{worst:.3g} > {RESIDUAL_FACTOR:g} x solver.tol")
         return values, vectors
 
-    def _outside_geometry(self, eps, energies, vel, local, dvec, where):
+    def _outside_geometry(self, si, energies, vel, local, dvec, where):
         """Out-of-window metric (nev, 3) and curvature (nev,) of the window bands (theory §5)."""
         o = self.opts
         nev = o.nev
         tensor = pad_tensor(energies, vel, nev)
         if o.out_of_window:
-            ksp = eps.getST().getKSP()
-            solve = _factor_solve(self.PETSc, ksp, self._pcomm, self._sparse.norb)
+            solve = si.factor_solve()
             rhs = np.stack([dv[:, :nev] for dv in dvec])
-            rest, its = rest_tensor(self.comm, solve, local, rhs, energies[:nev] - o.target,
-                                    min(o.tol, 1e-10), where)
+            shifts = energies[:nev] - o.target
+            accuracy = o.metric_tol if o.metric_tol is not None else RESIDUAL_FACTOR * o.tol
+            tol = cg_tolerance(shifts, float(np.max(np.abs(energies - o.target))), accuracy)
+            rest, its = rest_tensor(self.comm, solve, local, rhs, shifts, tol, where)
             tensor = tensor + rest
             self.iterations["sternheimer"] += its
         return tensor.real, -2.0 * tensor[:, 2].imag
@@ -270,22 +253,3 @@ def _edges(window: np.ndarray, rest: np.ndarray) -> np.ndarray:
     below, above = rest[rest < window.min()], rest[rest > window.max()]
     return np.array([below.max() if below.size else np.nan,
                      above.min() if above.size else np.nan])
-
-
-def _factor_solve(PETSc, ksp, pcomm, n: int):
-    """X ↦ (H − σ)⁻¹ X for local row blocks (nloc, ncol), one MUMPS multi-RHS solve."""
-    factor = ksp.getPC().getFactorMatrix()
-
-    def solve(x: np.ndarray) -> np.ndarray:
-        nloc, ncol = x.shape
-        rhs = PETSc.Mat().createDense(((nloc, n), (None, ncol)), comm=pcomm,
-                                      array=np.asfortranarray(x))
-        out = PETSc.Mat().createDense(((nloc, n), (None, ncol)), comm=pcomm)
-        out.setUp()
-        factor.matSolve(rhs, out)
-        result = out.getDenseArray().copy()
-        rhs.destroy()
-        out.destroy()
-        return result
-
-    return solve

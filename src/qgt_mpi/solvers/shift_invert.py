@@ -1,0 +1,174 @@
+"""PETSc objects of the windowed solver, kept for all k-points of one batch (solvers/slepc.py).
+
+H(k) has the same sparsity pattern at every k (models/sparse.py), so one PETSc AIJ matrix
+and one Krylov–Schur EPS (shift-and-invert at the target, MUMPS LU) serve a whole batch: per
+k-point only the values are refilled. PETSc then keeps the MUMPS analysis (fill-reducing
+ordering and symbolic factorisation of H − σ, 0.12 s per k-point at m = 31, 5 % of a
+k-point; docs/performance.md §8) and redoes only the numerical factorisation.
+
+Every solve starts from the same vector, a fixed-seed random vector of the full dimension
+whose rows each rank slices out. Without it a reused EPS would continue its random stream,
+and the converged vectors (to tol, not bitwise) would depend on the k-points solved before
+in the batch, hence on the block layout; with it a k-point's result is the same whichever
+batch, rank or pool solves it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qgt_mpi.parallel import allgather_rows, allreduce_array, allreduce_max
+from qgt_mpi.solvers.block_lanczos import block_lanczos
+
+START_SEED = 20260101  # fixed: the Krylov start vectors are part of the result's definition
+MAX_BLOCKS = 40  # default basis limit of block Lanczos, in blocks
+# MUMPS controls, entered as -qgt_st_mat_mumps_icntl_N defaults into PETSc's options
+# database (an option the user gave wins; PETSc reads them at the analysis).
+# ICNTL(6) = 0: no column-permutation preprocessing (maximum transversal). H − σ is Hermitian,
+# so structurally symmetric with a zero-free diagonal, and the analysis then orders its own
+# pattern: at m = 31 the factors shrink from 1.08e7 to 9.99e6 entries, the elimination from
+# 7.75e9 to 6.0e9 flops (MUMPS INFOG(29), RINFOG(3)) and the numerical factorisation from
+# 0.85 to 0.69 s of CPU, with window eigenvalues equal to 3e-11 meV (docs/performance.md §8).
+# Stability stays with MUMPS's threshold pivoting; every window pair's backward error is
+# checked as before.
+MUMPS_ICNTL = {6: 0}
+
+
+class ShiftInvert:
+    """A matrix H(k) and its shift-invert Krylov–Schur solver, refilled per k-point.
+
+    Parameters
+    ----------
+    PETSc, SLEPc : the imported petsc4py/slepc4py modules.
+    comm : the pool communicator (mpi4py).
+    opts : WindowOptions (nev, pad, ncv, tol, max_it, target).
+    block : block size of block Lanczos (solvers/block_lanczos.py), or 0 for SLEPc's
+        Krylov–Schur.
+    layout : (n, (lo, hi), ptr, cols, span) of the model's pattern: global size, this rank's
+        rows, their local CSR row pointer and column indices (PETSc ints), and the slice of the
+        pattern's values that belongs to those rows.
+
+    Notes
+    -----
+    Creation, :meth:`load` and :meth:`destroy` are collective over the pool; call
+    :meth:`destroy` on every rank when the batch is done.
+    """
+
+    def __init__(self, PETSc, SLEPc, comm, opts, layout, block: int = 0) -> None:
+        self.PETSc, self.SLEPc, self.comm, self.opts = PETSc, SLEPc, comm, opts
+        self.pcomm = PETSc.Comm(comm)
+        self.n, self.rows, self.ptr, self.cols, self.span = layout
+        self.block = block  # > 0: block Lanczos with this block size; 0: SLEPc Krylov–Schur
+        self.mat = self.eps = None
+        lo, hi = self.rows
+        start = np.random.default_rng(START_SEED).standard_normal((2, self.n, max(block, 1)))
+        self._start = (start[0] + 1j * start[1])[lo:hi]
+
+    def load(self, values: np.ndarray) -> None:
+        """Set H(k) from the pattern values (nnz,) and factorise H − σ (block Lanczos) or
+        prepare the EPS (Krylov–Schur). Collective."""
+        local = values[self.span]
+        if self.mat is None:
+            nloc = self.rows[1] - self.rows[0]
+            self.mat = self.PETSc.Mat().createAIJ(
+                size=((nloc, self.n), (nloc, self.n)), comm=self.pcomm,
+                csr=(self.ptr, self.cols, local))
+            self.mat.assemble()
+            self.eps = self._eps()
+        else:  # same pattern: values only, so PETSc keeps the symbolic factorisation
+            self.mat.setValuesCSR(self.ptr, self.cols, local)
+            self.mat.assemble()
+            self.eps.setOperators(self.mat)
+        if self.block:  # the EPS only sets up its spectral transformation: factorises H − σ
+            self.eps.setUp()
+            self.eps.getST().getKSP().setUp()
+            return
+        vec = self.mat.createVecLeft()
+        vec.setArray(self._start[:, 0])
+        self.eps.setInitialSpace([vec])
+        vec.destroy()
+
+    def pairs(self, h_local, where: str):
+        """(values, local vectors (nloc, nconv), backward errors, iterations) of the pairs
+        nearest σ, at least ``nev + pad`` unless the method failed. Collective."""
+        if self.block:
+            return self._block_pairs(h_local)
+        try:
+            self.eps.solve()
+        except self.PETSc.Error as exc:
+            lines = [ln.strip("[0] ") for ln in str(exc).splitlines() if ln.strip()]
+            raise ArithmeticError(f"SLEPc failed at {where}: {lines[-1]}") from None
+        eps, vec = self.eps, self.mat.createVecLeft()
+        values, vectors, errors = [], [], []
+        for i in range(eps.getConverged()):
+            values.append(eps.getEigenpair(i, vec).real)
+            vectors.append(vec.getArray().copy())
+            errors.append(eps.computeError(i, self.SLEPc.EPS.ErrorType.BACKWARD))
+        vec.destroy()
+        vectors = np.column_stack(vectors) if vectors else np.zeros((len(self._start), 0))
+        return np.array(values), vectors, np.array(errors), eps.getIterationNumber()
+
+    def _block_pairs(self, h_local):
+        """Block Lanczos pairs with their true backward errors ‖Hx − λx‖/((‖H‖_∞ + |λ|)‖x‖)."""
+        o, comm = self.opts, self.comm
+        rowsum = np.asarray(abs(h_local).sum(axis=1)).ravel()
+        norm_h = allreduce_max(comm, float(rowsum.max(initial=0.0)))
+        values, vectors, steps = block_lanczos(
+            comm, self.factor_solve(), self._start, o.nev + o.n_pad, o.target, o.tol, norm_h,
+            o.max_it or MAX_BLOCKS)
+        resid = h_local @ allgather_rows(comm, vectors) - vectors * values
+        norms = np.sqrt(allreduce_array(comm, np.sum(np.abs(resid) ** 2, axis=0)))
+        return values, vectors, norms / (norm_h + np.abs(values)), steps
+
+    def _eps(self):
+        """Krylov–Schur, shift-invert at the target, MUMPS LU; -qgt_ options applied."""
+        SLEPc, o = self.SLEPc, self.opts
+        eps = SLEPc.EPS().create(self.pcomm)
+        eps.setOperators(self.mat)
+        eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
+        eps.setType(SLEPc.EPS.Type.KRYLOVSCHUR)
+        eps.setDimensions(o.nev + o.n_pad, o.ncv or self.PETSc.DECIDE)
+        eps.setTarget(o.target)
+        eps.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
+        eps.setTolerances(o.tol, o.max_it or self.PETSc.DEFAULT)
+        st = eps.getST()
+        st.setType(SLEPc.ST.Type.SINVERT)
+        ksp = st.getKSP()
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+        eps.setOptionsPrefix("qgt_")
+        options = self.PETSc.Options()
+        for key, value in MUMPS_ICNTL.items():
+            if not options.hasName(f"qgt_st_mat_mumps_icntl_{key}"):
+                options.setValue(f"qgt_st_mat_mumps_icntl_{key}", value)
+        eps.setFromOptions()
+        return eps
+
+    def factor_solve(self):
+        """X ↦ (H − σ)⁻¹ X for local row blocks (nloc, ncol): one MUMPS multi-RHS solve with
+        the factorisation of the last :meth:`load` + solve. Collective when called."""
+        PETSc, pcomm, n = self.PETSc, self.pcomm, self.n
+        factor = self.eps.getST().getKSP().getPC().getFactorMatrix()
+
+        def solve(x: np.ndarray) -> np.ndarray:
+            nloc, ncol = x.shape
+            rhs = PETSc.Mat().createDense(((nloc, n), (None, ncol)), comm=pcomm,
+                                          array=np.asfortranarray(x))
+            out = PETSc.Mat().createDense(((nloc, n), (None, ncol)), comm=pcomm)
+            out.setUp()
+            factor.matSolve(rhs, out)
+            result = out.getDenseArray().copy()
+            rhs.destroy()
+            out.destroy()
+            return result
+
+        return solve
+
+    def destroy(self) -> None:
+        """Free the EPS (with its factorisation) and the matrix. Collective."""
+        for obj in (self.eps, self.mat):
+            if obj is not None:
+                obj.destroy()
+        self.eps = self.mat = None
