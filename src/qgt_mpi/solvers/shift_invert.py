@@ -60,6 +60,7 @@ class ShiftInvert:
         self.n, self.rows, self.ptr, self.cols, self.span = layout
         self.block = block  # > 0: block Lanczos with this block size; 0: SLEPc Krylov–Schur
         self.mat = self.eps = None
+        self.fallbacks = 0  # k-points where block Lanczos gave way to Krylov–Schur
         lo, hi = self.rows
         start = np.random.default_rng(START_SEED).standard_normal((2, self.n, max(block, 1)))
         self._start = (start[0] + 1j * start[1])[lo:hi]
@@ -92,7 +93,12 @@ class ShiftInvert:
         """(values, local vectors (nloc, nconv), backward errors, iterations) of the pairs
         nearest σ, at least ``nev + pad`` unless the method failed. Collective."""
         if self.block:
-            return self._block_pairs(h_local)
+            try:
+                return self._block_pairs(h_local)
+            except ArithmeticError:  # e.g. degenerate clusters wider than the block (folded
+                if self.opts.method != "auto":  # supercells): with method "auto", Krylov–
+                    raise  # Schur on the same factorisation; an explicit "block" refuses
+                self.fallbacks += 1
         try:
             self.eps.solve()
         except self.PETSc.Error as exc:
