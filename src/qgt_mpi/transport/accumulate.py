@@ -166,9 +166,26 @@ class ReducedSums:
                 sym += a
                 hall += b
                 dens += c
-        occ = None if self.occ_tree is None else np.stack([
-            self.band_occupation(i_d, i_t, int(b), mu) for b in s.occ_bands])
-        return sym, hall, dens, occ
+        return sym, hall, dens, self.occupations(i_d, i_t, mu)
+
+    def occupations(self, i_d: int, i_t: int, mu: np.ndarray) -> np.ndarray | None:
+        """Σ_k n_b(k) of every band kept (n_occ, n_mu), or None; bands sharing δ share one
+        kernel table (evaluate.evaluate_channel with a tuple of channels). Local."""
+        s = self.sums
+        if self.occ_tree is None:
+            return None
+        kt = K_B_MEV_PER_K * float(s.temperature[i_t])
+        mu = np.atleast_1d(np.asarray(mu, dtype=float))
+        out = np.zeros((s.occ_bands.size, mu.size))
+        deltas = s.delta[i_d, s.occ_bands]
+        for value in np.unique(deltas):
+            rows = np.flatnonzero(deltas == value)
+            out[rows] = evaluate_channel(self.occ_tree, tuple(int(r) for r in rows),
+                                         float(value), mu, kt, density_only=True)[2]
+            for r in rows:
+                out[r] += evaluate_points(self.occ_points[r], float(value), mu, kt,
+                                          density_only=True)[2]
+        return out
 
     def band_occupation(self, i_d: int, i_t: int, band: int, mu: np.ndarray) -> np.ndarray:
         """Σ_k n_band(k) at ``mu`` (times N_k; divide by n_k for the occupation). Local."""

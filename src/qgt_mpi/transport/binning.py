@@ -67,10 +67,11 @@ class Cells:
         self.keys, row = np.unique(encode(level, j), return_inverse=True)
         self.row = row.reshape(energies.shape)
         self.powers = taylor_powers(self.offsets.ravel(), P_BIN)  # (nk*nb, P+1)
-        self.emin = np.full(self.keys.size, np.inf)
-        self.emax = np.full(self.keys.size, -np.inf)
-        np.minimum.at(self.emin, row.ravel(), energies.ravel())
-        np.maximum.at(self.emax, row.ravel(), energies.ravel())
+        order = np.argsort(row.ravel(), kind="stable")  # energies grouped by cell
+        starts = np.searchsorted(row.ravel()[order], np.arange(self.keys.size))
+        grouped = np.asarray(energies, dtype=float).ravel()[order]
+        self.emin = np.minimum.reduceat(grouped, starts) if grouped.size else grouped
+        self.emax = np.maximum.reduceat(grouped, starts) if grouped.size else grouped
 
 
 class CellStore:

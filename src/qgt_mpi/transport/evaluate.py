@@ -93,18 +93,20 @@ def kernel_table(zeta: np.ndarray, kt: float, qmax: int, full: bool) -> np.ndarr
     return out
 
 
-def evaluate_channel(tree: CellTree, channel: int, delta_c: float, mu: np.ndarray,
-                     kt: float, density_only: bool = False
+def evaluate_channel(tree: CellTree, channel: int | tuple[int, ...], delta_c: float,
+                     mu: np.ndarray, kt: float, density_only: bool = False
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sums of one channel at one temperature over all ``mu``. Local, no communication.
 
     Returns sym (3, 4, n_mu) (a = 0, 1, 2 × the SYMMETRIC components), hall (3, n_mu) and
     density (n_mu). With ``density_only`` (occupation stores: one component, the density
-    weight) only the density is formed.
+    weight) only the density is formed; then ``channel`` may be a tuple of channels sharing
+    δ, evaluated with one kernel table, and the density is (len(channel), n_mu).
     """
     mu = np.asarray(mu, dtype=float)
-    sym, hall, dens = np.zeros((3, len(SYMMETRIC), mu.size)), np.zeros((3, mu.size)), \
-        np.zeros(mu.size)
+    n_dens = len(channel) if isinstance(channel, tuple) else 0
+    sym, hall = np.zeros((3, len(SYMMETRIC), mu.size)), np.zeros((3, mu.size))
+    dens = np.zeros((n_dens, mu.size)) if n_dens else np.zeros(mu.size)
     radius = delta_c + math.pi * kt
     (rows, anchors, mus), resid = _all_pairs(tree, mu, radius)
     if rows.size == 0:
@@ -125,7 +127,8 @@ def evaluate_channel(tree: CellTree, channel: int, delta_c: float, mu: np.ndarra
             table += base[inv, :, s : s + slots] * powers[s][:, None, None]
         coeff, m = data[rows[sel]], mus[sel]
         if density_only:
-            _accumulate(dens[None, None], m, coeff[:, :1], table[:, 3:4], True)
+            acc = dens[None] if n_dens else dens[None, None]
+            _accumulate(acc, m, coeff[:, : max(n_dens, 1)], table[:, 3:4], True)
             continue
         _accumulate(sym, m, coeff[:, list(SYMMETRIC)], table[:, ROWS_K], False)
         _accumulate(hall[:, None], m, coeff[:, HALL : HALL + 1], table[:, ROWS_HALL], True)

@@ -78,10 +78,16 @@ class CellTree:
         starts = np.flatnonzero(np.r_[True, parent[1:] != parent[:-1]])
         return parent[starts], np.add.reduceat(shifted, starts, axis=0)
 
-    def channel(self, ch: int) -> np.ndarray:
-        """Moments of one channel over the cells of every level, level-major (cached)."""
+    def channel(self, ch: int | tuple[int, ...]) -> np.ndarray:
+        """Moments of one channel over the cells of every level, level-major (cached).
+
+        A tuple of channels of a one-component store (the occupations) gives them side by
+        side in place of the component axis: (cells, len(ch), slots).
+        """
         if self._channel[0] != ch:
-            self._channel = (ch, np.concatenate([d[:, ch] for _, d in self.levels]))
+            pick = (lambda d: d[:, list(ch), 0]) if isinstance(ch, tuple) else (
+                lambda d: d[:, ch])
+            self._channel = (ch, np.concatenate([pick(d) for _, d in self.levels]))
         return self._channel[1]
 
     def nbytes(self) -> int:
