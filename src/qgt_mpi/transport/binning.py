@@ -146,18 +146,8 @@ def deposit_weights(store: CellStore, cells: Cells, chan: np.ndarray,
     nk, nb = cells.row.shape
     n_ch, n_comp, slots = store.shape
     cell = (cells.row * n_ch + chan[None, :]).ravel()  # (nk*nb,)
-    # Σ_k w_c(k) s^p/p! per cell as sparse (cells × k) @ (k × powers) products, one per
-    # component and order d: no (k × component × slot) temporaries (memory bandwidth).
-    order = np.argsort(cell, kind="stable")
-    n_rows = cells.keys.size * n_ch
-    indptr = np.searchsorted(cell[order], np.arange(n_rows + 1))
-    w = weights.regular.reshape(nk * nb, n_comp, 2)[order]
-    batch = np.zeros((n_rows, n_comp, slots), complex)
-    for c in range(n_comp):
-        for d in (0, 1):
-            if np.any(w[:, c, d]):
-                mat = sp.csr_matrix((w[:, c, d], order, indptr), shape=(n_rows, nk * nb))
-                batch[:, c, d : d + P_BIN + 1] += mat @ cells.powers
+    batch = _cell_sums(cell, cells.keys.size * n_ch, weights.regular.reshape(nk * nb, n_comp, 2),
+                       cells.powers, slots)
     store.merge(cells.keys, batch.reshape(cells.keys.size, *store.shape), cells.emin,
                 cells.emax)
     if weights.near_k.size:
@@ -180,10 +170,32 @@ def deposit_occupation(store: CellStore, cells: Cells, members: np.ndarray) -> N
     n_ch, _, slots = store.shape
     nk, nb = cells.row.shape
     ch, band = np.nonzero(members)
-    cell = cells.row[:, band] * n_ch + ch[None, :]  # (nk, n_pairs)
-    pw = cells.powers.reshape(nk, nb, -1)[:, band]  # (nk, n_pairs, P+1)
-    flat = (cell[..., None] * slots + np.arange(P_BIN + 1)).ravel()
-    store.add(cells, flat, DENSITY_WEIGHT * pw.ravel())
+    cell = (cells.row[:, band] * n_ch + ch[None, :]).ravel()  # (nk * n_pairs,)
+    pw = cells.powers.reshape(nk, nb, -1)[:, band].reshape(cell.size, -1)
+    weight = np.zeros((cell.size, 1, 2))
+    weight[:, 0, 0] = DENSITY_WEIGHT
+    batch = _cell_sums(cell, cells.keys.size * n_ch, weight, pw, slots)
+    store.merge(cells.keys, batch.real.reshape(cells.keys.size, *store.shape), cells.emin,
+                cells.emax)
+
+
+def _cell_sums(cell: np.ndarray, n_rows: int, w: np.ndarray, powers: np.ndarray,
+               slots: int) -> np.ndarray:
+    """Σ_i w[i, c, d] s_i^p/p! into slot d + p of row ``cell[i]``; (n_rows, n_comp, slots).
+
+    One sparse (rows × entries) @ (entries × powers) product per component and order d
+    (d = 0, 1: the regular weights), so no (entries × component × slot) temporaries.
+    """
+    order = np.argsort(cell, kind="stable")
+    indptr = np.searchsorted(cell[order], np.arange(n_rows + 1))
+    w = w[order]
+    out = np.zeros((n_rows, w.shape[1], slots), complex)
+    for c in range(w.shape[1]):
+        for d in (0, 1):
+            if np.any(w[:, c, d]):
+                mat = sp.csr_matrix((w[:, c, d], order, indptr), shape=(n_rows, cell.size))
+                out[:, c, d : d + P_BIN + 1] += mat @ powers
+    return out
 
 
 def moments_state(stores: dict[str, CellStore | None], comm: MPI.Comm) -> dict[str, np.ndarray]:
