@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from runner import HALDANE_MODEL, REPO, _clean_env, qgt
 
+from qgt_mpi.transport.stream import sweep_units
+
 KEYS = ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric", "sigma_yy", "sigma_xy", "seebeck",
         "kappa_xx", "lorenz_ratio")
 
@@ -179,11 +181,12 @@ def test_signal_during_evaluation_keeps_the_kpass(tmp_path):
     with h5py.File(ckpt, "r") as f:
         assert f["done"][()].all()
         kept = int(f["state/sweep_done"][()].sum())  # the finished units (data in .partial)
-    assert 0 < kept < 40, kept  # of 2 x 20 (delta, T) points, one unit each (MIN_UNITS = 16)
+    n_units = len(sweep_units(300, 2, 20))  # 300 μ x 2 δ x 20 T, T grouped in pairs
+    assert 0 < kept < n_units, kept
     partial = Path(f"{out}.partial")
     assert partial.exists()
     again = qgt(["run", str(deck), "-o", str(out)], np=3)  # resumes on another rank count
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming from checkpoint" in again.stdout and not ckpt.exists()
-    assert f"{kept} of 40 units already in" in again.stdout and not partial.exists()
+    assert f"{kept} of {n_units} units already in" in again.stdout and not partial.exists()
     _same(_read(ref), _read(out))

@@ -85,16 +85,26 @@ def test_stop_during_evaluation_resumes_on_other_rank_count(tmp_path, how):
 
 
 def test_units_do_not_depend_on_ranks_and_are_bounded():
-    """The unit layout is a function of the sweep only, with at most MAX_UNIT_POINTS each."""
-    from qgt_mpi.transport.stream import MAX_UNIT_POINTS, MIN_UNITS
+    """The unit layout is a function of the sweep only, with at most MAX_UNIT_POINTS each;
+    temperatures are grouped beyond MAX_UNITS units; each (δ, T, μ) is in one unit."""
+    from qgt_mpi.transport.stream import MAX_UNIT_POINTS, MAX_UNITS, MIN_UNITS
 
     units = sweep_units(1000, 1, 10_000)
-    assert len(units) == 10_000 and all(u[2] == slice(0, 1000) for u in units)
+    assert all(u[2] == slice(0, 1000) for u in units)
+    sizes = [u[1].stop - u[1].start for u in units]
+    assert max(sizes) == 10 and len(units) == 1000 <= MAX_UNITS
+    assert len(sweep_units(41, 1, 300)) == 300  # no grouping below MAX_UNITS
+    assert max(u[1].stop - u[1].start for u in sweep_units(1000, 1, 10**6)) * 1000 \
+        <= MAX_UNIT_POINTS
+    assert np.array_equal(np.concatenate([np.arange(10_000)[u[1]] for u in units]),
+                          np.arange(10_000))
+    assert len(sweep_units(5, 2, 20)) >= MIN_UNITS
     units = sweep_units(300_000, 2, 1)
     assert max(u[2].stop - u[2].start for u in units) <= MAX_UNIT_POINTS
     assert len(sweep_units(281, 1, 1)) == MIN_UNITS
     covered = np.zeros((300_000, 2), int)
-    for d, _t, sl in units:
+    for d, temps, sl in units:
+        assert temps == slice(0, 1)
         covered[sl, d] += 1
     assert np.all(covered == 1)
 
@@ -103,7 +113,8 @@ def _failing(rank_to_fail: int, unit_to_fail: int):
     def evaluate(unit):
         if MPI.COMM_WORLD.rank == rank_to_fail and unit[1] == unit_to_fail:
             raise ValueError("kernel table broke")
-        return {"x": np.full(unit[2].stop - unit[2].start, float(unit[1]))}
+        return {"x": np.full((unit[2].stop - unit[2].start, unit[1].stop - unit[1].start),
+                             float(unit[1].start))}
     return evaluate
 
 
@@ -131,8 +142,11 @@ def test_streamed_units_cover_the_sweep_once():
     sink = MemorySink((7, 2, 3))
     import logging
 
-    run_units(comm, lambda u: {"x": np.full(u[2].stop - u[2].start, 1.0 + u[0] + 10 * u[1])},
-              units, list(range(len(units))), sink, logging.getLogger("test"))
+    def evaluate(u):
+        temps = 10.0 * np.arange(u[1].start, u[1].stop)
+        return {"x": np.broadcast_to(1.0 + u[0] + temps, (u[2].stop - u[2].start, temps.size))}
+
+    run_units(comm, evaluate, units, list(range(len(units))), sink, logging.getLogger("test"))
     got = sink.result(comm)["x"]
     expect = 1.0 + np.arange(2)[None, :, None] + 10 * np.arange(3)[None, None, :]
     assert np.array_equal(got, np.broadcast_to(expect, (7, 2, 3)))

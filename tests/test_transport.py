@@ -53,11 +53,7 @@ def _binned(eps, prod, delta, mu, temps):
     sums = TransportSums(np.asarray(temps), np.asarray(mu), np.asarray([delta]))
     sums.add(eps, prod)
     reduced = sums.reduce(SELF)
-    sym = np.zeros((3, 4, len(mu), len(temps)))
-    hall = np.zeros((3, len(mu), len(temps)))
-    for t in range(len(temps)):
-        s, h, *_ = reduced.point(0, t, np.asarray(mu))
-        sym[..., t], hall[..., t] = s, h
+    sym, hall, *_ = reduced.point(0, np.arange(len(temps)), np.asarray(mu))  # one block
     return sym, hall
 
 

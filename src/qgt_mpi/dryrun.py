@@ -140,7 +140,7 @@ def _timed_point(reduced, i_d: int, i_t: int, mu: np.ndarray, fixed=None
     s = reduced.sums
     unit = SweepEvaluation(s, reduced, 1.0, 1.0, *(fixed or (None, None)))
     t0 = time.process_time()
-    unit((i_d, i_t, slice(0, mu.size if fixed is None else fixed[0].size)))
+    unit((i_d, slice(i_t, i_t + 1), slice(0, mu.size if fixed is None else fixed[0].size)))
     elapsed = time.process_time() - t0
     kt = K_B_MEV_PER_K * s.temperature[i_t]
     pairs = sum(r.size for ch in np.flatnonzero(s.chan_choice == i_d)

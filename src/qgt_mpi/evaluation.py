@@ -73,33 +73,44 @@ class SweepEvaluation:
             out["mu_solved"] = (self.shape, np.dtype(float), {"units": "meV", **axes})
         return out
 
+    def chunk(self) -> tuple[int, int]:
+        """(first-axis points, temperatures) of the first unit: the file's storage chunk."""
+        _d, temps, sl = self.units[0]
+        return sl.stop - sl.start, temps.stop - temps.start
+
     def __call__(self, unit: Unit) -> dict[str, np.ndarray]:
-        """Observables of one unit (local); raises FloatingPointError for non-finite σ."""
-        i_d, i_t, sl = unit
+        """Observables of one unit, each (first axis, T, ...) (local); raises
+        FloatingPointError for non-finite σ."""
+        i_d, temps, sl = unit
         s = self.sums
+        t_idx = np.arange(temps.start, temps.stop)
         if self.filling is None:
-            mu = s.mu[sl]
+            mu = np.broadcast_to(s.mu[sl][:, None], (sl.stop - sl.start, t_idx.size))
         else:
-            mu = solve_mu(self.reduced, i_d, i_t, self.filling[sl], self.bands)
-            self.mu_range = [min(self.mu_range[0], mu.min()), max(self.mu_range[1], mu.max())]
-        sym, hall, dens, occ = self.reduced.point(i_d, i_t, mu)
-        temperature = s.temperature[i_t : i_t + 1]
-        hall = hall[..., None] / self.norm
+            mu = np.stack([self._solve(i_d, i_t, sl) for i_t in t_idx], axis=-1)
+        sym, hall, dens, occ = self.reduced.point(i_d, t_idx, mu)
+        occupation = occ if self.per_band else dens[None]
+        temperature = s.temperature[temps]
+        hall = hall / self.norm
         s.add_below(hall, temperature)
-        occupation = (occ if self.per_band else dens[None])[..., None] / self.reduced.n_k
-        out = transport_quantities(sym[..., None] / self.norm, hall, temperature,
-                                   self.degeneracy, occupation)
+        out = transport_quantities(sym / self.norm, hall, temperature, self.degeneracy,
+                                   occupation / self.reduced.n_k)
         if not self.per_band:
             del out["filling"]  # one row: the total over bands, not a band's filling
         for key in ("sigma_xx", "sigma_xy"):
             if not np.all(np.isfinite(out[key])):
                 raise FloatingPointError(f"non-finite {key} after evaluation of the kernels")
-        values = {k: v[:, 0] for k, v in out.items()}
-        for key, mask in flag_undefined(values).items():
-            values[f"{key}_undefined"] = mask.astype(np.uint8)
+        for key, mask in flag_undefined(out).items():
+            out[f"{key}_undefined"] = mask.astype(np.uint8)
         if self.filling is not None:
-            values["mu_solved"] = mu
-        return values
+            out["mu_solved"] = mu
+        return out
+
+    def _solve(self, i_d: int, i_t: int, sl: slice) -> np.ndarray:
+        """μ at the fillings ``sl`` of one (δ, T) (fixed-filling sweeps)."""
+        mu = solve_mu(self.reduced, i_d, i_t, self.filling[sl], self.bands)
+        self.mu_range = [min(self.mu_range[0], mu.min()), max(self.mu_range[1], mu.max())]
+        return mu
 
 
 def bytes_per_point(sums: TransportSums, filling: bool) -> int:
@@ -179,7 +190,7 @@ def finish_streamed(comm: MPI.Comm, job, config, output: str, log: logging.Logge
                                      sweep.filling, list(sweep.filling_bands or []))
     done_before = job.sums.sweep_done
     resume = done_before is not None and bool(np.any(done_before))
-    sink = FileSink(comm, output, evaluation.layout(), resume)
+    sink = FileSink(comm, output, evaluation.layout(), resume, evaluation.chunk())
     if resume and not sink.resumed:
         log.info("the partial result file of the stopped evaluation is missing or unreadable: "
                  "evaluating every sweep unit again")

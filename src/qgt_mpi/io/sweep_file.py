@@ -3,12 +3,12 @@
 The result file ``<output>.partial`` (writer.py) is created before the evaluation with the
 sweep-shaped /transport datasets (observables, undefined-value masks, per-band fillings,
 solved μ); the rank that evaluated a unit writes its hyperslab with an independent write, so
-no sweep-sized array is ever held in memory (issue 9: the sweep is bounded by disk). Storage
-is chunked by the shape of a unit, so a write touches few chunks. The rest of the file is
-added by ``writer.write(..., append=True)`` at the end. After a stop the partial file stays;
-a rerun reopens it and fills the units the checkpoint does not mark as done (a partial file
-that is missing or unreadable, e.g. after ``kill -9`` inside a write, is recreated and every
-unit evaluated again).
+no sweep-sized array is ever held in memory (issue 9: the sweep is bounded by disk).
+Storage is chunked by the shape of a unit (``chunk``), so a write touches few chunks. The
+rest of the file is added by ``writer.write(..., append=True)`` at the end. After a stop
+the partial file stays; a rerun reopens it and fills the units the checkpoint does not mark
+as done (a partial file that is missing or unreadable, e.g. after ``kill -9`` inside a
+write, is recreated and every unit evaluated again).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ class FileSink:
     ----------
     layout : name → (shape, dtype, attrs) of the /transport datasets to stream.
     resume : reopen an existing partial file (units done before a stop are kept in it).
+    chunk : (first-axis points, temperatures) of a storage chunk, at most the sweep's.
     """
 
-    def __init__(self, comm: MPI.Comm, output: str, layout: Layout, resume: bool) -> None:
+    def __init__(self, comm: MPI.Comm, output: str, layout: Layout, resume: bool,
+                 chunk: tuple[int, int] = (_CHUNK_POINTS, 1)) -> None:
         self.comm, self.path = comm, partial_name(output)
         usable = broadcast(comm, _readable(self.path, layout) if comm.rank == 0 else None)
         self.resumed = bool(resume and usable)
@@ -51,18 +53,18 @@ class FileSink:
         self.dsets = {}
         for key, (shape, dtype, attrs) in layout.items():
             if key not in grp:
-                chunks = (min(shape[0], _CHUNK_POINTS), *(1,) * 2, *shape[3:])
+                chunks = (min(shape[0], chunk[0]), 1, min(shape[2], chunk[1]), *shape[3:])
                 dset = grp.create_dataset(key, shape, dtype=dtype, chunks=chunks,
                                           fillvalue=np.nan if np.dtype(dtype).kind == "f" else 0)
                 for name, value in attrs.items():
                     dset.attrs[name] = value
             self.dsets[key] = grp[key]
 
-    def put(self, unit: tuple[int, int, slice], values: dict[str, np.ndarray]) -> None:
-        """Write one unit (independent I/O, local)."""
-        i_d, i_t, sl = unit
+    def put(self, unit: tuple[int, slice, slice], values: dict[str, np.ndarray]) -> None:
+        """Write one unit (independent I/O, local); values are (first axis, T, ...)."""
+        i_d, temps, sl = unit
         for key, dset in self.dsets.items():
-            dset[sl, i_d, i_t] = values[key]
+            dset[sl, i_d, temps] = values[key]
 
     def flush(self) -> None:
         """Push written slabs to disk (collective)."""

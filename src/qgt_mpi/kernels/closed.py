@@ -34,6 +34,7 @@ __all__ = [
     "ETA_DEG",
     "fermi",
     "k_series",
+    "lambda_from_psi",
     "lambda_series",
     "minus_fermi_prime",
     "w_pair",
@@ -70,11 +71,18 @@ def lambda_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
     """
     zeta = _lower(zeta)
     g = 1j / (2.0 * np.pi * kT)
-    out = polygamma(qmax, 0.5 + g * zeta)
-    out[0] -= math.log(1.0 / (2.0 * np.pi * kT)) + 0.5j * np.pi
-    for q in range(1, qmax + 1):
-        out[q] *= g**q
-    return out
+    return lambda_from_psi(polygamma(qmax, 0.5 + g * zeta), kT)
+
+
+def lambda_from_psi(psi: np.ndarray, kT: float | np.ndarray) -> np.ndarray:
+    """Λ^(q) from ψ^(q)(c), q = 0..qmax (leading axis), by (3.4); ``psi`` is overwritten.
+    ``kT`` is a scalar or one value per element (trailing axis)."""
+    kT = np.asarray(kT, dtype=float)
+    g = 1j / (2.0 * np.pi * kT)
+    psi[0] -= np.log(1.0 / (2.0 * np.pi * kT)) + 0.5j * np.pi
+    for q in range(1, psi.shape[0]):
+        psi[q] *= g**q
+    return psi
 
 
 def _leibniz(B: np.ndarray, zeta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,22 +93,26 @@ def _leibniz(B: np.ndarray, zeta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return zeta * B + q * Bm1, zeta**2 * B + 2 * q * zeta * Bm1 + q * (q - 1) * Bm2
 
 
-def k_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
+def k_series(zeta: np.ndarray, kT: float | np.ndarray, qmax: int,
+             lam: np.ndarray | None = None) -> np.ndarray:
     """K_a^(q)(ζ) for a = 0, 1, 2 and q = 0..qmax, Im ζ < 0; shape ``(3, qmax+1) + ζ.shape``.
 
     theory §3: K_0 = −Λ', K_1 = 1 + ζK_0, K_2 = ζ + ζ²K_0, derivatives by Leibniz.  Where
     β|ζ|/2π ≥ 1 the same functions are built from R_0 = K_0 + 1/ζ (see module docstring).
+    ``lam``, if given, is Λ^(q)(ζ) for q = 0..qmax+1 (flat, as lambda_series) and is used
+    where β|ζ|/2π < 1 instead of evaluating it again; then ``kT`` may also be one value per
+    element of the flat ζ.
     """
     zeta = _lower(zeta)
     flat = zeta.ravel()
-    g = 1j / (2.0 * np.pi * kT)
+    g = 1j / (2.0 * np.pi * np.asarray(kT))
     w = g * flat
     far = np.abs(w) >= 1.0
     out = np.empty((3, qmax + 1, flat.size), dtype=complex)
     near = ~far
     if np.any(near):
         zn = flat[near]
-        K0 = -lambda_series(zn, kT, qmax + 1)[1:]
+        K0 = -(lambda_series(zn, kT, qmax + 1) if lam is None else lam[:, near])[1:]
         K1, K2 = _leibniz(K0, zn)
         K1[0] += 1.0
         K2[0] += zn
@@ -112,8 +124,9 @@ def k_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
         R0 = -trigamma_half_remainder(qmax, w[far])
         inv = 1.0 / zf
         pole = inv.copy()
+        g_far = g if np.ndim(g) == 0 else g[far]
         for q in range(qmax + 1):
-            R0[q] *= g ** (q + 1)
+            R0[q] *= g_far ** (q + 1)
             out[0, q, far] = R0[q] - (-1.0) ** q * math.factorial(q) * pole
             pole = pole * inv
         K1, K2 = _leibniz(R0, zf)

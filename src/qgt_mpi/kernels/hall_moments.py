@@ -20,13 +20,13 @@ h_a' = −x^a(−f').  With c = 1/2 + iβζ/2π, g = iβ/2π (Im ζ < 0), L = ln
   1/(12c) (Λ_1 → −(π²kT²/3)/ζ; h_1 is integrable, so no regularisation);
 * Λ_2(ζ) = (π²kT²/3) Λ_0(ζ) + E(c)/g², where h_2 − (π²kT²/3) f is integrable and
   E(c) = B(c) + ψ(c)/12 − const, B = −u²/2 + u²ψ(c) − 2u ln Γ(c) + 2ψ^(−2)(c), u = c − ½,
-  decays like −1/(90c²).  E is evaluated from its recurrence
-  E(c) = E(c + 1) − [ΔB(c) + 1/(12c)],  ΔB(x) = −3x + 2xψ(x) + (x + ½)²/x − 2 ln Γ(x) − ln x + L
-  (Raabe's ∫_x^{x+1} ln Γ = L/2 + x ln x − x), shifted up to |c + M| ≥ R_ASY.
+  decays like −1/(90c²).  E obeys the recurrence E(c) = E(c + 1) − [ΔB(c) + 1/(12c)],
+  ΔB(x) = −3x + 2xψ(x) + (x + ½)²/x − 2 ln Γ(x) − ln x + L (Raabe's ∫_x^{x+1} ln Γ =
+  L/2 + x ln x − x), and at |c| ≥ R_ASY its asymptotic series
+  E = Σ_{k≥2} B_2k/((2k−1) c^(2k−1)) − Σ_{j≥1} [B_2j/(6j) + B_{2j+2}/(2j)] c^(−2j).
 
-For |c| ≥ R_ASY both remainders come from their asymptotic series (Stirling's series for ψ
-and ln Γ, term by term):  R_1 = 1/(4c) + Σ_k B_2k [−1/((2k−1)c^(2k−1)) + 1/(4k c^(2k))],
-E = Σ_{k≥2} B_2k/((2k−1) c^(2k−1)) − Σ_{j≥1} [B_2j/(6j) + B_{2j+2}/(2j)] c^(−2j).
+R_1 and E come from kernels.family, which carries ψ, the Stirling remainders of ψ and ln Γ
+and E through one upward recurrence to |c + M| ≥ R_ASY (its docstring: errors, cost).
 
 The pair kernels then follow exactly as in closed.y_pair:
 Y^(a)_nm = −(1/π) Im(Λ_a[ζ_n, ζ_m, ζ_m] + Λ_a[ζ_n, ζ̄_m, ζ̄_m]), the degenerate first term by
@@ -36,35 +36,17 @@ its Taylor series about ζ_n.  All functions are for Im ζ < 0 (Schwarz reflecti
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import numpy as np
-from scipy.special import loggamma, spence
+from scipy.special import spence
 
 from .closed import k_series, lambda_series, y_from_series
-from .polygamma import polygamma
+from .family import R_FAMILY, family
 
-__all__ = ["R_ASY", "entropy", "h_moment", "lambda_12", "lambda_moments", "y_moment_pair"]
+__all__ = ["R_ASY", "entropy", "h_moment", "lambda_12", "lambda_12_from", "lambda_moments",
+           "y_moment_pair"]
 
-R_ASY = 12.0  # |c| from which the asymptotic series are used
-_K_TERMS = 16  # Bernoulli terms of the series: ≲ 1e-17 relative at |c| ≥ R_ASY, |arg c| ≤ π/2
-_LN2PI = math.log(2.0 * math.pi)
-
-
-def _bernoulli_even(kmax: int) -> np.ndarray:
-    """Exact B_2, B_4, ..., B_2kmax (Akiyama–Tanigawa; scipy's B_4 is off by 2e-12)."""
-    a = [Fraction(0)] * (2 * kmax + 1)
-    out = []
-    for m in range(2 * kmax + 1):
-        a[m] = Fraction(1, m + 1)
-        for j in range(m, 0, -1):
-            a[j - 1] = j * (a[j - 1] - a[j])
-        if m >= 2 and m % 2 == 0:
-            out.append(float(a[0]))
-    return np.array(out)
-
-
-_B2K = _bernoulli_even(_K_TERMS + 1)  # B_2, B_4, ..., B_{2K+2}
+R_ASY = R_FAMILY  # |c| from which the asymptotic series are used
 
 
 def entropy(f: np.ndarray) -> np.ndarray:
@@ -99,66 +81,6 @@ def h_moment(a: int, x: np.ndarray, kT: float) -> np.ndarray:
     return np.where(x >= 0, pos, math.pi**2 * kT**2 / 3.0 - pos)
 
 
-def _series_r1(c: np.ndarray) -> np.ndarray:
-    """Asymptotic series of R_1(c) for |c| ≥ R_ASY."""
-    inv = 1.0 / c
-    out = 0.25 * inv
-    p = inv
-    for k in range(1, _K_TERMS + 1):
-        b = _B2K[k - 1]
-        out = out - b / (2 * k - 1) * p + b / (4 * k) * p * inv
-        p = p * inv * inv
-    return out
-
-
-def _series_e(c: np.ndarray) -> np.ndarray:
-    """Asymptotic series of E(c) for |c| ≥ R_ASY."""
-    inv = 1.0 / c
-    inv2 = inv * inv
-    out = np.zeros_like(c)
-    p_even = inv2  # c^(−2j)
-    for j in range(1, _K_TERMS + 1):
-        odd = _B2K[j] / (2 * j + 1) * p_even * inv  # k = j + 1: B_2k/((2k−1) c^(2k−1))
-        even = -(_B2K[j - 1] / (6 * j) + _B2K[j] / (2 * j)) * p_even
-        out = out + odd + even
-        p_even = p_even * inv2
-    return out
-
-
-def _shift_counts(c: np.ndarray) -> np.ndarray:
-    """Smallest M ≥ 0 with |c + M| ≥ R_ASY (Re c ≥ 1/2)."""
-    y2 = c.imag**2
-    need = np.sqrt(np.maximum(R_ASY**2 - y2, 0.0)) - c.real
-    return np.where(y2 >= R_ASY**2, 0, np.ceil(np.maximum(need, 0.0))).astype(np.int64)
-
-
-def _remainder_r1(c: np.ndarray) -> np.ndarray:
-    """R_1(c): direct formula for |c| < R_ASY, asymptotic series beyond."""
-    out = np.empty_like(c)
-    far = np.abs(c) >= R_ASY
-    out[far] = _series_r1(c[far])
-    cn = c[~far]
-    if cn.size:
-        out[~far] = (cn - 0.5) * (polygamma(0, cn)[0] - 1.0) - loggamma(cn) + 0.5 * _LN2PI
-    return out
-
-
-def _remainder_e(c: np.ndarray) -> np.ndarray:
-    """E(c) by upward recurrence to |c + M| ≥ R_ASY and the asymptotic series there."""
-    m = _shift_counts(c)
-    out = _series_e(c + m)
-    if np.any(m):
-        idx = np.repeat(np.arange(c.size), m)
-        starts = np.cumsum(m) - m
-        x = c[idx] + (np.arange(idx.size) - starts[idx])
-        step = (-3.0 * x + 2.0 * x * polygamma(0, x)[0] + (x + 0.5) ** 2 / x
-                - 2.0 * loggamma(x) - np.log(x) + _LN2PI + 1.0 / (12.0 * x))
-        total = np.bincount(idx, weights=step.real, minlength=c.size)
-        total = total + 1j * np.bincount(idx, weights=step.imag, minlength=c.size)
-        out = out - total
-    return out
-
-
 def lambda_moments(a: int, zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
     """Λ_a^(q)(ζ), q = 0..qmax, Im ζ < 0; shape ``(qmax+1,) + ζ.shape`` (module docstring).
 
@@ -175,13 +97,7 @@ def lambda_moments(a: int, zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray
     flat = zeta.ravel()
     if flat.size and not np.all(flat.imag < 0):
         raise ValueError("closed-form kernels need Im zeta < 0 (use Schwarz reflection)")
-    g = 1j / (2.0 * math.pi * kT)
-    c = 0.5 + g * flat
-    if a == 1:
-        out[0] = (_remainder_r1(c) / g).reshape(zeta.shape)
-    else:
-        lam0 = lambda_series(flat, kT, 0)[0]
-        out[0] = (math.pi**2 * kT**2 / 3.0 * lam0 + _remainder_e(c) / g**2).reshape(zeta.shape)
+    out[0] = lambda_12(zeta, kT, lambda_series(zeta, kT, 0)[0])[a - 1]
     return out
 
 
@@ -192,10 +108,16 @@ def lambda_12(zeta: np.ndarray, kT: float, lam0: np.ndarray) -> np.ndarray:
     """
     zeta = np.asarray(zeta, dtype=complex)
     g = 1j / (2.0 * math.pi * kT)
-    c = (0.5 + g * zeta).ravel()
-    lam1 = _remainder_r1(c) / g
-    lam2 = math.pi**2 * kT**2 / 3.0 * np.ravel(lam0) + _remainder_e(c) / g**2
-    return np.stack([lam1.reshape(zeta.shape), lam2.reshape(zeta.shape)])
+    fam = family(0.5 + g * zeta.ravel(), 0, True)
+    return lambda_12_from(fam, kT, lam0, zeta.shape)
+
+
+def lambda_12_from(fam, kT: float, lam0: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Λ_1, Λ_2 at order 0 from a kernels.family result with ``hall`` (see lambda_12)."""
+    g = 1j / (2.0 * math.pi * kT)
+    lam1 = fam.r1 / g
+    lam2 = math.pi**2 * kT**2 / 3.0 * np.ravel(lam0) + fam.e / g**2
+    return np.stack([lam1.reshape(shape), lam2.reshape(shape)])
 
 
 def y_moment_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:

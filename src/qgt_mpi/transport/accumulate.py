@@ -151,40 +151,50 @@ class ReducedSums:
         total = data[:, chans, DENSITY, 0].real.sum() if data.size else 0.0
         return round(float(total) / (DENSITY_WEIGHT * s.delta.shape[1]))
 
-    def point(self, i_d: int, i_t: int, mu: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Sums at one (δ, T) over ``mu``: symmetric (3, 4, n), Hall (3, n) and occupation
-        (n,) summed over bands, and the per-band occupations (n_occ, n) or None (see
-        TransportSums)."""
+    def point(self, i_d: int, temps: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Sums at δ choice ``i_d`` and temperatures ``temps`` (indices, n_T) over ``mu``
+        ((n,) for every T, or (n, n_T)): symmetric (3, 4, n, n_T), Hall (3, n, n_T) and
+        occupation (n, n_T) summed over bands, and the per-band occupations (n_occ, n, n_T)
+        or None (see TransportSums). Point masses are evaluated for the whole block at once,
+        the cell trees per temperature. Local."""
         s = self.sums
-        kt = K_B_MEV_PER_K * float(s.temperature[i_t])
+        kts = K_B_MEV_PER_K * s.temperature[np.atleast_1d(temps)]
         mu = np.asarray(mu, dtype=float)
-        sym, hall, dens = np.zeros((3, 4, mu.size)), np.zeros((3, mu.size)), np.zeros(mu.size)
+        grid = np.broadcast_to(mu if mu.ndim == 2 else mu[:, None], (mu.shape[0], kts.size))
+        sym, hall = np.zeros((3, 4, *grid.shape)), np.zeros((3, *grid.shape))
+        dens, cache = np.zeros(grid.shape), {}
         for ch in np.flatnonzero(s.chan_choice == i_d):
             delta = float(s.chan_delta[ch])
-            for a, b, c in (evaluate_channel(self.tree, int(ch), delta, mu, kt),
-                            evaluate_points(self.points[ch], delta, mu, kt)):
-                sym += a
-                hall += b
-                dens += c
-        return sym, hall, dens, self.occupations(i_d, i_t, mu)
+            for j, kt in enumerate(kts):
+                a, b, c = evaluate_channel(self.tree, int(ch), delta, grid[:, j], kt)
+                sym[..., j] += a
+                hall[..., j] += b
+                dens[..., j] += c
+            a, b, c = evaluate_points(self.points[ch], delta, grid, kts, cache=cache)
+            sym += a
+            hall += b
+            dens += c
+        return sym, hall, dens, self.occupations(i_d, kts, grid, cache)
 
-    def occupations(self, i_d: int, i_t: int, mu: np.ndarray) -> np.ndarray | None:
-        """Σ_k n_b(k) of every band kept (n_occ, n_mu), or None; bands sharing δ share one
-        kernel table (evaluate.evaluate_channel with a tuple of channels). Local."""
+    def occupations(self, i_d: int, kts: np.ndarray, grid: np.ndarray, cache: dict
+                    ) -> np.ndarray | None:
+        """Σ_k n_b(k) of every band kept (n_occ, n_μ, n_T), or None, at k_BT ``kts`` over the
+        (n_μ, n_T) ``grid`` (see point; ``cache`` its point tables); bands sharing δ share
+        one kernel table (evaluate.evaluate_channel with a tuple of channels). Local."""
         s = self.sums
         if self.occ_tree is None:
             return None
-        kt = K_B_MEV_PER_K * float(s.temperature[i_t])
-        mu = np.atleast_1d(np.asarray(mu, dtype=float))
-        out = np.zeros((s.occ_bands.size, mu.size))
+        out = np.zeros((s.occ_bands.size, *grid.shape))
         deltas = s.delta[i_d, s.occ_bands]
         for value in np.unique(deltas):
             rows = np.flatnonzero(deltas == value)
-            out[rows] = evaluate_channel(self.occ_tree, tuple(int(r) for r in rows),
-                                         float(value), mu, kt, density_only=True)[2]
+            for j, kt in enumerate(kts):
+                out[rows, :, j] = evaluate_channel(self.occ_tree, tuple(int(r) for r in rows),
+                                                   float(value), grid[:, j], kt,
+                                                   density_only=True)[2]
             for r in rows:
-                out[r] += evaluate_points(self.occ_points[r], float(value), mu, kt,
-                                          density_only=True)[2]
+                out[r] += evaluate_points(self.occ_points[r], float(value), grid, kts,
+                                          density_only=True, cache=cache)[2]
         return out
 
     def band_occupation(self, i_d: int, i_t: int, band: int, mu: np.ndarray) -> np.ndarray:
@@ -196,7 +206,7 @@ class ReducedSums:
         kt = K_B_MEV_PER_K * float(s.temperature[i_t])
         mu, delta = np.atleast_1d(np.asarray(mu, dtype=float)), float(s.delta[i_d, band])
         return (evaluate_channel(self.occ_tree, row, delta, mu, kt, density_only=True)[2]
-                + evaluate_points(self.occ_points[row], delta, mu, kt, density_only=True)[2])
+                + evaluate_points(self.occ_points[row], delta, mu, kt, density_only=True)[2][:, 0])
 
 
 def _nonzero(keys: np.ndarray, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -23,8 +23,9 @@ import math
 
 import numpy as np
 
-from qgt_mpi.kernels.closed import k_series, lambda_series
-from qgt_mpi.kernels.hall_moments import lambda_12
+from qgt_mpi.kernels.closed import k_series, lambda_from_psi
+from qgt_mpi.kernels.family import family
+from qgt_mpi.kernels.hall_moments import lambda_12_from
 from qgt_mpi.transport.lattice import accepted_ranges
 from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import DENSITY, HALL, SYMMETRIC
@@ -78,17 +79,25 @@ def _shift_order(resid: np.ndarray, radius: float) -> int:
     return max(0, math.ceil(math.log(1e-17) / math.log(ratio)) - 1)
 
 
-def kernel_table(zeta: np.ndarray, kt: float, qmax: int, full: bool) -> np.ndarray:
-    """(n, 6, qmax+1) table: rows K_0, K_1, K_2, Λ_0, Λ_1, Λ_2 (theory §3, §4).
+def kernel_table(zeta: np.ndarray, kt: float | np.ndarray, qmax: int, full: bool) -> np.ndarray:
+    """(n, 6, qmax+1) table: rows K_0, K_1, K_2, Λ_0, Λ_1, Λ_2 (theory §3, §4); ``kt`` is a
+    scalar or one k_BT per element of the flat ``zeta``.
 
     Λ_a^(q) for a = 1, 2 and q ≥ 1 is −K_a^(q−1) (Λ_a' = −K_a). Without ``full`` only the
-    Λ_0 row is filled (the density of the occupation stores).
+    Λ_0 row is filled (the density of the occupation stores). One kernels.family pass gives
+    ψ^(0..qmax+1)(c) and the Hall remainders for all rows.
     """
+    zeta = np.asarray(zeta, dtype=complex).ravel()
+    if zeta.size and not np.all(zeta.imag < 0):
+        raise ValueError("closed-form kernels need Im zeta < 0 (use Schwarz reflection)")
     out = np.zeros((zeta.size, 6, qmax + 1), complex)
-    out[:, 3] = lambda_series(zeta, kt, qmax).T
+    fam = family(0.5 + 1j / (2.0 * math.pi * np.asarray(kt)) * zeta, qmax + 1 if full else qmax,
+                 full)
+    lam = lambda_from_psi(fam.psi, kt)
+    out[:, 3] = lam[: qmax + 1].T
     if full:
-        out[:, ROWS_K] = k_series(zeta, kt, qmax).transpose(2, 0, 1)
-        out[:, 4:6, 0] = lambda_12(zeta, kt, out[:, 3, 0]).T
+        out[:, ROWS_K] = k_series(zeta, kt, qmax, lam=lam).transpose(2, 0, 1)
+        out[:, 4:6, 0] = lambda_12_from(fam, kt, lam[0], zeta.shape).T
         out[:, 4:6, 1:] = -out[:, 1:3, :qmax]
     return out
 
@@ -137,26 +146,52 @@ def evaluate_channel(tree: CellTree, channel: int | tuple[int, ...], delta_c: fl
 
 
 def evaluate_points(points: tuple[np.ndarray, np.ndarray], delta_c: float, mu: np.ndarray,
-                    kt: float, density_only: bool = False
+                    kt: np.ndarray, density_only: bool = False, cache: dict | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sums of a channel's point masses (points.py) over all ``mu``; as evaluate_channel.
+    """Sums of a channel's point masses (points.py) over a block of (μ, T); as evaluate_channel
+    with a trailing temperature axis.
 
-    ``points`` = (energies (n_p,), moments (n_p, comp, slots) about those energies). Exact:
-    the kernels are evaluated at the points themselves, no cover. Local.
+    ``points`` = (energies (n_p,), moments (n_p, comp, slots) about those energies); ``mu``
+    is (n_μ,) for every temperature or (n_μ, n_T); ``kt`` (n_T,). Exact: the kernels are
+    evaluated at the points themselves, no cover, for the whole block at once (one
+    kernels.family pass per point). ``cache`` (one per block) shares the tables of points at
+    the same energy and δ between the channels and the occupation stores. Local.
     """
     energies, moments = points
-    sym, hall, dens = np.zeros((3, len(SYMMETRIC), mu.size)), np.zeros((3, mu.size)), \
-        np.zeros(mu.size)
+    kt = np.atleast_1d(np.asarray(kt, dtype=float))
+    mu = np.asarray(mu, dtype=float)
+    grid = np.broadcast_to(mu if mu.ndim == 2 else mu[:, None], (mu.shape[0], kt.size))
+    shape = grid.shape
+    sym, hall, dens = np.zeros((3, len(SYMMETRIC), *shape)), np.zeros((3, *shape)), \
+        np.zeros(shape)
     if energies.size == 0:
         return sym, hall, dens
-    sym_c, hall_c = list(SYMMETRIC), [HALL]
+    kts = np.broadcast_to(kt, shape).ravel()
+    sym_c = list(SYMMETRIC)
     for energy, c in zip(energies, moments, strict=True):  # a few points per channel
-        table = kernel_table(energy - mu - 1j * delta_c, kt, c.shape[-1] - 1, not density_only)
-        dens += np.einsum("q,mq->m", c[DENSITY if not density_only else 0], table[:, 3]).imag
+        table = _point_table(float(energy), delta_c, grid.ravel(), kts, c.shape[-1] - 1,
+                             not density_only, cache)
+        # Σ_q c_q table_q as complex matrix products (BLAS), then Re or Im
+        dens += (table[:, 3] @ c[DENSITY if not density_only else 0]).imag.reshape(shape)
         if not density_only:
-            sym += np.einsum("cq,maq->acm", c[sym_c], table[:, ROWS_K]).real
-            hall += np.einsum("cq,maq->am", c[hall_c], table[:, ROWS_HALL]).imag
+            sym += np.moveaxis((table[:, ROWS_K] @ c[sym_c].T).real, 0, -1).reshape(sym.shape)
+            hall += (table[:, ROWS_HALL] @ c[HALL]).imag.T.reshape(hall.shape)
     return sym, hall, dens
+
+
+def _point_table(energy: float, delta_c: float, mu: np.ndarray, kts: np.ndarray, qmax: int,
+                 full: bool, cache: dict | None) -> np.ndarray:
+    """kernel_table at ζ = energy − μ − iδ (flat μ, per-element k_BT), from ``cache`` when a
+    table of at least this order (and rows) is there."""
+    key = (energy, delta_c)
+    if cache is not None and key in cache:
+        q_have, full_have, table = cache[key]
+        if q_have >= qmax and (full_have or not full):
+            return table[:, :, : qmax + 1]
+    table = kernel_table(energy - mu - 1j * delta_c, kts, qmax, full)
+    if cache is not None:
+        cache[key] = (qmax, full, table)
+    return table
 
 
 def _accumulate(acc: np.ndarray, mus: np.ndarray, coeff: np.ndarray, table: np.ndarray,

@@ -1,13 +1,16 @@
 """Streaming evaluation of the sweep in rounds of work units (issue 9; theory §4).
 
-The sweep (μ or filling, δ, T) is cut into work units (δ index, T index, slice of the first
-axis) whose layout depends on the sweep only (never on the rank count), so a checkpointed
-"units done" mask is valid for a rerun on any number of ranks. Units are dealt round-robin;
-in each round every rank evaluates at most one unit *locally*, hands it to the sink (memory,
-or its slab of the result file written by this rank alone), and then all ranks exchange one
-small status (error, stop request, unit done, checkpoint due) with a single allgather. One
-rank's failure is therefore raised on every rank at the same point, a stop signal stops every
-rank within one unit's time, and nobody waits inside a collective. A progress line (rate,
+The sweep (μ or filling, δ, T) is cut into work units (δ index, run of temperatures, run of
+the first axis) whose layout depends on the sweep only (never on the rank count), so a
+checkpointed "units done" mask is valid for a rerun on any number of ranks. Temperatures
+are grouped when the sweep would have more than MAX_UNITS units, so a huge T sweep is
+written in slabs of many temperatures rather than one small write (and one round) per T.
+Units are dealt round-robin; in each round every rank evaluates at most one unit *locally*,
+hands it to the sink (memory, or its slab of the result file written by this rank alone),
+and then all ranks exchange one small status (error, stop request, unit done, checkpoint
+due) with a single allgather. One rank's failure is therefore raised on every rank at the
+same point, a stop signal stops every rank within one unit's time, and nobody waits inside
+a collective. A progress line (rate,
 ETA) is logged like the k-pass's.
 """
 
@@ -27,28 +30,34 @@ from qgt_mpi.parallel.errors import CollectiveError, describe, fail_point
 
 MIN_UNITS = 16  # split the first axis until the sweep has this many units (load balance)
 MAX_UNIT_POINTS = 65_536  # sweep points per unit at most (memory per unit, progress, resume)
+MAX_UNITS = 1024  # beyond this many units temperatures are grouped (writes, rounds)
 EXIT_INTERRUPTED = 3  # status of a run stopped by a signal (cli.py)
 
-Unit = tuple[int, int, slice]
+Unit = tuple[int, slice, slice]  # (δ index, temperatures, first axis)
 
 
 class Sink(Protocol):
     """Receiver of evaluated units (memory or file)."""
 
     def put(self, unit: Unit, values: dict[str, np.ndarray]) -> None:
-        """Store one unit's values, each of shape (len(slice), ...). Local."""
+        """Store one unit's values, each of shape (first axis, temperatures, ...). Local."""
 
 
 def sweep_units(n_first: int, n_delta: int, n_t: int) -> list[Unit]:
-    """(δ, T, slice) units, δ-major then T then the first axis; depends on the sweep only.
+    """(δ, T run, first-axis run) units, δ-major, then T, then the first axis.
 
-    At least MIN_UNITS when there are enough points, at most MAX_UNIT_POINTS points each.
+    Depends on the sweep only. At least MIN_UNITS when there are enough points, at most
+    MAX_UNIT_POINTS points each; temperatures are grouped (within that bound) until there
+    are at most about MAX_UNITS units.
     """
     n_split = max(math.ceil(MIN_UNITS / (n_delta * n_t)), math.ceil(n_first / MAX_UNIT_POINTS))
     n_split = max(1, min(n_first, n_split))
     size = math.ceil(n_first / n_split)
     parts = [slice(i, min(i + size, n_first)) for i in range(0, n_first, size)]
-    return [(d, t, m) for d in range(n_delta) for t in range(n_t) for m in parts]
+    block = max(1, min(MAX_UNIT_POINTS // size,
+                       math.ceil(n_delta * len(parts) * n_t / MAX_UNITS)))
+    temps = [slice(t, min(t + block, n_t)) for t in range(0, n_t, block)]
+    return [(d, t, m) for d in range(n_delta) for t in temps for m in parts]
 
 
 def run_units(comm: MPI.Comm, evaluate: Callable[[Unit], dict], units: list[Unit],
@@ -95,7 +104,7 @@ def run_units(comm: MPI.Comm, evaluate: Callable[[Unit], dict], units: list[Unit
 
 def _n(unit: Unit) -> int:
     """Sweep points of a unit."""
-    return unit[2].stop - unit[2].start
+    return (unit[1].stop - unit[1].start) * (unit[2].stop - unit[2].start)
 
 
 class MemorySink:
@@ -113,9 +122,9 @@ class MemorySink:
         """Every unit of every rank in full arrays (same on every rank). Collective."""
         out: dict[str, np.ndarray] = {}
         for part in allgather(comm, self.local):
-            for (i_d, i_t, sl), values in part:
+            for (i_d, temps, sl), values in part:
                 for key, v in values.items():
                     if key not in out:
-                        out[key] = np.zeros(self.shape + np.shape(v)[1:], dtype=v.dtype)
-                    out[key][sl, i_d, i_t] = v
+                        out[key] = np.zeros(self.shape + np.shape(v)[2:], dtype=v.dtype)
+                    out[key][sl, i_d, temps] = v
         return out
