@@ -23,10 +23,11 @@ E is 1.5e-14 absolute (1.4e-13 before). Finally
     ψ(c) = r_ψ(c) + ln c − 1/(2c),   R_1(c) = (c − ½) r_ψ(c) − r_Γ(c) + 1/(4c),
     ψ^(n)(c) = ψ^(n)(c + M) + (−1)^(n+1) n! Σ_{k<M} (c + k)^(−n−1),  n ≥ 1,
 
-and at w = c + M (|w| ≥ R_FAMILY) every function is its asymptotic series (Stirling's
-series term by term; E as in hall_moments), all from one table of powers w^(−2k). The
-number of terms K is the one of polygamma._plan for nmax at this radius (≥ 16 for the
-Hall remainders), so the truncation is < 1e-17 relative.
+and at w = c + M (|w| ≥ R) every function is its asymptotic series (Stirling's series term
+by term; E as in hall_moments), all from one table of powers w^(−2k). R = R_FAMILY up to
+nmax = 3 and nmax + 14 above (the series of high derivatives need a larger |w| before their
+terms fall below 1e-17); the number of terms K is the smallest that meets polygamma's
+remainder bound < 1e-17 relative for every order (≥ 16 for the Hall remainders).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from .polygamma import _log_bound
 
 __all__ = ["R_FAMILY", "Family", "bernoulli_even", "family"]
 
-R_FAMILY = 12.0  # |w| from which the asymptotic series are used
+R_FAMILY = 12.0  # |w| from which the asymptotic series are used (nmax ≤ 3)
+_K_MAX = 60  # most Bernoulli terms a series may need
 _HALL_TERMS = 16  # Bernoulli terms of the Hall remainders' series at R_FAMILY
 _LN2PI = math.log(2.0 * math.pi)
 
@@ -55,6 +57,7 @@ class Family(NamedTuple):
     e: np.ndarray | None
 
 
+@lru_cache(maxsize=8)
 def bernoulli_even(kmax: int) -> np.ndarray:
     """Exact B_2, B_4, ..., B_2kmax (Akiyama–Tanigawa; scipy's B_4 is off by 2e-12)."""
     a = [Fraction(0)] * (2 * kmax + 1)
@@ -68,6 +71,11 @@ def bernoulli_even(kmax: int) -> np.ndarray:
     return np.array(out)
 
 
+def radius(nmax: int) -> float:
+    """|w| from which the asymptotic series of orders 0..nmax are used (module docstring)."""
+    return R_FAMILY if nmax <= 3 else float(nmax + 14)
+
+
 @lru_cache(maxsize=32)
 def _series_rows(nmax: int, hall: bool) -> np.ndarray:
     """Coefficient rows against w^(−2k), k = 1..K (module docstring).
@@ -76,8 +84,11 @@ def _series_rows(nmax: int, hall: bool) -> np.ndarray:
     (polygamma._plan); with ``hall`` two more rows, E's odd part times w and its even part.
     """
     K = _HALL_TERMS if hall else 4
-    while K < 60 and max(_log_bound(n, K, R_FAMILY) for n in range(nmax + 1)) > -17:
+    while max(_log_bound(n, K, radius(nmax)) for n in range(nmax + 1)) > -17:
         K += 1
+        if K > _K_MAX:
+            raise ValueError(f"no asymptotic series of psi^({nmax}) reaches 1e-17 at "
+                             f"|w| = {radius(nmax)}")
     b = bernoulli_even(K + 1)  # b[k-1] = B_2k
     k = np.arange(1, K + 1)
     rows = [-b[:K] / (2 * k), b[:K] / (2 * k * (2 * k - 1))]
@@ -109,23 +120,23 @@ def _asymptotic(w: np.ndarray, nmax: int, hall: bool) -> tuple[np.ndarray, ...]:
     return s[0], s[1] * w, derivs, e
 
 
-def _shifts(c: np.ndarray) -> np.ndarray:
-    """Smallest M ≥ 0 per element with |c + M| ≥ R_FAMILY (Re c ≥ 1/2)."""
+def _shifts(c: np.ndarray, r: float) -> np.ndarray:
+    """Smallest M ≥ 0 per element with |c + M| ≥ r (Re c ≥ 1/2)."""
     y2 = c.imag**2
-    need = np.sqrt(np.maximum(R_FAMILY**2 - y2, 0.0)) - c.real
-    return np.where(y2 >= R_FAMILY**2, 0, np.ceil(np.maximum(need, 0.0))).astype(np.int64)
+    need = np.sqrt(np.maximum(r * r - y2, 0.0)) - c.real
+    return np.where(y2 >= r * r, 0, np.ceil(np.maximum(need, 0.0))).astype(np.int64)
 
 
 def family(c: np.ndarray, nmax: int, hall: bool) -> Family:
     """ψ^(n)(c), n = 0..nmax, and with ``hall`` R_1(c), E(c), for flat complex c, Re c ≥ 1/2.
 
     One upward recurrence shared by all functions (module docstring). Local, vectorised
-    over c; the Python loop runs over the shift k only (≤ R_FAMILY + 1 steps).
+    over c; the Python loop runs over the shift k only (≤ radius(nmax) + 1 steps).
     """
     c = np.asarray(c, dtype=complex).ravel()
     if c.size and (not np.all(np.isfinite(c)) or np.min(c.real) < 0.5 - 1e-12):
         raise ValueError("the digamma family needs finite arguments with real part >= 1/2")
-    m = _shifts(c)
+    m = _shifts(c, radius(nmax))
     order = np.argsort(-m, kind="stable")
     ms = m[order]
     cs = c[order]
@@ -133,8 +144,9 @@ def family(c: np.ndarray, nmax: int, hall: bool) -> Family:
     rpsi, rgam, derivs, e = _asymptotic(w, nmax, hall)
     sums = np.zeros((nmax + 1, c.size), dtype=complex)  # Σ_k (c + k)^(−n−1)
     counts = np.searchsorted(-ms, -np.arange(int(ms[0]) if ms.size else 0), side="left")
+    top = ms - 1.0
     for i, cnt in enumerate(counts):  # x = c + k, k = M−1 … 0; elements with M > i
-        x = w[:cnt] - (1 + i)
+        x = cs[:cnt] + (top[:cnt] - i)  # c + k exactly as c + integer (not w − integer)
         inv = 1.0 / x
         if hall:
             t = 1.0 / (2.0 * x + 1.0)

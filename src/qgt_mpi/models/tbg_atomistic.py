@@ -33,7 +33,6 @@ import math
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 
 from qgt_mpi.models.sparse import BondModel
 
@@ -72,6 +71,8 @@ def _layer(m: int, a: float, angle: float, lattice: np.ndarray) -> tuple[np.ndar
 def _pairs(pos3: np.ndarray, lattice: np.ndarray, cutoff: float
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (a, b, d3) with |d3| ≤ cutoff, d3 = image of b − a, via cKDTree over images."""
+    from scipy.spatial import cKDTree  # only here: keeps scipy.spatial out of every start-up
+
     n = pos3.shape[0]
     height = abs(np.linalg.det(lattice)) / np.linalg.norm(lattice, axis=1).max()
     p = math.ceil(cutoff / height) + 1
