@@ -11,6 +11,7 @@ evaluation times the expected pairs of the whole sweep for the full grid
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -25,12 +26,14 @@ from qgt_mpi.memory import rss_mib, run_estimate
 from qgt_mpi.models.lattice import kgrid_points
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.solvers import is_windowed
-from qgt_mpi.transport.estimate import expected_pairs
+from qgt_mpi.transport.estimate import expected_cells, expected_pairs
 from qgt_mpi.transport.evaluate import cover_pairs
 
-_SAMPLE_GRID = 24  # the timed sample of a dense solver is at most a 24 x 24 grid
-_STARTUP_S = 0.2  # CPU s per rank of mpirun, MPI_Init and the HDF5 output beyond the imports
-# (2-band decks: 0.45 s per rank in all, measured)
+_SAMPLE_K = 4096  # a dense solver's timed sample: one block of the run's size, at most this
+# many k-points (per-k cost grows with the block: pair arrays leave the cache)
+_STARTUP_S = 0.2  # s per rank of the launcher, the HDF5 output, the checkpoint at the end of
+# the k-pass and MPI_Finalize, beyond this process's own start (interpreter, imports,
+# MPI_Init), which is measured; a 24 x 24 one-point 2-band run takes 0.7 s wall in all
 
 
 def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
@@ -39,7 +42,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     Collective over ``comm`` (normally run on one process); raises InputError for an
     impossible layout.
     """
-    startup = time.process_time() + _STARTUP_S  # interpreter, imports, deck; MPI and file
+    startup = _process_age() + _STARTUP_S  # interpreter, imports, MPI_Init, deck; the file
     with collective(comm):
         if nprocs < 1:
             raise InputError("--np", nprocs, "must be >= 1")
@@ -54,7 +57,8 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     bands = None if s.filling is None else list(s.filling_bands)
     job = make_job(MPI.COMM_SELF, model, config.kgrid, s.temperature, s.mu, delta,
                    config.run.chunk, False, solver, window, bands)
-    per_k, energies, per_pair, per_point = _timed_sample(job, s, window, bands)
+    per_k, energies, per_pair, per_point, (t_red, cells) = _timed_sample(job, s, window,
+                                                                          bands)
     n_pools = pools if is_windowed(solver) else nprocs  # blocks go to pools
     blocks_max = math.ceil(job.n_blocks / n_pools)
     k_max = min(job.nk, blocks_max * job.chunk)
@@ -62,7 +66,9 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     kpass = per_k * k_max
     n_first = s.mu.size if s.filling is None else s.filling.size
     extra = max(_total_pairs(job, energies, n_first) - n_points * per_point[1], 0.0)
-    sweep = (per_point[0] * n_points + per_pair * extra) / nprocs
+    full_cells = expected_cells(job.sums.lattice, energies, job.nk)
+    reduce = t_red * max(full_cells / cells, 1.0)  # every rank builds the whole tree
+    sweep = (per_point[0] * n_points + per_pair * extra) / nprocs + reduce
     mem = run_estimate(job, nprocs, config.output.kresolved, base)
     lines = [
         f"dry run of {config.source} on {nprocs} rank(s) in {pools} pool(s) "
@@ -79,6 +85,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"  sample       {per_k * 1e6:.1f} us per k-point, {per_pair * 1e6:.2f} us per "
         "(cell, mu) pair of the evaluation (CPU time: idle-machine estimate)",
         f"  estimate     start-up {startup:.1f} s + k-pass {kpass:.1f} s + sweep {sweep:.1f} s "
+        f"(reduction {reduce:.1f} s) "
         f"= {startup + kpass + sweep:.1f} s per run "
         f"({(startup + kpass + sweep) * nprocs / 3600:.3g} core-hours)",
         "  output       none written (dry run)",
@@ -87,6 +94,18 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         lines.append(f"  warning      only {job.n_blocks} blocks for {nprocs} ranks: "
                      f"{nprocs - job.n_blocks} rank(s) idle in the k-pass; lower [run] chunk")
     return "\n".join(lines)
+
+
+def _process_age() -> float:
+    """Wall seconds since this process started (Linux /proc; CPU seconds elsewhere)."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(uptime - ticks / os.sysconf("SC_CLK_TCK"), 0.0)
+    except (OSError, ValueError, IndexError):
+        return time.process_time()
 
 
 def _solver_line(solver, config, pools: int, nprocs: int) -> str:
@@ -100,18 +119,22 @@ def _solver_line(solver, config, pools: int, nprocs: int) -> str:
             "of p ranks divides the time per k-point by at most p)")
 
 
-def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, tuple]:
-    """Seconds per k-point, sample energies, seconds per cover pair, and (seconds, cover
-    pairs) of one (δ, T) point over every μ on the sample's tree.
+def _timed_sample(job, sweep, window, bands) -> tuple:
+    """Seconds per k-point, sample energies, seconds per cover pair, (seconds, cover pairs)
+    of one (δ, T) point over every μ on the sample's tree, and (seconds, cells) of the
+    sample's reduction (cells merged and the tree built).
 
-    The sample is one block of a coarse grid spanning the zone (its energies stand for every
+    The sample is one block of the run's block size (at most _SAMPLE_K k-points; two for a
+    windowed solver) on a coarse grid spanning the zone (its energies stand for every
     band). A (δ, T) point of the full grid costs the sample's point (with its point masses
     of flat bands, which do not depend on the grid) plus its extra cover pairs, each at the
     cost per pair of the sample (timed over one μ and over all μ).
     """
     windowed = is_windowed(job.solver)
-    n1, n2 = (min(n, 2 if windowed else _SAMPLE_GRID) for n in job.grid)
-    n = min(n1 * n2, 2) if windowed else n1 * n2
+    want = 2 if windowed else min(job.chunk, _SAMPLE_K, job.nk)
+    side = math.ceil(math.sqrt(want))
+    n1, n2 = (min(n, side) for n in job.grid)
+    n = min(n1 * n2, want)
     sample = make_job(MPI.COMM_SELF, job.model, (n1, n2), sweep.temperature, sweep.mu,
                       job.sums.delta, n, False, job.solver, window, bands)
     t0 = time.process_time()
@@ -119,14 +142,16 @@ def _timed_sample(job, sweep, window, bands) -> tuple[float, np.ndarray, float, 
     per_k = (time.process_time() - t0) / n
     k = kgrid_points(job.model.reciprocal, n1, n2, 0, n)
     energies = job.solver.solve(job.model, k, velocities=False).energies
+    t0 = time.process_time()
     reduced = sample.sums.reduce(MPI.COMM_SELF)
+    reduce_s = (time.process_time() - t0, max(reduced.n_cells, 1))
     i_d, i_t = len(job.sums.delta) // 2, sweep.temperature.size // 2
     mus = sweep.mu if bands is None else np.linspace(energies.min(), energies.max(), 64)
     fixed = None if bands is None else (sweep.filling, bands)
     cost = [_timed_point(reduced, i_d, i_t, m, fixed) for m in (mus[:1], mus)]
     grown = cost[1][1] - cost[0][1]
     per_pair = max((cost[1][0] - cost[0][0]) / grown, 0.0) if grown > 0 else 0.0
-    return per_k, energies, per_pair, cost[1]
+    return per_k, energies, per_pair, cost[1], reduce_s
 
 
 def _timed_point(reduced, i_d: int, i_t: int, mu: np.ndarray, fixed=None
