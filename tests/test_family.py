@@ -84,3 +84,17 @@ def test_rejects_the_left_half_plane() -> None:
     with pytest.raises(ValueError, match="real part"):
         family(np.array([0.3 + 1j]), 1, False)
     assert math.isfinite(abs(family(np.array([0.5 + 0j]), 1, True).e[0]))
+
+
+def test_blocks_give_the_same_values() -> None:
+    """Arguments are processed in blocks; each value depends on its own argument only (to
+    rounding: the series' matrix product may vectorise differently)."""
+    from qgt_mpi.kernels import family as fam_mod
+
+    c = _points(3, 2 * fam_mod._BLOCK + 17)
+    whole = family(c, 2, True)
+    one = [family(c[i : i + 1], 2, True) for i in (0, fam_mod._BLOCK, c.size - 1)]
+    for j, i in enumerate((0, fam_mod._BLOCK, c.size - 1)):
+        for got, ref in ((whole.psi[:, i], one[j].psi[:, 0]), (whole.e[i], one[j].e[0]),
+                         (whole.r1[i], one[j].r1[0])):
+            assert np.all(np.abs(got - ref) <= 1e-14 * np.abs(ref))
