@@ -151,3 +151,32 @@ def test_streamed_units_cover_the_sweep_once():
     expect = 1.0 + np.arange(2)[None, :, None] + 10 * np.arange(3)[None, None, :]
     assert np.array_equal(got, np.broadcast_to(expect, (7, 2, 3)))
     assert sum(len(p) for p in comm.allgather(sink.local)) == len(units)
+
+
+def test_grouped_temperature_units_in_the_file(tmp_path):
+    """A sweep of more than MAX_UNITS (δ, T) points is written in slabs of several T: the
+    values land at the right temperatures (against a run of a few of those temperatures
+    alone) and do not depend on the rank count (≤ 1e-12)."""
+    from qgt_mpi.transport.stream import MAX_UNITS
+
+    n_t = MAX_UNITS + 77
+    temps = np.linspace(0.5, 30.0, n_t)
+    assert max(u[1].stop - u[1].start for u in sweep_units(3, 1, n_t)) > 1
+    grid = "[kgrid]\nsize = [12, 12]\n"
+    tail = "mu = [-0.4, 0.1, 0.9]\ndelta = [0.05]\n"
+    deck = tmp_path / "deck.toml"
+    deck.write_text(HALDANE_MODEL + grid + "[sweep]\ntemperature = {start = 0.5, stop = 30.0, "
+                    f"num = {n_t}}}\n" + tail)
+    picks = [0, 1, 2, 517, n_t - 1]
+    few = tmp_path / "few.toml"
+    few.write_text(HALDANE_MODEL + grid + "[sweep]\ntemperature = ["
+                   + ", ".join(repr(float(temps[i])) for i in picks) + "]\n" + tail)
+    runs = {}
+    for name, path, np_ in (("a", deck, 2), ("b", deck, 3), ("few", few, 1)):
+        out = tmp_path / f"{name}.h5"
+        proc = qgt(["run", str(path), "-o", str(out)], np=np_)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        with h5py.File(out, "r") as f:
+            runs[name] = {k: f["transport"][k][()] for k in KEYS}
+    _same(runs["a"], runs["b"])
+    _same(runs["few"], {k: v[:, :, picks] for k, v in runs["a"].items()})
