@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 
-import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi import diagnostics, memory
@@ -27,8 +25,8 @@ from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.output_guard import guard
 from qgt_mpi.io.sweep_file import check_disk
-from qgt_mpi.kpass import KPass, kfield_slabs, run_blocks
-from qgt_mpi.parallel import Timers, allreduce_max, broadcast, collective
+from qgt_mpi.kpass import KPass, kfield_meta, kfield_slabs, run_blocks
+from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
@@ -131,7 +129,8 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
             geometry, counts, mu_used = finish_streamed(comm, job, config, output, log,
                                                         saver, stop)
     try:  # the partial file holds the streamed sweep: removed on any later failure
-        diagnostics.check_window(log, job, geometry, mu_used)  # solved μ(ν, T) if any
+        if comm.rank == 0:  # the same reduced inputs on every rank: warn once
+            diagnostics.check_window(log, job, geometry, mu_used)  # solved μ(ν, T) if any
         _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
                   (path, done, restored))
     except BaseException:
@@ -167,7 +166,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
     ``mem_est`` (memory.check's parts) is recorded when given (runs; not the Python API).
     """
     timing = timers.reduce(comm, PHASES)
-    peak = peak_memory_mib(comm)
+    peak = memory.peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
     if mem_est is None:
         log.info("peak memory per rank: max %.1f MiB", peak)
@@ -182,7 +181,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
     diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
                       log, comm.rank == 0, counts)
     if config.output.kresolved:
-        result.kfields = _kfield_meta(job.geometry.nb)
+        result.kfields = kfield_meta(job.geometry.nb)
         result.nk_total = job.nk
         result.kgrid_shape = tuple(job.grid)
     return result
@@ -229,24 +228,6 @@ def _announce(log, title, model, comm, job, n_done) -> None:
              s.grid[0])
     if n_done:
         log.info("resuming from checkpoint: %d of %d blocks already done", n_done, job.n_blocks)
-
-
-def peak_memory_mib(comm: MPI.Comm) -> float:
-    """Largest peak resident set size over ranks [MiB]. Collective."""
-    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    return allreduce_max(comm, mine)
-
-
-def _kfield_meta(nb: int) -> dict:
-    """Per-k entry shape, dtype, units and axes of the k-resolved fields."""
-    f8 = np.dtype(float)
-    return {
-        "k_frac": ((2,), f8, {"units": "reduced (b1, b2)", "axes": "k, component"}),
-        "k_cart": ((2,), f8, {"units": "1/a", "axes": "k, (x, y)"}),
-        "energies": ((nb,), f8, {"units": "meV", "axes": "k, band"}),
-        "berry_curvature": ((nb,), f8, {"units": "a^2", "axes": "k, band"}),
-        "metric": ((nb, 3), f8, {"units": "a^2", "axes": "k, band, (xx, yy, xy)"}),
-    }
 
 
 def _remove_partial(comm: MPI.Comm, output: str) -> None:

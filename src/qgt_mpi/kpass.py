@@ -225,3 +225,15 @@ def _check_finite(*arrays: np.ndarray) -> None:
 def kfield_slabs(job: KPass) -> list[tuple[int, int, dict[str, np.ndarray]]]:
     """This rank's k-resolved fields as (start, stop, arrays) slabs, one per block."""
     return [(*job.bounds(b), fields) for b, fields in sorted(job.kfields.items())]
+
+
+def kfield_meta(nb: int) -> dict:
+    """Per-k entry shape, dtype, units and axes of the k-resolved fields."""
+    f8 = np.dtype(float)
+    return {
+        "k_frac": ((2,), f8, {"units": "reduced (b1, b2)", "axes": "k, component"}),
+        "k_cart": ((2,), f8, {"units": "1/a", "axes": "k, (x, y)"}),
+        "energies": ((nb,), f8, {"units": "meV", "axes": "k, band"}),
+        "berry_curvature": ((nb,), f8, {"units": "a^2", "axes": "k, band"}),
+        "metric": ((nb, 3), f8, {"units": "a^2", "axes": "k, band, (xx, yy, xy)"}),
+    }
