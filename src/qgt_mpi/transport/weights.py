@@ -75,40 +75,51 @@ def band_weights(
     z = energies - 1j * np.asarray(delta, dtype=float)[None, :]
     dz = z[:, :, None] - z[:, None, :]
     inv_dzb = 1.0 / (z[:, :, None] - np.conj(z)[:, None, :])
+    diag = np.arange(nb)
+    inv_dzb_nn = inv_dzb[:, diag, diag].copy()  # 1/(z_n − z̄_n): the Drude terms
+    inv_dzb[:, diag, diag] = 0.0  # off-diagonal from here on (the pairs n ≠ m)
     off = ~np.eye(nb, dtype=bool)[None]
     near = off & (np.abs(dz) < near_tol)
-    far = off & ~near
-    inv_dz = np.where(far, 1.0 / np.where(far, dz, 1.0), 0.0)
+    inv_dz = np.where(near, 0.0, 1.0 / np.where(off, dz, 1.0))
+    inv_dz[:, diag, diag] = 0.0
     w = np.zeros((nk, nb, len(COMPONENTS), 2), dtype=complex)
+    # Shared by both directions and the Hall weights; all zero on the diagonal, so the
+    # contractions below run over n ≠ m without masks (theory §3 split forms).
+    d_n = inv_dzb - inv_dz  # on band n: K(ζ_n)/(z_n − z̄_m) − K(ζ_n)/(z_n − z_m)
+    d_m = inv_dz - np.conj(inv_dzb)  # on band m: −K(ζ̄_m)/(z_n − z̄_m) + K(ζ_m)/(z_n − z_m)
     for drude, geo, m in ((DRUDE_XX, GEO_XX, m_xx), (DRUDE_YY, GEO_YY, m_yy)):
-        _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off)
-    _hall(w, n_xy, inv_dz, inv_dzb, off)
+        _symmetric(w, drude, geo, m, d_n, d_m, inv_dzb_nn)
+    _hall(w, n_xy, inv_dz, inv_dzb, d_m)
     w[:, :, DENSITY, 0] = DENSITY_WEIGHT
     return _with_near(w, z, dz, near, m_xx, m_yy, n_xy)
 
 
-def _symmetric(w, drude, geo, m, inv_dz, inv_dzb, off) -> None:
-    """Symmetric-kernel weights (theory §3 closed form of W^(a), theory §4 sums)."""
-    a = m * inv_dzb / (2 * np.pi)  # K(ζ_n)/(z_n − z̄_m), on band n
-    b = -m * np.conj(inv_dzb) / (2 * np.pi)  # −K(ζ̄_m)/(z_n − z̄_m), on band m (reflected)
-    c = -m * inv_dz / (2 * np.pi)  # −K(ζ_n)/(z_n − z_m), on band n
+def _symmetric(w, drude, geo, m, d_n, d_m, inv_dzb_nn) -> None:
+    """Symmetric-kernel weights (theory §3 closed form of W^(a), theory §4 sums).
+
+    Pair (n, m), n ≠ m: A = K(ζ_n)/(z_n − z̄_m) and C = −K(ζ_n)/(z_n − z_m) sit on band n,
+    B = −K(ζ̄_m)/(z_n − z̄_m) and D = −C on band m, each times Re(v_nm v_mn)/(2π); the sums
+    over partners are single contractions with ``d_n`` and ``d_m`` (one pass each).
+    """
     diag = np.arange(m.shape[1])
+    m_nn = m[:, diag, diag]
     # Drude (n = m): A + B, and the derivative −K'(ζ_n)/(2π) of the degenerate quotient.
-    w[:, :, drude, 0] = a[:, diag, diag] + b[:, diag, diag]
-    w[:, :, drude, 1] = -m[:, diag, diag] / (2 * np.pi)
-    # Geometric (n ≠ m): A and C sit on band n, B and D = −C sit on band m.
-    w[:, :, geo, 0] = np.where(off, a + c, 0).sum(axis=2) + np.where(off, b - c, 0).sum(axis=1)
+    w[:, :, drude, 0] = m_nn * (inv_dzb_nn - np.conj(inv_dzb_nn)) / (2 * np.pi)
+    w[:, :, drude, 1] = -m_nn / (2 * np.pi)
+    w[:, :, geo, 0] = (np.einsum("knm,knm->kn", m, d_n)
+                       + np.einsum("kmn,kmn->kn", m, d_m)) / (2 * np.pi)
 
 
-def _hall(w, n_xy, inv_dz, inv_dzb, off) -> None:
-    """Hall weights from Y_nm (theory §3) times Im(v^x_nm v^y_mn) (theory §4)."""
-    f = np.where(off, -n_xy / np.pi, 0.0)
-    inv_dzb = np.where(off, inv_dzb, 0.0)
-    on_n = f * (inv_dz**2 + inv_dzb**2)
-    on_m0 = f * (-(inv_dz**2) + np.conj(inv_dzb) ** 2)
-    on_m1 = f * (-inv_dz + np.conj(inv_dzb))
-    w[:, :, HALL, 0] = on_n.sum(axis=2) + on_m0.sum(axis=1)
-    w[:, :, HALL, 1] = on_m1.sum(axis=1)
+def _hall(w, n_xy, inv_dz, inv_dzb, d_m) -> None:
+    """Hall weights from Y_nm (theory §3) times Im(v^x_nm v^y_mn) (theory §4); the inverse
+    differences are zero on the diagonal, so only n ≠ m contributes."""
+    p = inv_dz**2
+    q = inv_dzb**2
+    on_n = np.einsum("knm,knm->kn", n_xy, p + q)  # f (1/(z_n − z_m)² + 1/(z_n − z̄_m)²)
+    on_m0 = np.einsum("kmn,kmn->kn", n_xy, np.conj(q) - p)
+    on_m1 = np.einsum("kmn,kmn->kn", n_xy, d_m)  # f (−1/(z_n − z_m) + 1/(z̄_n − z_m))·(−1)
+    w[:, :, HALL, 0] = -(on_n + on_m0) / np.pi
+    w[:, :, HALL, 1] = on_m1 / np.pi
 
 
 # Carrier density (issue 11): the occupation of band n with the Lorentzian spectral function
