@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import h5py
 import numpy as np
@@ -189,3 +190,24 @@ def test_cli_plot_options_and_info_selection(result_file, tmp_path):
     rows = info.stdout.strip().splitlines()
     assert len(rows) == 4 and rows[-1].split()[:2] == ["0", "0.01"]
     assert abs(float(rows[-1].split()[2]) / 5.8 - 1) < 0.05
+
+
+def test_fixed_filling_file_is_drawn_against_filling(tmp_path):
+    """A fixed-filling result (first axis filling_target, issue 11) is drawn against ν, with
+    the solved μ(ν, T) among the quantities; masks of undefined values are not drawn."""
+    deck, out = tmp_path / "fill.toml", tmp_path / "fill.h5"
+    deck.write_text(TINY_DECK.split("[sweep]")[0] + "[sweep]\ntemperature = [0.3, 3.0, 10.0]\n"
+                    "delta = [0.01]\nfilling = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]\n"
+                    "filling_bands = [0, 1]\n")
+    proc = qgt(["run", str(deck), "-o", str(out)], np=1)
+    assert proc.returncode == 0, proc.stderr
+    written = plot_file(str(out), str(tmp_path / "figs"))
+    names = {os.path.splitext(os.path.basename(p))[0] for p in written}
+    assert {"transport_vs_filling", "sigma_xy_vs_filling", "transport_vs_temperature"} <= names
+    assert not any("_vs_mu" in n for n in names)
+    with h5py.File(out, "r") as f:
+        tr = Transport.read(f)
+        assert tr.first == "filling" and np.allclose(tr.mu, f["transport/filling_target"][()])
+    assert "mu_solved" in sweep.quantities(tr, None)
+    assert not any(q.endswith("_undefined") for q in sweep.quantities(tr, None))
+    assert tr.mu_text(0.5) == r"$\nu$ = +0.5" and "filling" in tr.mu_axis_label

@@ -111,7 +111,9 @@ class Transport:
     """The /transport group of a result file, plus the gap of a flattened model.
 
     Arrays have shape (n_mu, n_delta, n_T) as in the file; ``delta`` is (n_delta, n_bands);
-    ``gap`` is Δ in meV (None for an unflattened model).
+    ``gap`` is Δ in meV (None for an unflattened model). In a fixed-filling file (issue 11)
+    the first axis is the target filling ν of the band group (``first`` = "filling"): ``mu``
+    then holds those fillings and the solved μ(ν, T) is the quantity ``mu_solved``.
     """
 
     temperature: np.ndarray
@@ -121,18 +123,38 @@ class Transport:
     gap: float | None
     chern: np.ndarray
     units: dict[str, str] = field(default_factory=dict)  # long_name of unlisted quantities
+    first: str = "mu"  # "filling" when the first axis is filling_target
 
     @classmethod
     def read(cls, f: h5py.File) -> Transport:
         """Read the transport sweep and the model gap from an open result file."""
         tr = f["transport"]
-        shape = (tr["mu"].size, np.atleast_2d(tr["delta"]).shape[0], tr["temperature"].size)
+        first = "mu" if "mu" in tr else "filling"
+        axis = tr["mu" if first == "mu" else "filling_target"][()]
+        shape = (axis.size, np.atleast_2d(tr["delta"]).shape[0], tr["temperature"].size)
         data = {k: tr[k][()] for k in tr if tr[k].shape == shape}  # observables, not axes
         gap = f["model"].attrs.get("flatten_gap_meV") if "model" in f else None
         chern = f["geometry/chern"][()] if "geometry/chern" in f else np.zeros(0)
         units = {k: str(tr[k].attrs.get("long_name", "")) for k in data}
-        return cls(tr["temperature"][()], tr["mu"][()], np.atleast_2d(tr["delta"][()]),
-                   data, None if gap is None else float(gap), chern, units)
+        return cls(tr["temperature"][()], axis, np.atleast_2d(tr["delta"][()]),
+                   data, None if gap is None else float(gap), chern, units, first)
+
+    def axis_name(self, axis: str) -> str:
+        """File-name word of a sweep axis ("filling" for the first axis of a filling file)."""
+        return "filling" if axis == "mu" and self.first == "filling" else axis
+
+    @property
+    def mu_axis_label(self) -> str:
+        """x-axis label of the first sweep axis."""
+        if self.first == "filling":
+            return r"filling $\nu$ of the band group"
+        return r"chemical potential $\mu$  [meV]"
+
+    def mu_text(self, value: float, fmt: str = "+.3g", unit: bool = True) -> str:
+        """Legend text of one point of the first axis: μ = … meV, or ν = … (fillings)."""
+        if self.first == "filling":
+            return rf"$\nu$ = {value:{fmt}}"
+        return rf"$\mu$ = {value:{fmt}}" + (" meV" if unit else "")
 
     def equal_delta(self) -> np.ndarray:
         """Indices of the δ entries with δ_1 = δ_2 = ... (the same δ for all bands)."""

@@ -48,7 +48,7 @@ def _label(axis: str, tr: Transport, i: int) -> str:
     if axis == "delta":
         return delta_label(tr.delta[i])
     if axis == "mu":
-        return rf"$\mu$ = {tr.mu[i]:.4g} meV"
+        return tr.mu_text(tr.mu[i], ".4g")
     return rf"$T$ = {tr.temperature[i]:.4g} K"
 
 
@@ -141,7 +141,7 @@ def draw(ax, tr: Transport, x: str, quantity: str, picks, legend: bool) -> None:
         ax.set_ylabel(f"{symbol}  [{unit}]" if unit != "1" else symbol)
     else:  # a quantity added later: its long_name spells out the unit (io/conventions.py)
         ax.set_ylabel(tr.units.get(quantity) or quantity, wrap=True)
-    ax.set_xlabel(X_LABELS[x])
+    ax.set_xlabel(tr.mu_axis_label if x == "mu" else X_LABELS[x])
     if legend and len(data) <= IN_AXES:
         ax.legend(title=fixed_text(tr, x, picks) or None, loc="best")
 
@@ -161,10 +161,12 @@ def negligible_parts(tr: Transport, rtol: float = 1e-10) -> set[str]:
 
 
 def quantities(tr: Transport, requested: list[str] | None) -> list[str]:
-    """Known quantities first in LABELS order, then any other observable of the file."""
+    """Known quantities first in LABELS order, then any other observable of the file (the
+    ``*_undefined`` masks only on request: they flag NaN values, they are not observables)."""
     names = [q for q in LABELS if q in tr.data] + sorted(set(tr.data) - set(LABELS))
     if not requested:
-        return [q for q in names if q not in negligible_parts(tr)]
+        return [q for q in names if q not in negligible_parts(tr)
+                and not q.endswith("_undefined")]
     unknown = [q for q in requested if q not in tr.data]
     if unknown:
         raise KeyError(f"no transport quantity {unknown} (file has: {', '.join(names)})")
@@ -191,7 +193,7 @@ def plot_sweeps(tr: Transport, outdir: str, xs: list[str] | None = None,
                                      legend_row=legend_rows(n_curves, cols))
                 draw(ax[0, 0], tr, x, q, picks, legend=True)
                 _legend_row(fig, ax[0, 0], tr, x, picks, n_curves, cols)
-                written += save(fig, outdir, f"sweep_{q}_vs_{x}")
+                written += save(fig, outdir, f"sweep_{q}_vs_{tr.axis_name(x)}")
             continue
         nrows = math.ceil(len(names) / 2)
         fig, axes = new_figure(ncols=2, nrows=nrows, height=2.1, legend_span=True,
@@ -201,7 +203,7 @@ def plot_sweeps(tr: Transport, outdir: str, xs: list[str] | None = None,
         for ax in axes.flat[len(names):]:
             ax.set_visible(False)
         _legend_row(fig, axes[0, 0], tr, x, picks, n_curves, 3)
-        written += save(fig, outdir, f"transport_vs_{x}")
+        written += save(fig, outdir, f"transport_vs_{tr.axis_name(x)}")
     return written
 
 

@@ -53,7 +53,7 @@ def plot_seebeck_vs_delta(tr: Transport, outdir: str) -> list[str]:
     for im in tr.mu_subset():
         mu = tr.mu[im]
         ax.semilogx(tr.delta[idx, 0], tr.data["seebeck"][im, idx, it], marker="o", ms=3,
-                    label=rf"$\mu$ = {mu:+.3g} meV")
+                    label=tr.mu_text(mu))
     _ln2_lines(ax)
     ax.set_xlabel(r"broadening $\delta = \delta_1 = \delta_2$  [meV]")
     ax.set_ylabel(S_LABEL)
@@ -84,12 +84,12 @@ def plot_seebeck_vs_temperature(tr: Transport, outdir: str) -> list[str]:
     if tr.temperature.size < 6:
         return []
     idel = tr.reference_delta()
-    by_mu = [(im, idel, rf"$\mu$={tr.mu[im]:+.3g}") for im in tr.mu_subset()]
+    by_mu = [(im, idel, tr.mu_text(tr.mu[im], unit=False)) for im in tr.mu_subset()]
     panels = [(by_mu, delta_label(tr.delta[idel]))]
     if tr.delta.shape[0] > 1 and tr.gap is not None:
         im = tr.mu_index(-0.5 * tr.gap)
         by_delta = [(im, j, delta_label(tr.delta[j])) for j in range(tr.delta.shape[0])]
-        panels.append((by_delta, rf"$\mu$ = {tr.mu[im]:+.3g} meV (lower flat band)"))
+        panels.append((by_delta, tr.mu_text(tr.mu[im]) + " (lower flat band)"))
     fig, axes = new_figure(ncols=len(panels), height=2.6, legend_row=0.7)
     for col, (ax, (curves, title)) in enumerate(zip(axes[0], panels, strict=True)):
         _seebeck_curves(ax, tr, curves)
@@ -106,7 +106,7 @@ def plot_kappa_lorenz(tr: Transport, outdir: str) -> list[str]:
     fig, axes = new_figure(ncols=2, height=2.6)
     for im in tr.mu_subset():
         mu = tr.mu[im]
-        label = rf"$\mu$ = {mu:+.3g} meV"
+        label = tr.mu_text(mu)
         axes[0, 0].loglog(tr.temperature, np.abs(tr.data["kappa_xx"][im, idel]), label=label)
         axes[0, 1].loglog(tr.temperature, np.abs(tr.data["lorenz_ratio"][im, idel]),
                           label=label)

@@ -26,10 +26,6 @@ HIGH_WINDOW = (2.0, np.inf)
 SIGMA_LABEL = r"$\sigma_{xx}$  [$e^2/h$]"
 
 
-def _mu_text(mu: float) -> str:
-    return rf"$\mu$ = {mu:+.3g} meV"
-
-
 def plot_sigma_vs_delta(tr: Transport, outdir: str) -> list[str]:
     """Paper Fig. 2(b): σ_xx vs δ (δ_1 = δ_2) at T ≈ Δ/k_B, log–log, with a σ ∝ δ guide."""
     it, idx = tr.gap_temperature(), tr.equal_delta()
@@ -40,7 +36,7 @@ def plot_sigma_vs_delta(tr: Transport, outdir: str) -> list[str]:
     d = tr.delta[idx, 0]
     for im in tr.mu_subset():
         mu = tr.mu[im]
-        ax.loglog(d, tr.data["sigma_xx"][im, idx, it], marker="o", ms=3, label=_mu_text(mu))
+        ax.loglog(d, tr.data["sigma_xx"][im, idx, it], marker="o", ms=3, label=tr.mu_text(mu))
     ref = tr.data["sigma_xx"][0, idx, it]
     ax.loglog(d, ref[0] * d / d[0], color="0.4", ls=(0, (1, 3)), lw=1, label=r"$\propto\delta$")
     ax.set_xlabel(r"broadening $\delta = \delta_1 = \delta_2$  [meV]")
@@ -64,7 +60,7 @@ def plot_sigma_vs_temperature(tr: Transport, outdir: str) -> list[str]:
         parts = {k: tr.data[k][im, idel] for k in ("sigma_xx", "sigma_xx_geometric",
                                                     "sigma_xx_drude")}
         line, = ax.loglog(tr.temperature, parts["sigma_xx"], color=COLOURS[k % len(COLOURS)],
-                          ls="-", label=_mu_text(mu) + ": total")
+                          ls="-", label=tr.mu_text(mu) + ": total")
         ax.loglog(tr.temperature, parts["sigma_xx_geometric"], color=line.get_color(),
                   ls="--", marker="", label="  geometric (interband)")
         drude = np.abs(parts["sigma_xx_drude"])
@@ -128,7 +124,7 @@ def plot_inverse_sigma(tr: Transport, outdir: str) -> list[str]:
         ax.legend(loc="lower right")
     if len(fits) == 2:
         ratio = fits["low"][0] / fits["high"][0]
-        fig.suptitle(f"{_mu_text(tr.mu[im])}, {delta_label(tr.delta[idel])}; "
+        fig.suptitle(f"{tr.mu_text(tr.mu[im])}, {delta_label(tr.delta[idel])}; "
                      f"slope ratio low/high = {ratio:.3g}")
     return save(fig, outdir, "inverse_sigma_xx_slopes")
 
@@ -149,10 +145,10 @@ def plot_hall_vs_mu(tr: Transport, outdir: str) -> list[str]:
             ax.plot(tr.mu, sxy[:, idel, 0],
                     label=f"$T$ = {tr.temperature[0]:.3g} K, " + delta_label(tr.delta[idel]))
     note = _mark_plateau(ax, tr)
-    ax.set_xlabel(r"chemical potential $\mu$  [meV]")
+    ax.set_xlabel(tr.mu_axis_label)
     ax.set_ylabel(r"$\sigma_{xy}$  [$e^2/h$]")
     legend_below(fig, ax, ncols=1, title=note)
-    return save(fig, outdir, "sigma_xy_vs_mu")
+    return save(fig, outdir, f"sigma_xy_vs_{tr.axis_name('mu')}")
 
 
 def hall_plateau(tr: Transport) -> tuple[float, float] | None:
