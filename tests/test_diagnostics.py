@@ -74,3 +74,34 @@ def test_single_k_point_run_flags_nan_in_the_file(tmp_path):
             assert tr.attrs[f"n_undefined_{key}"] == 1
         assert np.all(np.isnan(f["geometry/trace_violation"][()]))
         assert "chern_gapped" in f["geometry"]
+
+
+def test_largest_plaquette_flux_resolves_the_curvature():
+    """/geometry/chern_max_flux: for a well-gapped band the largest flux through one
+    plaquette falls like the plaquette area (1/N², ×4 per doubling); a curvature peak that a
+    coarse grid cannot resolve (M = 1.2 on 7×7: K between grid points) exceeds π/2."""
+    smooth = [_geometry(haldane(1.0, 0.3, 0.2, math.pi / 2), n)["chern_max_flux"][0]
+              for n in (12, 24, 48)]
+    assert 3.3 < smooth[0] / smooth[1] < 4.5 and 3.6 < smooth[1] / smooth[2] < 4.4
+    peaked = _geometry(haldane(1.0, 0.3, 1.2, math.pi / 2), 7)
+    assert peaked["chern_max_flux"][0] > diagnostics.MAX_PLAQUETTE_FLUX
+    assert np.abs(peaked["chern_flux"][:2]).max() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_unresolved_curvature_is_warned_and_written(tmp_path):
+    """The same 7×7 deck through the CLI on 2 ranks: one warning line naming the bands, and
+    the per-band flux in the file."""
+    model = HALDANE_MODEL.replace("mass = 0.2", "mass = 1.2")
+    assert model != HALDANE_MODEL
+    deck = tmp_path / "coarse.toml"
+    deck.write_text(model + "[kgrid]\nsize = [7, 7]\n[sweep]\ntemperature = [1.0]\n"
+                    "mu = [0.0]\ndelta = [0.05]\n")
+    out = tmp_path / "coarse.h5"
+    proc = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if "flux through one plaquette" in ln]
+    assert len(lines) == 1 and "band(s) [0, 1]" in lines[0], proc.stdout
+    with h5py.File(out, "r") as f:
+        flux = f["geometry/chern_max_flux"][()]
+        assert flux.shape == (2,) and flux.min() > diagnostics.MAX_PLAQUETTE_FLUX
+        assert f["geometry/chern_max_flux"].attrs["units"] == "1"

@@ -14,6 +14,10 @@ Applied once to the reduced results (identical on every rank, so no communicatio
   W spread over one reciprocal vector). A band is ``gapped`` if its gaps to both neighbours
   exceed the larger of the two steps and 1e-9 of the energy scale. ``/geometry/chern_gapped``
   holds the flags; a warning names the bands whose Chern number is not an invariant.
+* **Unresolved curvature.** Each plaquette's flux enters the link Chern number modulo 2π;
+  when the largest |flux| of a band (``/geometry/chern_max_flux``, units of π) exceeds
+  MAX_PLAQUETTE_FLUX, a curvature peak falls within a few plaquettes (a near-touching band,
+  a coarse grid) and the integer may be off by one: a warning names those bands.
 * **Coarse grids.** Warn when a grid direction has fewer than ``MIN_GRID`` points, or when the
   energy step of a band exceeds the narrowest spectral width of the sweep, min(δ_n + π k_B T):
   the Lorentzian/thermal windows then fall between grid energies and the k-sums of theory §4
@@ -34,6 +38,7 @@ from qgt_mpi.solvers import is_windowed
 UNDEFINED_IF_NO_SIGMA = ("seebeck", "kappa_xx", "lorenz_ratio")
 MIN_GRID = 6  # points per direction below which no BZ integral is converged
 GAP_RELATIVE_FLOOR = 1e-9  # gap must exceed this fraction of the energy scale
+MAX_PLAQUETTE_FLUX = 0.5  # |Berry flux| per plaquette (units of π) above which C is doubtful
 
 
 def flag_undefined(transport: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -127,6 +132,13 @@ def _geometry_flags(result, geometry, grid, delta, temperature, warn) -> None:
              "(flag /geometry/chern_gapped = 0)",
              np.nonzero(~gapped)[0].tolist(), grid[0], grid[1],
              geometry["chern_groups"][: len(gapped)][~gapped].tolist())
+    flux = np.asarray(geometry["chern_max_flux"][: len(gapped)], dtype=float)
+    coarse = np.flatnonzero(flux > MAX_PLAQUETTE_FLUX)
+    if coarse.size:
+        warn("warning: geometry: the Berry flux through one plaquette reaches %.2f pi for "
+             "band(s) %s on this %dx%d grid: their link Chern numbers %s may be wrong "
+             "(refine the grid; /geometry/chern_max_flux)", float(flux.max()),
+             coarse.tolist(), grid[0], grid[1], geometry["chern_groups"][coarse].tolist())
     ratio = np.asarray(geometry["trace_violation"], dtype=float)
     if not np.all(np.isfinite(ratio)):
         attrs = geo["trace_violation"][1]

@@ -109,6 +109,8 @@ def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
     chern = geometry["chern_groups"]
     g = {
         "chern": (chern[:nb], {"units": "1", "method": "link variables (Fukui-Hatsugai-Suzuki)"}),
+        "chern_max_flux": (geometry["chern_max_flux"][:nb], {"units": "1", "definition":
+                           "max over plaquettes |Berry flux| / pi of the band's links"}),
         "chern_curvature": (geometry["chern_curvature"], {"units": "1",
                             "method": "(1/2pi) sum Omega dA"}),
         "metric_integral": (geometry["metric_integral"], {"units": "1",

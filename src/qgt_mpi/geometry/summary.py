@@ -24,6 +24,7 @@ class GeometrySummary:
         self.count = 0
         self.sums = np.zeros((5, nbands))  # Ω, |Ω|, g_xx, g_yy, g_xy
         self.flux = np.zeros(ngroups)
+        self.max_flux = np.zeros(ngroups)  # largest |flux| through one plaquette [rad]
         self.emin = np.full(nbands, np.inf)
         self.emax = np.full(nbands, -np.inf)
         self.gap = np.full(max(nbands - 1, 1), np.inf)
@@ -50,6 +51,8 @@ class GeometrySummary:
         self.sums[1] += np.abs(curvature).sum(axis=0)
         self.sums[2:] += metric.sum(axis=0).T
         self.flux += flux.sum(axis=0)
+        if flux.size:
+            self.max_flux = np.maximum(self.max_flux, np.abs(flux).max(axis=0))
         self.emin = np.minimum(self.emin, energies.min(axis=0))
         self.emax = np.maximum(self.emax, energies.max(axis=0))
         if self.nb > 1:
@@ -65,6 +68,7 @@ class GeometrySummary:
         return {
             "geo_sums": allreduce_array(comm, self.sums),
             "geo_flux": allreduce_array(comm, self.flux),
+            "geo_max_flux": allreduce_array(comm, self.max_flux, MPI.MAX),
             "geo_emin": allreduce_array(comm, self.emin, MPI.MIN),
             "geo_emax": allreduce_array(comm, self.emax, MPI.MAX),
             "geo_gap": allreduce_array(comm, self.gap, MPI.MIN),
@@ -79,6 +83,8 @@ class GeometrySummary:
         """Fold a checkpoint's reduced state into this rank (call on one rank only)."""
         self.sums += state["geo_sums"]
         self.flux += state["geo_flux"]
+        if "geo_max_flux" in state:  # checkpoints written before this diagnostic lack it
+            self.max_flux = np.maximum(self.max_flux, state["geo_max_flux"])
         self.emin = np.minimum(self.emin, state["geo_emin"])
         self.emax = np.maximum(self.emax, state["geo_emax"])
         self.gap = np.minimum(self.gap, state["geo_gap"])
@@ -104,6 +110,9 @@ class GeometrySummary:
             violation = np.where(mean_abs_curv > 0, worst / mean_abs_curv, np.inf)
         return {
             "chern_flux": flux / (2 * math.pi),
+            # Largest |Berry flux| through one plaquette, in units of π: the link Chern number
+            # counts each plaquette's flux modulo 2π, so a flux near ±π is ambiguous.
+            "chern_max_flux": st["geo_max_flux"] / math.pi,
             "chern_groups": chern,
             "chern_curvature": sums[0] * bz * 2 * math.pi,  # (1/2π) Σ Ω ΔA
             "metric_integral": metric_integral,

@@ -61,6 +61,9 @@ VARIABLES: dict[str, Var] = {
     # /geometry (theory §5)
     "geometry/chern": Var("Chern number C_n (link variables)", "1", ("band",),
                           {"sign_convention": SIGN_CURV}),
+    "geometry/chern_max_flux": Var("largest |Berry flux| through one plaquette of band n, in "
+                                   "units of pi (near 1 the link Chern number is ambiguous)",
+                                   "1", ("band",)),
     "geometry/chern_gapped": Var("1 if band n is separated from its neighbours on this grid "
                                  "(its Chern number is an invariant)", "1", ("band",)),
     "geometry/chern_curvature": Var("(1/2pi) sum_k Omega_n dA (integrated Berry curvature)",
