@@ -335,6 +335,8 @@ def part_grid(m: int, n: int, chunk: int | None) -> None:
         print(f"  link Chern (bands 0..3, then [0,2), [0,3), [0,4)): "
               f"{geo['chern_groups'].tolist()}; (1/2π)∫Tr g per band "
               f"{np.round(geo['trace_integral'], 4).tolist()}")
+        print(f"  group fluxes / 2π {np.round(geo['chern_flux'], 4).tolist()}; largest "
+              f"plaquette flux / π per group {np.round(geo['chern_max_flux'], 3).tolist()}")
         print(f"  sigma_xx {tr['sigma_xx'].ravel()[:1]}, sigma_xy {tr['sigma_xy'].ravel()[:1]} "
               f"(T = 1 meV, mu = 0, delta = 0.1 meV, degeneracy 4)")
 
