@@ -154,20 +154,21 @@ def _family(c: np.ndarray, nmax: int, hall: bool) -> Family:
     w = cs + ms
     rpsi, rgam, derivs, e = _asymptotic(w, nmax, hall)
     sums = np.zeros((nmax + 1, c.size), dtype=complex)  # Σ_k (c + k)^(−n−1)
+    x_rpsi, sum_rgam = (np.zeros_like(cs), np.zeros_like(cs)) if hall else (None, None)
     counts = np.searchsorted(-ms, -np.arange(int(ms[0]) if ms.size else 0), side="left")
     top = ms - 1.0
     for i, cnt in enumerate(counts):  # x = c + k, k = M−1 … 0; elements with M > i
         x = cs[:cnt] + (top[:cnt] - i)  # c + k exactly as c + integer (not w − integer)
         inv = 1.0 / x
-        if hall:
+        sums[0, :cnt] += inv
+        if hall:  # ½(1/x + 1/(x + 1)) = 2t/(1 − t²)
             t = 1.0 / (2.0 * x + 1.0)
             a = np.arctanh(t)
             rp, rg = rpsi[:cnt], rgam[:cnt]
-            rp += 2.0 * a - 0.5 * (inv + 1.0 / (x + 1.0))
+            rp += 2.0 * (a - t / (1.0 - t * t))
             rg += a / t - 1.0
-            e[:cnt] -= 2.0 * x * rp - 2.0 * rg + inv / 3.0
-        else:
-            sums[0, :cnt] += inv
+            x_rpsi[:cnt] += x * rp  # E(c) = E(w) − Σ [2x r_ψ(x) − 2 r_Γ(x) + 1/(3x)]
+            sum_rgam[:cnt] += rg
         p = inv
         for n in range(1, nmax + 1):
             p = p * inv
@@ -181,5 +182,5 @@ def _family(c: np.ndarray, nmax: int, hall: bool) -> Family:
     psi[0, order] = rpsi + np.log(cs) - 0.5 / cs
     r1, e_out = np.empty_like(c), np.empty_like(c)
     r1[order] = (cs - 0.5) * rpsi - rgam + 0.25 / cs
-    e_out[order] = e
+    e_out[order] = e - (2.0 * (x_rpsi - sum_rgam) + sums[0] / 3.0)
     return Family(psi, r1, e_out)
