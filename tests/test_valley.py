@@ -232,3 +232,83 @@ def test_valleys_that_do_not_separate_are_refused_on_every_rank(comm):
     model = shift_energy(model, neutrality_energy(model))
     with pytest.raises(CollectiveError, match="valleys do not separate"):
         valley_geometry(comm, model, tbg_basis(model), 6, 6)
+
+
+VALLEY_DECK = """title = "valley-resolved window"
+[model]
+kind = "tbg_atomistic"
+m = {m}
+mass = 40.0
+[solver]
+kind = "slepc"
+nev = 4
+target = 0.0
+valley = true
+chern_below = 0
+[kgrid]
+size = [6, 6]
+[sweep]
+temperature = [10.0]
+mu = [0.0]
+delta = [1.0]
+"""
+
+
+def test_deck_valley_group_matches_the_api(tmp_path):
+    """``[solver] valley = true``: the run (2 ranks) writes /valley with the valley Chern
+    numbers, fluxes and metric of the SLEPc window, equal to valley_geometry on the same
+    window (≤ 1e-9), with C(valley −1) = −C(valley +1) and the window's C their sum."""
+    import h5py
+    from runner import qgt
+
+    deck, out = tmp_path / "valley.toml", tmp_path / "valley.h5"
+    deck.write_text(VALLEY_DECK.format(m=3))
+    proc = qgt(["run", str(deck), "-o", str(out)], np=2)
+    assert proc.returncode == 0, proc.stderr
+    with h5py.File(out, "r") as f:
+        g = f["valley"]
+        got = {k: g[k][()] for k in ("chern", "max_flux", "metric_integral", "trace_integral")}
+        assert g["chern"].attrs["long_name"] and g.attrs["valley_gap"] > 1.0
+        assert "valley" in [p.decode() for p in f["timing/phases"][()]]
+    model = tbg_atomistic(3, mass=40.0)
+    model = shift_energy(model, neutrality_energy(model))
+    solver = SlepcSolver(WindowOptions(nev=4, target=0.0), MPI.COMM_SELF)
+    ref = valley_geometry(MPI.COMM_SELF, model, ValleyBasis(solver, model.valley, (0, 4)), 6, 6)
+    assert np.allclose(got["chern"], ref["chern"], atol=1e-9)
+    assert np.allclose(got["max_flux"], ref["max_flux"] / np.pi, atol=1e-9)
+    assert np.allclose(got["metric_integral"], ref["metric"], rtol=1e-9, atol=1e-12)
+    assert np.allclose(got["trace_integral"], ref["trace"], rtol=1e-9)
+    chern = got["chern"]
+    assert np.allclose(chern, np.round(chern), atol=1e-6)
+    assert abs(chern[0]) == pytest.approx(1.0, abs=1e-6)
+    assert chern[0] == pytest.approx(-chern[1]) and chern[6] == pytest.approx(
+        chern[0] + chern[1], abs=1e-9)
+
+
+def test_deck_valley_refusals_and_unsplit_window(tmp_path):
+    """A model without a valley operator, the dense solver or an odd nev: exit 2 naming
+    solver.valley (no file); a window that does not split (m = 2) keeps the run and
+    records why in /valley (one warning)."""
+    import h5py
+    from runner import qgt
+
+    continuum = ('[model]\nkind = "bm_continuum"\ntheta = 1.05\nw0 = 88.0\nw1 = 110.0\n'
+                 "shells = 2\nvalley = 1\n")  # one valley, no valley operator
+    tbg = VALLEY_DECK.format(m=3)
+    for text in (tbg.replace(tbg[tbg.index("[model]"):tbg.index("[solver]")], continuum),
+                 VALLEY_DECK.format(m=3).replace('kind = "slepc"', 'kind = "dense"'),
+                 VALLEY_DECK.format(m=3).replace("nev = 4", "nev = 3")):
+        deck, out = tmp_path / "bad.toml", tmp_path / "bad.h5"
+        deck.write_text(text)
+        proc = qgt(["run", str(deck), "-o", str(out)], np=1)
+        line = proc.stderr.strip()
+        assert proc.returncode == 2 and "solver.valley" in line and "\n" not in line, line
+        assert not out.exists()
+    deck, out = tmp_path / "m2.toml", tmp_path / "m2.h5"
+    deck.write_text(VALLEY_DECK.format(m=2))
+    proc = qgt(["run", str(deck), "-o", str(out)], np=2)
+    assert proc.returncode == 0, proc.stderr
+    assert sum("warning: valley: not computed" in ln for ln in proc.stdout.splitlines()) == 1
+    with h5py.File(out, "r") as f:
+        assert "do not separate" in f["valley"].attrs["not_computed"]
+        assert "chern" not in f["valley"] and "sigma_xx" in f["transport"]

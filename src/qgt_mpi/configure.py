@@ -63,9 +63,19 @@ def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | Non
 def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
     """The deck's solver for ``model`` on ``pool``; errors become InputErrors (``solver``)."""
     try:
-        return make_solver(config.solver, model, pool, AUTO_CROSSOVER)
+        solver = make_solver(config.solver, model, pool, AUTO_CROSSOVER)
     except ValueError as exc:
         raise InputError("solver", config.solver.kind, str(exc)) from exc
+    if config.solver.valley:
+        if not callable(getattr(model, "valley", None)):
+            raise InputError("solver.valley", True, "needs a model with a valley operator "
+                             f'(kind = "tbg_atomistic"); model.kind = "{config.model.kind}" '
+                             "has none")
+        if not is_windowed(solver):
+            raise InputError("solver.valley", True, f"needs a window; solver.kind = "
+                             f'"auto" chose the dense solver for {model.norb} orbitals '
+                             '(use kind = "slepc")')
+    return solver
 
 
 def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:

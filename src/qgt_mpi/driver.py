@@ -31,10 +31,11 @@ from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
-from qgt_mpi.results import assemble
+from qgt_mpi.results import assemble, valley_group
 from qgt_mpi.solvers import is_windowed
 
-PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid"]
+PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid",
+          "valley"]
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
@@ -87,10 +88,9 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     ``restart``: "auto" resumes from ``<output>.checkpoint.h5`` when present, "force"
     requires it, "never" starts over. Checkpoints are written every
     ``checkpoint_interval`` seconds and on SIGTERM/SIGINT/SIGUSR1 (then the run stops with
-    CollectiveError status EXIT_INTERRUPTED). Returns the reduced results (same on every
-    rank. ``pools`` splits the ranks into pools that solve one k-point together (windowed
-    SLEPc solver; the dense solver solves each k-point on one rank). Raises CollectiveError
-    (same on every rank) for input errors and failures; no result file is left behind then.
+    CollectiveError status EXIT_INTERRUPTED). ``pools``: pools solving one k-point together
+    (windowed solvers). Returns the reduced geometry (the sweep is in the file); raises
+    CollectiveError (every rank) for input errors and failures, leaving no result file.
     """
     lock = None
     try:
@@ -132,7 +132,7 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         if comm.rank == 0:  # the same reduced inputs on every rank: warn once
             diagnostics.check_window(log, job, geometry, mu_used)  # solved μ(ν, T) if any
         _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
-                  (path, done, restored))
+                  (path, done, restored), layout.across)
     except BaseException:
         _remove_partial(comm, output)
         raise
@@ -143,14 +143,20 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
 
 
 def _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
-              restart_state) -> None:
-    """After the evaluation: superfluid weight, file contents, the final write. Collective."""
+              restart_state, across) -> None:
+    """After the evaluation: superfluid weight, valley geometry, file contents, the final
+    write. Collective."""
     superfluid = _superfluid(comm, config, job.model, timers, log,
                              geometry if is_windowed(job.solver) else None)
+    valley = None
+    if config.solver.valley:
+        with timers.phase("valley"):
+            valley = valley_group(comm, across, job, log)
     result = _result(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,
                      counts)
-    if superfluid is not None:
-        result.groups["superfluid"], result.group_attrs["superfluid"] = superfluid
+    for name, group in (("superfluid", superfluid), ("valley", valley)):
+        if group is not None:
+            result.groups[name], result.group_attrs[name] = group
     if config.output.kresolved:
         path, done, restored = restart_state
         with collective(comm):  # each rank reads back its share of the restored blocks

@@ -12,9 +12,10 @@ import numpy as np
 from mpi4py import MPI
 
 import qgt_mpi
+from qgt_mpi.geometry.valley import NOT_SEPARATED, window_geometry
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
-from qgt_mpi.parallel import broadcast
+from qgt_mpi.parallel import CollectiveError, broadcast, collective
 from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.accumulate import BAND_OCCUPATION_MAX, ETA_DEG, TransportSums
 from qgt_mpi.transport.binning import P_BIN
@@ -201,3 +202,34 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
         scales={f"/transport/{k}": _sweep_axes(config)
                 for k in (*UNITS, *(("mu_solved",) if config.sweep.filling is not None else ()))},
     )
+
+
+def valley_group(comm: MPI.Comm, across: MPI.Comm, job, log) -> tuple[dict, dict]:
+    """/valley datasets and attributes: valley-resolved geometry of the window (theory
+    §5.8, ``[solver] valley = true``). Collective over ``comm``.
+
+    A window that does not split into two valleys somewhere on the grid is not an error of
+    the run: the group then holds only the attribute ``not_computed`` (the reason, naming
+    the k-point) and one warning is logged.
+    """
+    try:
+        with collective(comm):
+            geo = window_geometry(across, job.model, job.solver, job.grid)
+    except CollectiveError as exc:
+        if not str(exc).startswith(NOT_SEPARATED):
+            raise
+        log.warning("warning: valley: not computed: %s", exc)
+        return {}, {"not_computed": str(exc)}
+    nb = job.solver.bands(job.model)
+    groups = ["valley -1", "valley +1"] + [f"band {b} (valley {-1 if b < nb // 2 else 1})"
+                                           for b in range(nb)] + ["window"]
+    data = {"chern": (np.asarray(geo["chern"]), {"groups": ", ".join(groups)}),
+            "max_flux": (np.asarray(geo["max_flux"]) / np.pi, {"groups": ", ".join(groups)}),
+            "metric_integral": (np.asarray(geo["metric"]), {}),
+            "trace_integral": (np.asarray(geo["trace"]), {})}
+    attrs = {name: float(geo[name]) for name in ("min_abs_valley", "valley_gap")}
+    attrs.update({f"{name}_meV": float(geo[name]) for name in ("band_gap_minus",
+                                                               "band_gap_plus", "mixing")})
+    attrs["method"] = ("window split by the valley operator at every k; link Chern numbers "
+                       "and link-distance metric of each group (theory 5.8)")
+    return data, attrs

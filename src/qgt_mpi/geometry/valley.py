@@ -33,6 +33,7 @@ from qgt_mpi.parallel import (
 from qgt_mpi.solvers.base import Eigenpairs
 
 _STATS = ("min_abs_valley", "valley_gap", "band_gap_minus", "band_gap_plus")  # running minima
+NOT_SEPARATED = "the valleys do not separate"  # start of the error of an unsplittable window
 
 
 class ValleyBasis:
@@ -120,7 +121,7 @@ class ValleyBasis:
         if np.any(bad):
             i = int(np.argmax(bad))
             raise ArithmeticError(
-                f"the valleys do not separate in the window at k = {k[i].round(6).tolist()}: "
+                f"{NOT_SEPARATED} in the window at k = {k[i].round(6).tolist()}: "
                 f"valley eigenvalues {lam[i].round(4).tolist()} (need {half} below 0 and "
                 f"{half} above, gap >= {self.min_separation:g})")
 
@@ -198,6 +199,18 @@ def valley_geometry(across, model, basis: ValleyBasis, n1: int, n2: int
     metric = _metric_from_links(model, n1, n2, sums)
     return {"chern": chern, "max_flux": max_flux, "metric": metric,
             "trace": 2 * np.pi * (metric[:, 0] + metric[:, 1]), **stats}
+
+
+def window_geometry(across, model, solver, grid: tuple[int, int]) -> dict[str, object]:
+    """:func:`valley_geometry` of a run's whole solver window (``[solver] valley = true``).
+
+    One ValleyBasis per pool on the run's solver (its pool communicator); plaquettes split
+    over ``across`` (the ranks with the same position in every pool, parallel/pools.py).
+    Collective over all ranks of the run. Raises CollectiveError (on every rank) starting
+    with NOT_SEPARATED where the window does not split into two valleys.
+    """
+    basis = ValleyBasis(solver, model.valley, (0, solver.bands(model)))
+    return valley_geometry(across, model, basis, *grid)
 
 
 def _metric_from_links(model, n1: int, n2: int, sums: np.ndarray) -> np.ndarray:

@@ -150,6 +150,15 @@ VARIABLES: dict[str, Var] = {
     "timing/phases": Var("phase of the run", "", ("phases",)),
     "timing/seconds": Var("wall time per phase (min, mean, max over ranks)", "s",
                           ("phases", "statistic")),
+    # /valley (theory §5.8, [solver] valley = true)
+    "valley/chern": Var("link Chern number of each valley group", "1", ("valley_flux_group",),
+                        {"sign_convention": SIGN_CURV}),
+    "valley/max_flux": Var("largest |Berry flux| through one plaquette of each valley group, in "
+                           "units of pi", "1", ("valley_flux_group",)),
+    "valley/metric_integral": Var("integrated group metric int g_ij d^2k/(2pi)^2 of valley -1, "
+                                  "valley +1 and the window", "1", ("valley_group", "component")),
+    "valley/trace_integral": Var("(1/2pi) int Tr g d^2k of valley -1, valley +1 and the window",
+                                 "1", ("valley_group",)),
     # /superfluid (theory §6)
     "superfluid/temperature": Var("temperature", "K", ("temperature",)),
     "superfluid/gap": Var("pairing gap Delta(T)", "meV", ("temperature",)),
@@ -173,8 +182,9 @@ VARIABLES: dict[str, Var] = {
 
 # Coordinates created when the run wrote none: dim → (long_name, units, values(n, grid)).
 _LABELS = {"component": ["xx", "yy", "xy"], "diagonal_component": ["xx", "yy"],
-           "side": ["below", "above"], "cartesian": ["x", "y"], "i": ["x", "y"],
-           "j": ["x", "y"], "reciprocal_axis": ["b1", "b2"], "statistic": ["min", "mean", "max"]}
+           "side": ["below", "above"], "valley_group": ["v-1", "v+1", "win"],
+           "cartesian": ["x", "y"], "i": ["x", "y"], "j": ["x", "y"],
+           "reciprocal_axis": ["b1", "b2"], "statistic": ["min", "mean", "max"]}
 _COORD_NAMES = {
     "band": "band index n (0-based, ascending energy)", "gap": "gap above band n (0-based)",
     "lower_group": "index of the group of lowest bands", "orbital": "orbital index",
@@ -183,6 +193,8 @@ _COORD_NAMES = {
     "j": "Cartesian axis j", "reciprocal_axis": "reciprocal lattice vector",
     "statistic": "statistic over ranks", "k": "flat k-point index i*N2 + j (row-major)",
     "diagonal_component": "diagonal tensor component", "side": "side of the solver window",
+    "valley_group": "valley -1, valley +1, the whole window",
+    "valley_flux_group": "valley -1, valley +1, each band (valley -1 bands first), the window",
 }
 
 

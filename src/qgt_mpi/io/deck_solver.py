@@ -6,7 +6,8 @@ MUMPS) or ``"auto"`` (dense up to ``AUTO_CROSSOVER`` orbitals, SLEPc above; the 
 measured in bench/bench_sparse.py and docs/performance.md). Bands outside a window enter the
 transport through their far-off-resonance limit with broadening ``delta_out`` (theory §5); the
 Hall response of filled bands below the window is ``chern_below`` (an integer: those bands'
-total Chern number) or reported as excluded.
+total Chern number) or reported as excluded. ``valley = true`` adds the valley-resolved
+Chern numbers and metric of the window (theory §5.8; models with a valley operator).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class SolverSpec:
     delta_out: float | None = None  # meV
     chern_below: int | None = None
     flatten: tuple[float, ...] | None = None  # meV, one per band: exactly flat bands
+    valley: bool = False  # valley-resolved geometry of the window (theory §5.8)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def parse_solver(top: Table) -> SolverSpec:
     if "solver" not in top.data:
         return SolverSpec()
     t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
-                           "out_of_window", "delta_out", "chern_below", "flatten"}, optional=True)
+                           "out_of_window", "delta_out", "chern_below", "flatten", "valley"},
+                  optional=True)
     kind = t.get("kind", string, "dense")
     if kind not in SOLVER_KINDS:
         raise InputError(t.key("kind"), kind, f"must be one of {', '.join(SOLVER_KINDS)}")
@@ -86,9 +89,14 @@ def parse_solver(top: Table) -> SolverSpec:
         need = opt["nev"] + opt.get("pad", max(4, opt["nev"] // 2))
         if opt["ncv"] <= need:
             raise InputError(t.key("ncv"), opt["ncv"], f"must exceed solver.nev + pad = {need}")
+    valley = t.get("valley", boolean, False)
+    if valley and (kind == "dense" or opt.get("nev", 2) % 2):
+        raise InputError(t.key("valley"), True, "needs a window of an even number of bands "
+                         '(solver.kind = "slepc" or "auto", even solver.nev): n per valley')
     return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
-                      out_of_window=t.get("out_of_window", boolean, True), **opt)
+                      out_of_window=t.get("out_of_window", boolean, True), valley=valley,
+                      **opt)
 
 
 def _energies(key: str, value: object) -> tuple[float, ...]:
