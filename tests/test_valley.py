@@ -270,6 +270,12 @@ def test_deck_valley_group_matches_the_api(tmp_path):
         got = {k: g[k][()] for k in ("chern", "max_flux", "metric_integral", "trace_integral")}
         assert g["chern"].attrs["long_name"] and g.attrs["valley_gap"] > 1.0
         assert "valley" in [p.decode() for p in f["timing/phases"][()]]
+    import re
+
+    info = qgt(["info", str(out), "--group", "geometry"]).stdout
+    shown = re.search(r"valley: Chern \(valley -1, valley \+1, bands, window\)((?:\s+-?\d+)+)",
+                      info)
+    assert shown and [abs(int(x)) for x in shown.group(1).split()] == [1, 1, 0, 0, 0, 0, 0]
     model = tbg_atomistic(3, mass=40.0)
     model = shift_energy(model, neutrality_energy(model))
     solver = SlepcSolver(WindowOptions(nev=4, target=0.0), MPI.COMM_SELF)

@@ -39,7 +39,7 @@ def load(path: str) -> dict[str, object]:
         if f.attrs.get("program") != "qgt_mpi":
             raise ValueError("not a qgt_mpi result file (no program='qgt_mpi' attribute)")
         out["attrs"] = dict(f.attrs)
-        for group in ("bands", "geometry", "transport", "timing", "model"):
+        for group in ("bands", "geometry", "valley", "transport", "timing", "model"):
             if group in f:
                 out[group] = {k: v[()] for k, v in f[group].items()
                               if isinstance(v, h5py.Dataset)}  # (/model/definition: a group)
@@ -76,6 +76,16 @@ def _transport_lines(tr: dict, sel: Selection) -> list[str]:
     return lines
 
 
+def _valley_lines(v: dict, attrs: dict) -> list[str]:
+    """The /valley group: Chern numbers and fluxes per group, or why it is missing."""
+    if "chern" not in v:
+        return [f"valley: not computed ({attrs.get('not_computed', '?')})"]
+    chern = np.round(v["chern"], 9) + 0.0  # no "-0"
+    return [f"valley: Chern (valley -1, valley +1, bands, window) {_row(chern)}",
+            f"  largest plaquette flux [pi] {_row(v['max_flux'])}; (1/2pi)int Tr g "
+            f"(valley -1, +1, window) {_row(v['trace_integral'])}"]
+
+
 def summarize(path: str, parts: list[str] | None = None,
               sel: Selection | None = None) -> str:
     """Multi-line human summary of a result file (``parts`` of PARTS; default all).
@@ -102,6 +112,10 @@ def summarize(path: str, parts: list[str] | None = None,
                      f"{_row(g['chern_curvature'])}")
         lines.append(f"  Omega_I [a^2] {_row(g['omega_I'])} (bound {_row(g['omega_I_bound'])});"
                      f" trace violation {_row(g['trace_violation'])}")
+        if "chern_max_flux" in g:
+            lines.append(f"  largest plaquette flux [pi] {_row(g['chern_max_flux'])}")
+    if "valley" in data and "geometry" in parts:
+        lines.extend(_valley_lines(data["valley"], data["valley_attrs"]))
     if "transport" in data and "transport" in parts:
         lines.extend(_transport_lines(data["transport"], sel or Selection()))
     if "timing" in data and "timing" in parts:
