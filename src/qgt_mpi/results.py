@@ -218,7 +218,8 @@ def valley_group(comm: MPI.Comm, across: MPI.Comm, job, log) -> tuple[dict, dict
     except CollectiveError as exc:
         if not str(exc).startswith(NOT_SEPARATED):
             raise
-        log.warning("warning: valley: not computed: %s", exc)
+        if comm.rank == 0:  # the same agreed error on every rank: warn once
+            log.warning("warning: valley: not computed: %s", exc)
         return {}, {"not_computed": str(exc)}
     nb = job.solver.bands(job.model)
     groups = ["valley -1", "valley +1"] + [f"band {b} (valley {-1 if b < nb // 2 else 1})"
