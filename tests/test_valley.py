@@ -272,6 +272,8 @@ def test_deck_valley_group_matches_the_api(tmp_path):
         assert "valley" in [p.decode() for p in f["timing/phases"][()]]
     import re
 
+    plan = qgt(["dry-run", str(deck), "--np", "2"]).stdout  # the valley phase is estimated
+    assert re.search(r"\+ valley [0-9.]+ s =", plan), plan
     info = qgt(["info", str(out), "--group", "geometry"]).stdout
     shown = re.search(r"valley: Chern \(valley -1, valley \+1, bands, window\)((?:\s+-?\d+)+)",
                       info)

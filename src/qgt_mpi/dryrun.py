@@ -64,6 +64,9 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     k_max = min(job.nk, blocks_max * job.chunk)
     n_points = len(delta) * s.temperature.size
     kpass = per_k * k_max
+    # [solver] valley = true solves every k-point's window once more (results.valley_group):
+    # measured 112 s against a 107 s k-pass at m = 31 (docs/validation.md)
+    valley = kpass if config.solver.valley else 0.0
     n_first = s.mu.size if s.filling is None else s.filling.size
     extra = max(_total_pairs(job, energies, n_first) - n_points * per_point[1], 0.0)
     full_cells = expected_cells(job.sums.lattice, energies, job.nk)
@@ -85,9 +88,9 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"  sample       {per_k * 1e6:.1f} us per k-point, {per_pair * 1e6:.2f} us per "
         "(cell, mu) pair of the evaluation (CPU time: idle-machine estimate)",
         f"  estimate     start-up {startup:.1f} s + k-pass {kpass:.1f} s + sweep {sweep:.1f} s "
-        f"(reduction {reduce:.1f} s) "
-        f"= {startup + kpass + sweep:.1f} s per run "
-        f"({(startup + kpass + sweep) * nprocs / 3600:.3g} core-hours)",
+        f"(reduction {reduce:.1f} s) " + (f"+ valley {valley:.1f} s " if valley else "")
+        + f"= {startup + kpass + sweep + valley:.1f} s per run "
+        f"({(startup + kpass + sweep + valley) * nprocs / 3600:.3g} core-hours)",
         "  output       none written (dry run)",
     ]
     if job.n_blocks < nprocs:
