@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .polygamma import _log_bound
+from .polygamma import _log_bound, _shifts
 
 __all__ = ["R_FAMILY", "Family", "bernoulli_even", "family"]
 
@@ -119,13 +119,6 @@ def _asymptotic(w: np.ndarray, nmax: int, hall: bool) -> tuple[np.ndarray, ...]:
         derivs[n - 1] = (-1.0) ** (n + 1) * un * lead
     e = s[nmax + 2] * inv + s[nmax + 3] if hall else None
     return s[0], s[1] * w, derivs, e
-
-
-def _shifts(c: np.ndarray, r: float) -> np.ndarray:
-    """Smallest M ≥ 0 per element with |c + M| ≥ r (Re c ≥ 1/2)."""
-    y2 = c.imag**2
-    need = np.sqrt(np.maximum(r * r - y2, 0.0)) - c.real
-    return np.where(y2 >= r * r, 0, np.ceil(np.maximum(need, 0.0))).astype(np.int64)
 
 
 def family(c: np.ndarray, nmax: int, hall: bool) -> Family:
