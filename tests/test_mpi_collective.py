@@ -47,6 +47,24 @@ def test_block_decomposition_covers_grid_once(comm):
         assert max(sizes) - min(sizes) <= 1
 
 
+def test_stop_signal_on_one_rank_stops_every_rank_after_a_phase(comm):
+    """signals.stop_after: a SIGTERM seen by the last rank only ends a phase that cannot
+    stop midway (superfluid, valley) on every rank with status 3 and the same message; no
+    signal, no stop."""
+    import signal
+
+    from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after
+
+    flag = StopFlag()
+    stop_after(comm, flag, "valley phase")  # nothing set: returns on every rank
+    if comm.rank == comm.size - 1:
+        flag.handler(signal.SIGTERM, None)
+    with pytest.raises(CollectiveError) as err:
+        stop_after(comm, flag, "valley phase")
+    assert err.value.status == EXIT_INTERRUPTED
+    assert str(err.value).startswith("interrupted by SIGTERM during the valley phase")
+
+
 def test_failure_on_one_rank_is_raised_on_all(comm):
     """An error on the last rank only reaches every rank with the same message."""
     with pytest.raises(CollectiveError) as err:

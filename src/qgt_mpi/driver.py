@@ -28,7 +28,7 @@ from qgt_mpi.io.sweep_file import check_disk
 from qgt_mpi.kpass import KPass, kfield_meta, kfield_slabs, run_blocks
 from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
-from qgt_mpi.parallel.signals import StopFlag, stop_on_signals
+from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, stop_on_signals
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble, valley_group
@@ -42,10 +42,8 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
            filling_bands=None) -> tuple[dict, dict]:
     """Reduce and evaluate the sweep (theory §4) and the geometry (theory §5) in memory.
 
-    Collective; every rank returns the same arrays (the Python API; runs stream the sweep
-    into the result file instead, evaluation.finish_streamed). With ``filling`` the
-    sweep is at fixed filling (μ(ν, T) solved, transport/filling.py); the job must have been
-    made with those ``filling_bands``.
+    Collective; the same arrays on every rank (the Python API; runs stream the sweep to the
+    file). ``filling``: at fixed filling (transport/filling.py) of ``filling_bands``.
     """
     with collective(comm):
         norm = job.nk * job.model.cell_area
@@ -122,20 +120,23 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
     _announce(log, config.title, model, comm, job, n_done)
-    with stop_on_signals(StopFlag()) as stop:  # the k-pass, then the evaluation
+    with stop_on_signals(StopFlag()) as stop:  # k-pass, evaluation, superfluid, valley
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)
         with timers.phase("reduce+evaluate"):
             geometry, counts, mu_used = finish_streamed(comm, job, config, output, log,
                                                         saver, stop)
-    try:  # the partial file holds the streamed sweep: removed on any later failure
-        if comm.rank == 0:  # the same reduced inputs on every rank: warn once
-            diagnostics.check_window(log, job, geometry, mu_used)  # solved μ(ν, T) if any
-        _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
-                  (path, done, restored), layout.across)
-    except BaseException:
-        _remove_partial(comm, output)
-        raise
+        try:  # the partial file holds the streamed sweep: removed on a later failure
+            if comm.rank == 0:  # the same reduced inputs on every rank: warn once
+                diagnostics.check_window(log, job, geometry, mu_used)  # solved μ(ν, T)
+            _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
+                      (path, done, restored), layout.across, stop)
+        except BaseException as exc:
+            if getattr(exc, "status", None) != EXIT_INTERRUPTED:
+                _remove_partial(comm, output)
+                raise
+            saver.save(comm, job, [])  # a stop: keep the sweep (partial file, checkpoint)
+            raise
     saver.remove(comm)
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
              timers.seconds["write"], timers.elapsed())
@@ -143,15 +144,17 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
 
 
 def _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
-              restart_state, across) -> None:
+              restart_state, across, stop) -> None:
     """After the evaluation: superfluid weight, valley geometry, file contents, the final
-    write. Collective."""
+    write. Collective; a stop signal is honoured after each phase (signals.stop_after)."""
     superfluid = _superfluid(comm, config, job.model, timers, log,
                              geometry if is_windowed(job.solver) else None)
+    stop_after(comm, stop, "superfluid phase")
     valley = None
     if config.solver.valley:
         with timers.phase("valley"):
             valley = valley_group(comm, across, job, log)
+        stop_after(comm, stop, "valley phase")
     result = _result(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,
                      counts)
     for name, group in (("superfluid", superfluid), ("valley", valley)):

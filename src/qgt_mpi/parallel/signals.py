@@ -3,6 +3,8 @@
 The handler only sets a flag; the k-pass looks at it at the next round boundary, where all
 ranks agree to checkpoint and stop together (see kpass.py), and the sweep evaluation after
 every round of sweep units (transport/accumulate.py; the k-pass was checkpointed at its end).
+Phases that cannot stop midway (superfluid weight, valley geometry) honour a signal when
+they end (:func:`stop_after`), so the run still stops with one message and status 3.
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mpi4py import MPI
+
+from qgt_mpi.parallel.comm import allgather
+from qgt_mpi.parallel.errors import CollectiveError
+
+EXIT_INTERRUPTED = 3  # status of a run stopped by a signal (cli.py)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 
@@ -37,3 +45,15 @@ def stop_on_signals(flag: StopFlag) -> Iterator[StopFlag]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def stop_after(comm: MPI.Comm, flag: StopFlag, phase: str) -> None:
+    """Raise CollectiveError(EXIT_INTERRUPTED) on every rank if any rank's ``flag`` is set.
+
+    Collective over ``comm`` (one allgather); called at the end of ``phase``.
+    """
+    name = next((n for n in allgather(comm, flag.name) if n), None)
+    if name is not None:
+        raise CollectiveError(f"interrupted by {name} during the {phase} (the k-pass and the "
+                              "sweep are kept in the checkpoint); rerun the same command to "
+                              "continue", status=EXIT_INTERRUPTED)
