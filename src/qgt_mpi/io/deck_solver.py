@@ -43,6 +43,7 @@ class SolverSpec:
     max_it: int | None = None
     pad: int | None = None
     edge_tol: float = 1e-6  # meV
+    cluster_tol: float = 1e-2  # meV: eigenvalues closer than this stay together in a window
     out_of_window: bool = True
     delta_out: float | None = None  # meV
     chern_below: int | None = None
@@ -71,7 +72,8 @@ def parse_solver(top: Table) -> SolverSpec:
     if "solver" not in top.data:
         return SolverSpec()
     t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
-                           "out_of_window", "delta_out", "chern_below", "flatten", "valley"},
+                           "cluster_tol", "out_of_window", "delta_out", "chern_below",
+                           "flatten", "valley"},
                   optional=True)
     kind = t.get("kind", string, "dense")
     if kind not in SOLVER_KINDS:
@@ -95,6 +97,7 @@ def parse_solver(top: Table) -> SolverSpec:
                          '(solver.kind = "slepc" or "auto", even solver.nev): n per valley')
     return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
+                      cluster_tol=t.get("cluster_tol", partial(positive, unit="meV"), 1e-2),
                       out_of_window=t.get("out_of_window", boolean, True), valley=valley,
                       **opt)
 

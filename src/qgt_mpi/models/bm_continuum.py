@@ -165,10 +165,14 @@ class BMContinuum(SparseModel):
         self.rows, self.cols = rows[order].astype(np.int64), cols[order].astype(np.int64)
         self._h0, self._hx, self._hy = (np.asarray(x, complex)[order] for x in (h0, hx, hy))
 
-    def values(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """H = H0 + k_x Hx + k_y Hy, ∂H/∂k_x = Hx, ∂H/∂k_y = Hy at one k (theory §1, §2.5)."""
+    def values(self, k: np.ndarray, span: slice | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """H = H0 + k_x Hx + k_y Hy, ∂H/∂k_x = Hx, ∂H/∂k_y = Hy at one k (theory §1, §2.5),
+        of every pattern entry or of the entries ``span`` only."""
         k = np.asarray(k, dtype=float).ravel()
-        return self._h0 + k[0] * self._hx + k[1] * self._hy, self._hx.copy(), self._hy.copy()
+        s = slice(None) if span is None else span
+        h0, hx, hy = self._h0[s], self._hx[s], self._hy[s]
+        return h0 + k[0] * hx + k[1] * hy, hx.copy(), hy.copy()
 
     def hamiltonian(self, k: np.ndarray, derivatives: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:

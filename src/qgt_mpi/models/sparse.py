@@ -61,8 +61,13 @@ class SparseModel(LatticeCell):
         """Scalar facts for the output file's /model attributes."""
         return {"kind": "sparse", **self.info, "norb": self.norb, "nnz": self.nnz}
 
-    def values(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Values of H, ∂H/∂k_x, ∂H/∂k_y at one Cartesian k (each (nnz,) complex)."""
+    def values(self, k: np.ndarray, span: slice | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Values of H, ∂H/∂k_x, ∂H/∂k_y at one Cartesian k (each (nnz,) complex).
+
+        ``span``: only the pattern entries ``span`` (a contiguous range of rows, as a pool
+        rank owns them); the values are then the same as ``values(k)[i][span]``.
+        """
         raise NotImplementedError
 
     def _finish_pattern(self) -> None:
@@ -128,18 +133,31 @@ class BondModel(SparseModel):
         return cls(model.lattice, model.positions, model.a, model.b, model.displacements,
                    model.t, {**model.info, **(info or {})})
 
-    def _sum_entries(self, terms: np.ndarray) -> np.ndarray:
-        """Sum bond terms into pattern entries (one bincount per real/imag part)."""
-        n = self.rows.size
-        return (np.bincount(self.entry, terms.real, n)
-                + 1j * np.bincount(self.entry, terms.imag, n))
+    def _bonds(self, span: slice | None) -> tuple[np.ndarray | slice, np.ndarray, int]:
+        """(bonds, their entries relative to the span start, span length) of a pattern span."""
+        if span is None:
+            return slice(None), self.entry, self.rows.size
+        lo, hi, _ = span.indices(self.rows.size)
+        key = (lo, hi)
+        cache = self.__dict__.setdefault("_span_bonds", {})
+        if key not in cache:
+            bonds = np.flatnonzero((self.entry >= lo) & (self.entry < hi))
+            cache[key] = (bonds, self.entry[bonds] - lo, hi - lo)
+        return cache[key]
 
-    def values(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """H, ∂H/∂k_x, ∂H/∂k_y values at one k (theory §1: ∂_i e^{ik·d} = i d_i e^{ik·d})."""
+    def values(self, k: np.ndarray, span: slice | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """H, ∂H/∂k_x, ∂H/∂k_y values at one k (theory §1: ∂_i e^{ik·d} = i d_i e^{ik·d}),
+        of every entry or of the entries ``span`` only (only their bonds are evaluated)."""
         k = np.asarray(k, dtype=float).ravel()
-        terms = self.t * np.exp(1j * (self.d @ k))
-        return (self._sum_entries(terms), self._sum_entries(1j * self.d[:, 0] * terms),
-                self._sum_entries(1j * self.d[:, 1] * terms))
+        bonds, entry, n = self._bonds(span)
+        d = self.d[bonds]
+        terms = self.t[bonds] * np.exp(1j * (d @ k))
+
+        def summed(x: np.ndarray) -> np.ndarray:  # one bincount per real/imag part
+            return np.bincount(entry, x.real, n) + 1j * np.bincount(entry, x.imag, n)
+
+        return summed(terms), summed(1j * d[:, 0] * terms), summed(1j * d[:, 1] * terms)
 
     def hamiltonian(self, k: np.ndarray, derivatives: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:

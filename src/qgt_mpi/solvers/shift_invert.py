@@ -1,8 +1,10 @@
 """PETSc objects of the windowed solver, kept for all k-points of one batch (solvers/slepc.py).
 
 H(k) has the same sparsity pattern at every k (models/sparse.py), so one PETSc AIJ matrix
-and one Krylov–Schur EPS (shift-and-invert at the target, MUMPS LU) serve a whole batch: per
-k-point only the values are refilled. PETSc then keeps the MUMPS analysis (fill-reducing
+and one Krylov–Schur EPS (shift-and-invert, MUMPS LU) serve a whole batch: per k-point only
+the values are refilled. The shift σ of the factorisation is set per k-point by
+:meth:`ShiftInvert.factor`; it is the target unless that is unsafe (solvers/safe_shift.py,
+theory §5.9). PETSc then keeps the MUMPS analysis (fill-reducing
 ordering and symbolic factorisation of H − σ, 0.12 s per k-point at m = 31, 5 % of a
 k-point; docs/performance.md §8) and redoes only the numerical factorisation.
 
@@ -60,15 +62,17 @@ class ShiftInvert:
         self.n, self.rows, self.ptr, self.cols, self.span = layout
         self.block = block  # > 0: block Lanczos with this block size; 0: SLEPc Krylov–Schur
         self.mat = self.eps = None
-        self.fallbacks = 0  # k-points where block Lanczos gave way to Krylov–Schur
+        self.sigma = float(opts.target)  # shift of the current factorisation [meV]
+        self._nwant = opts.nev + opts.n_pad
         lo, hi = self.rows
         start = np.random.default_rng(START_SEED).standard_normal((2, self.n, max(block, 1)))
         self._start = (start[0] + 1j * start[1])[lo:hi]
 
-    def load(self, values: np.ndarray) -> None:
-        """Set H(k) from the pattern values (nnz,) and factorise H − σ (block Lanczos) or
-        prepare the EPS (Krylov–Schur). Collective."""
-        local = values[self.span]
+    def load(self, local: np.ndarray) -> None:
+        """Set H(k) from this rank's pattern values (its rows' slice of the (nnz,) values).
+
+        Nothing is factorised until :meth:`factor`. Collective.
+        """
         if self.mat is None:
             nloc = self.rows[1] - self.rows[0]
             self.mat = self.PETSc.Mat().createAIJ(
@@ -80,30 +84,55 @@ class ShiftInvert:
             self.mat.setValuesCSR(self.ptr, self.cols, local)
             self.mat.assemble()
             self.eps.setOperators(self.mat)
-        if self.block:  # the EPS only sets up its spectral transformation: factorises H − σ
+
+    def factor(self, sigma: float) -> None:
+        """Factorise H − σ with MUMPS (the analysis of the pattern is reused). Collective.
+
+        Raises ArithmeticError when PETSc/MUMPS refuses the factorisation (e.g. an exactly
+        singular H − σ); every pool rank sees the same MUMPS status, so all raise together.
+        """
+        self.sigma = float(sigma)
+        # A set-up ST keeps its factorisation whatever the new shift: the operator is set
+        # again (values unchanged, so MUMPS keeps the analysis and refactorises numerically).
+        self.eps.setOperators(self.mat)
+        self.eps.setTarget(self.sigma)  # the order of the pairs (nearest σ first)
+        self.eps.getST().setShift(self.sigma)
+        try:
             self.eps.setUp()
             self.eps.getST().getKSP().setUp()
+        except self.PETSc.Error as exc:
+            raise ArithmeticError(f"MUMPS factorisation of H - sigma failed at sigma = "
+                                  f"{self.sigma:.6g} meV: {_last_line(exc)}") from None
+
+    def _restart(self) -> None:
+        """The fixed start vector as the next Krylov–Schur solve's initial space."""
+        if self.block:
             return
         vec = self.mat.createVecLeft()
         vec.setArray(self._start[:, 0])
         self.eps.setInitialSpace([vec])
         vec.destroy()
 
-    def pairs(self, h_local, where: str):
-        """(values, local vectors (nloc, nconv), backward errors, iterations) of the pairs
-        nearest σ, at least ``nev + pad`` unless the method failed. Collective."""
+    def pairs(self, h_local, where: str, nwant: int):
+        """(values, local vectors (nloc, nconv), backward errors, iterations) of at least
+        ``nwant`` pairs nearest σ (fewer only if the method failed). Collective.
+
+        Raises ArithmeticError (naming ``where``) when the eigensolver fails.
+        """
         if self.block:
             try:
-                return self._block_pairs(h_local)
+                return self._block_pairs(h_local, nwant)
             except ArithmeticError:  # e.g. degenerate clusters wider than the block (folded
                 if self.opts.method != "auto":  # supercells): with method "auto", Krylov–
                     raise  # Schur on the same factorisation; an explicit "block" refuses
-                self.fallbacks += 1
+        if nwant != self._nwant:  # more pairs at the same σ: the factorisation is kept
+            self._nwant = nwant
+            self.eps.setDimensions(nwant, self.opts.ncv or self.PETSc.DECIDE)
+        self._restart()
         try:
             self.eps.solve()
         except self.PETSc.Error as exc:
-            lines = [ln.strip("[0] ") for ln in str(exc).splitlines() if ln.strip()]
-            raise ArithmeticError(f"SLEPc failed at {where}: {lines[-1]}") from None
+            raise ArithmeticError(f"SLEPc failed at {where}: {_last_line(exc)}") from None
         eps, vec = self.eps, self.mat.createVecLeft()
         values, vectors, errors = [], [], []
         for i in range(eps.getConverged()):
@@ -114,20 +143,20 @@ class ShiftInvert:
         vectors = np.column_stack(vectors) if vectors else np.zeros((len(self._start), 0))
         return np.array(values), vectors, np.array(errors), eps.getIterationNumber()
 
-    def _block_pairs(self, h_local):
+    def _block_pairs(self, h_local, nwant: int):
         """Block Lanczos pairs with their true backward errors ‖Hx − λx‖/((‖H‖_∞ + |λ|)‖x‖)."""
         o, comm = self.opts, self.comm
         rowsum = np.asarray(abs(h_local).sum(axis=1)).ravel()
         norm_h = allreduce_max(comm, float(rowsum.max(initial=0.0)))
         values, vectors, steps = block_lanczos(
-            comm, self.factor_solve(), self._start, o.nev + o.n_pad, o.target, o.tol, norm_h,
+            comm, self.factor_solve(), self._start, nwant, self.sigma, o.tol, norm_h,
             o.max_it or MAX_BLOCKS)
         resid = h_local @ allgather_rows(comm, vectors) - vectors * values
         norms = np.sqrt(allreduce_array(comm, np.sum(np.abs(resid) ** 2, axis=0)))
         return values, vectors, norms / (norm_h + np.abs(values)), steps
 
     def _eps(self):
-        """Krylov–Schur, shift-invert at the target, MUMPS LU; -qgt_ options applied."""
+        """Krylov–Schur, shift-invert (σ set by :meth:`factor`), MUMPS LU; -qgt_ options."""
         SLEPc, o = self.SLEPc, self.opts
         eps = SLEPc.EPS().create(self.pcomm)
         eps.setOperators(self.mat)
@@ -154,7 +183,7 @@ class ShiftInvert:
 
     def factor_solve(self):
         """X ↦ (H − σ)⁻¹ X for local row blocks (nloc, ncol): one MUMPS multi-RHS solve with
-        the factorisation of the last :meth:`load` + solve. Collective when called."""
+        the factorisation of the last :meth:`factor`. Collective when called."""
         PETSc, pcomm, n = self.PETSc, self.pcomm, self.n
         factor = self.eps.getST().getKSP().getPC().getFactorMatrix()
 
@@ -178,3 +207,9 @@ class ShiftInvert:
             if obj is not None:
                 obj.destroy()
         self.eps = self.mat = None
+
+
+def _last_line(exc: Exception) -> str:
+    """The last non-empty line of a PETSc error message (the reason)."""
+    lines = [ln.strip("[0] ") for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__

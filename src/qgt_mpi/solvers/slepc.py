@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from qgt_mpi.models.sparse import as_sparse
-from qgt_mpi.parallel import allgather_rows, allreduce_array, block_range
+from qgt_mpi.parallel import allgather_rows, allreduce_array, allreduce_max, block_range
+from qgt_mpi.solvers import safe_shift
 from qgt_mpi.solvers.base import Eigenpairs
 from qgt_mpi.solvers.shift_invert import ShiftInvert
 from qgt_mpi.solvers.sternheimer import cg_tolerance, pad_tensor, rest_tensor
@@ -43,6 +44,8 @@ class WindowOptions:
     eigenpair residual; ncv, max_it : Krylov subspace size and restarts (None: SLEPc
     defaults); pad : extra eigenpairs beyond the window (None: max(4, nev // 2));
     edge_tol : eigenvalues closer than this [meV] count as degenerate at the window edge;
+    cluster_tol : eigenvalues closer than this [meV] form a cluster the window takes whole
+    where it can (solvers/safe_shift.py ``window_order``);
     out_of_window : compute the out-of-window metric and curvature (theory §5);
     metric_tol : bound on the relative error of its Sternheimer part (None: RESIDUAL_FACTOR ×
     tol, the backward error accepted for the window eigenpairs; solvers/sternheimer.py).
@@ -55,6 +58,7 @@ class WindowOptions:
     max_it: int | None = None
     pad: int | None = None
     edge_tol: float = 1e-6
+    cluster_tol: float = 1e-2
     out_of_window: bool = True
     metric_tol: float | None = None
     method: str = "auto"
@@ -85,6 +89,7 @@ class SlepcSolver:
         self._pcomm = PETSc.Comm(comm)
         self._model = None
         self.iterations = {"eps": 0, "sternheimer": 0, "k": 0, "vectors_only": 0}
+        self.shifts = safe_shift.ShiftReport()
 
     def bands(self, model) -> int:
         """Bands the solver returns: the window."""
@@ -181,10 +186,10 @@ class SlepcSolver:
     def _one(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
         """Window energies, vectors, velocities, out-of-window geometry, outside edges."""
         o, where = self.opts, f"k = ({k[0]:.6g}, {k[1]:.6g})"
-        h, dx, dy = self._sparse.values(k)
+        h, dx, dy = self._sparse.values(k, self._span)
+        h_local = self._local_rows(h)
         si.load(h)
-        *found, its = si.pairs(self._local_rows(h), where)
-        energies, local = self._select(*found, where)
+        energies, local = self._window_pairs(si, h_local, where)
         n_all = energies.size
         full = allgather_rows(self.comm, local)
         nev = o.nev
@@ -198,26 +203,76 @@ class SlepcSolver:
         dvec = [self._local_rows(v) @ full for v in (dx, dy)]  # local rows of ∂_iH V
         vel = np.stack([allreduce_array(self.comm, local.conj().T @ dv) for dv in dvec])
         metric, curv = self._outside_geometry(si, energies, vel, local, dvec, where)
-        self.iterations["eps"] += its
         self.iterations["k"] += 1
         return (energies[:nev], full[:, :nev], vel[:, :nev, :nev], metric, curv,
                 _edges(energies[:nev], energies[nev:]))
 
-    def _local_rows(self, values: np.ndarray) -> sp.csr_matrix:
-        """This rank's rows of a pattern matrix as SciPy CSR (global columns)."""
-        lo, hi = self._rows
-        return sp.csr_matrix((values[self._span], self._cols, self._ptr),
-                             shape=(hi - lo, self._sparse.norb))
+    def _window_pairs(self, si: ShiftInvert, h_local: sp.csr_matrix, where: str
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs nearest the target (window first) at a safe shift (solvers/safe_shift.py).
 
-    def _select(self, values: np.ndarray, vectors: np.ndarray, errors: np.ndarray,
-                where: str) -> tuple[np.ndarray, np.ndarray]:
-        """Converged pairs nearest σ (window first); checks convergence and the window edge."""
+        Collective over the pool: every decision is taken on pool-identical numbers.
+        Raises ArithmeticError naming the k-point, the shifts tried and what to change.
+        """
+        o, report = self.opts, self.shifts
+        limit = RESIDUAL_FACTOR * o.tol
+        rowsum = np.asarray(abs(h_local).sum(axis=1)).ravel()
+        norm_h = allreduce_max(self.comm, float(rowsum.max(initial=0.0)))
+        sigma: float | None = o.target
+        attempts: list[tuple[float, str]] = []
+        estimates = None
+        report.kpoints += 1
+        while sigma is not None and len(attempts) < safe_shift.MAX_SHIFTS:
+            nwant, reason = o.nev + o.n_pad, None
+            try:
+                si.factor(sigma)
+                report.factorisations += 1
+                values, vectors, errors, its = _nearest(nwant, sigma, *si.pairs(h_local, where,
+                                                                                nwant))
+            except ArithmeticError as exc:  # a singular factorisation, a broken Krylov block
+                reason = str(exc)
+            grown, padded = 0, False
+            while reason is None:
+                self.iterations["eps"] += its
+                estimates = values
+                reason = safe_shift.problem(values, errors, sigma, o, limit, where)
+                cover, side = ((0, 0) if reason else
+                               safe_shift.shortfall(values, sigma, o, self._sparse.norb))
+                more = cover if grown < safe_shift.MAX_GROW else 0
+                if not padded:
+                    more, padded = max(more, side), side > 0
+                if not more:
+                    break
+                nwant, grown = nwant + more, grown + 1
+                report.grown += 1
+                values, vectors, errors, its = _nearest(nwant, sigma,
+                                                        *si.pairs(h_local, where, nwant))
+            if (reason is None and values.size < self._sparse.norb
+                    and not safe_shift.covered(values, sigma, o)):
+                raise ArithmeticError(f"the {o.nev} eigenvalues nearest the target at {where} "
+                                      f"are not certified by {values.size} pairs at shift "
+                                      f"{sigma:.6g} meV; raise solver.pad")
+            if reason is None:
+                if sigma != o.target:
+                    report.shifted += 1
+                    report.max_offset = max(report.max_offset, abs(sigma - o.target))
+                return self._select(values, vectors, where)
+            attempts.append((sigma, reason))
+            sigma = safe_shift.next_shift(o.target, estimates, norm_h, [a[0] for a in attempts])
+        raise ArithmeticError(safe_shift.no_shift_message(where, o.target, attempts))
+
+    def _local_rows(self, local: np.ndarray) -> sp.csr_matrix:
+        """This rank's rows of a pattern matrix as SciPy CSR (global columns), from the
+        values of its own entries (``values(k, span)``)."""
+        lo, hi = self._rows
+        return sp.csr_matrix((local, self._cols, self._ptr), shape=(hi - lo, self._sparse.norb))
+
+    def _select(self, values: np.ndarray, vectors: np.ndarray, where: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Computed pairs, the window first (whole clusters nearest the target,
+        safe_shift.window_order); refuses a window edge inside a degenerate cluster."""
         o = self.opts
-        nconv = values.size
-        if nconv < o.nev + 1:
-            raise ArithmeticError(f"SLEPc converged {nconv} of {o.nev + o.n_pad} eigenpairs at "
-                                  f"{where}; raise solver.max_it or ncv")
-        order = np.argsort(np.abs(values - o.target), kind="stable")[: o.nev + o.n_pad]
+        order, cut = safe_shift.window_order(values, o.target, o.nev, o.cluster_tol)
         values, vectors = values[order], vectors[:, order]
         inside, rest = values[: o.nev], values[o.nev :]
         gap = np.min(np.abs(rest[:, None] - inside[None, :]))
@@ -225,10 +280,9 @@ class SlepcSolver:
             raise ArithmeticError(
                 f"the window edge cuts a degenerate cluster at {where} (an eigenvalue "
                 f"{gap:.3g} meV from a window eigenvalue is outside); change solver.nev")
-        worst = max(errors[i] for i in order[: o.nev])
-        if not worst <= RESIDUAL_FACTOR * o.tol:
-            raise ArithmeticError(f"a window eigenpair at {where} has backward error "
-                                  f"{worst:.3g} > {RESIDUAL_FACTOR:g} x solver.tol")
+        if cut:
+            self.shifts.cut += 1
+            self.shifts.min_cut_gap = min(self.shifts.min_cut_gap, float(gap))
         return values, vectors
 
     def _outside_geometry(self, si, energies, vel, local, dvec, where):
@@ -239,13 +293,21 @@ class SlepcSolver:
         if o.out_of_window:
             solve = si.factor_solve()
             rhs = np.stack([dv[:, :nev] for dv in dvec])
-            shifts = energies[:nev] - o.target
+            shifts = energies[:nev] - si.sigma  # c_n = ε_n − σ at the shift actually used
             accuracy = o.metric_tol if o.metric_tol is not None else RESIDUAL_FACTOR * o.tol
-            tol = cg_tolerance(shifts, float(np.max(np.abs(energies - o.target))), accuracy)
+            tol = cg_tolerance(shifts, float(np.max(np.abs(energies - si.sigma))), accuracy)
             rest, its = rest_tensor(self.comm, solve, local, rhs, shifts, tol, where)
             tensor = tensor + rest
             self.iterations["sternheimer"] += its
         return tensor.real, -2.0 * tensor[:, 2].imag
+
+
+def _nearest(nwant: int, sigma: float, values, vectors, errors, its):
+    """The ``nwant`` converged pairs nearest σ: Krylov–Schur may converge a few more, not
+    necessarily the next nearest, and the Sternheimer bound (solvers/sternheimer.py) needs
+    every uncomputed eigenvalue farther from σ than every computed one."""
+    keep = np.argsort(np.abs(values - sigma), kind="stable")[:nwant]
+    return values[keep], vectors[:, keep], errors[keep], its
 
 
 def _edges(window: np.ndarray, rest: np.ndarray) -> np.ndarray:
