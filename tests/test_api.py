@@ -1,8 +1,10 @@
 """Python API (docs/api.md): worked example, Result/axes/units, save = run file, rank
-invariance, PythTB comparison, thread settings untouched by import, missing packages."""
+invariance, PythTB comparison, thread settings untouched by import, missing packages; the
+deck's sections from Python (Solver, Superfluid, deck_model, fixed filling), pools, repr."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -13,10 +15,13 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 from mpi_util import assert_all
+from runner import HALDANE_MODEL as HALDANE_DECK
 from runner import REPO, qgt
 
 import qgt_mpi as q
 from qgt_mpi.geometry.chern import chern_numbers, plaquette_flux
+from qgt_mpi.io.deck import parse_deck
+from qgt_mpi.parallel import CollectiveError
 from qgt_mpi.solvers.dense import DenseSolver
 
 HALDANE = {"t1": 1.0, "t2": 0.3, "mass": 0.2, "phi": 1.1}
@@ -69,12 +74,204 @@ def test_saved_file_holds_the_model_and_plots_its_bands(tmp_path):
 
 
 def test_bad_arguments_are_one_line_errors():
+    """The deck's checks and messages: InputError before anything is set up, CollectiveError
+    (status 2, same one-line text on every rank) once the model is known."""
     model = q.models.haldane(**HALDANE)
-    for kwargs in ({"temperature": [0.0]}, {"delta": [[0.1, 0.1, 0.1]]}, {"mu": []}):
+    for kwargs, key in (({"temperature": [0.0]}, "sweep.temperature[0] = 0.0"),
+                        ({"delta": [[0.1, 0.1, 0.1]]}, "sweep.delta = [[0.1, 0.1, 0.1]]"),
+                        ({"mu": []}, "sweep.mu = []"), ({"kgrid": (0, 4)}, "kgrid.size[0] = 0"),
+                        ({"degeneracy": -1}, "degeneracy = -1"), ({"pools": 2}, "pools = 2"),
+                        ({"mu": None}, "sweep.mu = <missing>"),
+                        ({"filling": [0.5]}, "sweep.mu = [0.0]: give either")):
         args = {"kgrid": (4, 4), "temperature": [1.0], "mu": [0.0], "delta": [0.1], **kwargs}
-        with pytest.raises(ValueError) as err:
+        with pytest.raises((q.InputError, CollectiveError)) as err:
             q.compute(model, comm=MPI.COMM_SELF, **args)
-        assert "\n" not in str(err.value)
+        assert "\n" not in str(err.value) and str(err.value).startswith(key), str(err.value)
+        assert getattr(err.value, "status", 2) == 2
+
+
+# --- the [solver] and the other deck sections from Python (issue 18) ---------------------------
+
+BM_KEYS = {"theta": 1.05, "shells": 2, "mass": 10.0}  # 76 plane waves, two gapped flat bands
+BM_DECK = """[model]
+kind = "bm_continuum"
+theta = 1.05
+shells = 2
+mass = 10.0
+[solver]
+kind = "slepc"
+nev = 2
+target = 0.1
+chern_below = 0
+[kgrid]
+size = [6, 6]
+[sweep]
+temperature = [1.0, 4.0]
+mu = [-3.0, 0.0, 2.5]
+delta = [0.3]
+[superfluid]
+U = 0.5
+filling = 0.3
+temperature = [0.01, 0.1]
+[output]
+kresolved = false
+"""
+BM_SOLVER = {"kind": "slepc", "nev": 2, "target": 0.1, "chern_below": 0}
+BM_SWEEP = {"kgrid": (6, 6), "temperature": [1.0, 4.0], "mu": [-3.0, 0.0, 2.5],
+            "delta": [0.3]}
+BM_SUPERFLUID = {"U": 0.5, "filling": 0.3, "temperature": [0.01, 0.1]}
+
+
+def _assert_same(a: q.Result, b: q.Result, rtol: float) -> None:
+    """Every sweep quantity, the geometry and the superfluid group agree (relative to each
+    array's largest value: S and κ vanish at particle-hole symmetric μ)."""
+    assert a.quantities() == b.quantities()
+    for key in (*a.quantities(), "mu", "temperature", "delta"):
+        x, y = np.asarray(getattr(a, key), float), np.asarray(getattr(b, key), float)
+        np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.nanmax(np.abs(x)) + 1e-300,
+                                   err_msg=key)
+    assert np.array_equal(a.chern, b.chern)
+    for key in ("metric_integral", "chern_curvature", "trace_integral"):
+        x, y = np.asarray(a.geometry[key]), np.asarray(b.geometry[key])
+        np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max(), err_msg=key)
+    for key in ("D_s", "metric_integral_minimal", "metric_integral_ordinary", "gap"):
+        x, y = a.superfluid[key], b.superfluid[key]
+        np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max(), err_msg=key)
+
+
+def test_api_slepc_window_equals_the_deck_run(tmp_path):
+    """compute(..., solver=Solver("slepc", ...), superfluid=...) on a deck_model gives the
+    file `qgt-mpi run` writes for the same deck (≤ 1e-12), window minimal metric included."""
+    deck = tmp_path / "bm.toml"
+    deck.write_text(BM_DECK)
+    ran = tmp_path / "run.h5"
+    proc = qgt(["run", str(deck), "-o", str(ran)])
+    assert proc.returncode == 0, proc.stderr
+    model = q.deck_model("bm_continuum", **BM_KEYS)
+    res = q.compute(model, **BM_SWEEP, solver=q.Solver(**BM_SOLVER),
+                    superfluid=q.Superfluid(**BM_SUPERFLUID), comm=MPI.COMM_SELF)
+    res.save(str(tmp_path / "api.h5"))
+    a, b = q.load(str(ran)), q.load(str(tmp_path / "api.h5"))
+    _assert_same(a, b, 1e-12)
+    _assert_same(a, res, 1e-12)
+    assert set(a.transport) == set(b.transport) and set(a.geometry) == set(b.geometry)
+    assert set(a.groups) == set(b.groups) == {"superfluid"}
+    assert b.info["solver"]["solver"] == "slepc" and b.info["solver"]["nev"] == 2
+    # a dict is the same section; the deck's defaults fill in the rest
+    again = q.compute(model, **BM_SWEEP, solver=dict(BM_SOLVER), comm=MPI.COMM_SELF)
+    assert np.array_equal(np.asarray(again.sigma_xy), np.asarray(res.sigma_xy))
+    assert q.Solver(**BM_SOLVER).spec.tol == 1e-10 and q.Solver().spec.kind == "dense"
+
+
+@pytest.mark.parametrize("options", [
+    {"kind": "slepc", "nev": 2},
+    {"kind": "slepc", "nev": 0, "target": 0.1},
+    {"kind": "lapack"},
+    {"kind": "slepc", "nev": 2, "target": 0.1, "tol": 0.5},
+    {"kind": "slepc", "nev": 2, "target": 0.1, "ncv": 3},
+    {"kind": "slepc", "nev": 2, "target": "zero"},
+    {"kind": "dense", "valley": True},
+    {"kind": "slepc", "nev": 2, "target": 0.1, "flatten": []},
+    {"kind": "slepc", "nev": 2, "target": 0.1, "chern_below": 1.5},
+    {"nevv": 2},
+])
+def test_bad_solver_option_is_the_deck_error(options):
+    """Solver(...), a solver dict and the deck's [solver] section fail with the same text."""
+    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+    deck = (f'[model]\nkind = "haldane"\nt1 = 1.0\nt2 = 0.3\n[kgrid]\nsize = [4, 4]\n'
+            f"[sweep]\ntemperature = [1.0]\nmu = [0.0]\ndelta = [0.1]\n[solver]\n{lines}")
+    with pytest.raises(q.InputError) as from_deck:
+        parse_deck(deck)
+    with pytest.raises(q.InputError) as from_object:
+        q.Solver(**options)
+    with pytest.raises(q.InputError) as from_dict:
+        q.compute(q.models.haldane(**HALDANE), (4, 4), [1.0], [0.0], [0.1], solver=options,
+                  comm=MPI.COMM_SELF)
+    assert str(from_object.value) == str(from_dict.value) == str(from_deck.value)
+    assert str(from_deck.value).startswith("solver.")
+
+
+def test_superfluid_and_model_sections_are_the_deck_checks():
+    """Superfluid(...) and deck_model(...) raise the deck's errors and use its defaults."""
+    with pytest.raises(q.InputError, match=r"^superfluid\.filling = 1\.0: must be in \(0, 1\)"):
+        q.Superfluid(U=0.1, filling=1.0, temperature=[1.0])
+    assert q.Superfluid(U=0.1, filling=0.5, temperature=[1.0]).spec.minimal_metric is True
+    with pytest.raises(q.InputError, match=r"^model\.shells = 'two'"):
+        q.deck_model("bm_continuum", theta=1.05, shells="two")
+    with pytest.raises(q.InputError, match=r"^model\.kind = 'kagome': unknown model"):
+        q.deck_model("kagome")
+    flat = q.deck_model("haldane", t1=1.0, t2=0.3, flatten={"gap": 0.5})
+    k = np.random.default_rng(3).normal(size=(4, 2))
+    e = np.linalg.eigvalsh(flat.hamiltonian(k, False)[0])
+    np.testing.assert_allclose(e, np.tile([-0.25, 0.25], (4, 1)), atol=1e-12)
+
+
+def test_fixed_filling_sweep_equals_the_deck_run(tmp_path):
+    """sweep.filling from Python (filling=, filling_bands=) = the deck's fixed-filling run."""
+    deck = tmp_path / "fill.toml"
+    deck.write_text(HALDANE_DECK + "[kgrid]\nsize = [8, 8]\n[sweep]\ntemperature = [1.0, 3.0]"
+                    "\nfilling = [0.3, 0.6]\nfilling_bands = [0]\ndelta = [0.05]\n"
+                    "[output]\nkresolved = false\n")
+    ran = tmp_path / "run.h5"
+    assert qgt(["run", str(deck), "-o", str(ran)]).returncode == 0
+    res = q.compute(q.models.haldane(**HALDANE), (8, 8), [1.0, 3.0], delta=[0.05],
+                    filling=[0.3, 0.6], filling_bands=[0], comm=MPI.COMM_SELF)
+    assert res.dims == ("filling", "delta", "temperature") and res.mu_solved.units == "meV"
+    res.save(str(tmp_path / "api.h5"))
+    a, b = q.load(str(ran)), q.load(str(tmp_path / "api.h5"))
+    assert b.filling_target.tolist() == [0.3, 0.6] and b.filling.dims[-1] == "band"
+    for key in ("mu_solved", "sigma_xx", "sigma_xy", "filling", "filling_target"):
+        np.testing.assert_allclose(getattr(b, key), getattr(a, key), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(getattr(res, key), getattr(a, key), rtol=1e-12, atol=1e-15)
+    assert "filling 2 values 0.3..0.6" in repr(b)
+
+
+def test_dir_lists_the_api():
+    """dir(qgt_mpi) and __all__ name the API; every name resolves."""
+    names = {"compute", "Result", "load", "save", "models", "Solver", "Superfluid", "Quantity",
+             "InputError", "deck_model", "read_wannier90", "from_pythtb", "from_tbmodels",
+             "tight_binding", "load_model", "save_model", "__version__"}
+    assert names <= set(dir(q)) and names == set(q.__all__)
+    for name in q.__all__:
+        assert getattr(q, name) is not None
+
+
+def test_result_repr_states_the_key_facts():
+    model = q.deck_model("bm_continuum", **BM_KEYS)
+    res = q.compute(model, (6, 6), [1.0, 4.0], [-3.0, 0.0], [0.3, 0.5],
+                    solver=q.Solver("slepc", nev=2, target=0.1), comm=MPI.COMM_SELF)
+    text = repr(res)
+    assert text == str(res) and len(text.splitlines()) <= 8
+    for fact in ("model bm_continuum (76 orbitals)", "k-grid 6 x 6", "solver slepc",
+                 "window of 2 bands nearest 0.1 meV", "mu 2 values -3..0 meV",
+                 "delta 2 values 0.3..0.5 meV", "temperature 2 values 1..4 K",
+                 "chern      [1, -1]", "sigma_xx", "sigma_xy", "seebeck", "kappa_xx"):
+        assert fact in text, (fact, text)
+    dense = q.compute(q.models.haldane(**HALDANE), (4, 4), [1.0], [0.0], [0.1],
+                      comm=MPI.COMM_SELF)
+    assert "solver dense" in repr(dense) and "model haldane (2 orbitals)" in repr(dense)
+
+
+@pytest.mark.mpi
+def test_api_pools_equal_one_rank(comm):
+    """Under mpirun -n 2: pools=2 (one k-point per pool rank) and pools=1 (each k-point solved
+    by both ranks, MUMPS in parallel) equal the serial result (≤ 1e-10), window minimal metric
+    of the superfluid phase included."""
+    if comm.size != 2:
+        pytest.skip("needs exactly 2 ranks")
+    model = q.deck_model("bm_continuum", **BM_KEYS)
+    args = {**BM_SWEEP, "solver": BM_SOLVER, "superfluid": BM_SUPERFLUID,
+            "chunk": 18}  # whole rows: one block per pool
+    serial = q.compute(model, **args, comm=MPI.COMM_SELF)
+    for pools in (2, 1):
+        par = q.compute(model, **args, pools=pools, comm=comm)
+        try:
+            _assert_same(serial, par, 1e-10)
+            ok, msg = True, ""
+        except AssertionError as exc:
+            ok, msg = False, f"pools={pools}: {exc}"
+        assert_all(comm, ok, msg)
+        assert_all(comm, par.info["solver"]["pool_size"] == 2 // pools, "pool size")
 
 
 @pytest.mark.mpi

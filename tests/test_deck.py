@@ -141,7 +141,7 @@ def test_sweep_arrays_read_only():
 
 @pytest.mark.parametrize(("text", "key", "fragment"), [
     # unknown keys at every level
-    (deck(top="colour = 1"), "colour", "unknown key (allowed: degeneracy, kgrid, model,"),
+    (deck(top="colour = 1"), "colour", "unknown key (allowed: bands, degeneracy, kgrid, model,"),
     (deck(model='kind = "haldane"\nt1 = 1\nt2 = 0.3\nfoo = 1'), "model.foo",
      "unknown key (allowed: flatten, kind, mass, phi, supercell, t1, t2)"),
     (deck(extra="[model.flatten]\ngap = 0.5\ngpa = 1"), "model.flatten.gpa", "allowed: gap,"),

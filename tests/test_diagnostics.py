@@ -100,7 +100,7 @@ def test_unresolved_curvature_is_warned_and_written(tmp_path):
     proc = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = [ln for ln in proc.stdout.splitlines() if "flux through one plaquette" in ln]
-    assert len(lines) == 1 and "band(s) [0, 1]" in lines[0], proc.stdout
+    assert len(lines) == 1 and "bands 0-1 (2 of 2)" in lines[0], proc.stdout
     with h5py.File(out, "r") as f:
         flux = f["geometry/chern_max_flux"][()]
         assert flux.shape == (2,) and flux.min() > diagnostics.MAX_PLAQUETTE_FLUX

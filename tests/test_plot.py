@@ -211,3 +211,30 @@ def test_fixed_filling_file_is_drawn_against_filling(tmp_path):
     assert "mu_solved" in sweep.quantities(tr, None)
     assert not any(q.endswith("_undefined") for q in sweep.quantities(tr, None))
     assert tr.mu_text(0.5) == r"$\nu$ = +0.5" and "filling" in tr.mu_axis_label
+
+
+def test_figures_not_drawn_say_why(result_file, tmp_path, capsys):
+    """No silent skips: each figure a sweep cannot support prints one line saying why."""
+    import dataclasses
+
+    from qgt_mpi.plot import thermal, transport
+
+    with h5py.File(result_file, "r") as f:
+        tr = Transport.read(f)
+    short = dataclasses.replace(tr, temperature=tr.temperature[:3],
+                                data={k: v[..., :3] for k, v in tr.data.items()}, gap=None)
+    figures = (transport.plot_sigma_vs_delta, transport.plot_sigma_vs_temperature,
+               transport.plot_inverse_sigma, thermal.plot_seebeck_vs_delta,
+               thermal.plot_seebeck_vs_temperature, thermal.plot_kappa_lorenz)
+    assert all(figure(short, str(tmp_path)) == [] for figure in figures)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == len(figures)
+    assert all(ln.startswith("qgt-mpi: plot: ") and " not drawn: " in ln for ln in lines)
+    assert "needs >= 6 temperatures (the sweep has 3)" in lines[1]
+    assert "not flattened" in lines[0]
+    written = plot_file(str(result_file), str(tmp_path), PlotOptions(only=["bands"]))
+    assert [os.path.basename(p) for p in written] == ["bands_path.png", "bands_path.pdf"]
+    assert capsys.readouterr().err.strip() == ('qgt-mpi: plot: bandwidth_vs_rcut not drawn: '
+                                               'exact flattening (range = "inf"); --bandwidth '
+                                               'draws W(R_c) of its truncations (seconds per '
+                                               'R_c)')

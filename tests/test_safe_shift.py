@@ -125,8 +125,8 @@ def test_chiral_flat_bands_at_zero():
     k = np.array([[0.0, 0.0], model.high_symmetry_points()["K"], [0.011, -0.007]])
     dense, sel = _dense_window(model, k, 0.0, 2)
     assert np.max(np.abs(dense.energies[rows_all(k), sel])) < 0.5  # flat at the magic angle
-    solver = SlepcSolver(WindowOptions(nev=2, target=0.0), MPI.COMM_SELF)
-    win = solver.solve(model, k)
+    solver = SlepcSolver(WindowOptions(nev=2, target=0.0, resolve=None), MPI.COMM_SELF)
+    win = solver.solve(model, k)  # eigenpairs (resolve=None: not the sublattice basis)
     assert np.max(np.abs(win.energies - dense.energies[rows_all(k), sel])) < 1e-9
     assert _projector_error(win, dense, sel) < 1e-8
 
@@ -209,7 +209,7 @@ def test_dirac_target_runs_on_every_pool_layout(comm):
                       window={"delta_out": np.array([delta]), "chern_below": None})[1:]
         return out, safe_shift.summary(world, solver)
 
-    (ref_tr, ref_geo), ref_shift = run(MPI.COMM_SELF, MPI.COMM_SELF)
+    (ref_tr, _), ref_shift = run(MPI.COMM_SELF, MPI.COMM_SELF)
     assert_all(comm, ref_shift["shift_kpoints_moved"] >= 2, f"moved: {ref_shift}")
     for per_pool in sorted({1, comm.size}):
         pool = comm.Split(color=comm.rank // per_pool, key=comm.rank)
@@ -246,8 +246,8 @@ def test_window_takes_whole_clusters_and_breaks_ties_low():
 def test_bm_transport_does_not_depend_on_where_the_shift_went():
     """BM 1.05° (4 shells), 6×6, nev = 8: target 0 (Dirac points at K, K' on the target, the
     231.95 meV doublets tied at Γ) and target 0.3 meV (no eigenvalue on it) hold the same
-    window and give the same σ_xx to 1e-10 (S ≈ 0 at μ = 0 to 1e-6 μV/K); the dense run differs only by the window
-    approximation (theory §5.5), here 4e-7."""
+    window and give the same σ_xx to 1e-10 (S ≈ 0 at μ = 0 to 1e-6 μV/K); the dense run
+    differs only by the window approximation (theory §5.5), here 4e-7."""
     model = bm_continuum(theta=1.05, w0=88.0, w1=110.0, shells=4)
     temps, mus, delta = np.array([1.0]), np.array([0.0]), 0.1
     out = []

@@ -18,6 +18,7 @@ flattened Haldane model (both bands kept, no projection). Conditions, stated onc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -26,6 +27,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 from mpi_util import assert_all
+from runner import REPO, qgt
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.io.deck import InputError, SuperfluidSpec, parse_deck
@@ -229,6 +231,113 @@ def test_minimal_metric_bounds_and_symmetric_sites():
     # measured: Tr G = 0.1749054 (bound 0.1591549), shift 0, improvement 0
     assert np.abs(shift).max() < 1e-6
     assert np.trace(scan.metric) - np.trace(minimal) < 1e-12
+
+
+def _bfgs_minimal(model, band, kgrid):
+    """Brute-force reference: BFGS on Tr G over re-diagonalised shifted models (orbital 0
+    fixed, central-difference gradient)."""
+    from scipy.optimize import minimize
+
+    def full(x):
+        return np.vstack([np.zeros((1, 2)), np.reshape(x, (model.norb - 1, 2))])
+
+    def trace(x):
+        return float(np.trace(metric_integral(SELF, shifted_model(model, full(x)), band, kgrid)))
+
+    def gradient(x):
+        return np.array([(trace(x + e) - trace(x - e)) / 2e-3 for e in np.eye(x.size) * 1e-3])
+
+    res = minimize(trace, np.zeros(2 * (model.norb - 1)), jac=gradient, method="BFGS",
+                   options={"gtol": 1e-11, "maxiter": 200})
+    return full(res.x), metric_integral(SELF, shifted_model(model, full(res.x)), band, kgrid)
+
+
+def _kagome():
+    import tomllib
+
+    from qgt_mpi.api import deck_model
+
+    with open(REPO / "inputs" / "kagome_flat.toml", "rb") as fh:
+        table = dict(tomllib.load(fh)["model"])
+    return deck_model(table.pop("kind"), **table)
+
+
+@pytest.mark.parametrize("case", ["haldane", "kagome"])
+def test_closed_form_minimal_metric_equals_brute_force(case):
+    """The one-pass closed form (metric.py) = BFGS over re-diagonalised shifted models
+    (≤ 1e-8 relative), and it recovers a known shift exactly."""
+    if case == "haldane":
+        offset = np.array([0.13, -0.07])
+        model, band = shifted_model(flat_haldane(), [[0.0, 0.0], offset]), 0
+    else:
+        model = _kagome()
+        model, band = shifted_model(model, [[0, 0], [0.05, 0.02], [-0.03, 0.04]]), 2
+    shift, metric = minimal_metric(SELF, model, band, (12, 12))
+    ref_shift, ref = _bfgs_minimal(model, band, (12, 12))
+    assert np.abs(metric - ref).max() <= 1e-8 * np.abs(ref).max()
+    assert np.trace(metric) <= np.trace(ref) + 1e-14  # the exact minimum
+    np.testing.assert_allclose(shift, ref_shift, atol=1e-5)
+    if case == "haldane":  # moving orbital 1 back to the symmetric site
+        np.testing.assert_allclose(shift[1], -offset, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def bm_small():
+    """BM at 1.05°, 2 shells (76 plane waves), mass 10 meV: gapped flat bands 37, 38."""
+    from qgt_mpi.models.bm_continuum import bm_continuum
+
+    return bm_continuum(theta=1.05, shells=2, mass=10.0)
+
+
+@pytest.mark.parametrize("grid", [(6, 6), (10, 10)])  # fewer / more k-points than orbitals
+def test_window_minimal_metric_equals_dense(bm_small, grid):
+    """theory §6 minimal metric of a SLEPc window band (window vectors + Sternheimer part
+    from one sparse LU per k) = the dense solver's on the same model (≤ 1e-8 relative)."""
+    pytest.importorskip("slepc4py")
+    from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
+    from qgt_mpi.superfluid.metric import minimise, shift_form
+
+    window = SlepcSolver(WindowOptions(nev=2, target=0.1), SELF)
+    for band in (0, 1):
+        dense_form = shift_form(SELF, bm_small, 37 + band, grid)
+        window_form = shift_form(SELF, bm_small, band, grid, window)
+        np.testing.assert_allclose(window_form.g0, dense_form.g0, rtol=1e-9)
+        _, dense = minimise(dense_form)
+        shift, windowed = minimise(window_form)
+        assert np.abs(windowed - dense).max() <= 1e-8 * np.abs(dense).max()
+        ordinary = scan_band(SELF, bm_small, 37 + band, grid).metric
+        assert np.trace(windowed) < np.trace(ordinary)  # plane-wave shifts lower it
+        assert np.trace(windowed) >= 1 / (2 * np.pi)  # |C| = 1
+        np.testing.assert_allclose(window_form.metric(np.zeros_like(shift)), ordinary,
+                                   rtol=1e-9, atol=1e-12)
+    # both ways of holding Σ_k w wᵀ (the weights when N_k < norb, else the matrix) agree
+    lam, vec = np.linalg.eigh(window_form.root.T @ window_form.root)
+    other = dataclasses.replace(window_form, root=np.sqrt(np.clip(lam, 0, None))[:, None] * vec.T)
+    assert np.abs(minimise(other)[1] - windowed).max() <= 1e-10 * np.abs(windowed).max()
+
+
+def test_deck_window_minimal_metric_equals_dense_deck(tmp_path):
+    """A [superfluid] deck with minimal_metric = true on a [solver] slepc window runs (it was
+    refused) and writes the dense run's /superfluid (window band 0 = band 37 of 76)."""
+    pytest.importorskip("slepc4py")
+    body = ('[model]\nkind = "bm_continuum"\ntheta = 1.05\nshells = 2\nmass = 10.0\n'
+            "[kgrid]\nsize = [6, 6]\n[sweep]\ntemperature = [1.0]\nmu = [0.0]\n"
+            "delta = [0.5]\n[output]\nkresolved = false\n[superfluid]\nU = 0.5\n"
+            "filling = 0.5\ntemperature = [0.01, 0.1]\nminimal_metric = true\n")
+    out = {}
+    for name, extra in (("window", 'band = 0\n[solver]\nkind = "slepc"\nnev = 2\n'
+                                   "target = 0.1\n"), ("dense", "band = 37\n")):
+        deck = tmp_path / f"{name}.toml"
+        deck.write_text(body + extra)
+        proc = qgt(["run", str(deck), "-o", str(tmp_path / f"{name}.h5")])
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+            out[name] = {k: f["superfluid"][k][()] for k in ("metric_integral_minimal",
+                                                             "metric_integral_ordinary", "D_s")}
+    for key, ref in out["dense"].items():
+        assert np.abs(out["window"][key] - ref).max() <= 1e-8 * np.abs(ref).max(), key
+    assert np.trace(out["dense"]["metric_integral_minimal"]) < np.trace(
+        out["dense"]["metric_integral_ordinary"])
 
 
 def test_shifted_model_keeps_hoppings_and_spectrum():

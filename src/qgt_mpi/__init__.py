@@ -15,6 +15,8 @@ and leaves the process's thread settings alone::
     model = q.models.haldane(t1=1.0, t2=0.3, mass=0.0, phi=np.pi / 2)
     res = q.compute(model, kgrid=(48, 48), temperature=[1.0], mu=[0.0], delta=[0.01])
     res.sigma_xx; res.save("out.h5"); q.load("out.h5")
+    tbg = q.deck_model("tbg_atomistic", m=31, mass=10.0)        # a deck's [model] keys
+    q.compute(tbg, (12, 12), [1.0], [0.0], [0.5], solver=q.Solver("slepc", nev=4, target=0.0))
 """
 
 from qgt_mpi import _env  # noqa: F401  (must precede numpy/h5py/petsc4py imports)
@@ -24,8 +26,14 @@ __version__ = "0.1.0"
 # name -> module that defines it; imported on first access (PEP 562)
 _API = {
     "compute": "qgt_mpi.api",
-    "load": "qgt_mpi.api",
     "Result": "qgt_mpi.api",
+    "Quantity": "qgt_mpi.api",
+    "Solver": "qgt_mpi.api",
+    "Superfluid": "qgt_mpi.api",
+    "InputError": "qgt_mpi.api",
+    "deck_model": "qgt_mpi.api",
+    "load": "qgt_mpi.api",
+    "save": "qgt_mpi.api",
     "read_wannier90": "qgt_mpi.models.wannier90",
     "tight_binding": "qgt_mpi.models.inline",
     "load_model": "qgt_mpi.models.modelfile",
@@ -45,3 +53,8 @@ def __getattr__(name: str):
     if name in _API:
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'qgt_mpi' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API (``__all__``) and what is already loaded, without importing it."""
+    return sorted({*globals(), *__all__})

@@ -1,8 +1,9 @@
-"""Command line: ``qgt-mpi run | dry-run | validate | info | plot | model`` (also ``--version``).
+"""Command line: ``qgt-mpi run | bands | dry-run | validate | info | plot | model`` (``--version``).
 
-``run INPUT [-o OUTPUT]`` computes under MPI; ``dry-run INPUT [--np N]`` estimates memory and
-cost; ``validate INPUT`` checks a deck; ``info OUTPUT [--group G] [--mu ...]`` summarises a
-result file; ``plot OUTPUT [options]`` draws figures (docs/theory.md: what is computed).
+``run INPUT [-o OUTPUT]`` computes under MPI; ``bands INPUT`` only the deck's band path;
+``dry-run INPUT [--np N]`` estimates memory and cost; ``validate INPUT`` checks a deck;
+``info OUTPUT [--group G] [--mu ...]`` summarises a result file; ``plot OUTPUT [options]``
+draws figures (docs/theory.md: what is computed).
 ``model save INPUT -o MODEL.h5`` / ``model info MODEL.h5`` write and describe model files.
 
 The only module that touches ``MPI.COMM_WORLD``. Rank 0 reads the input deck and broadcasts
@@ -27,9 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="qgt-mpi", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Quantum-geometric transport of flat topological bands, over MPI.\n"
-        "Subcommands: run, dry-run, validate, info, plot (each has --help).",
+        "Subcommands: run, bands, dry-run, validate, info, plot, model (each has --help).",
         epilog="examples:\n"
         "  mpirun -n 8 qgt-mpi run inputs/haldane_flat.toml\n"
+        "  mpirun -n 2 qgt-mpi bands deck.toml -o path.h5\n"
         "  qgt-mpi dry-run deck.toml --np 256\n"
         "  qgt-mpi validate deck.toml\n"
         "  qgt-mpi info results/haldane_flat.h5 --group transport --mu -0.25\n"
@@ -54,6 +56,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="replace an existing result file (it is kept by default)")
     run.add_argument("--pools", type=int, default=1, help="k-point pools (must divide the "
                      "number of ranks; used by distributed solvers)")
+    bands = sub.add_parser("bands", help="only the [bands] path of a deck (no k-grid pass); "
+                           "one HDF5 file with /bands_path")
+    bands.add_argument("input", help="TOML input deck with a [bands] section")
+    bands.add_argument("-o", "--output", help="result file (default: the deck's [output] file "
+                       "with _bands added to its stem)")
+    bands.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    bands.add_argument("--pools", type=int, default=1, help="pools sharing the path points "
+                       "(must divide the number of ranks; used by windowed solvers)")
+    bands.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     dry = sub.add_parser("dry-run", help="decomposition, memory and cost estimate; no output")
     dry.add_argument("input")
     dry.add_argument("--np", type=int, default=None, help="number of MPI ranks planned "
@@ -137,6 +148,26 @@ def _run(comm, args) -> int:
     run(comm, config, args.output or config.output.file, log, args.restart,
         args.checkpoint_interval, args.pools, overwrite=args.overwrite,
         output_key="-o" if args.output else "output.file")
+    return EXIT_OK
+
+
+def _bands(comm, args) -> int:
+    """``bands``: the deck's band path only (bandscli.py). Collective."""
+    from qgt_mpi import _deps
+    from qgt_mpi.bandscli import default_output, run_bands
+    from qgt_mpi.io.deck import InputError
+    from qgt_mpi.logs import setup_logging
+    from qgt_mpi.parallel.errors import collective
+
+    _deps.require_parallel_h5py()
+    log = setup_logging(comm, args.verbose)
+    config = _read_deck(comm, args.input)
+    with collective(comm):
+        if args.pools < 1 or comm.size % args.pools:
+            raise InputError("--pools", args.pools, f"must be >= 1 and divide the {comm.size} "
+                             "ranks")
+    run_bands(comm, config, args.output or default_output(config), log, args.pools,
+              overwrite=args.overwrite, output_key="-o" if args.output else "output.file")
     return EXIT_OK
 
 
@@ -259,7 +290,7 @@ def _main(args) -> int:
     comm = MPI.COMM_WORLD
     install_excepthook(comm)
     handlers = {"run": _run, "validate": _validate, "info": _info, "plot": _plot,
-                "dry-run": _dry_run, "model": _model}
+                "dry-run": _dry_run, "model": _model, "bands": _bands}
     try:
         return handlers[args.command](comm, args)
     except CollectiveError as exc:

@@ -12,15 +12,23 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi.bandpath import resolve_path
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import writer
-from qgt_mpi.io.deck import InputError, RunConfig, check_filling_bands, delta_for_bands
+from qgt_mpi.io.deck import (
+    InputError,
+    ModelSpec,
+    RunConfig,
+    check_filling_bands,
+    delta_for_bands,
+)
 from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
 from qgt_mpi.kpass import KPass, link_groups
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import collective
 from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
+from qgt_mpi.solvers.resolve import operator_apply
 from qgt_mpi.transport.accumulate import TransportSums
 
 
@@ -29,7 +37,12 @@ def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
 
     Collective over ``comm`` when given (model files are read on rank 0 and broadcast).
     """
-    spec = config.model
+    return model_from_spec(config.model, comm)
+
+
+def model_from_spec(spec: ModelSpec, comm: MPI.Comm | None = None):
+    """Build the model of a checked ``[model]`` section (:func:`model_from_config`; also
+    ``qgt_mpi.deck_model``). Collective over ``comm`` when given."""
     flatten = None
     if spec.flatten is not None:
         f = spec.flatten
@@ -56,16 +69,26 @@ def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | Non
         solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
         delta = delta_for_bands(config.sweep, solver.bands(model))
         check_filling_bands(config.sweep, solver.bands(model))
+        resolve_path(config.bands, model)  # [bands] names checked before anything is computed
         writer.check_writable(comm, output)
     return model, solver, delta
 
 
 def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
     """The deck's solver for ``model`` on ``pool``; errors become InputErrors (``solver``)."""
+    name = config.solver.resolve
+    if name not in ("auto", "none"):
+        try:
+            operator_apply(model, name)
+        except ValueError as exc:
+            raise InputError("solver.resolve", name, str(exc)) from None
     try:
         solver = make_solver(config.solver, model, pool, AUTO_CROSSOVER)
     except ValueError as exc:
         raise InputError("solver", config.solver.kind, str(exc)) from exc
+    if name not in ("auto", "none") and not is_windowed(solver):
+        raise InputError("solver.resolve", name, "resolves degenerate groups of a window: "
+                         'needs solver.kind = "slepc" (or "auto" above the dense crossover)')
     if config.solver.valley:
         if not callable(getattr(model, "valley", None)):
             raise InputError("solver.valley", True, "needs a model with a valley operator "
@@ -103,6 +126,7 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
         model = model_from_config(config, comm)
         solver = solver_from_config(config, model, MPI.COMM_SELF)
         delta = delta_for_bands(config.sweep, solver.bands(model))
+        path = resolve_path(config.bands, model)  # [bands]: named points exist here
     s = config.sweep
     n1, n2 = config.kgrid
     lines = [
@@ -121,6 +145,8 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
         f"{delta.min():.4g}..{delta.max():.4g} meV",
         f"  output      {config.output.file} (k-resolved: {config.output.kresolved})",
     ]
+    if path is not None:
+        lines.append(f"  bands path  {' '.join(path.labels)}, {path.points} points")
     return "\n".join(lines)
 
 

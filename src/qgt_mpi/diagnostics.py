@@ -23,6 +23,12 @@ Applied once to the reduced results (identical on every rank, so no communicatio
   the Lorentzian/thermal windows then fall between grid energies and the k-sums of theory §4
   are not converged.
 * A non-finite trace-condition ratio (theory §5, no curvature at all) is written as NaN, flagged.
+* **Touching bands** (theory §5.7): bands whose gap closes on the grid form a group; their
+  per-band numbers are NaN (``/geometry/band_undefined``) and one warning names the groups.
+* **Isolated windows** (theory §5.5, Eq. 5.5a): :func:`window_isolated`.
+
+Warnings summarise: a count, index ranges (:func:`describe_indices`, "bands 0-119, 124-243
+(240 of 244)") and the worst value, never one entry per band.
 """
 
 from __future__ import annotations
@@ -33,12 +39,42 @@ import math
 import numpy as np
 
 from qgt_mpi.constants import K_B_MEV_PER_K
+from qgt_mpi.geometry.chern import GROUP_MAX
 from qgt_mpi.solvers import is_windowed
 
 UNDEFINED_IF_NO_SIGMA = ("seebeck", "kappa_xx", "lorenz_ratio")
 MIN_GRID = 6  # points per direction below which no BZ integral is converged
 GAP_RELATIVE_FLOOR = 1e-9  # gap must exceed this fraction of the energy scale
 MAX_PLAQUETTE_FLUX = 0.5  # |Berry flux| per plaquette (units of π) above which C is doubtful
+MAX_RANGES = 8  # index ranges written out in one warning; the rest are counted
+EDGE_TOL = 1e-10  # meV: a window band this close to an outside one at one k is cut from it
+
+
+def index_ranges(indices) -> list[tuple[int, int]]:
+    """Sorted distinct integers as inclusive runs: [0, 1, 2, 5, 7, 8] → [(0, 2), (5, 5), (7, 8)]."""
+    values = np.unique(np.asarray(indices, dtype=int))
+    if values.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(values) != 1)
+    first = np.concatenate([[0], breaks + 1])
+    last = np.concatenate([breaks, [values.size - 1]])
+    return [(int(values[a]), int(values[b])) for a, b in zip(first, last, strict=True)]
+
+
+def format_ranges(ranges: list[tuple[int, int]], limit: int = MAX_RANGES) -> str:
+    """"0-119, 124-243" (at most ``limit`` runs written, then "... and N more")."""
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges[:limit])
+    if len(ranges) > limit:
+        text += f", ... and {len(ranges) - limit} more"
+    return text
+
+
+def describe_indices(indices, total: int, noun: str = "band") -> str:
+    """"bands 0-119, 124-243 (240 of 244)" or "band 5 (1 of 244)"."""
+    ranges = index_ranges(indices)
+    count = sum(b - a + 1 for a, b in ranges)
+    plural = noun if count == 1 else noun + "s"
+    return f"{plural} {format_ranges(ranges)} ({count} of {total})"
 
 
 def flag_undefined(transport: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -81,9 +117,10 @@ def coarse_grid_reasons(grid: tuple[int, int], bandwidth: np.ndarray, delta: np.
     step = band_steps(bandwidth, grid)
     coarse = np.nonzero(step > width)[0]
     if coarse.size:
-        reasons.append(f"band(s) {coarse.tolist()} change by up to {step[coarse].max():.3g} "
-                       f"meV between grid points, more than the narrowest window "
-                       f"delta + pi k_B T = {width[coarse].min():.3g} meV")
+        worst = coarse[np.argmax(step[coarse])]
+        reasons.append(f"{describe_indices(coarse, len(step))} change by up to "
+                       f"{step[worst]:.3g} meV (band {worst}) between grid points, more than "
+                       f"the narrowest window delta + pi k_B T = {width[coarse].min():.3g} meV")
     return reasons
 
 
@@ -117,46 +154,108 @@ def apply(result, transport: dict, geometry: dict, grid: tuple[int, int], delta:
 
 
 def _geometry_flags(result, geometry, grid, delta, temperature, warn) -> None:
-    """Gapped flags, non-finite trace ratio, coarse-grid warning."""
+    """Gapped flags; warnings on touching groups, ungapped bands, unresolved fluxes, bands
+    without curvature and coarse grids."""
     geo = result.groups["geometry"]
     width = geometry["bandwidth"]
+    nb = len(width)
+    undefined = np.asarray(geometry.get("band_undefined", np.zeros(nb, bool)), dtype=bool)
     scale = float(np.max(np.abs([geometry["band_min"], geometry["band_max"]])))
-    gapped = gapped_bands(geometry["min_gap"], width, grid, scale)
+    # gaps inside a group resolved by a symmetry operator (theory §5.7) do not count: its
+    # bands are the operator's, whose Chern numbers are invariants while the split holds
+    open_gap = geometry.get("open_gap", geometry["min_gap"])
+    gapped = gapped_bands(open_gap, width, grid, scale)
     geo["chern_gapped"] = (gapped.astype(np.uint8), {
         "units": "1", "axes": "band",
         "meaning": "1 if the band is separated from its neighbours on this grid (its Chern "
                    "number is a topological invariant); 0: the Chern number is not"})
-    if not gapped.all():
-        warn("warning: geometry: band(s) %s not separated from their neighbours on this "
-             "%dx%d grid: their Chern numbers %s are not invariants "
-             "(flag /geometry/chern_gapped = 0)",
-             np.nonzero(~gapped)[0].tolist(), grid[0], grid[1],
-             geometry["chern_groups"][: len(gapped)][~gapped].tolist())
-    flux = np.asarray(geometry["chern_max_flux"][: len(gapped)], dtype=float)
-    coarse = np.flatnonzero(flux > MAX_PLAQUETTE_FLUX)
-    if coarse.size:
-        warn("warning: geometry: the Berry flux through one plaquette reaches %.2f pi for "
-             "band(s) %s on this %dx%d grid: their link Chern numbers %s may be wrong "
-             "(refine the grid; /geometry/chern_max_flux)", float(flux.max()),
-             coarse.tolist(), grid[0], grid[1], geometry["chern_groups"][coarse].tolist())
+    where = f"on this {grid[0]}x{grid[1]} grid"
+    _warn_touching(geometry, undefined, where, warn)
+    loose = np.flatnonzero(~gapped & ~undefined)
+    if loose.size:
+        warn("warning: geometry: %s not separated from their neighbours %s%s: their Chern "
+             "numbers are not invariants (flag /geometry/chern_gapped = 0)",
+             describe_indices(loose, nb), where, _smallest_gap(open_gap, loose))
+    _warn_flux(geometry, nb, where, warn)
     ratio = np.asarray(geometry["trace_violation"], dtype=float)
     if not np.all(np.isfinite(ratio)):
         attrs = geo["trace_violation"][1]
         geo["trace_violation"] = (np.where(np.isfinite(ratio), ratio, np.nan), attrs)
         result.group_attrs.setdefault("geometry", {})["n_undefined_trace_violation"] = int(
             (~np.isfinite(ratio)).sum())
-        warn("warning: geometry: trace_violation undefined (no Berry curvature on the "
-             "grid) for band(s) %s; written as NaN", np.nonzero(~np.isfinite(ratio))[0].tolist())
+        flat = np.flatnonzero(~np.isfinite(ratio) & ~undefined)
+        if flat.size:
+            warn("warning: geometry: trace_violation undefined (no Berry curvature on the "
+                 "grid) for %s; written as NaN", describe_indices(flat, nb))
     reasons = coarse_grid_reasons(grid, width, delta, temperature)
     if reasons:
         warn("warning: k-grid %dx%d may be too coarse for converged results: %s", grid[0],
              grid[1], "; ".join(reasons))
 
 
+def _smallest_gap(min_gap, bands: np.ndarray) -> str:
+    """"; smallest direct gap X meV above band n" over the gaps next to ``bands``."""
+    gaps = np.asarray(min_gap, dtype=float)
+    near = np.unique(np.concatenate([bands - 1, bands]))
+    near = near[(near >= 0) & (near < gaps.size)]
+    if not near.size:
+        return ""
+    n = int(near[np.argmin(gaps[near])])
+    return f"; smallest direct gap {gaps[n]:.3g} meV above band {n}"
+
+
+def _warn_touching(geometry, undefined: np.ndarray, where: str, warn) -> None:
+    """One line on the groups of touching bands (theory §5.7)."""
+    if not undefined.any():
+        return
+    bands = np.asarray(geometry["group_bands"], dtype=int)
+    gaps = np.asarray(geometry["min_gap"], dtype=float)
+    closed = np.flatnonzero(np.asarray(geometry["touching_gaps"], dtype=bool))
+    n = closed[np.argmin(gaps[closed])] if closed.size else 0
+    ranges = format_ranges([(int(a), int(b)) for a, b in bands])
+    missing = int((~np.asarray(geometry["group_computed"], dtype=bool)).sum())
+    note = (f"; {missing} group(s) of more than {GROUP_MAX} bands have no group numbers (NaN)"
+            if missing else "")
+    warn("warning: geometry: %s touch %s, in %d group(s) (bands %s; smallest gap %.3g meV "
+         "above band %d): their per-band Chern numbers, curvature, metric and trace condition "
+         "are undefined and written as NaN (/geometry/band_undefined); the groups' numbers "
+         "are /geometry/group_*%s", describe_indices(np.flatnonzero(undefined), undefined.size),
+         where, len(bands), ranges, gaps[n] if gaps.size else 0.0, n, note)
+
+
+def _warn_flux(geometry, nb: int, where: str, warn) -> None:
+    """One line on bands and touching groups whose largest plaquette flux is near π."""
+    flux = np.asarray(geometry["chern_max_flux"][:nb], dtype=float)
+    group_flux = np.asarray(geometry.get("group_chern_max_flux", np.zeros(0)), dtype=float)
+    with np.errstate(invalid="ignore"):
+        coarse = np.flatnonzero(flux > MAX_PLAQUETTE_FLUX)
+        groups = np.flatnonzero(group_flux > MAX_PLAQUETTE_FLUX)
+    if not coarse.size and not groups.size:
+        return
+    worst = float(np.nanmax(np.concatenate([flux[coarse], group_flux[groups]])))
+    what = [describe_indices(coarse, nb)] if coarse.size else []
+    if groups.size:
+        bands = np.asarray(geometry["group_bands"], dtype=int)[groups]
+        what.append(f"touching group(s) of bands {format_ranges([tuple(b) for b in bands])}")
+    warn("warning: geometry: the Berry flux through one plaquette reaches %.2f pi for %s %s: "
+         "their link Chern numbers may be wrong (refine the grid; /geometry/chern_max_flux, "
+         "group_chern_max_flux)", worst, " and ".join(what), where)
+
+
 def window_isolated(geometry: dict) -> bool:
-    """Whether every window band stays between the outside bands over the whole grid."""
+    """Whether the window holds the same bands at every k (theory §5.5, Eq. 5.5a).
+
+    Per k, the window's energies lie strictly inside that k's outside edges (direct gaps
+    ``window_edge_gap`` > EDGE_TOL); over the grid, the window's energy range is separated
+    from the outside edges' ranges by more than ``window_band_step``, the largest change of a
+    band between neighbouring k-points, so no band can enter or leave the window between
+    neighbours. Dicts without the per-k entries get the range test alone.
+    """
     below, above = geometry["window_edges"]
-    return bool(geometry["band_min"].min() > below and geometry["band_max"].max() < above)
+    step = float(geometry.get("window_band_step", 0.0))
+    direct = np.asarray(geometry.get("window_edge_gap", [np.inf, np.inf]), dtype=float)
+    lo, hi = float(geometry["band_min"].min()), float(geometry["band_max"].max())
+    return bool(direct.min() > EDGE_TOL and lo - below > step and above - hi > step)
 
 
 def check_window(log, job, geometry: dict, mu: np.ndarray | None = None) -> None:
@@ -172,12 +271,16 @@ def check_window(log, job, geometry: dict, mu: np.ndarray | None = None) -> None
         return
     below, above = geometry["window_edges"]
     if not window_isolated(geometry):
+        direct = np.asarray(geometry.get("window_edge_gap", [np.inf, np.inf]), dtype=float)
         log.warning("the solver window is not an isolated group of bands: its bands reach "
                     "%.6g .. %.6g meV while bands outside it reach %.6g (below) and %.6g "
-                    "(above) elsewhere in the zone, so different k-points hold different "
-                    "bands in the window; per-band results and transport are not meaningful "
-                    "(choose nev to hold whole isolated band groups)",
-                    geometry["band_min"].min(), geometry["band_max"].max(), below, above)
+                    "(above) over the grid (smallest direct gap at one k: %.3g below, %.3g "
+                    "above; a window band moves by up to %.3g meV between neighbouring "
+                    "k-points), so different k-points may hold different bands in the window; "
+                    "per-band results and transport are not meaningful (choose nev to hold "
+                    "whole isolated band groups)", geometry["band_min"].min(),
+                    geometry["band_max"].max(), below, above, direct[0], direct[1],
+                    float(geometry.get("window_band_step", 0.0)))
     s = job.sums
     mu = np.asarray(s.mu if mu is None else mu, dtype=float)
     reach = 10.0 * (float(s.delta.max()) + np.pi * K_B_MEV_PER_K * float(s.temperature.max()))

@@ -11,6 +11,7 @@ import os
 from mpi4py import MPI
 
 from qgt_mpi import diagnostics, memory
+from qgt_mpi.bandpath import bands_phase, resolve_path
 from qgt_mpi.configure import (
     make_job,
     model_from_config,
@@ -32,10 +33,10 @@ from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, sto
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.results import assemble, valley_group
-from qgt_mpi.solvers import is_windowed
+from qgt_mpi.solvers import is_windowed, resolve, safe_shift
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid",
-          "valley"]
+          "valley", "bands"]
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
@@ -55,22 +56,24 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
 def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
             degeneracy: float = 1.0, *, chunk: int = 4096, kresolved: bool = False,
             log: logging.Logger | None = None, solver=None,
-            window: dict | None = None, filling=None, filling_bands=None
-            ) -> tuple[KPass, dict, dict]:
+            window: dict | None = None, filling=None, filling_bands=None,
+            timers: Timers | None = None) -> tuple[KPass, dict, dict]:
     """k-pass, reductions and evaluation for one model and sweep, no file. Collective.
 
     ``solver`` (default dense) may be a windowed solver on a pool communicator of ``comm``
     (pools are contiguous blocks of ranks); ``window`` as in :func:`make_job`; ``filling``
     and ``filling_bands`` make the sweep one at fixed filling of that band group (issue 11).
+    ``timers`` (default: new ones) collects the phase times (the Python API keeps them).
     Returns the rank's KPass (with its k-resolved blocks if asked) and the reduced transport
     (theory §4) and geometry (theory §5) dictionaries, identical on every rank.
     """
-    timers = Timers()
+    timers = timers if timers is not None else Timers()
     job = make_job(comm, model, kgrid, temperature, mu, delta, chunk, kresolved, solver,
                    window, None if filling is None else list(filling_bands))
     run_blocks(comm, job, list(range(job.n_blocks)), timers,
                log or logging.getLogger("qgt_mpi"), 100.0)
-    transport, geometry = finish(comm, job, degeneracy, filling, filling_bands)
+    with timers.phase("reduce+evaluate"):
+        transport, geometry = finish(comm, job, degeneracy, filling, filling_bands)
     return job, transport, geometry
 
 
@@ -145,19 +148,24 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
 
 def _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
               restart_state, across, stop) -> None:
-    """After the evaluation: superfluid weight, valley geometry, file contents, the final
-    write. Collective; a stop signal is honoured after each phase (signals.stop_after)."""
+    """After the evaluation: superfluid weight, valley geometry, band path, file contents,
+    the final write. Collective; a stop signal is honoured after each phase (signals.stop_after)."""
     superfluid = _superfluid(comm, config, job.model, timers, log,
-                             geometry if is_windowed(job.solver) else None)
+                             geometry if is_windowed(job.solver) else None, job.solver, across)
     stop_after(comm, stop, "superfluid phase")
     valley = None
     if config.solver.valley:
         with timers.phase("valley"):
             valley = valley_group(comm, across, job, log)
         stop_after(comm, stop, "valley phase")
+    bands_path = bands_phase(comm, job.solver, job.model, resolve_path(config.bands, job.model),
+                             log, timers, config.run.progress_percent, config.run.chunk)
+    if bands_path is not None:  # [bands]: the path solved with the run's solver (bandpath.py)
+        stop_after(comm, stop, "bands path phase")
     result = _result(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,
                      counts)
-    for name, group in (("superfluid", superfluid), ("valley", valley)):
+    for name, group in (("superfluid", superfluid), ("valley", valley),
+                        ("bands_path", bands_path)):
         if group is not None:
             result.groups[name], result.group_attrs[name] = group
     if config.output.kresolved:
@@ -185,6 +193,24 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
                       PHASES, broadcast(comm, timers.elapsed()), job.solver)
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
+    shifts = safe_shift.summary(comm, job.solver)  # where the target sat on an eigenvalue
+    if shifts.get("shift_kpoints_moved"):
+        result.group_attrs.setdefault("solver", {}).update(shifts)
+        log.info("window solver: the target made H - sigma (nearly) singular at %d of %d "
+                 "k-point solves; those were factorised at a shift up to %.3g meV off the "
+                 "target (the window is still the bands nearest the target; %d "
+                 "factorisations in all; theory 5.9)", shifts["shift_kpoints_moved"],
+                 shifts["shift_kpoints_solved"], shifts["shift_max_offset_meV"],
+                 shifts["shift_factorisations"])
+    elif shifts:
+        result.group_attrs.setdefault("solver", {}).update(shifts)
+    resolved = resolve.summary(comm, job.solver)  # degenerate groups in a symmetry basis
+    result.group_attrs.setdefault("geometry", {}).update(resolved)
+    if resolved.get("resolved_kpoint_solves"):
+        log.info("degenerate window bands resolved by the %s operator at %d of %d k-point "
+                 "solves (%d groups it could not split; theory 5.7)", resolved["resolved_by"],
+                 resolved["resolved_kpoint_solves"], resolved["kpoint_solves"],
+                 resolved["unsplit_groups"])
     if mem_est is not None:
         result.attrs["memory_estimate_MiB_per_rank"] = mem_est["total"]
     diagnostics.apply(result, transport, geometry, job.grid, delta, config.sweep.temperature,
@@ -209,9 +235,11 @@ def _write(comm, output, result, timers, append: bool = False) -> None:
             raise
 
 
-def _superfluid(comm, config, model, timers, log, geometry=None):
+def _superfluid(comm, config, model, timers, log, geometry=None, solver=None, across=None):
     """theory §6 superfluid weight when the deck has a [superfluid] section. Collective.
 
+    ``geometry``, ``solver``, ``across``: a windowed k-pass's reduced geometry, its solver
+    and pool layout (the minimal metric of a window band solves the window once more).
     Returns ``(datasets, attrs)`` for the ``/superfluid`` group, or None. Datasets map a
     name to ``(array, attrs)``; arrays are identical on every rank.
     """
@@ -221,7 +249,8 @@ def _superfluid(comm, config, model, timers, log, geometry=None):
     from qgt_mpi.superfluid import compute_superfluid
 
     with timers.phase("superfluid"), collective(comm):
-        return compute_superfluid(comm, model, spec, config.kgrid, log, geometry)
+        return compute_superfluid(comm, model, spec, config.kgrid, log, geometry, solver,
+                                  across)
 
 
 def _announce(log, title, model, comm, job, n_done) -> None:

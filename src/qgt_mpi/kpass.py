@@ -198,7 +198,7 @@ def _finish(job: KPass, block: int, solved, extra, timers: Timers, root: bool = 
         curvature, metric = band_geometry(eig)
         products = pair_products(eig.velocities)
         flux = plaquette_flux(job.model, job.solver, n1, n2, c0, c1, job.groups, eig.vectors,
-                              extra=extra)
+                              extra=extra, candidates=job.geometry.candidates)  # theory §5.7
         skipped = degenerate_pairs(eig.energies)
     _check_finite(eig.energies, curvature, metric, products["N_xy"])
     if not root:

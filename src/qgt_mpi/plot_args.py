@@ -30,6 +30,34 @@ def add_plot_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bandwidth", action="store_true", help="also draw W(R_c) of the "
                    "truncated flat-band model for an exactly flattened deck (slow)")
     p.add_argument("--only", nargs="+", choices=FAMILIES, help="draw only these families")
+    p.add_argument("--bands", nargs="+", type=band_token, metavar="N", help="bands of the path "
+                   "figure and the BZ maps: indices (0-based, of the file: the window's for a "
+                   "windowed run), ranges 2-5, or all (default: the window, or the bands "
+                   "around the Fermi level, at most 16 on the path and 4 in the maps)")
+
+
+def band_token(text: str) -> list[int] | str:
+    """One --bands value: "all", an index "3" or an inclusive range "2-5" (or "2:5")."""
+    if text == "all":
+        return "all"
+    lo, sep, hi = text.replace(":", "-").partition("-")
+    try:
+        first, last = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use band indices (3), ranges (2-5) or "
+                                         "all") from None
+    if first < 0 or last < first:
+        raise argparse.ArgumentTypeError(f"{text!r}: indices are >= 0 and ranges ascending")
+    return list(range(first, last + 1))
+
+
+def bands_choice(values: list | None) -> list[int] | str | None:
+    """The --bands values combined: None, "all", or sorted distinct indices."""
+    if not values:
+        return None
+    if "all" in values:
+        return "all"
+    return sorted({b for v in values for b in v})
 
 
 def selection(args: argparse.Namespace) -> Selection:
@@ -43,4 +71,4 @@ def options(args: argparse.Namespace):
 
     return PlotOptions(x=args.x, select=selection(args), quantities=args.quantity,
                        path=args.path, maps=list(args.map), bandwidth=args.bandwidth,
-                       only=args.only, layout=args.layout)
+                       only=args.only, layout=args.layout, bands=bands_choice(args.bands))

@@ -12,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 import qgt_mpi
+from qgt_mpi.diagnostics import window_isolated
 from qgt_mpi.geometry.valley import NOT_SEPARATED, window_geometry
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
@@ -105,11 +106,20 @@ def _transport(config, delta, sums: TransportSums, transport) -> dict:
     return group
 
 
+def _nan_where(values: np.ndarray, undefined: np.ndarray) -> np.ndarray:
+    """``values`` unchanged where all are defined, else as float with NaN where undefined."""
+    if not undefined.any():
+        return values
+    return np.where(undefined, np.nan, np.asarray(values, dtype=float))
+
+
 def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
-    """/geometry datasets (theory §5)."""
+    """/geometry datasets (theory §5); bands inside touching groups: NaN (theory §5.7)."""
     chern = geometry["chern_groups"]
+    undefined = np.asarray(geometry.get("band_undefined", np.zeros(nb, bool)), dtype=bool)
     g = {
-        "chern": (chern[:nb], {"units": "1", "method": "link variables (Fukui-Hatsugai-Suzuki)"}),
+        "chern": (_nan_where(chern[:nb], undefined), {
+            "units": "1", "method": "link variables (Fukui-Hatsugai-Suzuki)"}),
         "chern_max_flux": (geometry["chern_max_flux"][:nb], {"units": "1", "definition":
                            "max over plaquettes |Berry flux| / pi of the band's links"}),
         "chern_curvature": (geometry["chern_curvature"], {"units": "1",
@@ -124,9 +134,39 @@ def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
         "trace_violation": (geometry["trace_violation"], {"units": "1",
                             "definition": "max_k |Tr g - |Omega|| / <|Omega|>"}),
     }
-    if groups_n > nb:
-        g["chern_below_gap"] = (chern[nb:], {"units": "1", "axes": "bands 0..n for n=2.."})
-    return g
+    if groups_n > nb:  # groups 0..n−1, n = 2, 3, ...: undefined when gap n−1 is closed
+        closed = np.asarray(geometry.get("touching_gaps", np.zeros(0, bool)), dtype=bool)
+        top = np.arange(1, groups_n - nb + 1)  # the gap above each group (window: none)
+        shut = np.array([bool(closed[n]) if n < closed.size else False for n in top])
+        g["chern_below_gap"] = (_nan_where(chern[nb:], shut),
+                                {"units": "1", "axes": "bands 0..n for n=2.."})
+    g["band_undefined"] = (undefined.astype(np.uint8), {
+        "units": "1", "meaning": "1 if the band is inside a group of touching bands (theory "
+        "5.7): its per-band Chern number, curvature, metric and trace condition are undefined "
+        "and written as NaN; see group_*"})
+    return g | _touching_groups(geometry)
+
+
+def _touching_groups(geometry: dict) -> dict:
+    """/geometry/group_* datasets: one row per group of touching bands (theory §5.7)."""
+    bands = np.asarray(geometry.get("group_bands", np.zeros((0, 2), int)))
+    if not bands.size:
+        return {}
+    one = {"units": "1"}
+    return {
+        "group_bands": (bands, {"units": "1", "axes": "group, (first, last) band"}),
+        "group_computed": (np.asarray(geometry["group_computed"]).astype(np.uint8), {
+            "units": "1", "meaning": "0: more bands than the k-pass accumulates "
+            "(geometry.chern.GROUP_MAX); the group's numbers are NaN"}),
+        "group_chern": (geometry["group_chern"], {
+            **one, "method": "link variables of the group (determinants)"}),
+        "group_chern_max_flux": (geometry["group_chern_max_flux"], one),
+        "group_chern_curvature": (geometry["group_chern_curvature"], one),
+        "group_metric_integral": (geometry["group_metric_integral"], {
+            "units": "1", "axes": "group, (xx, yy, xy)"}),
+        "group_trace_integral": (geometry["group_trace_integral"], one),
+        "group_trace_violation": (geometry["group_trace_violation"], one),
+    }
 
 
 def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
@@ -135,15 +175,17 @@ def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
     if solver is None or not is_windowed(solver):
         return {}, attrs
     attrs["delta_out_meV"] = np.asarray(sums.delta_out)
-    below, above = geometry["window_edges"]
-    attrs["window_isolated"] = bool(geometry["band_min"].min() > below
-                                    and geometry["band_max"].max() < above)
+    attrs["window_isolated"] = window_isolated(geometry)  # theory §5.5, Eq. 5.5a
+    attrs["window_band_step_meV"] = float(geometry.get("window_band_step", 0.0))
     attrs["hall_below_window"] = ("excluded (solver.chern_below not given)"
                                   if sums.chern_below is None else
                                   f"included: -C_below e^2/h with C_below = {sums.chern_below}")
     data = {
         "window_edges": (geometry["window_edges"], {"units": "meV", "definition":
                          "highest eigenvalue below and lowest above the window over the grid"}),
+        "window_edge_gap": (geometry.get("window_edge_gap", np.full(2, np.inf)), {
+            "units": "meV", "definition": "min over k of the direct gap between the window "
+            "and the nearest eigenvalue below / above it at the same k"}),
         "chern_curvature_out": (geometry["chern_curvature_out"], {"units": "1", "definition":
                                 "(1/2pi) sum Omega_out dA: out-of-window share"}),
         "metric_integral_out": (geometry["metric_integral_out"], {"units": "1", "axes":

@@ -8,6 +8,10 @@ Sign (theory §1): Ω = −2 Im T_xy = ∂_x A_y − ∂_y A_x with A = i<u|∇u
 <u(k)|u(k + δ)> ≈ 1 − i A·δ, so arg(U1 U2 U3 U4) = −∮A·dk = −∫Ω d²k around a counter-clockwise
 loop. The loop (i, j) → (i+1, j) → (i+1, j+1) → (i, j+1) is counter-clockwise when
 b1 × b2 > 0, hence flux = −sign(b1 × b2) arg(U1 U2 U3 U4) ≈ Ω ΔA (checked in the tests).
+
+Which bands touch is known only after the whole grid is seen (theory §5.7), so the k-pass also
+accumulates the fluxes of every contiguous group of 2..GROUP_MAX bands
+(:func:`touching_candidates`); ``geometry/summary.py`` keeps those of the groups found touching.
 """
 
 from __future__ import annotations
@@ -18,7 +22,18 @@ from qgt_mpi.geometry.corners import bloch_periodic, shifted_vectors, wrapped_co
 from qgt_mpi.models.lattice import reduced_indices
 
 PLAQUETTE_BYTES = 1 << 26  # corner vectors gathered per batch of plaquettes (64 MiB)
+GROUP_MAX = 8  # largest touching group with a link Chern number and group geometry (§5.7)
 _CORNERS = np.array([[0, 0], [1, 0], [1, 1], [0, 1]])  # counter-clockwise in (i, j)
+
+
+def touching_candidates(nbands: int) -> list[tuple[int, int]]:
+    """Every contiguous group (lo, hi) of 2..min(nbands, GROUP_MAX) bands (theory §5.7).
+
+    The k-pass accumulates their link fluxes and group geometry; after the pass the groups
+    of bands found touching are picked from them (``GeometrySummary.finish``).
+    """
+    top = min(nbands, GROUP_MAX)
+    return [(lo, lo + size) for size in range(2, top + 1) for lo in range(nbands - size + 1)]
 
 
 def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarray,
@@ -83,10 +98,37 @@ def _unimodular(z: np.ndarray) -> np.ndarray:
     return z / np.abs(z)
 
 
+def _by_size(groups: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Groups of equal size: (their columns, their band indices (n, size)), one per size."""
+    lo = np.array([g[0] for g in groups], dtype=int)
+    size = np.array([g[1] - g[0] for g in groups], dtype=int)
+    return [(np.flatnonzero(size == s), lo[size == s, None] + np.arange(s))
+            for s in np.unique(size)]
+
+
+def _links(overlap: np.ndarray, sizes: list[tuple[np.ndarray, np.ndarray]], ngroups: int
+           ) -> np.ndarray:
+    """Unimodular link U = det(group block of ``overlap``)/|det|; (nplaq, ngroups) complex.
+
+    One batched determinant per group size (a single band: its diagonal element). Equal to
+    the per-group links of :func:`plaquette_flux` up to rounding (numpy's vectorised |z|).
+    """
+    links = np.empty((overlap.shape[0], ngroups), complex)
+    for cols, bands in sizes:
+        if bands.shape[1] == 1:
+            sub = overlap[:, bands[:, 0], bands[:, 0]]
+        else:
+            sub = np.linalg.det(overlap[:, bands[:, :, None], bands[:, None, :]])
+        links[:, cols] = _unimodular(sub)
+    return links
+
+
 def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
                    groups: list[tuple[int, int]], known: np.ndarray | None = None,
-                   wrap: bool = True, extra=None) -> np.ndarray:
-    """Berry flux through each owned plaquette for each band group; (stop − start, ngroups).
+                   wrap: bool = True, extra=None,
+                   candidates: list[tuple[int, int]] = ()) -> np.ndarray:
+    """Berry flux through each owned plaquette for each band group;
+    (stop − start, ngroups + ncandidates).
 
     Parameters
     ----------
@@ -99,6 +141,9 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     wrap : take corners across the zone boundary from known points (geometry/corners.py).
     extra : optional (flat indices (m,), eigenvectors (m, norb, nb)) of points of the base
         grid outside [start, stop) (another block's, exchanged by the k-pass), reused.
+    candidates : more groups (lo, hi), the touching candidates of theory §5.7
+        (:func:`touching_candidates`); their links are batched by group size and their
+        columns follow those of ``groups`` (whose arithmetic is unchanged, bit for bit).
 
     Notes
     -----
@@ -107,15 +152,18 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     all groups, a few plaquettes at a time (no (4, nplaq, norb, nb) corner array).
     """
     i, j = reduced_indices(n1, n2, start, stop)
-    flux = np.zeros((i.size, len(groups)))
+    ng, nc = len(groups), len(candidates)
+    flux = np.zeros((i.size, ng + nc))
     if i.size == 0:
         return flux
     vectors, index = _corner_vectors(model, solver, n1, n2, i, j, known, wrap, extra)
     orient = np.sign(np.linalg.det(model.reciprocal))
     step = max(1, PLAQUETTE_BYTES // (16 * vectors[0].size))
+    sizes = _by_size(list(candidates))
     for s in range(0, i.size, step):
         part = index[:, s : s + step]
-        loops = np.ones((part.shape[1], len(groups)), complex)
+        loops = np.ones((part.shape[1], ng), complex)
+        batch = np.ones((part.shape[1], nc), complex)
         for c in range(4):
             left, right = vectors[part[c]], vectors[part[(c + 1) % 4]]
             overlap = left.conj().swapaxes(-1, -2) @ right  # (n, nb, nb)
@@ -123,7 +171,9 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
                 sub = overlap[:, lo, lo] if hi - lo == 1 else np.linalg.det(
                     overlap[:, lo:hi, lo:hi])
                 loops[:, g] *= _unimodular(sub)
-        flux[s : s + step] = -orient * np.angle(loops)
+            batch *= _links(overlap, sizes, nc)
+        flux[s : s + step, :ng] = -orient * np.angle(loops)
+        flux[s : s + step, ng:] = -orient * np.angle(batch)
     return flux
 
 

@@ -50,8 +50,8 @@ def fingerprint(config: RunConfig) -> dict[str, str]:
     sv = config.solver
     if sv.kind != "dense":  # everything but Krylov sizes changes the window's results
         fields["solver"] = repr({k: getattr(sv, k) for k in (
-            "kind", "nev", "target", "tol", "pad", "edge_tol", "cluster_tol", "out_of_window",
-            "delta_out", "chern_below")})
+            "kind", "nev", "target", "tol", "pad", "edge_tol", "cluster_tol", "resolve",
+            "out_of_window", "delta_out", "chern_below")})
     sf = getattr(config, "superfluid", None)
     if sf is not None:
         fields["superfluid"] = repr(sf)

@@ -77,6 +77,26 @@ VARIABLES: dict[str, Var] = {
                                     "<|Omega|>", "1", ("band",)),
     "geometry/chern_below_gap": Var("Chern number of the band group 0..n", "1",
                                     ("lower_group",)),
+    # groups of touching bands (theory 5.7); per-band numbers of their bands are NaN
+    "geometry/band_undefined": Var("1 if band n is inside a group of touching bands (its "
+                                   "per-band numbers are NaN)", "1", ("band",)),
+    "geometry/group_bands": Var("first and last band of each group of touching bands", "1",
+                                ("touching_group", "group_end")),
+    "geometry/group_computed": Var("1 if the group's numbers were accumulated (at most "
+                                   "GROUP_MAX bands), 0: NaN", "1", ("touching_group",)),
+    "geometry/group_chern": Var("Chern number of the group (link variables, determinants)",
+                                "1", ("touching_group",), {"sign_convention": SIGN_CURV}),
+    "geometry/group_chern_max_flux": Var("largest |Berry flux| through one plaquette of the "
+                                         "group, in units of pi", "1", ("touching_group",)),
+    "geometry/group_chern_curvature": Var("(1/2pi) sum_k Omega_G dA of the group", "1",
+                                          ("touching_group",), {"sign_convention": SIGN_CURV}),
+    "geometry/group_metric_integral": Var("integrated group (projector) metric int g^G_ij "
+                                          "d^2k/(2pi)^2", "1", ("touching_group", "component")),
+    "geometry/group_trace_integral": Var("(1/2pi) int Tr g^G d^2k of the group (>= |C_G|)",
+                                         "1", ("touching_group",)),
+    "geometry/group_trace_violation": Var("trace-condition violation of the group max_k "
+                                          "|Tr g^G - |Omega_G|| / <|Omega_G|>", "1",
+                                          ("touching_group",)),
     # /transport (theory §4); sigma in e^2/h, kappa/T in pi^2 k_B^2/(3h)
     "transport/temperature": Var("temperature", "K", ("temperature",)),
     "transport/mu": Var("chemical potential", "meV", ("mu",)),
@@ -134,6 +154,8 @@ VARIABLES: dict[str, Var] = {
     # /solver: windowed (SLEPc) solves (theory §5)
     "solver/window_edges": Var("highest eigenvalue below and lowest above the window over the "
                                "grid", "meV", ("side",)),
+    "solver/window_edge_gap": Var("smallest direct gap at one k between the window and the "
+                                  "nearest eigenvalue below / above it", "meV", ("side",)),
     "solver/chern_curvature_out": Var("out-of-window share of (1/2pi) sum_k Omega_n dA", "1",
                                       ("band",), {"sign_convention": SIGN_CURV}),
     "solver/metric_integral_out": Var("out-of-window share of int g_ii d^2k/(2pi)^2", "1",
@@ -159,6 +181,19 @@ VARIABLES: dict[str, Var] = {
                                   "valley +1 and the window", "1", ("valley_group", "component")),
     "valley/trace_integral": Var("(1/2pi) int Tr g d^2k of valley -1, valley +1 and the window",
                                  "1", ("valley_group",)),
+    # /bands_path ([bands] section of a run, or qgt-mpi bands; bandpath.py)
+    "bands_path/energies": Var("band energy e_n(k) along the path (all bands, or the solver "
+                               "window)", "meV", ("path_point", "band")),
+    "bands_path/k": Var("k-point of the path in Cartesian coordinates", "L-1",
+                        ("path_point", "cartesian")),
+    "bands_path/distance": Var("path length from the first point, cumulative sum of |dk|",
+                               "L-1", ("path_point",)),
+    "bands_path/labels": Var("label of each corner of the path", "", ("corner",)),
+    "bands_path/label_positions": Var("path length at each corner (tick position)", "L-1",
+                                      ("corner",)),
+    "bands_path/window_edges": Var("nearest computed eigenvalue below and above the solver "
+                                   "window at each point (NaN where none was found)", "meV",
+                                   ("path_point", "side")),
     # /superfluid (theory §6)
     "superfluid/temperature": Var("temperature", "K", ("temperature",)),
     "superfluid/gap": Var("pairing gap Delta(T)", "meV", ("temperature",)),
@@ -184,7 +219,8 @@ VARIABLES: dict[str, Var] = {
 _LABELS = {"component": ["xx", "yy", "xy"], "diagonal_component": ["xx", "yy"],
            "side": ["below", "above"], "valley_group": ["v-1", "v+1", "win"],
            "cartesian": ["x", "y"], "i": ["x", "y"], "j": ["x", "y"],
-           "reciprocal_axis": ["b1", "b2"], "statistic": ["min", "mean", "max"]}
+           "reciprocal_axis": ["b1", "b2"], "statistic": ["min", "mean", "max"],
+           "group_end": ["from", "to"]}
 _COORD_NAMES = {
     "band": "band index n (0-based, ascending energy)", "gap": "gap above band n (0-based)",
     "lower_group": "index of the group of lowest bands", "orbital": "orbital index",
@@ -195,6 +231,10 @@ _COORD_NAMES = {
     "diagonal_component": "diagonal tensor component", "side": "side of the solver window",
     "valley_group": "valley -1, valley +1, the whole window",
     "valley_flux_group": "valley -1, valley +1, each band (valley -1 bands first), the window",
+    "touching_group": "index of a group of touching bands (theory 5.7)",
+    "group_end": "first (from) and last (to) band of the group",
+    "path_point": "index of the point along the band path", "corner": "index of a labelled "
+    "corner of the band path",
 }
 
 

@@ -32,6 +32,7 @@ from qgt_mpi.io.checks import (
     type_error,
     within,
 )
+from qgt_mpi.io.deck_bands import BandsSpec, parse_bands
 from qgt_mpi.io.deck_models import model_params
 from qgt_mpi.io.deck_solver import SolverSpec, SupercellSpec, parse_solver, parse_supercell
 from qgt_mpi.models.registry import KINDS
@@ -99,6 +100,7 @@ class RunConfig:
     defaults: dict[str, object]  # dotted key -> value filled in by default
     superfluid: SuperfluidSpec | None = None
     solver: SolverSpec = field(default_factory=SolverSpec)
+    bands: BandsSpec | None = None  # [bands]: band structure along a path (io/deck_bands.py)
 
 
 # --- scalar checks: (key, value) -> converted value, or InputError -----------------------------
@@ -299,16 +301,29 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputError("INPUT", source, f"not valid TOML ({err})") from None
+    return parse_data(data, source, text)
+
+
+def parse_data(data: dict, source: str = "<string>", text: str = "",
+               model_spec: ModelSpec | None = None) -> RunConfig:
+    """Validate a deck given as Python values (what TOML gives): :func:`parse_deck` after
+    reading the text, and the Python API, whose keyword arguments are arranged as sections.
+
+    ``model_spec``: the model when it is a Python object rather than a ``[model]`` section
+    (the API; ``data`` then has no "model" and sweep.delta is not compared with an energy
+    scale of [model] parameters). Same checks, defaults and InputErrors as a deck.
+    """
     stem = None if source.startswith("<") else PurePath(source).stem
     defaults: dict[str, object] = {}
     top = Table(data, "", {"title", "degeneracy", "model", "kgrid", "sweep", "output", "run",
-                            "superfluid", "solver"}, defaults)
+                            "superfluid", "solver", "bands"}, defaults)
     title = top.get("title", string, stem or "qgt_mpi run")
     degeneracy = top.get("degeneracy", partial(positive, upper=1000.0), 1.0)
-    model = _model(top, source)
+    model = _model(top, source) if model_spec is None else model_spec
     kgrid = top.sub("kgrid", {"size"}).get("size", _size, what=" ([N1, N2])")
     sweep = _sweep(top)
-    _check_delta_scale(model, sweep)
+    if model_spec is None:
+        _check_delta_scale(model, sweep)
     out = top.sub("output", {"file", "kresolved"}, optional=True)
     output = OutputSpec(file=out.get("file", string, f"results/{stem or 'qgt_mpi'}.h5"),
                         kresolved=out.get("kresolved", boolean, True))
@@ -318,9 +333,10 @@ def parse_deck(text: str, source: str = "<string>") -> RunConfig:
                                          partial(positive, unit="%", upper=100.0), 5.0))
     superfluid = _superfluid(top)
     solver = parse_solver(top)
+    bands = parse_bands(top)
     return RunConfig(title=title, model=model, kgrid=kgrid, sweep=sweep, output=output, run=run,
                      degeneracy=degeneracy, text=text, source=source, defaults=defaults,
-                     superfluid=superfluid, solver=solver)
+                     superfluid=superfluid, solver=solver, bands=bands)
 
 
 def read_deck_text(path: str) -> str:

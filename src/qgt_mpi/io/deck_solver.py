@@ -44,6 +44,7 @@ class SolverSpec:
     pad: int | None = None
     edge_tol: float = 1e-6  # meV
     cluster_tol: float = 1e-2  # meV: eigenvalues closer than this stay together in a window
+    resolve: str = "auto"  # operator resolving degenerate window groups: auto | none | name
     out_of_window: bool = True
     delta_out: float | None = None  # meV
     chern_below: int | None = None
@@ -72,8 +73,8 @@ def parse_solver(top: Table) -> SolverSpec:
     if "solver" not in top.data:
         return SolverSpec()
     t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
-                           "cluster_tol", "out_of_window", "delta_out", "chern_below",
-                           "flatten", "valley"},
+                           "cluster_tol", "resolve", "out_of_window", "delta_out",
+                           "chern_below", "flatten", "valley"},
                   optional=True)
     kind = t.get("kind", string, "dense")
     if kind not in SOLVER_KINDS:
@@ -98,6 +99,7 @@ def parse_solver(top: Table) -> SolverSpec:
     return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
                       cluster_tol=t.get("cluster_tol", partial(positive, unit="meV"), 1e-2),
+                      resolve=t.get("resolve", string, "auto"),
                       out_of_window=t.get("out_of_window", boolean, True), valley=valley,
                       **opt)
 

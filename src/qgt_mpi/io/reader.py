@@ -10,9 +10,13 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from qgt_mpi.diagnostics import describe_indices
+from qgt_mpi.geometry.chern import GROUP_MAX
 from qgt_mpi.io.selection import Selection, delta_entries, nearest
 
 PARTS = ("provenance", "bands", "geometry", "transport", "timing")
+
+MAX_GROUP_LINES = 24  # touching groups printed one per line; the rest are counted
 
 _SHOWN = ("sigma_xx", "sigma_xx_drude", "sigma_xy", "seebeck", "kappa_xx", "lorenz_ratio")
 
@@ -39,7 +43,8 @@ def load(path: str) -> dict[str, object]:
         if f.attrs.get("program") != "qgt_mpi":
             raise ValueError("not a qgt_mpi result file (no program='qgt_mpi' attribute)")
         out["attrs"] = dict(f.attrs)
-        for group in ("bands", "geometry", "valley", "transport", "timing", "model"):
+        for group in ("bands", "geometry", "valley", "transport", "timing", "model",
+                      "bands_path"):
             if group in f:
                 out[group] = {k: v[()] for k, v in f[group].items()
                               if isinstance(v, h5py.Dataset)}  # (/model/definition: a group)
@@ -76,6 +81,30 @@ def _transport_lines(tr: dict, sel: Selection) -> list[str]:
     return lines
 
 
+def _group_lines(g: dict) -> list[str]:
+    """Touching bands (theory §5.7): which per-band numbers are undefined, and the groups'."""
+    undefined = np.flatnonzero(g.get("band_undefined", np.zeros(0)))
+    if not undefined.size:
+        return []
+    lines = [f"  touching: {describe_indices(undefined, g['band_undefined'].size)}: per-band "
+             "Chern number, curvature, metric and trace condition undefined (NaN); their "
+             "groups:"]
+    for i, (first, last) in enumerate(g["group_bands"][:MAX_GROUP_LINES]):
+        head = f"    group bands {first}-{last}:"
+        if not g["group_computed"][i]:
+            lines.append(f"{head} not computed (more than {GROUP_MAX} bands)")
+            continue
+        lines.append(f"{head} Chern {g['group_chern'][i]:.0f}; (1/2pi)int Omega "
+                     f"{g['group_chern_curvature'][i]:.6g}; (1/2pi)int Tr g "
+                     f"{g['group_trace_integral'][i]:.6g}; trace violation "
+                     f"{g['group_trace_violation'][i]:.6g}; largest plaquette flux [pi] "
+                     f"{g['group_chern_max_flux'][i]:.3g}")
+    if len(g["group_bands"]) > MAX_GROUP_LINES:
+        lines.append(f"    ... and {len(g['group_bands']) - MAX_GROUP_LINES} more groups "
+                     "(/geometry/group_*)")
+    return lines
+
+
 def _valley_lines(v: dict, attrs: dict) -> list[str]:
     """The /valley group: Chern numbers and fluxes per group, or why it is missing."""
     if "chern" not in v:
@@ -84,6 +113,20 @@ def _valley_lines(v: dict, attrs: dict) -> list[str]:
     return [f"valley: Chern (valley -1, valley +1, bands, window) {_row(chern)}",
             f"  largest plaquette flux [pi] {_row(v['max_flux'])}; (1/2pi)int Tr g "
             f"(valley -1, +1, window) {_row(v['trace_integral'])}"]
+
+
+def _path_line(p: dict, attrs: dict) -> str:
+    """The /bands_path group in one line: path, points, bands, energy range, window edges."""
+    labels = " ".join(s.decode() if isinstance(s, bytes) else str(s) for s in p["labels"])
+    e = p["energies"]
+    text = (f"bands_path: {labels}, {e.shape[0]} points x {e.shape[1]} bands "
+            f"(solver {attrs.get('solver', '?')}), energies {e.min():.6g}..{e.max():.6g} meV")
+    if "window_edges" in p:
+        below, above = p["window_edges"][:, 0], p["window_edges"][:, 1]
+        low = f"{np.nanmax(below):.6g}" if np.isfinite(below).any() else "none"
+        high = f"{np.nanmin(above):.6g}" if np.isfinite(above).any() else "none"
+        text += f"; window edges: highest below {low}, lowest above {high} meV"
+    return text
 
 
 def summarize(path: str, parts: list[str] | None = None,
@@ -106,6 +149,8 @@ def summarize(path: str, parts: list[str] | None = None,
     if "bands" in data and "bands" in parts:
         b = data["bands"]
         lines.append(f"bands: bandwidth [meV] {_row(b['bandwidth'])}; min gap {_row(b['min_gap'])}")
+    if "bands_path" in data and "bands" in parts:
+        lines.append(_path_line(data["bands_path"], data["bands_path_attrs"]))
     if "geometry" in data and "geometry" in parts:
         g = data["geometry"]
         lines.append(f"geometry: Chern {_row(g['chern'])}; (1/2pi)int Omega "
@@ -114,6 +159,7 @@ def summarize(path: str, parts: list[str] | None = None,
                      f" trace violation {_row(g['trace_violation'])}")
         if "chern_max_flux" in g:
             lines.append(f"  largest plaquette flux [pi] {_row(g['chern_max_flux'])}")
+        lines.extend(_group_lines(g))
     if "valley" in data and "geometry" in parts:
         lines.extend(_valley_lines(data["valley"], data["valley_attrs"]))
     if "transport" in data and "transport" in parts:

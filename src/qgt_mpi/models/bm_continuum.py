@@ -130,6 +130,9 @@ class BMContinuum(SparseModel):
         sign = np.where(np.arange(self.norb) % 2 == 0, 1.0, -1.0)
         layer = np.where(np.arange(self.norb) < self.norb // 2, 1.0, -1.0)
         self.operators = {"sublattice": sp.diags(sign).tocsr(), "layer": sp.diags(layer).tocsr()}
+        # chiral limit (w0 = 0): σ_z anticommutes with the kinetic and AB terms, so the flat
+        # bands' degenerate pair is resolved into its sublattice-polarised states (theory §5.7)
+        self.resolve_default = "sublattice" if self.w0 == 0.0 else None
         self.info = {"kind": "bm_continuum", "theta": self.theta, "alpha": self.alpha,
                      "w0": self.w0, "w1": self.w1, "hbar_v": self.hbar_v, "shells": self.shells,
                      "valley": self.valley, "mass": self.mass, "k_theta": self.k_theta,

@@ -12,10 +12,16 @@ module deciding from the data:
   (k_B/e) ln 2), κ_xx/T and the Lorenz ratio;
 - ``geometry``: BZ maps of Ω_n, Tr g_n and Tr g_n − |Ω_n|, and of any k-resolved field
   (``--map``; needs /kgrid);
-- ``bands``: bands along Γ–K–M–Γ or ``--path``, rebuilt from the deck text stored in the
-  file; W(R_c) of the truncated flat-band model for truncated decks (``--bandwidth`` for
-  any flattened deck: it costs seconds per R_c and does not depend on the run);
+- ``bands``: the file's ``/bands_path`` (a ``[bands]`` run or ``qgt-mpi bands``; window
+  bands and their edges, or the bands around the Fermi level: plot/bandpath.py), else
+  bands along Γ–K–M–Γ or ``--path`` rebuilt from the deck text stored in the file; W(R_c)
+  of the truncated flat-band model for truncated decks (``--bandwidth`` for any flattened
+  deck: it costs seconds per R_c and does not depend on the run);
 - ``superfluid`` (optional module): drawn when the file has a /superfluid group.
+
+``--bands`` chooses the bands of the path figure and of the maps (default: the window, or
+a few bands around the Fermi level). A figure that cannot be drawn prints one line on
+stderr saying why (plot.style.skip); none is skipped silently.
 
 Serial: the CLI calls it on rank 0 only.
 """
@@ -29,8 +35,8 @@ from dataclasses import dataclass, field
 
 import h5py
 
-from qgt_mpi.plot import bands, geometry, sweep, thermal, transport
-from qgt_mpi.plot.style import Transport
+from qgt_mpi.plot import bandpath, bands, geometry, sweep, thermal, transport
+from qgt_mpi.plot.style import Transport, skip
 
 __all__ = ["PlotOptions", "default_outdir", "plot_file"]
 
@@ -50,6 +56,7 @@ class PlotOptions:
     bandwidth: bool = False
     only: list[str] | None = None
     layout: str = "single"
+    bands: list[int] | str | None = None  # --bands: indices, or "all"; None = the default rule
 
     def wants(self, family: str) -> bool:
         """Whether the figure family is drawn."""
@@ -75,11 +82,12 @@ def default_outdir(path: str) -> str:
 def _superfluid(f: h5py.File, outdir: str) -> list[str]:
     """Figures of the /superfluid group when it exists and its plot module imports."""
     if "superfluid" not in f:
-        return []
+        return skip("superfluid_weight", "the file has no /superfluid group (deck without "
+                    "[superfluid])")
     try:
         module = importlib.import_module("qgt_mpi.plot.superfluid")
-    except ImportError:
-        return []
+    except ImportError as exc:
+        return skip("superfluid_weight", f"its plot module does not import ({exc})")
     return list(module.plot_superfluid(f, outdir))
 
 
@@ -112,12 +120,18 @@ def plot_file(path: str, outdir: str | None = None,
             if opt.wants("paper"):
                 for figure in _TRANSPORT_FIGURES:
                     written += figure(tr, outdir)
+        elif opt.wants("sweep") or opt.wants("paper"):
+            skip("transport figures", "the file has no /transport group (a qgt-mpi bands "
+                 "file, or a run that did not finish)")
         if opt.wants("maps"):
-            written += geometry.plot_geometry_maps(f, outdir)
+            written += geometry.plot_geometry_maps(f, outdir, opt.bands)
             for name in opt.maps:
-                written += geometry.plot_kfield_map(f, outdir, name)
+                written += geometry.plot_kfield_map(f, outdir, name, opt.bands)
         if opt.wants("bands"):
-            written += bands.plot_band_path(f, outdir, opt.path)
+            if "bands_path" in f and not opt.path:  # the run's own path and solver
+                written += bandpath.plot_path_file(f, outdir, opt.bands)
+            else:
+                written += bands.plot_band_path(f, outdir, opt.path, opt.bands)
             written += bands.plot_truncation_bandwidth(f, outdir, opt.bandwidth)
         if opt.wants("paper"):
             written += _superfluid(f, outdir)

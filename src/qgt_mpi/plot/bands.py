@@ -3,7 +3,11 @@
 Both figures rebuild the model from the deck text stored in the result file (root attribute
 ``input_text``), so they need no k-resolved data: Γ–K–M–Γ for hexagonal lattices
 (Γ–X–S–Γ otherwise), the parent (dispersive) bands of a flattened model next to the flat ones,
-and W/Δ of the model truncated at R_c = 1..8 lattice constants (theory §2.4).
+and W/Δ of the model truncated at R_c = 1..8 lattice constants (theory §2.4). The rebuilt
+path is diagonalised densely, so models above ``REBUILD_MAX_ORBITALS`` orbitals are refused
+with one line (a ``[bands]`` section computes their path with the run's solver, drawn by
+plot/bandpath.py); with many bands the rule of plot/bandpath.py chooses which are drawn.
+Path syntax and named points: qgt_mpi.kpath.
 """
 
 from __future__ import annotations
@@ -16,69 +20,17 @@ import numpy as np
 
 from qgt_mpi.configure import model_from_config
 from qgt_mpi.io.deck import InputError, parse_deck
+from qgt_mpi.kpath import high_symmetry_path, parse_path
 from qgt_mpi.models import bandwidth, build_model, load_model, truncate
-from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, save
+from qgt_mpi.plot.bandpath import PATH_MAX_BANDS, band_range_text, choose_bands, reference_energy
+from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, note, save, skip
 from qgt_mpi.solvers.dense import DenseSolver
 
 R_CUTS = np.arange(1, 9)
 NFINE = 48
 N_PATH = 301
-
-
-def high_symmetry_path(reciprocal: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
-    """Labels and Cartesian corners of Γ–K–M–Γ (hexagonal) or Γ–X–S–Γ (other lattices)."""
-    b1, b2 = reciprocal
-    length = np.linalg.norm(b1)
-    for bn in (b2, -b2, b1 + b2, b1 - b2):
-        if np.isclose(np.linalg.norm(bn), length) and np.isclose(b1 @ bn, 0.5 * length**2):
-            gamma = np.zeros(2)
-            return ["Γ", "K", "M", "Γ"], [gamma, (b1 + bn) / 3.0, 0.5 * b1, gamma]
-    gamma = np.zeros(2)
-    return ["Γ", "X", "S", "Γ"], [gamma, 0.5 * b1, 0.5 * (b1 + b2), gamma]
-
-
-def named_points(reciprocal: np.ndarray) -> dict[str, np.ndarray]:
-    """Cartesian high-symmetry points: Γ, K, K', M (hexagonal) or X, Y, S, M (other)."""
-    labels, corners = high_symmetry_path(reciprocal)
-    b1, b2 = reciprocal
-    points = {"Γ": np.zeros(2), "G": np.zeros(2)}
-    if labels[1] == "K":
-        points.update({"K": corners[1], "K'": -corners[1], "M": corners[2]})
-    else:
-        points.update({"X": 0.5 * b1, "Y": 0.5 * b2, "S": 0.5 * (b1 + b2),
-                       "M": 0.5 * (b1 + b2)})
-    return points
-
-
-def parse_path(text: str, reciprocal: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
-    """Labels and corners of a path such as "G K M G" or "0,0 0.5,0 1/3,1/3 G".
-
-    A token is a named point (:func:`named_points`; "G" is Γ) or two reduced coordinates
-    "f1,f2" (k = f1 b1 + f2 b2; fractions like 1/3 allowed). Raises ValueError otherwise.
-    """
-    points = named_points(reciprocal)
-    labels, corners = [], []
-    for token in text.replace(";", " ").split():
-        if token in points:
-            labels.append("Γ" if token == "G" else token)
-            corners.append(points[token])
-            continue
-        try:
-            f1, f2 = (float(eval_fraction(p)) for p in token.split(","))
-        except ValueError:
-            raise ValueError(f"path point {token!r}: use one of {sorted(points)} or "
-                             "reduced coordinates 'f1,f2'") from None
-        labels.append(f"({token})")
-        corners.append(f1 * reciprocal[0] + f2 * reciprocal[1])
-    if len(corners) < 2:
-        raise ValueError(f"path {text!r} needs at least two points")
-    return labels, corners
-
-
-def eval_fraction(text: str) -> float:
-    """'0.5' or '1/3' as a float (ValueError otherwise)."""
-    num, _, den = text.partition("/")
-    return float(num) / (float(den) if den else 1.0)
+REBUILD_MAX_ORBITALS = 400  # 301 dense solves of this size take ~20 s
+NAME = "bands_path"
 
 
 def path_points(corners: list[np.ndarray], n: int = N_PATH) -> tuple[np.ndarray, np.ndarray,
@@ -134,29 +86,45 @@ def _stored_panels(f: h5py.File) -> list[tuple[str, list]] | None:
     return [(f"{model.describe().get('kind', 'model')} model", [(model, "-", None)])]
 
 
-def plot_band_path(f: h5py.File, outdir: str, path: str | None = None) -> list[str]:
-    """Bands along a k-path of the deck's model (and its parent if flattened).
+def plot_band_path(f: h5py.File, outdir: str, path: str | None = None,
+                   requested: list[int] | str | None = None) -> list[str]:
+    """Bands along a k-path of the deck's model (and its parent if flattened), rebuilt.
 
-    ``path``: e.g. "G K M G" or reduced coordinates (:func:`parse_path`); default Γ–K–M–Γ
-    (hexagonal) or Γ–X–S–Γ.
+    ``path``: e.g. "G K M G" or reduced coordinates (qgt_mpi.kpath); default Γ–K–M–Γ
+    (hexagonal) or Γ–X–S–Γ. ``requested``: bands to draw ("all" or indices; default: the
+    rule of plot/bandpath.py above PATH_MAX_BANDS bands). A figure that cannot be drawn
+    says why in one line (plot.style.skip).
     """
     config = _config(f)
     try:
         panels = _stored_panels(f) if config is None else _panels(config)
-    except InputError:  # the deck's model files are not reachable from here
-        return []
+    except InputError as exc:  # the deck's model files are not reachable from here
+        return skip(NAME, f"the deck's model cannot be rebuilt here ({exc})")
     if panels is None:
-        return []
-    reciprocal = panels[0][1][0][0].reciprocal
+        return skip(NAME, "the file holds neither the deck (input_text) nor a stored model")
+    model0 = panels[0][1][0][0]
+    if model0.norb > REBUILD_MAX_ORBITALS:
+        return skip(NAME, f"the model has {model0.norb} orbitals, too many to diagonalise "
+                    f"densely here (> {REBUILD_MAX_ORBITALS}); add a [bands] section to the "
+                    "deck and run qgt-mpi bands DECK, then plot that file")
     if path:
-        labels, corners = parse_path(path, reciprocal)
+        labels, corners = parse_path(path, model0.reciprocal, model0)
     else:
-        labels, corners = high_symmetry_path(reciprocal)
+        labels, corners = high_symmetry_path(model0.reciprocal)
     k, s, ticks = path_points(corners)
+    e_ref = reference_energy(f)
     fig, axes = new_figure(ncols=len(panels), height=2.4)
     for ax, (title, curves) in zip(axes[0], panels, strict=True):
         for i, (model, ls, label) in enumerate(curves):
             eps = _energies(model, k)
+            try:
+                idx = choose_bands(eps.mean(axis=0), e_ref, PATH_MAX_BANDS, requested)
+            except ValueError as exc:
+                return skip(NAME, str(exc))
+            if idx.size < eps.shape[1]:
+                title = f"{title}, bands {band_range_text(idx)} of {eps.shape[1]}"
+                note(NAME, f"{title} (--bands all: every band)")
+            eps = eps[:, idx]
             ax.plot(s, eps, ls, color=COLOURS[i], label=[label] + [None] * (eps.shape[1] - 1))
         ax.set_xticks(ticks, labels)
         ax.set_xlim(ticks[0], ticks[-1])
@@ -167,7 +135,7 @@ def plot_band_path(f: h5py.File, outdir: str, path: str | None = None) -> list[s
         ax.set_title(title)
         if curves[0][2] is not None:
             ax.legend(loc="best")
-    return save(fig, outdir, "bands_path")
+    return save(fig, outdir, NAME)
 
 
 def truncation_bandwidths(kind: str, params: dict, gap: float) -> np.ndarray:
@@ -183,11 +151,14 @@ def plot_truncation_bandwidth(f: h5py.File, outdir: str, force: bool = False) ->
     Drawn only when the run used a truncated model (finite ``range``), or with ``force``
     for any flattened deck: W(R_c) costs seconds per R_c and does not depend on the run.
     """
-    config = _config(f)
-    if config is None or config.model.flatten is None:
-        return []
+    config, name = _config(f), "bandwidth_vs_rcut"
+    if config is None:
+        return skip(name, "the file holds no readable deck (input_text)")
+    if config.model.flatten is None:
+        return skip(name, "the model is not flattened (no [model.flatten])")
     if not force and math.isinf(config.model.flatten.range):
-        return []
+        return skip(name, 'exact flattening (range = "inf"); --bandwidth draws W(R_c) of its '
+                    "truncations (seconds per R_c)")
     spec = config.model
     ratio = truncation_bandwidths(spec.kind, dict(spec.params), spec.flatten.gap)
     slope, icpt = fit_line(R_CUTS, np.log(ratio))

@@ -16,7 +16,10 @@ import numpy as np
 from scipy.spatial import Voronoi
 
 from qgt_mpi.models.lattice import reciprocal_vectors
-from qgt_mpi.plot.style import new_figure, save
+from qgt_mpi.plot.bandpath import MAP_MAX_BANDS, band_range_text, choose_bands, reference_energy
+from qgt_mpi.plot.style import new_figure, note, save, skip
+
+MAP_COLUMNS = 4  # maps per row at most: more bands wrap into further rows
 
 
 def brillouin_zone(reciprocal: np.ndarray) -> np.ndarray:
@@ -110,48 +113,106 @@ _ROWS = (
 )
 
 
-def plot_geometry_maps(f: h5py.File, outdir: str) -> list[str]:
-    """Maps of Ω_n, Tr g_n and Tr g_n − |Ω_n| over the BZ for every band (needs /kgrid)."""
-    if "kgrid" not in f or "berry_curvature" not in f["kgrid"] or "model" not in f:
+def _selected(f: h5py.File, name: str, requested: list[int] | str | None
+              ) -> np.ndarray | None:
+    """Bands of a map figure (plot/bandpath.py rule, MAP_MAX_BANDS); None after a skip line."""
+    energies = kfield(f, "energies")
+    try:
+        idx = choose_bands(energies.mean(axis=0), reference_energy(f), MAP_MAX_BANDS,
+                           requested)
+    except ValueError as exc:
+        skip(name, str(exc))
+        return None
+    if idx.size < energies.shape[1] and not requested:
+        note(name, f"bands {band_range_text(idx)} of {energies.shape[1]} (0-based) around "
+             f"{reference_energy(f):.4g} meV; --bands chooses, --bands all draws every band")
+    return idx
+
+
+def _grid(n: int, rows_per_item: int = 1):
+    """A figure of ``n`` items wrapped into at most MAP_COLUMNS columns."""
+    ncols = min(n, MAP_COLUMNS)
+    blocks = -(-n // ncols)
+    return new_figure(ncols=ncols, nrows=rows_per_item * blocks,
+                      height=7.0 / max(ncols, 2) * 0.8), ncols
+
+
+def plot_geometry_maps(f: h5py.File, outdir: str,
+                       requested: list[int] | str | None = None) -> list[str]:
+    """Maps of Ω_n, Tr g_n and Tr g_n − |Ω_n| over the BZ (needs /kgrid).
+
+    One column of three maps per band, at most MAP_COLUMNS columns (wrapped); the bands
+    are ``requested`` ("all" or indices) or the default rule of plot/bandpath.py.
+    """
+    name = "geometry_maps"
+    if "kgrid" not in f or "berry_curvature" not in f["kgrid"]:
+        return skip(name, "the file has no k-resolved fields (/kgrid; [output] kresolved = "
+                    "true in the deck)")
+    if "model" not in f:
+        return skip(name, "the file has no /model group (lattice unknown)")
+    idx = _selected(f, name, requested)
+    if idx is None:
         return []
     reciprocal = reciprocal_vectors(f["model"].attrs["lattice"])
     bz = brillouin_zone(reciprocal)
     k = kfield(f, "k_cart")
     fields = _fields(f)
     chern = f["geometry/chern"][()] if "geometry/chern" in f else None
-    nb = fields["omega"].shape[1]
-    fig, axes = new_figure(ncols=nb, nrows=len(_ROWS), height=7.0 / max(nb, 2) * 0.8)
-    for row, (key, title, cmap, symmetric) in enumerate(_ROWS):
-        for n in range(nb):
-            ax = axes[row, n]
+    (fig, axes), ncols = _grid(idx.size, len(_ROWS))
+    used = []
+    for p, n in enumerate(idx):
+        block, col = divmod(p, ncols)
+        for row, (key, title, cmap, symmetric) in enumerate(_ROWS):
+            ax = axes[block * len(_ROWS) + row, col]
+            used.append(ax)
             _map(ax, fig, k, fields[key][:, n], reciprocal, bz, cmap, symmetric)
             label = title % ((n + 1,) * title.count("%d"))
             if key == "omega" and chern is not None:
                 label += f",  C = {chern[n]:+.0f}"
             ax.set_title(label)
+    _hide_unused(axes, used)
     n1, n2 = grid_shape(f)
-    fig.suptitle(f"{f.attrs.get('title', '')}  ({n1}×{n2} k-grid)")
-    return save(fig, outdir, "geometry_maps")
+    shown = "" if idx.size == fields["omega"].shape[1] else (
+        f"; bands n = {band_range_text(idx)} (0-based) of {fields['omega'].shape[1]}, "
+        "subscripts count from 1")
+    fig.suptitle(f"{f.attrs.get('title', '')}  ({n1}×{n2} k-grid{shown})")
+    return save(fig, outdir, name)
+
+
+def _hide_unused(axes: np.ndarray, used: list) -> None:
+    """Hide the axes of a wrapped grid that hold no map."""
+    for ax in axes.flat:
+        if not any(ax is u for u in used):
+            ax.set_visible(False)
 
 
 _COMPONENTS = ("xx", "yy", "xy")
 
 
-def plot_kfield_map(f: h5py.File, outdir: str, name: str) -> list[str]:
+def plot_kfield_map(f: h5py.File, outdir: str, name: str,
+                    requested: list[int] | str | None = None) -> list[str]:
     """BZ maps of any k-resolved field ``name`` (one panel per band and component).
 
-    Raises KeyError if the file has no such /kgrid field.
+    The bands are ``requested`` ("all" or indices) or the default rule of plot/bandpath.py;
+    a tensor field has its three components in one row per band, a per-band field at most
+    MAP_COLUMNS bands per row. Raises KeyError if the file has no such /kgrid field.
     """
     if "kgrid" not in f or name not in f["kgrid"] or name in ("k_frac", "k_cart"):
         have = sorted(set(f["kgrid"]) - {"k_frac", "k_cart"}) if "kgrid" in f else []
         raise KeyError(f"no k-resolved field {name!r} (file has: {', '.join(have)})")
+    figure = f"kmap_{name}"
+    idx = _selected(f, figure, requested)
+    if idx is None:
+        return []
     reciprocal = reciprocal_vectors(f["model"].attrs["lattice"])
     bz = brillouin_zone(reciprocal)
     k = kfield(f, "k_cart")
-    data = kfield(f, name).reshape(k.shape[0], -1)  # (nk, band × component)
-    per_band = data.shape[1] // f["kgrid/energies"].shape[-1]
-    ncols = min(data.shape[1], 3)
-    nrows = -(-data.shape[1] // ncols)
+    nb = f["kgrid/energies"].shape[-1]
+    data = kfield(f, name).reshape(k.shape[0], nb, -1)  # (nk, band, component)
+    per_band = data.shape[2]
+    panels = [(n, c) for n in idx for c in range(per_band)]
+    ncols = per_band if per_band > 1 else min(len(panels), MAP_COLUMNS)
+    nrows = -(-len(panels) // ncols)
     fig, axes = new_figure(ncols=ncols, nrows=nrows, height=7.0 / max(ncols, 2) * 0.8)
     attrs = f["kgrid"][name].attrs
     long_name = str(attrs.get("long_name", name))
@@ -159,13 +220,15 @@ def plot_kfield_map(f: h5py.File, outdir: str, name: str) -> list[str]:
     if units not in ("1", ""):  # "1" fields spell their unit out in long_name
         long_name += f"  [{units}]"
     for j, ax in enumerate(axes.flat):
-        if j >= data.shape[1]:
+        if j >= len(panels):
             ax.set_visible(False)
             continue
-        symmetric = bool(data[:, j].min() < 0 < data[:, j].max())
-        _map(ax, fig, k, data[:, j], reciprocal, bz, "RdBu_r" if symmetric else "viridis",
+        n, c = panels[j]
+        values = data[:, n, c]
+        symmetric = bool(values.min() < 0 < values.max())
+        _map(ax, fig, k, values, reciprocal, bz, "RdBu_r" if symmetric else "viridis",
              symmetric, zero_floor=False)
-        comp = f", {_COMPONENTS[j % per_band]}" if per_band == 3 else ""
-        ax.set_title(f"band n = {j // per_band}{comp}")
+        comp = f", {_COMPONENTS[c]}" if per_band == 3 else ""
+        ax.set_title(f"band n = {n}{comp}")
     fig.suptitle(long_name, wrap=True)
-    return save(fig, outdir, f"kmap_{name}")
+    return save(fig, outdir, figure)

@@ -8,6 +8,7 @@ figures print on the plots (slopes of 1/σ_xx, the Seebeck peak); they are unit-
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 import matplotlib
@@ -95,6 +96,24 @@ def legend_below(fig, ax, column: int = 0, ncols: int = 1, title: str | None = N
                                    borderaxespad=0.0, title=title)
 
 
+def skip(name: str, why: str) -> list[str]:
+    """Say on stderr, in one line, why figure ``name`` is not drawn; return no paths.
+
+    Every figure that a family would draw but cannot (missing data, a sweep too short for
+    it, a model too large to rediagonalise) goes through here: no figure is skipped
+    silently (``qgt-mpi: plot: NAME not drawn: WHY``).
+    """
+    sys.stderr.write(f"qgt-mpi: plot: {name} not drawn: {why}\n")
+    sys.stderr.flush()
+    return []
+
+
+def note(name: str, text: str) -> None:
+    """One informational stderr line about figure ``name`` (e.g. which bands it shows)."""
+    sys.stderr.write(f"qgt-mpi: plot: {name}: {text}\n")
+    sys.stderr.flush()
+
+
 def save(fig, outdir: str, name: str) -> list[str]:
     """Write ``outdir/name.png`` (300 dpi) and ``.pdf`` (Type 42 fonts), close the figure."""
     os.makedirs(outdir, exist_ok=True)
@@ -175,6 +194,22 @@ class Transport:
         t_gap = self.gap / K_B_MEV_PER_K
         i = int(np.argmin(np.abs(self.temperature - t_gap)))
         return i if abs(self.temperature[i] / t_gap - 1.0) <= rtol else None
+
+    def why_not_at_gap(self, it: int | None, idx: np.ndarray) -> str:
+        """Why a figure at T ≈ Δ/k_B over equal broadenings cannot be drawn (one line)."""
+        if self.gap is None:
+            return "the model is not flattened (no gap Δ to set T ≈ Δ/k_B)"
+        if it is None:
+            return (f"no sweep temperature within 10 % of Δ/k_B = "
+                    f"{self.gap / K_B_MEV_PER_K:.3g} K")
+        return f"needs >= 3 broadenings equal for all bands (the sweep has {idx.size})"
+
+    def why_few(self, axis: str, need: int) -> str:
+        """'needs >= N temperatures (the sweep has M)' for a sweep axis too short."""
+        n = {"temperature": self.temperature.size, "mu": self.mu.size}[axis]
+        words = {"temperature": "temperatures",
+                 "mu": "fillings" if self.first == "filling" else "chemical potentials"}
+        return f"needs >= {need} {words[axis]} (the sweep has {n})"
 
     def mu_subset(self, max_n: int = 6) -> np.ndarray:
         """At most ``max_n`` μ indices, evenly spread over the sweep (curves per μ)."""

@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from qgt_mpi.constants import K_B_MEV_PER_K
-from qgt_mpi.plot.style import new_figure, save
+from qgt_mpi.plot.style import new_figure, save, skip
 
 _NAME = "superfluid_weight"
 
@@ -68,7 +68,7 @@ def plot_superfluid(h5file: h5py.File, outdir: str) -> list[str]:
     outdir : figure directory (created if needed).
     """
     if "superfluid" not in h5file:
-        return []
+        return skip(_NAME, "the file has no /superfluid group (deck without [superfluid])")
     fig, axes = new_figure(width=6.8, height=3.8)
     _draw(axes[0, 0], _read(h5file))
     return save(fig, outdir, _NAME)

@@ -25,6 +25,7 @@ from qgt_mpi.plot.style import (
     legend_below,
     new_figure,
     save,
+    skip,
     spread,
 )
 
@@ -173,15 +174,26 @@ def quantities(tr: Transport, requested: list[str] | None) -> list[str]:
     return list(requested)
 
 
+def _count(tr: Transport, x: str) -> str:
+    """'1 temperature value(s)', '2 delta value(s) with one δ for all bands'."""
+    extra = " with one delta for all bands" if x == "delta" else ""
+    return f"{x_values(tr, x)[1].size} {tr.axis_name(x)} value(s){extra}"
+
+
 def plot_sweeps(tr: Transport, outdir: str, xs: list[str] | None = None,
                 sel: Selection | None = None, requested: list[str] | None = None,
                 layout: str = "single") -> list[str]:
     """Overview (or per-quantity, ``layout`` width) figures of the sweep; returns paths."""
     sel = sel or Selection()
     axes_x = xs or [a for a in AXES if x_values(tr, a)[1].size >= 3]
+    for a in sorted(set(xs or AXES) - set(axes_x), key=AXES.index):  # said, not silent
+        skip(f"transport_vs_{tr.axis_name(a)}", f"the sweep has {_count(tr, a)}; an overview "
+             f"needs >= 3 (--x {a} draws it from 2)")
     written: list[str] = []
     for x in axes_x:
         if x_values(tr, x)[1].size < 2:
+            skip(f"transport_vs_{tr.axis_name(x)}", f"the sweep has {_count(tr, x)}; a "
+                 "sweep figure needs >= 2")
             continue
         picks = choose(tr, x, sel)
         names = quantities(tr, requested)

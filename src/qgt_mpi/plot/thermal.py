@@ -17,6 +17,7 @@ from qgt_mpi.plot.style import (
     legend_below,
     new_figure,
     save,
+    skip,
 )
 
 S_LN2 = K_B_OVER_E_UV_PER_K * np.log(2.0)  # (k_B/e) ln 2 ≈ 59.73 μV/K
@@ -47,7 +48,7 @@ def plot_seebeck_vs_delta(tr: Transport, outdir: str) -> list[str]:
     """Paper Fig. 3(b): S vs δ (δ_1 = δ_2) at T ≈ Δ/k_B for each μ."""
     it, idx = tr.gap_temperature(), tr.equal_delta()
     if it is None or idx.size < 3:
-        return []
+        return skip("seebeck_vs_delta", tr.why_not_at_gap(it, idx))
     fig, axes = new_figure(height=2.6, legend_row=0.3)
     ax = axes[0, 0]
     for im in tr.mu_subset():
@@ -82,7 +83,7 @@ def _seebeck_curves(ax, tr: Transport, curves: list[tuple[int, int, str]]) -> No
 def plot_seebeck_vs_temperature(tr: Transport, outdir: str) -> list[str]:
     """Paper Fig. 3(c): S(T) for each μ (reference δ), and for each δ at μ on the lower band."""
     if tr.temperature.size < 6:
-        return []
+        return skip("seebeck_vs_temperature", tr.why_few("temperature", 6))
     idel = tr.reference_delta()
     by_mu = [(im, idel, tr.mu_text(tr.mu[im], unit=False)) for im in tr.mu_subset()]
     panels = [(by_mu, delta_label(tr.delta[idel]))]
@@ -101,7 +102,7 @@ def plot_seebeck_vs_temperature(tr: Transport, outdir: str) -> list[str]:
 def plot_kappa_lorenz(tr: Transport, outdir: str) -> list[str]:
     """κ_xx/T and the Lorenz ratio L/L_0 vs T for each μ (reference δ)."""
     if tr.temperature.size < 6:
-        return []
+        return skip("kappa_lorenz_vs_temperature", tr.why_few("temperature", 6))
     idel = tr.reference_delta()
     fig, axes = new_figure(ncols=2, height=2.6)
     for im in tr.mu_subset():

@@ -17,6 +17,7 @@ from qgt_mpi.plot.style import (
     legend_below,
     new_figure,
     save,
+    skip,
     spread,
 )
 
@@ -30,7 +31,7 @@ def plot_sigma_vs_delta(tr: Transport, outdir: str) -> list[str]:
     """Paper Fig. 2(b): σ_xx vs δ (δ_1 = δ_2) at T ≈ Δ/k_B, log–log, with a σ ∝ δ guide."""
     it, idx = tr.gap_temperature(), tr.equal_delta()
     if it is None or idx.size < 3:
-        return []
+        return skip("sigma_xx_vs_delta", tr.why_not_at_gap(it, idx))
     fig, axes = new_figure()
     ax = axes[0, 0]
     d = tr.delta[idx, 0]
@@ -50,7 +51,7 @@ def plot_sigma_vs_delta(tr: Transport, outdir: str) -> list[str]:
 def plot_sigma_vs_temperature(tr: Transport, outdir: str) -> list[str]:
     """Paper Fig. 2(c): σ_xx vs T (log–log); total, Drude and geometric parts separately."""
     if tr.temperature.size < 6:
-        return []
+        return skip("sigma_xx_vs_temperature", tr.why_few("temperature", 6))
     idel = tr.reference_delta()
     fig, axes = new_figure(height=2.6, legend_row=0.6)
     ax = axes[0, 0]
@@ -103,12 +104,16 @@ def inverse_sigma_fits(tr: Transport, im: int, idel: int) -> dict[str, tuple]:
 
 def plot_inverse_sigma(tr: Transport, outdir: str) -> list[str]:
     """Paper Fig. 2(d, e): 1/σ_xx vs T at low and at high T with the fitted slopes printed."""
-    if tr.gap is None or tr.temperature.size < 6:
-        return []
+    name = "inverse_sigma_xx_slopes"
+    if tr.gap is None:
+        return skip(name, "the model is not flattened (no gap Δ for the fit windows)")
+    if tr.temperature.size < 6:
+        return skip(name, tr.why_few("temperature", 6))
     im, idel = tr.mu_index(-0.5 * tr.gap), tr.reference_delta()
     fits = inverse_sigma_fits(tr, im, idel)
     if not fits:
-        return []
+        return skip(name, f"fewer than 3 temperatures in both fit windows, T/(Δ/k_B) in "
+                    f"{LOW_WINDOW} and {HIGH_WINDOW}")
     fig, axes = new_figure(ncols=len(fits), height=2.6)
     inv = 1.0 / tr.data["sigma_xx"][im, idel]
     for ax, (name, (slope, icpt, mask)) in zip(axes[0], fits.items(), strict=True):
@@ -132,7 +137,7 @@ def plot_inverse_sigma(tr: Transport, outdir: str) -> list[str]:
 def plot_hall_vs_mu(tr: Transport, outdir: str) -> list[str]:
     """σ_xy vs μ across the bands and the gap, each T (smallest δ) and each δ (lowest T)."""
     if tr.mu.size < 8:
-        return []
+        return skip(f"sigma_xy_vs_{tr.axis_name('mu')}", tr.why_few("mu", 8))
     sxy = tr.data["sigma_xy"]
     id0 = int(np.argmin(tr.delta.max(axis=1)))
     fig, axes = new_figure(height=2.6, legend_row=0.45)

@@ -41,7 +41,8 @@ def window_options(spec):
 
     return WindowOptions(nev=spec.nev, target=spec.target, tol=spec.tol, ncv=spec.ncv,
                          max_it=spec.max_it, pad=spec.pad, edge_tol=spec.edge_tol,
-                         cluster_tol=spec.cluster_tol, out_of_window=spec.out_of_window)
+                         cluster_tol=spec.cluster_tol, out_of_window=spec.out_of_window,
+                         resolve=None if spec.resolve == "none" else spec.resolve)
 
 
 def make_solver(spec, model, pool: MPI.Comm, crossover: int):

@@ -24,6 +24,10 @@ class Eigenpairs:
     outside : (nk, 2) float64 or None
         Nearest eigenvalue below and above the window at each k (NaN where none was
         found); the window's separation from the rest of the spectrum.
+    groups : (nk, nb) int or None
+        Degenerate groups resolved by a symmetry operator (solvers/resolve.py, theory §5.7):
+        bands with the same label ≥ 0 form one group at that k, whose basis is the
+        operator's; the band geometry skips the pairs inside a group. −1: not in one.
     """
 
     energies: np.ndarray
@@ -32,6 +36,7 @@ class Eigenpairs:
     metric_out: np.ndarray | None = None
     curvature_out: np.ndarray | None = None
     outside: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
     @property
     def windowed(self) -> bool:

@@ -56,4 +56,4 @@ class FlatBands:
             ok = np.abs(old) > DEGENERATE
             vel = vel * np.where(ok, new[None] / np.where(ok, old, 1.0), 0.0)[None]
         return Eigenpairs(flat, eig.vectors, vel, eig.metric_out, eig.curvature_out,
-                          eig.outside)
+                          eig.outside, eig.groups)

@@ -24,8 +24,8 @@ pairs are computed at the same σ (at most ``MAX_GROW`` times); the same radius 
 that no uncomputed eigenvalue lies within ``edge_tol`` of the window, so the refusal of a
 window edge inside a degenerate cluster holds on both sides. The padding is split around the
 window: where the nearest pairs leave fewer than ⌊pad/2⌋ on one side, twice the missing number
-is computed once more (a window at a spectrum edge keeps what there is). A run stops only when no shift in the ladder works, and the
-message lists the shifts tried and what to change.
+is computed once more (a window at a spectrum edge keeps what there is). A run stops only
+when no shift in the ladder works, and the message lists the shifts tried and what to change.
 """
 
 from __future__ import annotations

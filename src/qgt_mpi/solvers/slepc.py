@@ -25,13 +25,14 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from qgt_mpi.models.sparse import as_sparse
-from qgt_mpi.parallel import allgather_rows, allreduce_array, allreduce_max, block_range
-from qgt_mpi.solvers import safe_shift
+from qgt_mpi.parallel import allgather_rows, allreduce_array, block_range
 from qgt_mpi.solvers.base import Eigenpairs
+from qgt_mpi.solvers.resolve import group_rotation, operator_apply
+from qgt_mpi.solvers.safe_shift import ShiftReport
 from qgt_mpi.solvers.shift_invert import ShiftInvert
 from qgt_mpi.solvers.sternheimer import cg_tolerance, pad_tensor, rest_tensor
+from qgt_mpi.solvers.window import RESIDUAL_FACTOR, window_pairs
 
-RESIDUAL_FACTOR = 100.0  # accepted ‖Hx − λx‖/((‖H‖ + |λ|)‖x‖) in units of tol
 BLOCK_SIZE = 4  # block Lanczos: 4 columns (the 4 flat bands of TBG meet at K), §8
 BLOCK_MIN_ORBITALS = 2000  # method "auto": block Lanczos from this size on (docs/performance.md §8)
 
@@ -45,7 +46,9 @@ class WindowOptions:
     defaults); pad : extra eigenpairs beyond the window (None: max(4, nev // 2));
     edge_tol : eigenvalues closer than this [meV] count as degenerate at the window edge;
     cluster_tol : eigenvalues closer than this [meV] form a cluster the window takes whole
-    where it can (solvers/safe_shift.py ``window_order``);
+    where it can (solvers/safe_shift.py ``window_order``); resolve : operator that resolves
+    degenerate groups of window bands ("auto": the model's ``resolve_default``; None: off;
+    solvers/resolve.py);
     out_of_window : compute the out-of-window metric and curvature (theory §5);
     metric_tol : bound on the relative error of its Sternheimer part (None: RESIDUAL_FACTOR ×
     tol, the backward error accepted for the window eigenpairs; solvers/sternheimer.py).
@@ -59,6 +62,7 @@ class WindowOptions:
     pad: int | None = None
     edge_tol: float = 1e-6
     cluster_tol: float = 1e-2
+    resolve: str | None = "auto"
     out_of_window: bool = True
     metric_tol: float | None = None
     method: str = "auto"
@@ -89,7 +93,9 @@ class SlepcSolver:
         self._pcomm = PETSc.Comm(comm)
         self._model = None
         self.iterations = {"eps": 0, "sternheimer": 0, "k": 0, "vectors_only": 0}
-        self.shifts = safe_shift.ShiftReport()
+        self.shifts = ShiftReport()
+        self._resolve = None  # k ↦ (X ↦ S(k) X) when degenerate groups are resolved
+        self.resolved = {"kpoints": 0, "resolved": 0, "unsplit": 0}
 
     def bands(self, model) -> int:
         """Bands the solver returns: the window."""
@@ -122,6 +128,11 @@ class SlepcSolver:
             raise ValueError(f"solver.nev + pad = {need} exceeds the {sparse.norb} bands of "
                              "the model (use the dense solver)")
         self._model, self._sparse = model, sparse
+        name = self.opts.resolve
+        if name == "auto":
+            name = getattr(model, "resolve_default", None)
+        self._resolve = operator_apply(model, name) if name else None
+        self.resolved_by = name or "none"
         lo, hi = block_range(sparse.norb, self.comm.size, self.comm.rank)
         self._rows = (lo, hi)
         ptr = sparse.indptr
@@ -139,25 +150,29 @@ class SlepcSolver:
         k = np.asarray(k, dtype=float).reshape(-1, 2)
         si = ShiftInvert(self.PETSc, self.SLEPc, self.comm, self.opts, self._layout,
                          self.opts.block_size(self._sparse.norb))
-        vectors = np.empty((len(k), self._sparse.norb, self.opts.nev), complex)
-        parts = []
+        nb, nk = self.opts.nev, len(k)
+        vectors = np.empty((nk, self._sparse.norb, nb), complex)
+        points: list[_Point] = []
         try:  # one matrix + EPS for the batch: the MUMPS analysis is done once
             for i, kk in enumerate(k):  # window vectors straight into the batch array
-                energies, vectors[i], *rest = self._guarded(si, kk, velocities)
-                parts.append((energies, None, *rest))
+                point = self._guarded(si, kk, velocities)
+                vectors[i] = point.vectors
+                points.append(point)
         finally:
             si.destroy()
-        if not parts:
-            nb = self.opts.nev
-            return Eigenpairs(np.zeros((0, nb)), vectors,
-                              np.zeros((2, 0, nb, nb), complex) if velocities else None,
-                              np.zeros((0, nb, 3)), np.zeros((0, nb)), np.zeros((0, 2)))
+
+        def stack(name: str, shape: tuple[int, ...], dtype=float) -> np.ndarray:
+            if not points:
+                return np.zeros((0, *shape), dtype)
+            return np.stack([getattr(p, name) for p in points])
+
+        energies, outside = stack("energies", (nb,)), stack("outside", (2,))
+        groups = stack("groups", (nb,), int) if self._resolve is not None else None
         if not velocities:
-            return Eigenpairs(np.stack([p[0] for p in parts]), vectors, None, None, None,
-                              np.stack([p[5] for p in parts]))
-        fields = [np.stack([p[i] for p in parts]) for i in (0, 2, 3, 4, 5)]
-        return Eigenpairs(fields[0], vectors, np.moveaxis(fields[1], 1, 0), fields[2],
-                          fields[3], fields[4])
+            return Eigenpairs(energies, vectors, None, None, None, outside, groups)
+        return Eigenpairs(energies, vectors,
+                          np.moveaxis(stack("velocities", (2, nb, nb), complex), 1, 0),
+                          stack("metric", (nb, 3)), stack("curvature", (nb,)), outside, groups)
 
     def _guarded(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
         """One k-point; an unexpected error on one rank of a multi-rank pool aborts the job.
@@ -183,107 +198,54 @@ class SlepcSolver:
             raise
 
     # one k-point ------------------------------------------------------------------------
-    def _one(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
+    def _one(self, si: ShiftInvert, k: np.ndarray, velocities: bool) -> _Point:
         """Window energies, vectors, velocities, out-of-window geometry, outside edges."""
         o, where = self.opts, f"k = ({k[0]:.6g}, {k[1]:.6g})"
         h, dx, dy = self._sparse.values(k, self._span)
         h_local = self._local_rows(h)
         si.load(h)
-        energies, local = self._window_pairs(si, h_local, where)
+        energies, local, its = window_pairs(si, h_local, self.opts, self.comm,
+                                            self._sparse.norb, self.shifts, where)
+        self.iterations["eps"] += its
         n_all = energies.size
         full = allgather_rows(self.comm, local)
         nev = o.nev
         order = np.argsort(energies[:nev], kind="stable")
         win = np.concatenate([order, np.arange(nev, n_all)])
         energies, full, local = energies[win], full[:, win], local[:, win]
+        edges = _edges(energies[:nev], energies[nev:])
+        groups = self._resolve_groups(k, energies, full, local)
         if not velocities:  # eigenvectors only (link variables at plaquette corners)
             self.iterations["vectors_only"] += 1
-            return (energies[:nev], full[:, :nev], None, None, None,
-                    _edges(energies[:nev], energies[nev:]))
+            return _Point(energies[:nev], full[:, :nev], outside=edges, groups=groups)
         dvec = [self._local_rows(v) @ full for v in (dx, dy)]  # local rows of ∂_iH V
         vel = np.stack([allreduce_array(self.comm, local.conj().T @ dv) for dv in dvec])
         metric, curv = self._outside_geometry(si, energies, vel, local, dvec, where)
         self.iterations["k"] += 1
-        return (energies[:nev], full[:, :nev], vel[:, :nev, :nev], metric, curv,
-                _edges(energies[:nev], energies[nev:]))
+        return _Point(energies[:nev], full[:, :nev], vel[:, :nev, :nev], metric, curv, edges,
+                      groups)
 
-    def _window_pairs(self, si: ShiftInvert, h_local: sp.csr_matrix, where: str
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """Pairs nearest the target (window first) at a safe shift (solvers/safe_shift.py).
-
-        Collective over the pool: every decision is taken on pool-identical numbers.
-        Raises ArithmeticError naming the k-point, the shifts tried and what to change.
-        """
-        o, report = self.opts, self.shifts
-        limit = RESIDUAL_FACTOR * o.tol
-        rowsum = np.asarray(abs(h_local).sum(axis=1)).ravel()
-        norm_h = allreduce_max(self.comm, float(rowsum.max(initial=0.0)))
-        sigma: float | None = o.target
-        attempts: list[tuple[float, str]] = []
-        estimates = None
-        report.kpoints += 1
-        while sigma is not None and len(attempts) < safe_shift.MAX_SHIFTS:
-            nwant, reason = o.nev + o.n_pad, None
-            try:
-                si.factor(sigma)
-                report.factorisations += 1
-                values, vectors, errors, its = _nearest(nwant, sigma, *si.pairs(h_local, where,
-                                                                                nwant))
-            except ArithmeticError as exc:  # a singular factorisation, a broken Krylov block
-                reason = str(exc)
-            grown, padded = 0, False
-            while reason is None:
-                self.iterations["eps"] += its
-                estimates = values
-                reason = safe_shift.problem(values, errors, sigma, o, limit, where)
-                cover, side = ((0, 0) if reason else
-                               safe_shift.shortfall(values, sigma, o, self._sparse.norb))
-                more = cover if grown < safe_shift.MAX_GROW else 0
-                if not padded:
-                    more, padded = max(more, side), side > 0
-                if not more:
-                    break
-                nwant, grown = nwant + more, grown + 1
-                report.grown += 1
-                values, vectors, errors, its = _nearest(nwant, sigma,
-                                                        *si.pairs(h_local, where, nwant))
-            if (reason is None and values.size < self._sparse.norb
-                    and not safe_shift.covered(values, sigma, o)):
-                raise ArithmeticError(f"the {o.nev} eigenvalues nearest the target at {where} "
-                                      f"are not certified by {values.size} pairs at shift "
-                                      f"{sigma:.6g} meV; raise solver.pad")
-            if reason is None:
-                if sigma != o.target:
-                    report.shifted += 1
-                    report.max_offset = max(report.max_offset, abs(sigma - o.target))
-                return self._select(values, vectors, where)
-            attempts.append((sigma, reason))
-            sigma = safe_shift.next_shift(o.target, estimates, norm_h, [a[0] for a in attempts])
-        raise ArithmeticError(safe_shift.no_shift_message(where, o.target, attempts))
+    def _resolve_groups(self, k, energies, full, local) -> np.ndarray | None:
+        """Rotate degenerate window groups into the operator's basis, in place (the window
+        columns of ``energies``, ``full`` and ``local``); their labels, or None. Local."""
+        if self._resolve is None:
+            return None
+        nev = self.opts.nev
+        rot, new, labels, failed = group_rotation(energies[:nev], full[:, :nev],
+                                                  self._resolve(k), self.opts.cluster_tol)
+        self.resolved.update(kpoints=self.resolved["kpoints"] + 1,
+                             unsplit=self.resolved["unsplit"] + failed)
+        if labels.max(initial=-1) >= 0:
+            self.resolved["resolved"] += 1
+            full[:, :nev], local[:, :nev], energies[:nev] = full[:, :nev] @ rot, \
+                local[:, :nev] @ rot, new
+        return labels
 
     def _local_rows(self, local: np.ndarray) -> sp.csr_matrix:
         """This rank's rows of a pattern matrix as SciPy CSR (global columns), from the
         values of its own entries (``values(k, span)``)."""
         lo, hi = self._rows
         return sp.csr_matrix((local, self._cols, self._ptr), shape=(hi - lo, self._sparse.norb))
-
-    def _select(self, values: np.ndarray, vectors: np.ndarray, where: str
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Computed pairs, the window first (whole clusters nearest the target,
-        safe_shift.window_order); refuses a window edge inside a degenerate cluster."""
-        o = self.opts
-        order, cut = safe_shift.window_order(values, o.target, o.nev, o.cluster_tol)
-        values, vectors = values[order], vectors[:, order]
-        inside, rest = values[: o.nev], values[o.nev :]
-        gap = np.min(np.abs(rest[:, None] - inside[None, :]))
-        if gap < o.edge_tol:
-            raise ArithmeticError(
-                f"the window edge cuts a degenerate cluster at {where} (an eigenvalue "
-                f"{gap:.3g} meV from a window eigenvalue is outside); change solver.nev")
-        if cut:
-            self.shifts.cut += 1
-            self.shifts.min_cut_gap = min(self.shifts.min_cut_gap, float(gap))
-        return values, vectors
 
     def _outside_geometry(self, si, energies, vel, local, dvec, where):
         """Out-of-window metric (nev, 3) and curvature (nev,) of the window bands (theory §5)."""
@@ -302,12 +264,18 @@ class SlepcSolver:
         return tensor.real, -2.0 * tensor[:, 2].imag
 
 
-def _nearest(nwant: int, sigma: float, values, vectors, errors, its):
-    """The ``nwant`` converged pairs nearest σ: Krylov–Schur may converge a few more, not
-    necessarily the next nearest, and the Sternheimer bound (solvers/sternheimer.py) needs
-    every uncomputed eigenvalue farther from σ than every computed one."""
-    keep = np.argsort(np.abs(values - sigma), kind="stable")[:nwant]
-    return values[keep], vectors[:, keep], errors[keep], its
+@dataclass
+class _Point:
+    """One k-point's window: energies (nev,), vectors (norb, nev), velocities (2, nev, nev),
+    out-of-window metric (nev, 3) and curvature (nev,), outside edges (2,), group labels."""
+
+    energies: np.ndarray
+    vectors: np.ndarray
+    velocities: np.ndarray | None = None
+    metric: np.ndarray | None = None
+    curvature: np.ndarray | None = None
+    outside: np.ndarray | None = None
+    groups: np.ndarray | None = None
 
 
 def _edges(window: np.ndarray, rest: np.ndarray) -> np.ndarray:

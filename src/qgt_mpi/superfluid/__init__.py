@@ -105,21 +105,29 @@ def _group_attrs(spec, n_orb, band, scan, g_min, t_bkt, t_bkt_ord) -> dict:
     }
 
 
-def _window_metrics(model, spec: SuperfluidSpec, geometry: dict, log):
-    """Scan of a window band from the k-pass (no extra pass); ordinary metric only."""
-    if spec.minimal_metric:
-        raise InputError("superfluid.minimal_metric", True, "the minimal metric needs orbital "
-                         "shifts of a dense tight-binding model; with a solver window set it to"
-                         " false (the window's metric includes the out-of-window part)")
+def _window_metrics(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid, geometry: dict, log,
+                    solver=None, across: MPI.Comm | None = None):
+    """Scan of a window band from the k-pass; with ``spec.minimal_metric`` also the minimal
+    metric from one more window solve per k-point (metric.py). Collective over ``comm``."""
     scan = scan_from_geometry(geometry, spec.band)
     log.info("superfluid: window band %d (C = %d): Tr ∫g d²k/(2π)² = %.8g (bound |C|/2π = "
              "%.6g), from the k-pass", spec.band, scan.chern, np.trace(scan.metric),
              abs(scan.chern) / (2 * math.pi))
-    return scan, np.zeros((0, 2)), scan.metric
+    if not spec.minimal_metric:
+        return scan, np.zeros((0, 2)), scan.metric
+    if solver is None:
+        raise InputError("superfluid.minimal_metric", True, "the minimal metric of a window "
+                         "band needs the run's solver (compute_superfluid(..., solver=...)); or "
+                         "set it to false (the window's metric includes the out-of-window part)")
+    shift, g_min = minimal_metric(comm, model, spec.band, kgrid, solver, across)
+    log.info("superfluid: window band %d: minimal Tr ∫g d²k/(2π)² %.8g; largest orbital "
+             "shift %.3g a", spec.band, np.trace(g_min), float(np.abs(shift).max()))
+    return scan, shift, g_min
 
 
 def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple[int, int],
-                       log: logging.Logger | None = None, geometry: dict | None = None
+                       log: logging.Logger | None = None, geometry: dict | None = None,
+                       solver=None, across: MPI.Comm | None = None
                        ) -> tuple[dict[str, tuple[np.ndarray, dict]], dict]:
     """Δ(T), D_s(T) and T_BKT of an isolated flat band (theory §6). Collective over ``comm``.
 
@@ -132,6 +140,9 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
     log : logger (rank 0 reports).
     geometry : reduced geometry of a windowed k-pass (theory §5); when given, the band index
         counts window bands and its metric, Chern number and gaps come from there.
+    solver, across : the windowed solver of that k-pass and the pool layout's ``across``
+        communicator (None: one pool per rank); needed for ``spec.minimal_metric`` on a window
+        (one more window solve per k-point, :func:`.metric.minimal_metric`).
 
     Returns
     -------
@@ -141,7 +152,8 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
     Raises
     ------
     InputError
-        If ``spec.band`` is not a band of the model.
+        If ``spec.band`` is not a band of the model, or the minimal metric of a window band
+        is asked for without its ``solver``.
     """
     log = log or logging.getLogger("qgt_mpi")
     nb = None if geometry is None else len(geometry["bandwidth"])
@@ -149,7 +161,8 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
     if geometry is None:
         scan, shift, g_min = _metrics(comm, model, band, kgrid, log)
     else:
-        scan, shift, g_min = _window_metrics(model, spec, geometry, log)
+        scan, shift, g_min = _window_metrics(comm, model, spec, kgrid, geometry, log, solver,
+                                             across)
     _warn_validity(comm, log, spec, scan)
     u, nu, temps = spec.U, spec.filling, np.array(spec.temperature, dtype=float)
     g_used = g_min if spec.minimal_metric else scan.metric
