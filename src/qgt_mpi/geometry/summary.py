@@ -233,7 +233,11 @@ class GeometrySummary:
             # Smallest direct gap to them at one k, and the largest change of a window band
             # between neighbouring k-points, |∇ε| h with h = sqrt(ΔA) (theory §5.5, Eq. 5.5a).
             "window_edge_gap": st["geo_edge_gap"],
-            "window_band_step": float(st["geo_slope"][0]) * 2 * math.pi * math.sqrt(bz),
+            # (or π W/√N_k with W the widest window band, when larger: at high-symmetry grid
+            # points ∇ε = 0, e.g. every point of a 2×2 grid; Eq. 5.5a)
+            "window_band_step": max(float(st["geo_slope"][0]) * 2 * math.pi * math.sqrt(bz),
+                                    math.pi * float(np.max(emax - emin, initial=0.0))
+                                    / math.sqrt(max(nk_total, 1))),
         } | self._touching(st, nk_total, bz)
 
     def _touching(self, st: dict[str, np.ndarray], nk_total: int, bz: float) -> dict:
