@@ -59,9 +59,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.driver import compute, window_isolated
 from qgt_mpi.geometry.valley import ValleyBasis, valley_geometry
 from qgt_mpi.models.tbg_atomistic import monolayer_dirac_energy, shift_energy, tbg_atomistic
+from qgt_mpi.run.driver import compute, window_isolated
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "tbg"

@@ -26,9 +26,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.driver import compute
 from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.models.lattice import kgrid_points
+from qgt_mpi.run.driver import compute
 from qgt_mpi.solvers.flat import FlatBands
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

@@ -21,10 +21,10 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_OVER_E_UV_PER_K
-from qgt_mpi.driver import compute
 from qgt_mpi.kernels.hall_moments import entropy
 from qgt_mpi.models import build_model
 from qgt_mpi.plot.style import new_figure, save
+from qgt_mpi.run.driver import compute
 
 GAP, DELTA, GRID = 0.5, 0.01, 24
 FILLINGS = np.array([0.25, 0.5, 0.75])

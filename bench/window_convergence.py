@@ -15,9 +15,9 @@ import qgt_mpi  # noqa: F401  (environment before numpy/petsc4py)
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.driver import compute, window_isolated
 from qgt_mpi.models import haldane
 from qgt_mpi.models.supercell import supercell
+from qgt_mpi.run.driver import compute, window_isolated
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 
 GRID, TEMPS = (12, 12), np.array([1.0, 10.0, 30.0])

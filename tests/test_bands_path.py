@@ -19,15 +19,15 @@ from mpi4py import MPI
 from mpi_util import assert_all
 from runner import HALDANE_MODEL, qgt
 
-from qgt_mpi.bandpath import resolve_path, solve_path
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck import parse_deck
-from qgt_mpi.kpath import intervals, named_points, sample_path
 from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.models.haldane import haldane
+from qgt_mpi.models.kpath import intervals, named_points, sample_path
 from qgt_mpi.plot import PlotOptions, plot_file
 from qgt_mpi.plot.bandpath import choose_bands, nearest_block
 from qgt_mpi.plot.bands import plot_band_path
+from qgt_mpi.run.bandpath import resolve_path, solve_path
 from qgt_mpi.solvers import DenseSolver
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qgt_mpi.driver import model_from_config
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.geometry.chern import chern_numbers
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck import parse_deck
 from qgt_mpi.models import build_model
 from qgt_mpi.models.bm_continuum import BMContinuum, k_theta, theta_from_alpha
+from qgt_mpi.run.driver import model_from_config
 from qgt_mpi.solvers import DenseSolver
 
 MAGIC_ALPHA = 0.58566356  # chiral first magic α: bandwidth minimisation, bench/bench_tbg.py

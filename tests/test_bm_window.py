@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from qgt_mpi.driver import compute, window_isolated
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.models.bm_continuum import bm_continuum
+from qgt_mpi.run.driver import compute, window_isolated
 from qgt_mpi.solvers import DenseSolver
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

@@ -1,4 +1,4 @@
-"""Adaptive energy cells (transport/lattice.py, tree.py, evaluate.py) at materials scale.
+"""Adaptive energy cells (transport/energy_cells.py, tree.py, evaluate.py) at materials scale.
 
 The representation must reproduce the direct per-pair closed forms of theory §3 (w_pair,
 y_pair) to 1e-10 relative for eV-wide bands and meV broadenings, with μ inside bands, in
@@ -15,7 +15,7 @@ from test_transport import _binned, _direct
 
 from qgt_mpi.geometry.bands import pair_products
 from qgt_mpi.transport.binning import channels
-from qgt_mpi.transport.lattice import EnergyLattice, accepted_ranges, encode, truncation_bound
+from qgt_mpi.transport.energy_cells import EnergyLattice, accepted_ranges, encode, truncation_bound
 from qgt_mpi.transport.tree import CellTree, shift_matrix
 
 
@@ -127,9 +127,9 @@ def test_dry_run_estimates_cells_and_pairs_of_the_full_grid():
     """transport/estimate.py from a 16² sample vs the real 64² tree: within 30 %."""
     import math
 
-    from qgt_mpi.driver import compute
     from qgt_mpi.models import haldane
     from qgt_mpi.models.lattice import kgrid_points
+    from qgt_mpi.run.driver import compute
     from qgt_mpi.solvers.dense import DenseSolver
     from qgt_mpi.transport.estimate import expected_cells, expected_pairs
     from qgt_mpi.transport.evaluate import cover_pairs

@@ -12,12 +12,12 @@ import pytest
 from mpi4py import MPI
 from mpi_util import assert_all
 
-from qgt_mpi.driver import compute
 from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.geometry.corners import bloch_periodic, corner_plan, foreign_points
-from qgt_mpi.kpass import link_groups
 from qgt_mpi.models import haldane
 from qgt_mpi.models.supercell import supercell
+from qgt_mpi.run.driver import compute
+from qgt_mpi.run.kpass import link_groups
 from qgt_mpi.solvers import DenseSolver
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

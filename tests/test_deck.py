@@ -227,7 +227,7 @@ def test_out_of_range_values_name_key_and_range(text, key, allowed):
 
 def test_truncation_range_below_nearest_neighbour_is_refused():
     """R_c shorter than the shortest bond keeps no hopping: refused, naming the key."""
-    from qgt_mpi.driver import model_from_config
+    from qgt_mpi.run.driver import model_from_config
 
     flat = 'kind = "haldane"\nt1 = 1.0\nt2 = 0.3\n[model.flatten]\ngap = 0.5\nnfine = 12\n'
     with pytest.raises(InputError) as info:

@@ -11,7 +11,6 @@ import pytest
 from runner import REPO, qgt
 from w90_util import haldane_files, sample_k
 
-from qgt_mpi.driver import model_from_config
 from qgt_mpi.geometry.chern import chern_numbers
 from qgt_mpi.io.deck import InputError, load_deck, parse_deck
 from qgt_mpi.models import (
@@ -25,6 +24,7 @@ from qgt_mpi.models import (
     truncate,
 )
 from qgt_mpi.models.registry import REQUIRED
+from qgt_mpi.run.driver import model_from_config
 from qgt_mpi.solvers.dense import DenseSolver
 
 SWEEP = """

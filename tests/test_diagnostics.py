@@ -10,9 +10,9 @@ import pytest
 from mpi4py import MPI
 from runner import HALDANE_MODEL, qgt
 
-from qgt_mpi import diagnostics
-from qgt_mpi.driver import compute
 from qgt_mpi.models import haldane
+from qgt_mpi.run import diagnostics
+from qgt_mpi.run.driver import compute
 
 
 def _geometry(model, n):

@@ -4,7 +4,7 @@ Every deck in inputs/ is first shrunk (a 5×4 grid, at most 3 values per sweep a
 16) so that one run takes a fraction of a second, then mutated by hypothesis: values
 replaced by nan, ±inf, huge, tiny, zero, negative numbers, strings, booleans, lists and
 tables of the wrong shape; keys deleted; unknown keys added. For each generated deck the
-real command line (``qgt_mpi.cli.main``, in this process, one rank) must either exit 0 with
+real command line (``qgt_mpi.cli.main.main``, in this process, one rank) must either exit 0 with
 finite results (or NaN flagged by its ``*_undefined`` mask) or exit 2 with one line on
 stderr and no file; never a traceback (an uncaught exception fails the test), never exit 1,
 never a leftover file. A few generated decks also run under ``mpirun -n 2`` with a timeout,
@@ -30,7 +30,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from qgt_mpi.cli import main  # noqa: E402
+from qgt_mpi.cli.main import main  # noqa: E402
 
 DECKS = sorted((REPO / "inputs").glob("*.toml"))
 OUTCOMES: Counter = Counter()

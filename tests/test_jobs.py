@@ -183,3 +183,19 @@ def test_resubmission_is_bounded(tmp_path: Path) -> None:
               "QGT_RESUBMIT=1 MAX_RESUBMITS=2 RESUBMIT_WITH=sbatch resubmit; echo rc=$?\n")
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert proc.stdout.split() == ["rc=1", "SUBMITTED", "rc=0"], proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_case_arms_are_the_exit_statuses(template: Path) -> None:
+    """The templates branch on qgt-mpi's exit statuses, defined once in qgt_mpi.status:
+    EXIT_INTERRUPTED resubmits (SLURM) or names the checkpoint (local), EXIT_OK and EXIT_INPUT
+    are reported, anything else is a failure."""
+    from qgt_mpi import status
+
+    text = template.read_text()
+    arms = {int(m.group(1)): m.group(2) for m in
+            re.finditer(r"^\s+(\d+)\) (.*?)(?:;;|$)", text, flags=re.M)}
+    assert set(arms) == {status.EXIT_OK, status.EXIT_INPUT, status.EXIT_INTERRUPTED}, arms
+    stopped = "resubmit" if template.suffix == ".sbatch" else "checkpoint"
+    assert stopped in arms[status.EXIT_INTERRUPTED]
+    assert "input error" in arms[status.EXIT_INPUT]

@@ -6,7 +6,7 @@ import h5py
 import pytest
 from runner import HALDANE_MODEL, REPO, qgt
 
-from qgt_mpi import memory
+from qgt_mpi.run import memory
 
 BIG_SWEEP = HALDANE_MODEL + """[model.flatten]
 gap = 0.5

@@ -12,10 +12,10 @@ import pytest
 from mpi4py import MPI
 from mpi_util import assert_all
 
-from qgt_mpi.driver import compute
 from qgt_mpi.io import writer
 from qgt_mpi.models import build_model, haldane
 from qgt_mpi.parallel import CollectiveError, block_range, collective
+from qgt_mpi.run.driver import compute
 
 pytestmark = pytest.mark.mpi
 
@@ -81,7 +81,7 @@ def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
                         flat)
     job, tr, _ = compute(comm, model, (3, 3), np.array([1.0]), np.array([0.0]),
                          np.array([[0.01, 0.01]]), chunk=4, kresolved=True)
-    from qgt_mpi.kpass import kfield_slabs
+    from qgt_mpi.run.kpass import kfield_slabs
 
     result = writer.ResultFile(
         attrs={"program": "qgt_mpi", "n_ranks": comm.size},
@@ -103,9 +103,9 @@ def test_flat_model_run_writes_one_complete_file(comm, tmp_path_shared):
 
 def test_nan_on_one_rank_stops_all_ranks_without_output(comm, tmp_path_shared, monkeypatch):
     """A NaN produced on the last rank only: every rank raises the same error, no file."""
-    from qgt_mpi.driver import run
     from qgt_mpi.io.deck import parse_deck
     from qgt_mpi.logs import setup_logging
+    from qgt_mpi.run.driver import run
     from qgt_mpi.solvers.dense import DenseSolver
 
     original = DenseSolver.solve

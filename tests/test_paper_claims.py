@@ -19,8 +19,8 @@ from mpi4py import MPI
 
 from qgt_mpi.analysis import fit_power_law, fit_slope, peak, seebeck_resonant, sigma_xx_resonant
 from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
-from qgt_mpi.driver import compute
 from qgt_mpi.models import build_model
+from qgt_mpi.run.driver import compute
 
 SELF = MPI.COMM_SELF
 GAP = 0.5

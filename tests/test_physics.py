@@ -9,9 +9,9 @@ import pytest
 from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
-from qgt_mpi.driver import compute
-from qgt_mpi.evaluation import finish_in_memory
 from qgt_mpi.models import build_model, haldane
+from qgt_mpi.run.driver import compute
+from qgt_mpi.run.sweep import finish_in_memory
 from qgt_mpi.transport.accumulate import TransportSums
 
 SELF = MPI.COMM_SELF

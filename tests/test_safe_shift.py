@@ -12,12 +12,12 @@ import pytest
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from qgt_mpi.driver import compute
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.models import haldane
 from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.models.sparse import SparseModel
 from qgt_mpi.models.supercell import supercell
+from qgt_mpi.run.driver import compute
 from qgt_mpi.solvers import DenseSolver, safe_shift
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

@@ -13,11 +13,11 @@ import pytest
 from mpi4py import MPI
 from mpi_util import assert_all
 
-from qgt_mpi.driver import compute
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.models import haldane
 from qgt_mpi.models.supercell import supercell
 from qgt_mpi.parallel import CollectiveError
+from qgt_mpi.run.driver import compute
 from qgt_mpi.solvers import DenseSolver
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

@@ -14,12 +14,12 @@ import pytest
 from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
-from qgt_mpi.driver import compute
-from qgt_mpi.evaluation import finish_in_memory
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.kernels.closed import fermi
 from qgt_mpi.kernels.hall_moments import entropy
 from qgt_mpi.models import build_model, haldane, kgrid_points
+from qgt_mpi.run.driver import compute
+from qgt_mpi.run.sweep import finish_in_memory
 from qgt_mpi.solvers.dense import DenseSolver
 
 SELF = MPI.COMM_SELF

@@ -21,13 +21,13 @@ from mpi4py import MPI
 from mpi_util import assert_all
 from runner import REPO, qgt
 
-from qgt_mpi import diagnostics
-from qgt_mpi.driver import compute
 from qgt_mpi.geometry.bands import band_geometry, group_geometry
 from qgt_mpi.geometry.chern import GROUP_MAX, touching_candidates
 from qgt_mpi.geometry.summary import GeometrySummary, touching_gaps, touching_groups
 from qgt_mpi.io.deck import load_deck
 from qgt_mpi.models import build_flattened, build_model, haldane, kgrid_points, tight_binding
+from qgt_mpi.run import diagnostics
+from qgt_mpi.run.driver import compute
 from qgt_mpi.solvers import DenseSolver, Eigenpairs
 
 BM = {"theta": 1.05, "shells": 3}

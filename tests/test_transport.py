@@ -1,6 +1,6 @@
 """Transport sums: binned representation vs direct closed forms, and physical limits (theory §4).
 
-The adaptive-cell Taylor representation (transport/binning.py, lattice.py, tree.py) must
+The adaptive-cell Taylor representation (transport/binning.py, energy_cells.py, tree.py) must
 reproduce the direct per-k, per-pair evaluation of theory §3's closed forms; the Hall J-form
 must agree with the matrix Kubo–Bastin formula by quadrature; σ_xy must approach the TKNN
 value; the Drude part of a parabolic band must equal n e²τ/m; flat bands have no Drude part

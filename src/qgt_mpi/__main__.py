@@ -1,5 +1,5 @@
 """``python -m qgt_mpi`` runs the command-line interface."""
 
-from qgt_mpi.cli import main
+from qgt_mpi.cli.main import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ Imported first by :mod:`qgt_mpi`. It asks Debian's h5py shim for its parallel (M
 and points petsc4py and slepc4py at the complex-scalar PETSc/SLEPc builds when the user has
 not chosen any. It does NOT touch thread settings: importing qgt_mpi in a notebook leaves
 OMP_NUM_THREADS & co. alone. The command line pins BLAS/OpenMP to one thread per MPI rank
-(:func:`pin_threads`, called by ``qgt_mpi.cli.main`` before numpy is imported), because
+(:func:`pin_threads`, called by ``qgt_mpi.cli.main.main`` before numpy is imported), because
 threaded BLAS makes small batched eigensolves several times slower when ranks share cores.
 """
 

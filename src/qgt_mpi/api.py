@@ -24,19 +24,19 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi import diagnostics, driver
-from qgt_mpi.configure import model_from_spec, solver_from_config, window_terms
 from qgt_mpi.io import reader, writer
 from qgt_mpi.io.checks import InputError, Table
 from qgt_mpi.io.deck import ModelSpec, check_filling_bands, delta_for_bands, parse_data
 from qgt_mpi.io.deck import _model as _model_section  # the [model] reader (no public name)
 from qgt_mpi.io.deck import _superfluid as _superfluid_section  # the [superfluid] reader
 from qgt_mpi.io.deck_solver import SolverSpec, parse_solver
-from qgt_mpi.kpass import kfield_slabs
 from qgt_mpi.models.modelfile import save_model
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.parallel.pools import make_pools
-from qgt_mpi.results import valley_group
+from qgt_mpi.run import diagnostics, driver
+from qgt_mpi.run.kpass import kfield_slabs
+from qgt_mpi.run.results import valley_group
+from qgt_mpi.run.setup import model_from_spec, solver_from_config, window_terms
 from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.observables import BAND_UNITS, UNITS
 

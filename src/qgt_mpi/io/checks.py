@@ -34,6 +34,8 @@ class InputError(Exception):
         What would have been accepted.
     """
 
+    input_error = True  # exit status 2 wherever it surfaces (parallel.errors, qgt_mpi.status)
+
     def __init__(self, key: str, value: object, allowed: str):
         self.key, self.value, self.allowed = key, value, allowed
         shown = repr(value)

@@ -6,15 +6,15 @@ Contract
 
 - ``path``: a string of at least two points separated by spaces, each a named point
   (``G``/``Γ``, ``K``, ``K'``, ``M``, ``X``, ``Y``, ``S``) or reduced coordinates ``f1,f2``
-  (k = f1 b1 + f2 b2, fractions such as ``1/3`` allowed; qgt_mpi.kpath); two consecutive
+  (k = f1 b1 + f2 b2, fractions such as ``1/3`` allowed; qgt_mpi.models.kpath); two consecutive
   points may not be the same token (a segment of zero length);
 - ``points``: the total number N of k-points along the path, an integer in
   [number of corners, ``POINTS_MAX``], default ``POINTS_DEFAULT``; they are distributed over
-  the segments by length, every corner being one of them (qgt_mpi.kpath.sample_path).
+  the segments by length, every corner being one of them (qgt_mpi.models.kpath.sample_path).
 
 Which names exist depends on the lattice (K on hexagonal lattices, X/Y/S on others) and on
 the model (its own ``high_symmetry_points``); that is checked once the model is built
-(qgt_mpi.bandpath.resolve_path), with the same one-line :class:`InputError`. Local: no MPI.
+(qgt_mpi.run.bandpath.resolve_path), with the same one-line :class:`InputError`. Local: no MPI.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from qgt_mpi.io.checks import InputError, Table, integer, string
-from qgt_mpi.kpath import check_token, tokens
+from qgt_mpi.models.kpath import check_token, tokens
 
 POINTS_DEFAULT = 120
 POINTS_MAX = 10_000  # each point is one eigensolve (a factorisation for windowed solvers)

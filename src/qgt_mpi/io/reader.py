@@ -10,9 +10,9 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from qgt_mpi.diagnostics import describe_indices
 from qgt_mpi.geometry.chern import GROUP_MAX
 from qgt_mpi.io.selection import Selection, delta_entries, nearest
+from qgt_mpi.run.diagnostics import describe_indices
 
 PARTS = ("provenance", "bands", "geometry", "transport", "timing")
 

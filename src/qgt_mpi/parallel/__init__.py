@@ -1,6 +1,6 @@
 """The one home of MPI helpers: decomposition, reductions, collective errors, timers.
 
-Every function that communicates takes ``comm`` explicitly; only ``qgt_mpi.cli`` (and the
+Every function that communicates takes ``comm`` explicitly; only ``qgt_mpi.cli.main`` (and the
 tests) touch ``MPI.COMM_WORLD``.
 """
 

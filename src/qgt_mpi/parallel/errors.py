@@ -18,6 +18,8 @@ from typing import TypeVar
 
 from mpi4py import MPI
 
+from qgt_mpi.status import EXIT_FAILURE, EXIT_INPUT
+
 T = TypeVar("T")
 
 
@@ -32,7 +34,7 @@ class CollectiveError(Exception):
         Lowest rank on which the error happened.
     """
 
-    def __init__(self, message: str, status: int = 1, origin: int = 0):
+    def __init__(self, message: str, status: int = EXIT_FAILURE, origin: int = 0):
         super().__init__(message)
         self.status = status
         self.origin = origin
@@ -42,14 +44,14 @@ def _status_of(exc: BaseException) -> int:
     """Exit status for an exception: 2 for input errors, else 1."""
     if isinstance(exc, CollectiveError):
         return exc.status
-    if type(exc).__name__ == "InputError" or getattr(exc, "input_error", False):
-        return 2
-    return 1
+    if getattr(exc, "input_error", False):  # io.checks.InputError and its kin
+        return EXIT_INPUT
+    return EXIT_FAILURE
 
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """One-line message and exit status of an exception caught on one rank."""
-    if _status_of(exc) == 2:
+    if _status_of(exc) == EXIT_INPUT:
         return str(exc), 2
     return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), _status_of(exc)
 

@@ -17,8 +17,8 @@ from mpi4py import MPI
 
 from qgt_mpi.parallel.comm import allgather
 from qgt_mpi.parallel.errors import CollectiveError
+from qgt_mpi.status import EXIT_INTERRUPTED
 
-EXIT_INTERRUPTED = 3  # status of a run stopped by a signal (cli.py)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
 

@@ -7,7 +7,7 @@ and W/Δ of the model truncated at R_c = 1..8 lattice constants (theory §2.4). 
 path is diagonalised densely, so models above ``REBUILD_MAX_ORBITALS`` orbitals are refused
 with one line (a ``[bands]`` section computes their path with the run's solver, drawn by
 plot/bandpath.py); with many bands the rule of plot/bandpath.py chooses which are drawn.
-Path syntax and named points: qgt_mpi.kpath.
+Path syntax and named points: qgt_mpi.models.kpath.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import math
 import h5py
 import numpy as np
 
-from qgt_mpi.configure import model_from_config
 from qgt_mpi.io.deck import InputError, parse_deck
-from qgt_mpi.kpath import high_symmetry_path, parse_path
 from qgt_mpi.models import bandwidth, build_model, load_model, truncate
+from qgt_mpi.models.kpath import high_symmetry_path, parse_path
 from qgt_mpi.plot.bandpath import PATH_MAX_BANDS, band_range_text, choose_bands, reference_energy
 from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, note, save, skip
+from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers.dense import DenseSolver
 
 R_CUTS = np.arange(1, 9)
@@ -90,7 +90,7 @@ def plot_band_path(f: h5py.File, outdir: str, path: str | None = None,
                    requested: list[int] | str | None = None) -> list[str]:
     """Bands along a k-path of the deck's model (and its parent if flattened), rebuilt.
 
-    ``path``: e.g. "G K M G" or reduced coordinates (qgt_mpi.kpath); default Γ–K–M–Γ
+    ``path``: e.g. "G K M G" or reduced coordinates (qgt_mpi.models.kpath); default Γ–K–M–Γ
     (hexagonal) or Γ–X–S–Γ. ``requested``: bands to draw ("all" or indices; default: the
     rule of plot/bandpath.py above PATH_MAX_BANDS bands). A figure that cannot be drawn
     says why in one line (plot.style.skip).

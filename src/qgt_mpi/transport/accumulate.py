@@ -17,8 +17,8 @@ from qgt_mpi.transport.binning import (
     deposit_occupation,
     deposit_weights,
 )
+from qgt_mpi.transport.energy_cells import EnergyLattice
 from qgt_mpi.transport.evaluate import evaluate_channel, evaluate_points
-from qgt_mpi.transport.lattice import EnergyLattice
 from qgt_mpi.transport.observables import SIGMA_PER_SUM
 from qgt_mpi.transport.points import split_points
 from qgt_mpi.transport.tree import CellTree

@@ -1,7 +1,7 @@
 """Taylor moments of the per-band weights in adaptive energy cells (the k-sum representation).
 
 Each weight B(k) of band n (theory §4, weights.py) is deposited into the leaf cell of
-lattice.py that holds ε_n(k), as Taylor moments about the cell centre
+energy_cells.py that holds ε_n(k), as Taylor moments about the cell centre
 
     c_{cell,ch,q} += B^(d)(k) s^p / p!,   q = d + p,  s = ε_n(k) − centre,
 
@@ -25,7 +25,7 @@ from mpi4py import MPI
 
 from qgt_mpi.parallel.comm import allgather, allreduce_array
 from qgt_mpi.parallel.errors import agreed_local, fail_point
-from qgt_mpi.transport.lattice import P_CELL, EnergyLattice, encode
+from qgt_mpi.transport.energy_cells import P_CELL, EnergyLattice, encode
 from qgt_mpi.transport.weights import COMPONENTS, DENSITY_WEIGHT, N_NEAR_ORDERS, BandWeights
 
 P_BIN = P_CELL  # Taylor order of the cell offsets

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qgt_mpi.transport.lattice import EnergyLattice, accepted_ranges
+from qgt_mpi.transport.energy_cells import EnergyLattice, accepted_ranges
 
 
 def _occupancy(lat: EnergyLattice, sample: np.ndarray, nk: int, level: int,
@@ -30,7 +30,7 @@ def _occupancy(lat: EnergyLattice, sample: np.ndarray, nk: int, level: int,
 
 def _cells(lat: EnergyLattice, level: int, lo: float, hi: float) -> np.ndarray:
     """Cells of ``level`` within [lo, hi] that can exist in a tree: their parent is not
-    admissible (lattice.py eq. 1). Candidates are the cells near some μ of the sweep
+    admissible (energy_cells.py eq. 1). Candidates are the cells near some μ of the sweep
     (within 2·(2/η + 1) widths) or every cell of [lo, hi], whichever is fewer.
     """
     w = float(lat.width(level))

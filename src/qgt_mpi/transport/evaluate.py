@@ -26,7 +26,7 @@ import numpy as np
 from qgt_mpi.kernels.closed import k_series, lambda_from_psi
 from qgt_mpi.kernels.family import family
 from qgt_mpi.kernels.hall_moments import lambda_12_from
-from qgt_mpi.transport.lattice import accepted_ranges
+from qgt_mpi.transport.energy_cells import accepted_ranges
 from qgt_mpi.transport.tree import CellTree
 from qgt_mpi.transport.weights import DENSITY, HALL, SYMMETRIC
 

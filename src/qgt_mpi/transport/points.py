@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from qgt_mpi.transport.lattice import P_CELL, EnergyLattice, decode
+from qgt_mpi.transport.energy_cells import P_CELL, EnergyLattice, decode
 from qgt_mpi.transport.tree import shift_matrix
 from qgt_mpi.transport.weights import DENSITY_WEIGHT
 

@@ -27,11 +27,11 @@ from mpi4py import MPI
 from qgt_mpi.logs import Progress
 from qgt_mpi.parallel import allgather
 from qgt_mpi.parallel.errors import CollectiveError, describe, fail_point
+from qgt_mpi.status import EXIT_INTERRUPTED
 
 MIN_UNITS = 16  # split the first axis until the sweep has this many units (load balance)
 MAX_UNIT_POINTS = 65_536  # sweep points per unit at most (memory per unit, progress, resume)
 MAX_UNITS = 1024  # beyond this many units temperatures are grouped (writes, rounds)
-EXIT_INTERRUPTED = 3  # status of a run stopped by a signal (cli.py)
 
 Unit = tuple[int, slice, slice]  # (δ index, temperatures, first axis)
 

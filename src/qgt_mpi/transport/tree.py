@@ -1,4 +1,4 @@
-"""The cell tree: reduced leaf moments re-centred into every ancestor cell (lattice.py).
+"""The cell tree: reduced leaf moments re-centred into every ancestor cell (energy_cells.py).
 
 Moving a cell's Taylor moments from centre c to a parent centre c' = c − t is exact for the
 orders the moments carry: with c_q = Σ_k B^(d) s^p/p! (q = d + p, s = ε − c),
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from qgt_mpi.transport.lattice import EnergyLattice, decode
+from qgt_mpi.transport.energy_cells import EnergyLattice, decode
 
 
 def shift_matrix(t: float, slots: int) -> np.ndarray:

@@ -3,7 +3,7 @@
 Contract
 --------
 The deck's path (io/deck_bands.py) is resolved on the model into N Cartesian k-points with
-their arc length s and the corners' tick positions (qgt_mpi.kpath). Every point is solved
+their arc length s and the corners' tick positions (qgt_mpi.models.kpath). Every point is solved
 with the run's own solver, ``solver.solve(model, k, velocities=False)``: all bands ε_n(k)
 for the dense solver, the window of ``nev`` bands nearest the target for the SLEPc solver,
 which also gives the nearest computed eigenvalue below and above the window
@@ -31,8 +31,8 @@ from mpi4py import MPI
 
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck_bands import BandsSpec
-from qgt_mpi.kpath import parse_path, sample_path
 from qgt_mpi.logs import Progress
+from qgt_mpi.models.kpath import parse_path, sample_path
 from qgt_mpi.parallel import Timers, allgather_rows, block_range, collective
 from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.solvers import is_windowed

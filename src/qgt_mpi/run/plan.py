@@ -1,7 +1,7 @@
 """``qgt-mpi dry-run``: what a run would cost on N ranks, from a short timed sample.
 
 Nothing is written. The decomposition is the real one (blocks dealt round-robin), the memory
-estimate is qgt_mpi.memory's (base footprint, one block's work arrays, the expected energy
+estimate is qgt_mpi.run.memory's (base footprint, one block's work arrays, the expected energy
 cells of the full grid, its k-resolved fields, one evaluation unit), and the time estimate
 scales a timed sample: seconds per k-point, and seconds per (cell, μ) pair of a timed sweep
 evaluation times the expected pairs of the whole sweep for the full grid
@@ -17,14 +17,14 @@ import time
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.configure import make_job, model_from_config, solver_from_config, window_terms
 from qgt_mpi.constants import K_B_MEV_PER_K
-from qgt_mpi.evaluation import SweepEvaluation
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
-from qgt_mpi.kpass import _block
-from qgt_mpi.memory import rss_mib, run_estimate
 from qgt_mpi.models.lattice import kgrid_points
 from qgt_mpi.parallel import Timers, collective
+from qgt_mpi.run.kpass import _block
+from qgt_mpi.run.memory import rss_mib, run_estimate
+from qgt_mpi.run.setup import make_job, model_from_config, solver_from_config, window_terms
+from qgt_mpi.run.sweep import SweepEvaluation
 from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.estimate import expected_cells, expected_pairs
 from qgt_mpi.transport.evaluate import cover_pairs

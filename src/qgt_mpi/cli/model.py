@@ -11,10 +11,10 @@ import os
 
 from mpi4py import MPI
 
-from qgt_mpi.configure import model_from_config
 from qgt_mpi.io.deck import InputError, RunConfig
 from qgt_mpi.models.modelfile import model_summary, save_model
 from qgt_mpi.parallel.errors import collective
+from qgt_mpi.run.setup import model_from_config
 
 
 def save(comm: MPI.Comm, config: RunConfig, output: str) -> int:

@@ -12,15 +12,15 @@ import numpy as np
 from mpi4py import MPI
 
 import qgt_mpi
-from qgt_mpi.diagnostics import window_isolated
 from qgt_mpi.geometry.valley import NOT_SEPARATED, window_geometry
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
 from qgt_mpi.parallel import CollectiveError, broadcast, collective
+from qgt_mpi.run.diagnostics import window_isolated
 from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.accumulate import BAND_OCCUPATION_MAX, ETA_DEG, TransportSums
 from qgt_mpi.transport.binning import P_BIN
-from qgt_mpi.transport.lattice import ETA_CELL, truncation_bound
+from qgt_mpi.transport.energy_cells import ETA_CELL, truncation_bound
 from qgt_mpi.transport.observables import BAND_UNITS, LONG_NAMES, UNITS
 
 MAX_ATTR_BYTES = 32768  # /model positions as an attribute up to 2048 orbitals (HDF5: < 64 KiB)
@@ -89,11 +89,11 @@ def _transport(config, delta, sums: TransportSums, transport) -> dict:
         bands = ", ".join(map(str, config.sweep.filling_bands))
         group["filling_target"] = (config.sweep.filling, {
             "units": "1", "long_name": f"filling held fixed, mean occupation of bands {bands}"})
-        if "mu" in transport:  # else streamed into the file as mu_solved (evaluation.py)
+        if "mu" in transport:  # else streamed into the file as mu_solved (run/sweep.py)
             group["mu_solved"] = (transport["mu"], {
                 "units": "meV", "axes": f"{first}, delta_index, temperature",
                 "long_name": "chemical potential solved for the filling at each (delta, T)"})
-    for key, unit in UNITS.items():  # absent when streamed into the file (evaluation.py)
+    for key, unit in UNITS.items():  # absent when streamed into the file (run/sweep.py)
         attrs = {"units": unit, "axes": f"{first}, delta_index, temperature"}
         if key in LONG_NAMES:
             attrs["long_name"] = LONG_NAMES[key]

@@ -18,7 +18,7 @@ import math
 import os
 import sys
 
-EXIT_OK, EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
+from qgt_mpi.status import EXIT_FAILURE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="publication figures (PNG and PDF) from a result file")
     plot.add_argument("output")
     plot.add_argument("-d", "--dir", default=None, help="figure directory (default: next to file)")
-    from qgt_mpi.plot_args import add_plot_args
+    from qgt_mpi.cli.plot_options import add_plot_args
 
     add_plot_args(plot)
     _selection_args(plot)
@@ -129,10 +129,10 @@ def _read_deck(comm, path: str):
 def _run(comm, args) -> int:
     """``run``: the full pipeline. Collective."""
     from qgt_mpi import _deps
-    from qgt_mpi.driver import run
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
+    from qgt_mpi.run.driver import run
 
     _deps.require_parallel_h5py()
     log = setup_logging(comm, args.verbose)
@@ -152,9 +152,9 @@ def _run(comm, args) -> int:
 
 
 def _bands(comm, args) -> int:
-    """``bands``: the deck's band path only (bandscli.py). Collective."""
+    """``bands``: the deck's band path only (cli/bands.py). Collective."""
     from qgt_mpi import _deps
-    from qgt_mpi.bandscli import default_output, run_bands
+    from qgt_mpi.cli.bands import default_output, run_bands
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
@@ -173,7 +173,7 @@ def _bands(comm, args) -> int:
 
 def _dry_run(comm, args) -> int:
     """``dry-run``: plan a run without writing anything (rank 0 reports)."""
-    from qgt_mpi.dryrun import plan
+    from qgt_mpi.run.plan import plan
 
     config = _read_deck(comm, args.input)
     nprocs = args.np or (comm.size if comm.size > 1 else os.cpu_count() or 1)
@@ -185,7 +185,7 @@ def _dry_run(comm, args) -> int:
 
 def _validate(comm, args) -> int:
     """``validate``: parse the deck and build the model; print a summary (rank 0)."""
-    from qgt_mpi.driver import prepare_model_only
+    from qgt_mpi.run.driver import prepare_model_only
 
     config = _read_deck(comm, args.input)
     summary = prepare_model_only(comm, config)
@@ -209,7 +209,7 @@ def _info(comm, args) -> int:
 
 def _selection(args):
     """The --mu/--delta/--temperature values as a plot/info Selection."""
-    from qgt_mpi.plot_args import selection
+    from qgt_mpi.cli.plot_options import selection
 
     return selection(args)
 
@@ -224,8 +224,8 @@ def _warn_file(path: str) -> None:
 
 def _plot(comm, args) -> int:
     """``plot``: figures from a result file (rank 0 draws; serial by nature)."""
+    from qgt_mpi.cli.plot_options import options
     from qgt_mpi.plot import plot_file
-    from qgt_mpi.plot_args import options
 
     if comm.rank == 0:
         _warn_file(args.output)
@@ -256,7 +256,7 @@ def _petsc_options(parser: argparse.ArgumentParser, argv: list[str] | None):
 
 def _model(comm, args) -> int:
     """``model save`` / ``model info``. Collective."""
-    from qgt_mpi.modelcli import info, save
+    from qgt_mpi.cli.model import info, save
 
     if args.model_command == "save":
         return save(comm, _read_deck(comm, args.input), args.output)

@@ -17,9 +17,9 @@ from mpi4py import MPI
 
 from qgt_mpi.io import checkpoint, kslabs
 from qgt_mpi.io.deck import InputError
-from qgt_mpi.kpass import KPass
 from qgt_mpi.parallel import allgather, broadcast, collective
 from qgt_mpi.parallel.errors import fail_point
+from qgt_mpi.run.kpass import KPass
 from qgt_mpi.transport.binning import moments_state, restore_state
 
 
@@ -52,7 +52,7 @@ class Checkpointer:
         gathered); only then does rank 0 write the reduced sums and the done mask.
         """
         state = moments_state(job.sums.stores, comm)
-        if job.sums.sweep_done is not None:  # units of a stopped evaluation (evaluation.py)
+        if job.sums.sweep_done is not None:  # units of a stopped evaluation (run/sweep.py)
             state["sweep_done"] = job.sums.sweep_done.astype(np.uint8)
         state.update(job.geometry.reduced_state(comm))
         for blocks in allgather(comm, fresh):

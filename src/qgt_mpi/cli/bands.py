@@ -3,7 +3,7 @@
 Contract
 --------
 The deck's ``[bands]`` path (io/deck_bands.py) is solved exactly as the extra phase of a
-run does it (qgt_mpi.bandpath: the deck's own solver, dense or windowed, distributed over
+run does it (qgt_mpi.run.bandpath: the deck's own solver, dense or windowed, distributed over
 the ranks and pools), without the k-grid pass, the sweep or the geometry. The result file
 has the provenance root attributes, ``/model``, ``/bands_path`` and ``/timing``; it is
 written collectively under ``OUT.partial`` and renamed when whole, after the same output
@@ -24,8 +24,6 @@ import os
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.bandpath import bands_phase, resolve_path
-from qgt_mpi.configure import prepare
 from qgt_mpi.io import writer
 from qgt_mpi.io.checks import MISSING, InputError
 from qgt_mpi.io.deck import RunConfig
@@ -33,7 +31,9 @@ from qgt_mpi.io.output_guard import guard
 from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.timing import format_table
-from qgt_mpi.results import _model_attrs, provenance
+from qgt_mpi.run.bandpath import bands_phase, resolve_path
+from qgt_mpi.run.results import _model_attrs, provenance
+from qgt_mpi.run.setup import prepare
 
 PHASES = ["setup", "bands"]
 

@@ -1,6 +1,6 @@
 """A whole run: input deck → model → k-pass → reductions → observables → one HDF5 file.
 
-The set-up (model, solver, accumulators) is configure.py; post-run checks diagnostics.py.
+The set-up (model, solver, accumulators) is run/setup.py; post-run checks run/diagnostics.py.
 """
 
 from __future__ import annotations
@@ -10,9 +10,21 @@ import os
 
 from mpi4py import MPI
 
-from qgt_mpi import diagnostics, memory
-from qgt_mpi.bandpath import bands_phase, resolve_path
-from qgt_mpi.configure import (
+from qgt_mpi.io import checkpoint, writer
+from qgt_mpi.io.deck import RunConfig
+from qgt_mpi.io.output_guard import guard
+from qgt_mpi.io.sweep_file import check_disk
+from qgt_mpi.parallel import Timers, broadcast, collective
+from qgt_mpi.parallel.pools import make_pools
+from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, stop_on_signals
+from qgt_mpi.parallel.timing import format_table
+from qgt_mpi.run import diagnostics, memory
+from qgt_mpi.run.bandpath import bands_phase, resolve_path
+from qgt_mpi.run.diagnostics import window_isolated
+from qgt_mpi.run.kpass import KPass, kfield_meta, kfield_slabs, run_blocks
+from qgt_mpi.run.restart import Checkpointer, restored_slabs, resume
+from qgt_mpi.run.results import assemble, valley_group
+from qgt_mpi.run.setup import (
     make_job,
     model_from_config,
     prepare,
@@ -20,19 +32,7 @@ from qgt_mpi.configure import (
     solver_from_config,
     window_terms,
 )
-from qgt_mpi.diagnostics import window_isolated
-from qgt_mpi.evaluation import bytes_per_point, finish_in_memory, finish_streamed
-from qgt_mpi.io import checkpoint, writer
-from qgt_mpi.io.deck import RunConfig
-from qgt_mpi.io.output_guard import guard
-from qgt_mpi.io.sweep_file import check_disk
-from qgt_mpi.kpass import KPass, kfield_meta, kfield_slabs, run_blocks
-from qgt_mpi.parallel import Timers, broadcast, collective
-from qgt_mpi.parallel.pools import make_pools
-from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, stop_on_signals
-from qgt_mpi.parallel.timing import format_table
-from qgt_mpi.restart import Checkpointer, restored_slabs, resume
-from qgt_mpi.results import assemble, valley_group
+from qgt_mpi.run.sweep import bytes_per_point, finish_in_memory, finish_streamed
 from qgt_mpi.solvers import is_windowed, resolve, safe_shift
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid",
@@ -225,7 +225,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
 def _write(comm, output, result, timers, append: bool = False) -> None:
     """Write the result file; on failure remove the partial file. Collective.
 
-    ``append``: complete the partial file holding the streamed sweep (evaluation.py).
+    ``append``: complete the partial file holding the streamed sweep (run/sweep.py).
     """
     with timers.phase("write"), collective(comm):
         try:

@@ -15,10 +15,10 @@ import logging
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.diagnostics import UNDEFINED_IF_NO_SIGMA, flag_undefined
 from qgt_mpi.io.sweep_file import FileSink
 from qgt_mpi.parallel import allreduce_array, allreduce_max, allreduce_min, broadcast
 from qgt_mpi.parallel.errors import CollectiveError, collective
+from qgt_mpi.run.diagnostics import UNDEFINED_IF_NO_SIGMA, flag_undefined
 from qgt_mpi.transport.accumulate import ReducedSums, TransportSums
 from qgt_mpi.transport.filling import check_filling, solve_mu
 from qgt_mpi.transport.observables import BAND_UNITS, UNITS, transport_quantities

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.bandpath import resolve_path
 from qgt_mpi.geometry.summary import GeometrySummary
 from qgt_mpi.io import writer
 from qgt_mpi.io.deck import (
@@ -23,10 +22,11 @@ from qgt_mpi.io.deck import (
     delta_for_bands,
 )
 from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
-from qgt_mpi.kpass import KPass, link_groups
 from qgt_mpi.models import build_model
 from qgt_mpi.parallel import collective
 from qgt_mpi.parallel.errors import fail_point
+from qgt_mpi.run.bandpath import resolve_path
+from qgt_mpi.run.kpass import KPass, link_groups
 from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
 from qgt_mpi.solvers.resolve import operator_apply
 from qgt_mpi.transport.accumulate import TransportSums

@@ -28,9 +28,9 @@ from qgt_mpi.parallel import CollectiveError, Timers, allgather
 from qgt_mpi.parallel.errors import describe, fail_point
 from qgt_mpi.parallel.exchange import exchange
 from qgt_mpi.parallel.signals import StopFlag
+from qgt_mpi.status import EXIT_INTERRUPTED
 from qgt_mpi.transport.accumulate import TransportSums
 
-EXIT_INTERRUPTED = 3
 KFIELD_KEYS = ("k_frac", "k_cart", "energies", "berry_curvature", "metric")
 
 

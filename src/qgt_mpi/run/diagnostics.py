@@ -130,7 +130,7 @@ def apply(result, transport: dict, geometry: dict, grid: tuple[int, int], delta:
     """Add masks, counts and gapped flags to ``result`` (writer.ResultFile); log warnings.
 
     ``counts`` (``n_undefined_<key>``): the sweep was streamed into the file with its masks
-    (evaluation.py), so only the counts are recorded; otherwise the masks are made here
+    (run/sweep.py), so only the counts are recorded; otherwise the masks are made here
     from the in-memory ``transport``. Local (inputs identical on every rank); root logs.
     """
     warn = log.warning if is_root else (lambda *a: None)
