@@ -2,10 +2,13 @@
 #
 #   make run     set up (if needed), then run the default job on 2 MPI ranks
 #   make test    set up (if needed), configure CMake into build/ and run CTest
+#   make check   the fast loop: the in-process tests not marked slow (about a minute)
 #   make setup   the set-up part alone: Debian packages, .venv, editable install
 #   make figures run the figure decks (inputs/fig*, hall_vs_mu, geometry_maps) and redraw
 #                docs/figures/<deck>/*.png|pdf from scratch (qgt-mpi plot)
-#   make lint    ruff check src tests bench (installs ruff into .venv from PyPI)
+#   make lint    ruff check src tests bench, mypy src (installs both into .venv from PyPI)
+#   make bench   benchmark suite (bench/run.py; QUICK=1 about 3 min, SOURCE=head) and the
+#                tables of docs/performance.md regenerated from its JSON (bench/report.py)
 #   make clean   remove build/ and caches (keeps .venv and results/)
 #   make distclean   clean, and remove .venv
 #
@@ -68,6 +71,12 @@ test: setup
 	cmake -S . -B $(BUILD) -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) $(CMAKE_ARGS)
 	ctest --test-dir $(BUILD) --output-on-failure
 
+# The fast loop while editing: no mpirun or subprocess launch (tests marked `subprocess`) and
+# no in-process test over ~3 s (`slow`); make test runs those too (pyproject.toml, markers).
+.PHONY: check
+check: setup
+	$(VPY) -m pytest -q -p no:cacheprovider -m "not subprocess and not slow" tests
+
 # The paper's figures: each deck runs on $(NP) ranks into $(BUILD)/figures/, then qgt-mpi plot
 # draws docs/figures/<deck>/ (PNGs are committed; PDFs are ignored by git).
 FIGURE_DECKS := fig2_conductivity fig3_thermoelectric hall_vs_mu geometry_maps superfluid_flat
@@ -80,13 +89,26 @@ figures: setup
 	    -o $(BUILD)/figures/$$deck.h5; \
 	  $(VENV)/bin/qgt-mpi plot $(BUILD)/figures/$$deck.h5 -d docs/figures/$$deck; \
 	done
-	$(VPY) bench/thermopower_tensor.py docs/figures/thermopower_tensor
+	$(VPY) studies/thermopower_tensor.py docs/figures/thermopower_tensor
 
-lint: $(VENV)/bin/ruff
+lint: $(VENV)/bin/ruff $(VENV)/bin/mypy
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
+
+# Benchmark suite: bench/run.py writes bench/results/<date>-<commit>[-dirty]-<suite>.json and
+# latest.json; bench/report.py rewrites the marked tables of docs/performance.md from it (also
+# after a failed benchmark, whose tables then say so; the exit status is the suite's).
+QUICK  ?= 0
+SOURCE ?= worktree
+
+.PHONY: bench
+bench: setup
+	status=0; $(VPY) bench/run.py $(if $(filter 1,$(QUICK)),--quick) --source $(SOURCE) \
+	  || status=$$?; \
+	$(VPY) bench/report.py bench/results/latest.json; exit $$status
 
 clean:
-	rm -rf $(BUILD) .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(BUILD) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info
 	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
@@ -142,6 +164,12 @@ check-venv: | $(VPY)
 
 $(VENV)/bin/ruff: | $(VPY)
 	$(VENV)/bin/pip install --disable-pip-version-check ruff
+
+# mypy reads pyproject.toml [tool.mypy]; pinned, so a new release cannot change what passes.
+# It type-checks against the numpy and mpi4py the venv sees (the Debian packages).
+MYPY_VERSION ?= 2.4.1
+$(VENV)/bin/mypy: | $(VPY)
+	$(VENV)/bin/pip install --disable-pip-version-check "mypy==$(MYPY_VERSION)"
 
 .PHONY: FORCE
 FORCE:

@@ -1,10 +1,14 @@
 """Helpers shared by the qgt_mpi benchmark scripts: decks, ``mpirun`` runs, result parsing.
 
-Nothing here asserts a time; the scripts only print what they measure.
+Also the suite's common pieces (bench/run.py): ``--suite``/``--json`` options, and the JSON
+record of a benchmark (per case: parameters, wall time of every repetition with min and
+median, peak memory, derived figures) that bench/report.py turns into the tables of
+docs/performance.md. Nothing here asserts a time; the scripts only print what they measure.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -154,6 +158,7 @@ def run_qgt(deck: Path, out: Path, nprocs: int, measure_memory: bool = True) -> 
         Wall time (s) of the whole ``mpirun``, max peak RSS over ranks (kB; 0 if not
         measured), exit status and captured stderr.
     """
+    out.unlink(missing_ok=True)  # a repetition replaces the previous result
     prefix = out.with_suffix(".maxrss")
     # Each rank writes its own file: stderr forwarding may drop lines at mpirun exit.
     wrap = ["sh", "-c", f'exec {TIME_BIN} -f %M -o "$0.$OMPI_COMM_WORLD_RANK" "$@"',
@@ -245,3 +250,106 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+# --- benchmark suite (bench/run.py): presets and JSON records --------------------------------
+
+SUITES = ("quick", "full")
+
+
+def add_suite_options(parser) -> None:
+    """Add ``--suite {quick,full}`` and ``--json PATH`` to a benchmark's argument parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The script's parser. ``--suite`` selects the preset sizes bench/run.py uses (and
+        overrides the script's own size options); ``--json`` writes the measurements as one
+        record (:func:`write_record`) besides printing the tables.
+    """
+    parser.add_argument("--suite", choices=SUITES, default=None,
+                        help="preset sizes of the benchmark suite (bench/run.py)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the measurements as JSON (bench/run.py reads it)")
+
+
+def summary(times: list[float]) -> dict:
+    """Repetitions of one timing: every value, the minimum and the median (s).
+
+    Parameters
+    ----------
+    times : list of float
+        One value per repetition.
+
+    Returns
+    -------
+    dict
+        ``runs``, ``min``, ``median``, ``n``.
+    """
+    values = [float(t) for t in times]
+    return {"runs": values, "min": min(values) if values else None,
+            "median": float(np.median(values)) if values else None, "n": len(values)}
+
+
+def case_record(label: str, parameters: dict, wall: list[float] | None = None,
+                peak_mib: float | None = None, **derived) -> dict:
+    """One benchmark case as stored in the suite's JSON.
+
+    Parameters
+    ----------
+    label : str
+        Short name of the case (unique within its benchmark).
+    parameters : dict
+        What defines the case (model, grid, sweep, ranks, sizes).
+    wall : list of float, optional
+        Wall times of the repetitions (s); stored as :func:`summary`.
+    peak_mib : float, optional
+        Peak resident set size of the largest process or rank (MiB), where measured.
+    **derived
+        The figures the docs quote (rates, phase times, ratios), JSON-serialisable.
+
+    Returns
+    -------
+    dict
+        ``label``, ``parameters``, ``wall_s``, ``peak_mib``, ``derived``.
+    """
+    return {"label": label, "parameters": parameters,
+            "wall_s": summary(wall) if wall is not None else None,
+            "peak_mib": None if peak_mib is None else float(peak_mib), "derived": derived}
+
+
+def write_record(path: Path | None, name: str, suite: str | None, parameters: dict,
+                 cases: list[dict], **extra) -> None:
+    """Write one benchmark's measurements as JSON (nothing when ``path`` is None).
+
+    Parameters
+    ----------
+    path : Path or None
+        Output file (``--json``).
+    name : str
+        Benchmark name (the key bench/report.py looks up).
+    suite : str or None
+        The preset that chose the sizes, or None for sizes given on the command line.
+    parameters : dict
+        Settings common to every case.
+    cases : list of dict
+        :func:`case_record` entries.
+    **extra
+        Further results of the benchmark as a whole (fits, crossovers, load averages).
+    """
+    if path is None:
+        return
+    record = {"name": name, "suite": suite, "parameters": parameters, "cases": cases,
+              "load_average": os.getloadavg(), **extra}
+    path.write_text(json.dumps(record, indent=1, default=_jsonable))
+
+
+def _jsonable(value: object) -> object:
+    """NumPy scalars and arrays as plain Python for ``json.dumps``."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -13,9 +13,18 @@ and vectorised) against ``scipy.integrate.quad`` of their defining integrals,
 with L_n(ω) = −δ_n / ((ω−ε_n)² + δ_n²), at a requested relative accuracy of 1e-10 (the
 closed forms are accurate to ~1e-13); the agreement is printed too.
 
+Why: every sweep point of a run costs these kernels (the cells of the energy tree and the
+point masses are evaluated with them), so their throughput bounds the evaluation phase; the
+comparison with quadrature shows what the closed forms of theory §3 buy and that they agree.
+docs/performance.md §2 quotes both tables.
+
+Suite presets (bench/run.py): ``quick`` = 10⁵ points, 100 quadrature pairs; ``full`` =
+10⁵ points, 200 pairs (the sizes of the tables in the docs); 3 repetitions each.
+
 Usage::
 
     .venv/bin/python bench/bench_kernels.py [--n 100000] [--nquad 200] [--repeat 3]
+                                            [--suite quick|full] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from _common import format_table
+from _common import add_suite_options, case_record, format_table, write_record
 from scipy.integrate import quad
 
 from qgt_mpi.kernels.closed import (
@@ -49,17 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nquad", type=int, default=200, help="pairs for the quadrature test")
     p.add_argument("--repeat", type=int, default=3, help="repetitions (best is kept)")
     p.add_argument("--seed", type=int, default=1)
+    add_suite_options(p)
     return p
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    """Smallest wall time of ``repeat`` calls of ``fn`` (s)."""
+SUITE_SIZES = {"quick": {"n": 100_000, "nquad": 100, "repeat": 3},
+               "full": {"n": 100_000, "nquad": 200, "repeat": 3}}
+
+
+def wall_times(fn: Callable[[], object], repeat: int) -> list[float]:
+    """Wall times of ``repeat`` calls of ``fn`` (s)."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
 
 
 def random_pairs(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -85,7 +99,8 @@ def random_pairs(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def throughput_rows(n: int, repeat: int, rng: np.random.Generator) -> list[list[str]]:
+def throughput_rows(n: int, repeat: int, rng: np.random.Generator,
+                    records: list[dict] | None = None) -> list[list[str]]:
     """Evaluations per second of each kernel on ``n`` points.
 
     Parameters
@@ -96,6 +111,8 @@ def throughput_rows(n: int, repeat: int, rng: np.random.Generator) -> list[list[
         Repetitions; the best time is used.
     rng : numpy.random.Generator
         Random source.
+    records : list, optional
+        Where to append one :func:`_common.case_record` per kernel.
 
     Returns
     -------
@@ -117,8 +134,13 @@ def throughput_rows(n: int, repeat: int, rng: np.random.Generator) -> list[list[
     ]
     rows = []
     for name, fn, values in tests:
-        t = best_time(fn, repeat)
+        times = wall_times(fn, repeat)
+        t = min(times)
         rows.append([name, f"{n:,}", f"{t * 1e3:.1f}", f"{n / t:.3e}", f"{n * values / t:.3e}"])
+        if records is not None:
+            records.append(case_record(name, {"points": n, "values_per_point": values}, times,
+                                       evals_per_s=n / t, values_per_s=n * values / t,
+                                       part="throughput"))
     return rows
 
 
@@ -154,7 +176,8 @@ def quad_y(en: float, em: float, dn: float, dm: float, mu: float, kT: float) -> 
     return -2.0 / np.pi * (tail + body)
 
 
-def compare_row(name: str, closed: Callable, reference: Callable, pr: dict) -> list[str]:
+def compare_row(name: str, closed: Callable, reference: Callable, pr: dict,
+                records: list[dict] | None = None) -> list[str]:
     """Per-evaluation times of a closed form (scalar and vectorised) and of quadrature.
 
     Parameters
@@ -167,6 +190,8 @@ def compare_row(name: str, closed: Callable, reference: Callable, pr: dict) -> l
         Scalar quadrature of the same quantity.
     pr : dict
         Pairs from :func:`random_pairs`.
+    records : list, optional
+        Where to append the row as a :func:`_common.case_record`.
 
     Returns
     -------
@@ -185,6 +210,13 @@ def compare_row(name: str, closed: Callable, reference: Callable, pr: dict) -> l
     ref = np.array([reference(*a, 0.0, KT) for a in args])
     t_quad = (time.perf_counter() - t0) / n
     err = np.abs(scalar - ref) / np.maximum(np.abs(ref), 1e-300)
+    if records is not None:
+        records.append(case_record(
+            name, {"pairs": n, "quad_epsrel": QUAD_EPSREL}, [t_vec * n],
+            closed_scalar_us=t_scalar * 1e6, closed_vec_us=t_vec * 1e6, quad_us=t_quad * 1e6,
+            quad_over_scalar=t_quad / t_scalar, quad_over_vec=t_quad / t_vec,
+            max_rel_diff=float(np.max(err)), median_rel_diff=float(np.median(err)),
+            part="quadrature"))
     return [name, str(n), f"{t_scalar * 1e6:.1f}", f"{t_vec * 1e6:.2f}", f"{t_quad * 1e6:.0f}",
             f"{t_quad / t_scalar:.0f}", f"{t_quad / t_vec:.0f}",
             f"{np.max(err):.1e}", f"{np.median(err):.1e}"]
@@ -193,20 +225,26 @@ def compare_row(name: str, closed: Callable, reference: Callable, pr: dict) -> l
 def main() -> None:
     """Run both parts and print their tables."""
     args = _parser().parse_args()
+    for key, value in SUITE_SIZES.get(args.suite, {}).items():
+        setattr(args, key, value)
     rng = np.random.default_rng(args.seed)
+    records: list[dict] = []
     print(f"kT = {KT} meV, zeta/eps in [-1, 1] meV, delta in [0.005, 0.1] meV\n")
-    rows = throughput_rows(args.n, args.repeat, rng)
+    rows = throughput_rows(args.n, args.repeat, rng, records)
     print(format_table(["kernel", "points", "time [ms]", "evals/s", "values/s"], rows))
     print("values/s counts every derivative order (and a = 0, 1, 2 for k_series).\n")
     pr = random_pairs(rng, args.nquad)
     rows = [
-        compare_row("W^(0) w_pair(0)", lambda *a: w_pair(0, *a), quad_w0, pr),
-        compare_row("Y y_pair", y_pair, quad_y, pr),
+        compare_row("W^(0) w_pair(0)", lambda *a: w_pair(0, *a), quad_w0, pr, records),
+        compare_row("Y y_pair", y_pair, quad_y, pr, records),
     ]
     header = ["kernel", "pairs", "closed 1-by-1 [us]", "closed vec [us]", "quad [us]",
               "quad/closed 1-by-1", "quad/closed vec", "max rel diff", "median rel diff"]
     print(format_table(header, rows))
     print(f"quad: scipy.integrate.quad, epsrel = {QUAD_EPSREL:g}, epsabs = 0.")
+    write_record(args.json, "kernels", args.suite,
+                 {"kT_meV": KT, "n": args.n, "nquad": args.nquad, "repeat": args.repeat,
+                  "seed": args.seed}, records)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,27 @@ Part ``angles`` (issue 8, item 2): the realistic model's flat-band width (both f
 Part ``atomistic``: build time of the (m, 1) commensurate cell (theory §2.6) for several m, the
 time of one ``values(k)`` and (``--neutrality``) of the charge-neutrality search at m = 31.
 
+Why: the first three parts validate the continuum model (docs/validation.md quotes them; the
+magic α of tests/test_bm_continuum.py comes from ``magic``); ``atomistic`` measures the cost
+of building the largest models, which every atomistic run pays once (docs/performance.md §7).
+
+Suite presets (bench/run.py, part ``atomistic`` only): ``quick`` = m = 5, 10, 20, 31, 2
+repetitions; ``full`` = the same, 3 repetitions, and the charge-neutrality search at m = 31.
+
 Usage::
 
     .venv/bin/python bench/bench_tbg.py [magic] [shells] [angles] [atomistic] [--neutrality]
+                                        [--suite quick|full] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
-from _common import format_table
+from _common import add_suite_options, case_record, format_table, write_record
 from scipy.optimize import minimize_scalar
 
 from qgt_mpi.geometry.bands import band_geometry
@@ -105,24 +114,43 @@ def angles(shells: int, n: int) -> None:
     table(["theta [deg]", "alpha", "W flat [meV]", "gap above [meV]", "gap below [meV]"], rows)
 
 
-def atomistic(neutrality: bool) -> None:
+def atomistic(neutrality: bool, ms: tuple[int, ...] = (5, 10, 20, 31), repeat: int = 1,
+              records: list[dict] | None = None) -> None:
+    """Build time and one ``values(k)`` of the (m, 1) cells; optionally E_CN at the last m."""
     rows = []
-    for m in (5, 10, 20, 31):
-        t0 = time.perf_counter()
-        model = tbg_atomistic(m)
-        build = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model.values(model.dirac_point())
+    for m in ms:
+        builds, fills = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            model = tbg_atomistic(m)
+            builds.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.values(model.dirac_point())
+            fills.append(time.perf_counter() - t0)
         rows.append([m, f"{model.theta:.4f}", model.norb, model.t.size,
-                     f"{model.t.size / model.norb:.1f}", f"{build:.2f}",
-                     f"{time.perf_counter() - t0:.3f}"])
+                     f"{model.t.size / model.norb:.1f}", f"{min(builds):.2f}",
+                     f"{min(fills):.3f}"])
+        if records is not None:
+            records.append(case_record(
+                f"m={m}", {"m": m, "theta_deg": model.theta, "norb": model.norb,
+                           "bonds": int(model.t.size)}, builds,
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                values_s=fills, values_min_s=min(fills),
+                bonds_per_orbital=model.t.size / model.norb))
     table(["m", "theta [deg]", "N", "bonds", "bonds/N", "build [s]",
                         "values(k) [s]"], rows)
     if neutrality:
         t0 = time.perf_counter()
         e_cn = neutrality_energy(model)
-        print(f"m = 31: E_CN = {e_cn:.4f} meV (shift-invert eigsh, "
-              f"{time.perf_counter() - t0:.1f} s)")
+        seconds = time.perf_counter() - t0
+        print(f"m = {ms[-1]}: E_CN = {e_cn:.4f} meV (shift-invert eigsh, {seconds:.1f} s)")
+        if records is not None:
+            records.append(case_record(f"neutrality m={ms[-1]}", {"m": ms[-1]}, [seconds],
+                                       e_cn_meV=e_cn))
+
+
+SUITE = {"quick": {"ms": (5, 10, 20, 31), "repeat": 2, "neutrality": False},
+         "full": {"ms": (5, 10, 20, 31), "repeat": 3, "neutrality": True}}
 
 
 def main() -> None:
@@ -131,7 +159,14 @@ def main() -> None:
     parser.add_argument("--shells", type=int, default=5)
     parser.add_argument("--grid", type=int, default=6)
     parser.add_argument("--neutrality", action="store_true")
+    add_suite_options(parser)
     args = parser.parse_args()
+    if args.suite:
+        preset = SUITE[args.suite]
+        records: list[dict] = []
+        atomistic(preset["neutrality"], preset["ms"], preset["repeat"], records)
+        write_record(args.json, "tbg_build", args.suite, dict(preset), records)
+        return
     if "magic" in args.parts:
         magic(args.shells, args.grid)
     if "shells" in args.parts:

@@ -11,20 +11,29 @@ hoppings, 90 000 for the defaults), writes it as ``_hr.dat`` + ``_centres.xyz``
 - the whole pipeline through ``qgt_mpi.compute`` (solve, geometry, transport sums, one sweep
   point): k-points per second on one process.
 
+Why: Wannier90 models of real materials have ~100 orbitals and 10⁵ hoppings; the reader and
+H(k) must not be what limits such a run (docs/performance.md §6).
+
+Suite presets (bench/run.py): ``quick`` and ``full`` are the same (≈ 6 s): 100 orbitals
+(90 000 hoppings), ``compute()`` on 8 × 8; 3 repetitions of each timing (the file read and
+``compute()`` 2).
+
 Usage::
 
     .venv/bin/python bench/bench_wannier.py [--norb 100] [--reach 1] [--nk 512] [--grid 8]
+                                            [--suite quick|full] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import tempfile
 import time
 
 import numpy as np
-from _common import format_table
+from _common import add_suite_options, case_record, format_table, write_record
 from mpi4py import MPI
 
 import qgt_mpi as q
@@ -50,14 +59,18 @@ def random_model(norb: int, reach: int, seed: int = 7) -> TightBinding:
     return TightBinding(lattice, tau, R, a, b, 50.0 * t)
 
 
-def rate(func, n: int, repeat: int = 3) -> float:
-    """Best items per second over ``repeat`` calls of ``func`` (which handles n items)."""
-    best = np.inf
+def timed(func, repeat: int = 3) -> list[float]:
+    """Wall times of ``repeat`` calls of ``func`` (s)."""
+    times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         func()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+SUITE = {"quick": {"norb": 100, "grid": 8, "repeat": 3, "repeat_slow": 2},
+         "full": {"norb": 100, "grid": 8, "repeat": 3, "repeat_slow": 2}}
 
 
 def main() -> None:
@@ -66,7 +79,13 @@ def main() -> None:
     p.add_argument("--reach", type=int, default=1)
     p.add_argument("--nk", type=int, default=512, help="k-points in the H(k) batch")
     p.add_argument("--grid", type=int, default=8, help="N for the N x N compute() grid")
+    p.add_argument("--repeat", type=int, default=3, help="repetitions of the fast timings")
+    p.add_argument("--repeat-slow", type=int, default=1,
+                   help="repetitions of the file read and of compute()")
+    add_suite_options(p)
     args = p.parse_args()
+    for key, value in SUITE.get(args.suite, {}).items():
+        setattr(args, key, value)
     model = random_model(args.norb, args.reach)
     lat, centres, R3 = embed(model, scale=3.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,16 +95,29 @@ def main() -> None:
         with open(xyz, "w") as fh:
             fh.write(xyz_text(centres))
         size = os.path.getsize(hr)
-        t0 = time.perf_counter()
-        read = read_wannier90(hr=hr, centres=xyz, lattice=lat)
-        t_read = time.perf_counter() - t0
+        reads = []
+        t_read = timed(lambda: reads.append(read_wannier90(hr=hr, centres=xyz, lattice=lat)),
+                       args.repeat_slow)
+        read = reads[-1]
     k = np.random.default_rng(1).uniform(-6, 6, (args.nk, 2))
-    h_rate = rate(lambda: read.hamiltonian(k, derivatives=False), args.nk)
-    dh_rate = rate(lambda: read.hamiltonian(k, derivatives=True), args.nk)
+    t_h = timed(lambda: read.hamiltonian(k, derivatives=False), args.repeat)
+    t_dh = timed(lambda: read.hamiltonian(k, derivatives=True), args.repeat)
     n = args.grid
-    c_rate = rate(lambda: q.compute(read, (n, n), [1.0], [0.0], [1.0], comm=MPI.COMM_SELF),
-                  n * n, repeat=1)
+    t_c = timed(lambda: q.compute(read, (n, n), [1.0], [0.0], [1.0], comm=MPI.COMM_SELF),
+                args.repeat_slow)
+    h_rate, dh_rate, c_rate = args.nk / min(t_h), args.nk / min(t_dh), n * n / min(t_c)
     table_mib = sum(getattr(read, f).nbytes for f in ("R", "a", "b", "t")) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    params = {"norb": read.norb, "hoppings": int(read.t.size), "reach": args.reach}
+    records = [
+        case_record("read + check", {**params, "hr_mib": size / 2**20}, t_read,
+                    table_mib=table_mib),
+        case_record("H(k)", {**params, "batch": args.nk}, t_h, kpts_per_s=h_rate),
+        case_record("H(k) + dH/dk", {**params, "batch": args.nk}, t_dh, kpts_per_s=dh_rate),
+        case_record("compute()", {**params, "grid": n, "processes": 1}, t_c, peak,
+                    kpts_per_s=c_rate),
+    ]
+    t_read = min(t_read)
     rows = [
         ("orbitals, hoppings", f"{read.norb}, {read.t.size}"),
         ("hr.dat size [MiB]", f"{size / 2**20:.1f}"),
@@ -97,6 +129,9 @@ def main() -> None:
     ]
     print(format_table(["quantity", "value"], rows))
     print("uptime:", os.popen("uptime").read().strip())
+    write_record(args.json, "wannier", args.suite,
+                 {**params, "repeat": args.repeat, "repeat_slow": args.repeat_slow,
+                  "peak_mib_process": peak}, records)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """Side-by-side timing and physics check of qgt_mpi against WannierBerri (Haldane model).
 
+Why: the issue's speed goal is stated against WannierBerri (docs/performance.md §3). Not part
+of the suite (bench/run.py): WannierBerri lives in an external venv; the qgt_mpi side alone is
+case 4 of bench/bench_scale.py.
+
 WannierBerri (pip ``wannierberri``, with ``pythtb``, ``numba`` and ``ray``) is never part of
 this repository: with ``--install`` this script creates a throwaway venv outside the repo
 (default /tmp/qgt-bench-peer, ``/usr/bin/python3 -m venv`` without system site packages)

@@ -17,9 +17,19 @@ efficiency E = T(1) / (P · T(P)) (strong) or T(1) / T(P) (weak), for the wall t
 k-pass. The machine's core count is printed: runs with more ranks than cores are
 oversubscribed and their efficiency measures time sharing, not the code.
 
+Why: the k-grid is what qgt_mpi distributes; these tables show how much of a run is
+k-pass (which the ranks share) and how much is start-up, reduction and evaluation (which they
+do not), and feed the per-k-point cost of the 256-rank model (docs/performance.md §4).
+
+Suite presets (bench/run.py): ``quick`` = dispersive 150², paper deck 100², weak scaling
+with 10 000 k-points per rank, 1 and 2 ranks, 2 repetitions; ``full`` = dispersive 300²,
+paper deck 200², weak 40 000 k-points per rank, 1–4 ranks, 3 repetitions. Every wall time is
+kept; phases are those of the fastest repetition.
+
 Usage::
 
     .venv/bin/python bench/scaling.py [--quick] [--np 1 2 3 4] [--per-rank 40000]
+                                      [--suite quick|full] [--json FILE]
 """
 
 from __future__ import annotations
@@ -33,7 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import MODELS, REPO, format_table, read_timing, run_qgt, write_deck
+from _common import (
+    MODELS,
+    REPO,
+    add_suite_options,
+    case_record,
+    format_table,
+    read_timing,
+    run_qgt,
+    write_deck,
+    write_record,
+)
 
 PAPER_DECK = REPO / "inputs" / "haldane_flat.toml"
 SWEEP = {"temperature": [10.0], "mu": {"start": -4.0, "stop": 4.0, "num": 281},
@@ -75,6 +95,7 @@ class Measure:
     grid: int
     wall: float
     timing: dict[str, np.ndarray]
+    walls: tuple[float, ...] = ()
 
     @property
     def kpass_max(self) -> float:
@@ -99,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--np", type=int, nargs="+", default=[1, 2, 3, 4], help="rank counts")
     p.add_argument("--per-rank", type=int, default=40_000, help="weak scaling k-points/rank")
     p.add_argument("--repeat", type=int, default=2, help="runs per point; the fastest is kept")
+    add_suite_options(p)
     return p
 
 
@@ -116,13 +138,15 @@ def cases(quick: bool, per_rank: int) -> list[Case]:
 def measure(case: Case, ranks: int, directory: Path, repeat: int) -> Measure:
     """Run ``case`` on ``ranks`` ranks ``repeat`` times; keep the fastest wall time."""
     deck, out = case.deck(directory, ranks)
-    best = None
+    best, walls = None, []
     for _ in range(repeat):
         rec = run_qgt(deck, out, ranks, measure_memory=False)
         if rec.returncode != 0:
             raise RuntimeError(f"{case.name} on {ranks} ranks failed:\n{rec.stderr[-2000:]}")
+        walls.append(rec.wall)
         if best is None or rec.wall < best.wall:
             best = Measure(ranks, case.grid(ranks), rec.wall, read_timing(out))
+    best.walls = tuple(walls)
     return best
 
 
@@ -148,6 +172,24 @@ def table(case: Case, runs: list[Measure], cores: int) -> str:
     return f"{kind} scaling: {case.name}\n" + format_table(header, rows)
 
 
+def records(case: Case, runs: list[Measure], cores: int, load: tuple[float, float]) -> list[dict]:
+    """The runs of one case as :func:`_common.case_record` entries (what the table prints)."""
+    out = []
+    for m in runs:
+        out.append(case_record(
+            f"{case.name} np={m.ranks}",
+            {"case": case.name, "weak": case.weak, "np": m.ranks, "grid": m.grid,
+             "oversubscribed": m.ranks > cores},
+            list(m.walls),
+            phases_mean_s={p: float(m.timing[p][1]) for p in SHOWN},
+            kpass_max_s=m.kpass_max, kpass_mean_s=m.kpass_mean,
+            kpts_per_s_per_rank=m.grid ** 2 / (m.ranks * m.kpass_mean),
+            e_wall=efficiency(case, runs[0], m, "wall"),
+            e_kpass=efficiency(case, runs[0], m, "kpass_max"),
+            imbalance={p: m.imbalance(p) for p in KPASS}, load_before_after=load))
+    return out
+
+
 def rates(case: Case, runs: list[Measure]) -> str:
     """k-points per second per rank of the k-pass (mean over ranks)."""
     parts = [f"np={m.ranks}: {m.grid ** 2 / (m.ranks * m.kpass_mean):,.0f}" for m in runs]
@@ -157,7 +199,13 @@ def rates(case: Case, runs: list[Measure]) -> str:
 def main() -> None:
     """Run the scaling cases and print one table per case."""
     args = _parser().parse_args()
+    if args.suite:
+        args.quick = args.suite == "quick"
+        args.np = [1, 2] if args.quick else [1, 2, 3, 4]
+        args.repeat = 2 if args.quick else 3
+        args.per_rank = 40_000
     ranks = sorted(set(args.np if not args.quick else [n for n in args.np if n <= 2]))
+    recs: list[dict] = []
     cores = os.cpu_count() or 1
     print(f"cores: {cores}; runs with more than {cores} ranks are oversubscribed "
           f"(ranks share cores: their efficiency is not the code's). repeat={args.repeat}, "
@@ -166,11 +214,15 @@ def main() -> None:
         for case in cases(args.quick, args.per_rank):
             load = os.getloadavg()[0]
             runs = [measure(case, n, Path(tmp), args.repeat) for n in ranks]
+            recs += records(case, runs, cores, (load, os.getloadavg()[0]))
             print(table(case, runs, cores))
             print(rates(case, runs))
             print(f"  1-min load average before/after: {load:.2f} / {os.getloadavg()[0]:.2f} "
                   "(> 0 before: other processes shared the cores)")
             print(flush=True)
+    write_record(args.json, "scaling", args.suite,
+                 {"np": ranks, "repeat": args.repeat, "cores": cores, "sweep": SWEEP,
+                  "quick": args.quick}, recs)
 
 
 if __name__ == "__main__":

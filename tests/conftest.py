@@ -3,7 +3,9 @@
 - ``comm`` is ``MPI.COMM_WORLD`` (tests and cli.py are the only code that touch it);
 - tests not marked ``mpi`` are skipped when the world has more than one rank;
 - under mpirun only rank 0 prints pytest's report; other ranks print one line per failure;
-- a per-test faulthandler timeout kills a hung rank (with tracebacks), so mpirun ends.
+- a per-test faulthandler timeout kills a hung rank (with tracebacks), so mpirun ends;
+- a test that launches Python, mpirun or a shell (``runner.qgt``, ``subprocess``) fails unless
+  it is marked ``subprocess``, so ``-m "not subprocess"`` (``make check``) is really in-process.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +31,49 @@ from mpi_util import remove_shared, shared_tmpdir
 # Seconds one test may take before its rank dumps all tracebacks and exits (hang guard).
 HANG_SECONDS = float(os.environ.get("QGT_TEST_HANG_SECONDS", "600"))
 
+try:  # Property tests on a shared machine: no per-example deadline, no "too slow" health
+    # check (a loaded machine stalls a draw for seconds); a test's own @settings still win.
+    from hypothesis import HealthCheck
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile(
+        "qgt", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    _hypothesis_settings.load_profile(os.environ.get("QGT_HYPOTHESIS_PROFILE", "qgt"))
+except ImportError:
+    pass
+
 _hang_stream: TextIO | None = None
+
+# Programs whose launch makes a test a `subprocess` test (matplotlib's fc-list and the like
+# are not launches of the code under test); a shell (shell=True, bash, sh) always is.
+_LAUNCHERS = ("python", "mpirun", "mpiexec", "orterun", "srun")
+_SHELLS = ("bash", "sh")
+# The test being run when it is not marked `subprocess`; None outside tests.
+_unmarked_test: str | None = None
+
+
+def _launches_code(args: object, shell: bool) -> bool:
+    """Whether a Popen command line starts Python, an MPI launcher or a shell."""
+    if shell:
+        return True
+    first = args if isinstance(args, str | bytes | os.PathLike) else next(iter(args), "")
+    program = os.fsdecode(first)
+    name = os.path.basename(program)
+    return program == sys.executable or name in _SHELLS or name.startswith(_LAUNCHERS)
+
+
+class _MarkedPopen(subprocess.Popen):
+    """subprocess.Popen that refuses launches from tests not marked ``subprocess``."""
+
+    def __init__(self, args, *rest, **kwargs) -> None:
+        if _unmarked_test is not None and _launches_code(args, kwargs.get("shell", False)):
+            raise RuntimeError(
+                f"{_unmarked_test} launches {args!r} but is not marked subprocess: add "
+                "@pytest.mark.subprocess (make check runs -m 'not subprocess')")
+        super().__init__(args, *rest, **kwargs)
+
+
+subprocess.Popen = _MarkedPopen  # type: ignore[misc]  (subprocess.run looks it up here)
 
 
 class _RankFailures:
@@ -86,15 +131,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    """Dump every thread's traceback and exit if one test runs longer than HANG_SECONDS."""
-    if HANG_SECONDS > 0 and _hang_stream is not None:
-        faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_hang_stream)
-        try:
+    """Dump every thread's traceback and exit if one test runs longer than HANG_SECONDS;
+    refuse process launches (set-up of module fixtures included) unless marked subprocess."""
+    global _unmarked_test
+    _unmarked_test = None if item.get_closest_marker("subprocess") else item.nodeid
+    try:
+        if HANG_SECONDS > 0 and _hang_stream is not None:
+            faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=_hang_stream)
+            try:
+                yield
+            finally:
+                faulthandler.cancel_dump_traceback_later()
+        else:
             yield
-        finally:
-            faulthandler.cancel_dump_traceback_later()
-    else:
-        yield
+    finally:
+        _unmarked_test = None
 
 
 @pytest.fixture(scope="session")

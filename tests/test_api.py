@@ -4,7 +4,6 @@ deck's sections from Python (Solver, Superfluid, deck_model, fixed filling), poo
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -13,18 +12,26 @@ import sys
 
 import numpy as np
 import pytest
+from decks import (
+    BM_MASSIVE,
+    BM_PARAMS,
+    HALDANE,
+    HALDANE_PARAMS,
+    HALDANE_T,
+    deck_text,
+    kgrid_table,
+    sweep_table,
+    table,
+)
 from mpi4py import MPI
 from mpi_util import assert_all
-from runner import HALDANE_MODEL as HALDANE_DECK
-from runner import REPO, qgt
+from runner import REPO, qgt, run_deck
 
 import qgt_mpi as q
 from qgt_mpi.geometry.chern import chern_numbers, plaquette_flux
 from qgt_mpi.io.deck import parse_deck
 from qgt_mpi.parallel import CollectiveError
 from qgt_mpi.solvers.dense import DenseSolver
-
-HALDANE = {"t1": 1.0, "t2": 0.3, "mass": 0.2, "phi": 1.1}
 
 
 def test_docs_api_example_runs(tmp_path, monkeypatch):
@@ -38,16 +45,13 @@ def test_docs_api_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "haldane_api.h5").exists() and (tmp_path / "square.h5").exists()
 
 
+@pytest.mark.subprocess
 def test_save_writes_the_run_file(tmp_path):
     """Result.save and qgt-mpi run give the same datasets for the same model and sweep."""
-    deck = tmp_path / "h.toml"
-    deck.write_text('[model]\nkind = "haldane"\n' + "".join(f"{k} = {v}\n" for k, v in
-                                                           HALDANE.items())
-                    + "[kgrid]\nsize = [12, 12]\n[sweep]\ntemperature = [1.0, 4.0]\n"
-                    "mu = [0.0, 0.3]\ndelta = [0.05]\n[output]\nkresolved = false\n")
-    ran = tmp_path / "run.h5"
-    assert qgt(["run", str(deck), "-o", str(ran)]).returncode == 0
-    res = q.compute(q.models.haldane(**HALDANE), (12, 12), [1.0, 4.0], [0.0, 0.3], [0.05],
+    ran, _ = run_deck(tmp_path, "h", deck_text(
+        HALDANE, kgrid_table(12), sweep_table([1.0, 4.0], [0.0, 0.3], [0.05]),
+        table("output", kresolved=False)), np=0)
+    res = q.compute(q.models.haldane(**HALDANE_PARAMS), (12, 12), [1.0, 4.0], [0.0, 0.3], [0.05],
                     comm=MPI.COMM_SELF)
     res.save(str(tmp_path / "api.h5"))
     a, b = q.load(str(ran)), q.load(str(tmp_path / "api.h5"))
@@ -58,9 +62,10 @@ def test_save_writes_the_run_file(tmp_path):
     assert b.sigma_xy.dims == ("mu", "delta", "temperature")
 
 
+@pytest.mark.subprocess
 def test_saved_file_holds_the_model_and_plots_its_bands(tmp_path):
     """Result.save stores the model (/model/definition): bit-identical H(k), band figure."""
-    model = q.models.build_flattened(q.models.haldane(**HALDANE), 0.5)
+    model = q.models.build_flattened(q.models.haldane(**HALDANE_PARAMS), 0.5)
     res = q.compute(model, (8, 8), [1.0, 2.0], [0.0], [0.02, 0.05], comm=MPI.COMM_SELF)
     path = tmp_path / "api.h5"
     res.save(str(path))
@@ -76,7 +81,7 @@ def test_saved_file_holds_the_model_and_plots_its_bands(tmp_path):
 def test_bad_arguments_are_one_line_errors():
     """The deck's checks and messages: InputError before anything is set up, CollectiveError
     (status 2, same one-line text on every rank) once the model is known."""
-    model = q.models.haldane(**HALDANE)
+    model = q.models.haldane(**HALDANE_PARAMS)
     for kwargs, key in (({"temperature": [0.0]}, "sweep.temperature[0] = 0.0"),
                         ({"delta": [[0.1, 0.1, 0.1]]}, "sweep.delta = [[0.1, 0.1, 0.1]]"),
                         ({"mu": []}, "sweep.mu = []"), ({"kgrid": (0, 4)}, "kgrid.size[0] = 0"),
@@ -90,36 +95,18 @@ def test_bad_arguments_are_one_line_errors():
         assert getattr(err.value, "status", 2) == 2
 
 
-# --- the [solver] and the other deck sections from Python (issue 18) ---------------------------
+# --- the [solver] and the other deck sections from Python ---------------------------
 
-BM_KEYS = {"theta": 1.05, "shells": 2, "mass": 10.0}  # 76 plane waves, two gapped flat bands
-BM_DECK = """[model]
-kind = "bm_continuum"
-theta = 1.05
-shells = 2
-mass = 10.0
-[solver]
-kind = "slepc"
-nev = 2
-target = 0.1
-chern_below = 0
-[kgrid]
-size = [6, 6]
-[sweep]
-temperature = [1.0, 4.0]
-mu = [-3.0, 0.0, 2.5]
-delta = [0.3]
-[superfluid]
-U = 0.5
-filling = 0.3
-temperature = [0.01, 0.1]
-[output]
-kresolved = false
-"""
+# The BM model of decks.BM_MASSIVE (76 plane waves, two gapped flat bands) and the same
+# run as a deck and as API arguments.
+BM_KEYS = {**BM_PARAMS, "mass": 10.0}
 BM_SOLVER = {"kind": "slepc", "nev": 2, "target": 0.1, "chern_below": 0}
 BM_SWEEP = {"kgrid": (6, 6), "temperature": [1.0, 4.0], "mu": [-3.0, 0.0, 2.5],
             "delta": [0.3]}
 BM_SUPERFLUID = {"U": 0.5, "filling": 0.3, "temperature": [0.01, 0.1]}
+BM_DECK = deck_text(BM_MASSIVE, table("solver", **BM_SOLVER), kgrid_table(*BM_SWEEP["kgrid"]),
+                    sweep_table(BM_SWEEP["temperature"], BM_SWEEP["mu"], BM_SWEEP["delta"]),
+                    table("superfluid", **BM_SUPERFLUID), table("output", kresolved=False))
 
 
 def _assert_same(a: q.Result, b: q.Result, rtol: float) -> None:
@@ -139,14 +126,11 @@ def _assert_same(a: q.Result, b: q.Result, rtol: float) -> None:
         np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max(), err_msg=key)
 
 
+@pytest.mark.subprocess
 def test_api_slepc_window_equals_the_deck_run(tmp_path):
     """compute(..., solver=Solver("slepc", ...), superfluid=...) on a deck_model gives the
     file `qgt-mpi run` writes for the same deck (≤ 1e-12), window minimal metric included."""
-    deck = tmp_path / "bm.toml"
-    deck.write_text(BM_DECK)
-    ran = tmp_path / "run.h5"
-    proc = qgt(["run", str(deck), "-o", str(ran)])
-    assert proc.returncode == 0, proc.stderr
+    ran, _ = run_deck(tmp_path, "bm", BM_DECK, np=0)
     model = q.deck_model("bm_continuum", **BM_KEYS)
     res = q.compute(model, **BM_SWEEP, solver=q.Solver(**BM_SOLVER),
                     superfluid=q.Superfluid(**BM_SUPERFLUID), comm=MPI.COMM_SELF)
@@ -177,15 +161,13 @@ def test_api_slepc_window_equals_the_deck_run(tmp_path):
 ])
 def test_bad_solver_option_is_the_deck_error(options):
     """Solver(...), a solver dict and the deck's [solver] section fail with the same text."""
-    lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
-    deck = (f'[model]\nkind = "haldane"\nt1 = 1.0\nt2 = 0.3\n[kgrid]\nsize = [4, 4]\n'
-            f"[sweep]\ntemperature = [1.0]\nmu = [0.0]\ndelta = [0.1]\n[solver]\n{lines}")
+    deck = deck_text(HALDANE_T, kgrid_table(4), sweep_table(), table("solver", **options))
     with pytest.raises(q.InputError) as from_deck:
         parse_deck(deck)
     with pytest.raises(q.InputError) as from_object:
         q.Solver(**options)
     with pytest.raises(q.InputError) as from_dict:
-        q.compute(q.models.haldane(**HALDANE), (4, 4), [1.0], [0.0], [0.1], solver=options,
+        q.compute(q.models.haldane(**HALDANE_PARAMS), (4, 4), [1.0], [0.0], [0.1], solver=options,
                   comm=MPI.COMM_SELF)
     assert str(from_object.value) == str(from_dict.value) == str(from_deck.value)
     assert str(from_deck.value).startswith("solver.")
@@ -206,15 +188,14 @@ def test_superfluid_and_model_sections_are_the_deck_checks():
     np.testing.assert_allclose(e, np.tile([-0.25, 0.25], (4, 1)), atol=1e-12)
 
 
+@pytest.mark.subprocess
 def test_fixed_filling_sweep_equals_the_deck_run(tmp_path):
     """sweep.filling from Python (filling=, filling_bands=) = the deck's fixed-filling run."""
-    deck = tmp_path / "fill.toml"
-    deck.write_text(HALDANE_DECK + "[kgrid]\nsize = [8, 8]\n[sweep]\ntemperature = [1.0, 3.0]"
-                    "\nfilling = [0.3, 0.6]\nfilling_bands = [0]\ndelta = [0.05]\n"
-                    "[output]\nkresolved = false\n")
-    ran = tmp_path / "run.h5"
-    assert qgt(["run", str(deck), "-o", str(ran)]).returncode == 0
-    res = q.compute(q.models.haldane(**HALDANE), (8, 8), [1.0, 3.0], delta=[0.05],
+    ran, _ = run_deck(tmp_path, "fill", deck_text(
+        HALDANE, kgrid_table(8), sweep_table([1.0, 3.0], None, [0.05], filling=[0.3, 0.6],
+                                             filling_bands=[0]),
+        table("output", kresolved=False)), np=0)
+    res = q.compute(q.models.haldane(**HALDANE_PARAMS), (8, 8), [1.0, 3.0], delta=[0.05],
                     filling=[0.3, 0.6], filling_bands=[0], comm=MPI.COMM_SELF)
     assert res.dims == ("filling", "delta", "temperature") and res.mu_solved.units == "meV"
     res.save(str(tmp_path / "api.h5"))
@@ -247,7 +228,7 @@ def test_result_repr_states_the_key_facts():
                  "delta 2 values 0.3..0.5 meV", "temperature 2 values 1..4 K",
                  "chern      [1, -1]", "sigma_xx", "sigma_xy", "seebeck", "kappa_xx"):
         assert fact in text, (fact, text)
-    dense = q.compute(q.models.haldane(**HALDANE), (4, 4), [1.0], [0.0], [0.1],
+    dense = q.compute(q.models.haldane(**HALDANE_PARAMS), (4, 4), [1.0], [0.0], [0.1],
                       comm=MPI.COMM_SELF)
     assert "solver dense" in repr(dense) and "model haldane (2 orbitals)" in repr(dense)
 
@@ -277,7 +258,7 @@ def test_api_pools_equal_one_rank(comm):
 @pytest.mark.mpi
 def test_compute_is_rank_invariant(comm):
     """The API under mpirun gives the serial result on every rank (≤ 1e-12 relative)."""
-    model = q.models.haldane(**HALDANE)
+    model = q.models.haldane(**HALDANE_PARAMS)
     args = ((10, 10), [1.0, 3.0], [-0.5, 0.0, 0.5], [0.05])
     par = q.compute(model, *args, comm=comm)
     ser = q.compute(model, *args, comm=MPI.COMM_SELF)
@@ -337,6 +318,7 @@ def test_from_tbmodels_matches_tbmodels():
     np.testing.assert_allclose(e, theirs, atol=1e-12)
 
 
+@pytest.mark.subprocess
 def test_import_leaves_thread_settings_alone():
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     code = ("import os, qgt_mpi, qgt_mpi.api; "
@@ -346,6 +328,7 @@ def test_import_leaves_thread_settings_alone():
     assert out.stdout.strip() == "[]", out.stdout
 
 
+@pytest.mark.subprocess
 def test_missing_optional_package_is_one_line(tmp_path):
     """qgt-mpi plot without matplotlib: one line saying what to install, no traceback."""
     (tmp_path / "matplotlib").mkdir()

@@ -1,4 +1,5 @@
-"""Band structure along a path: ``[bands]``, ``qgt-mpi bands`` and its figure (issue 18, 3 and 7).
+"""Band structure along a path: ``[bands]``, ``qgt-mpi bands`` and its figure (docs/input.md,
+"Band structure along a path").
 
 The path energies must equal a direct dense diagonalisation of ``model.hamiltonian`` at the
 same k-points (Haldane: all bands; Bistritzer–MacDonald with the SLEPc window at a target
@@ -15,9 +16,10 @@ import logging
 import h5py
 import numpy as np
 import pytest
+from decks import HALDANE, HALDANE_PARAMS, deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
 from mpi_util import assert_all
-from runner import HALDANE_MODEL, qgt
+from runner import qgt, run_deck
 
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck import parse_deck
@@ -31,26 +33,26 @@ from qgt_mpi.run.bandpath import resolve_path, solve_path
 from qgt_mpi.solvers import DenseSolver
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 
-SWEEP = """[kgrid]
-size = [6, 6]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.01]
-[output]
-kresolved = false
-"""
-HALDANE_DECK = 'title = "path"\n' + HALDANE_MODEL + SWEEP + """[bands]
-path = "G K M G"
-points = 61
-"""
-BM_MODEL = """[model]
-kind = "bm_continuum"
-theta = 1.05
-shells = 2
-"""
-BM_DECK = ('title = "bm path"\n' + BM_MODEL + '[solver]\nkind = "slepc"\nnev = 4\n'
-           "target = 3.0\n" + SWEEP + '[bands]\npath = "K G M K\'"\npoints = 40\n')
+
+def _bands(path: str = "G K M G", points: int | None = 61) -> str:
+    """A [bands] table (``points=None``: left to its default)."""
+    return table("bands", path=path, points=points)
+
+
+SWEEP = kgrid_table(6) + sweep_table(delta=[0.01]) + table("output", kresolved=False)
+HALDANE_RUN = deck_text(HALDANE, SWEEP, title="path")  # no [bands]
+HALDANE_DECK = HALDANE_RUN + _bands()
+
+
+def _bm_deck(kind: str = "slepc", kresolved: bool = False, shells: int = 2) -> str:
+    """BM at 1.05° with a 4-band window at 3 meV (``kind = "dense"``: all bands)."""
+    return deck_text(table("model", kind="bm_continuum", theta=1.05, shells=shells),
+                     table("solver", kind=kind, nev=4, target=3.0), kgrid_table(6),
+                     sweep_table(delta=[0.01]), table("output", kresolved=kresolved),
+                     _bands("K G M K'", 40), title="bm path")
+
+
+BM_DECK = _bm_deck()
 TOL = 1e-9  # meV, against the direct dense diagonalisation
 
 
@@ -104,10 +106,10 @@ def test_named_points_follow_the_lattice_and_the_model():
 
 
 def test_deck_section_defaults_and_refusals():
-    config = parse_deck(HALDANE_DECK.replace("points = 61\n", ""))
+    config = parse_deck(HALDANE_RUN + _bands(points=None))
     assert config.bands.path == "G K M G" and config.bands.points == 120
     assert config.defaults["bands.points"] == 120
-    assert parse_deck(HALDANE_DECK.split("[bands]")[0]).bands is None
+    assert parse_deck(HALDANE_RUN).bands is None
     bad = {'path = "G Q"': "bands.path = 'G Q': point 'Q' is neither",
            'path = "G"': "at least two points",
            'path = "G G K"': "zero length",
@@ -117,23 +119,24 @@ def test_deck_section_defaults_and_refusals():
            "points = 5": "bands.path = <missing>: required key"}
     for body, message in bad.items():
         with pytest.raises(InputError) as err:
-            parse_deck(HALDANE_DECK.split("[bands]")[0] + "[bands]\n" + body + "\n")
+            parse_deck(HALDANE_RUN + "[bands]\n" + body + "\n")
         assert message in str(err.value) and "\n" not in str(err.value), body
-    model = haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1)
-    spec = parse_deck(HALDANE_DECK.replace('"G K M G"', '"G X"')).bands
+    model = haldane(**HALDANE_PARAMS)
+    spec = parse_deck(HALDANE_RUN + _bands("G X")).bands
     with pytest.raises(InputError, match="'X' is not defined for this lattice"):
         resolve_path(spec, model)
 
 
+@pytest.mark.subprocess
 def test_bad_bands_input_exits_2_with_one_line(tmp_path):
     deck = tmp_path / "d.toml"
-    deck.write_text(HALDANE_DECK.replace('"G K M G"', '"G X M"'))  # X: not on this lattice
+    deck.write_text(HALDANE_RUN + _bands("G X M"))  # X: not on this lattice
     proc = qgt(["validate", str(deck)])
     assert proc.returncode == 2 and "bands.path = 'G X M'" in _one_line(proc)
     out = tmp_path / "o.h5"
     proc = qgt(["bands", str(deck), "-o", str(out)], np=2)
     assert proc.returncode == 2 and "is not defined for this lattice" in _one_line(proc)
-    deck.write_text(HALDANE_DECK.split("[bands]")[0])
+    deck.write_text(HALDANE_RUN)
     proc = qgt(["bands", str(deck), "-o", str(out)], np=2)
     assert proc.returncode == 2 and _one_line(proc).startswith("qgt-mpi: input error: bands")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.toml"]  # no file, no lock
@@ -143,18 +146,15 @@ def test_bad_bands_input_exits_2_with_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def haldane_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hpath")
-    deck, out = tmp / "h.toml", tmp / "h.h5"
-    deck.write_text(HALDANE_DECK)
-    proc = qgt(["run", str(deck), "-o", str(out)], np=2)
-    assert proc.returncode == 0, proc.stderr
+    out, proc = run_deck(tmp_path_factory.mktemp("hpath"), "h", HALDANE_DECK)
     assert "band path Γ K M Γ: 61 points" in proc.stdout and "bands path 100.0%" in proc.stdout
     return out
 
 
+@pytest.mark.subprocess
 def test_run_path_equals_dense_diagonalisation(haldane_run):
     data = _read(haldane_run)
-    model = haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1)
+    model = haldane(**HALDANE_PARAMS)
     assert data["energies"].shape == (61, 2) and data["k"].shape == (61, 2)
     assert np.max(np.abs(data["energies"] - _dense(model, data["k"]))) < TOL
     assert data["labels"] == ["Γ", "K", "M", "Γ"] and "window_edges" not in data
@@ -168,6 +168,7 @@ def test_run_path_equals_dense_diagonalisation(haldane_run):
     assert info.returncode == 0 and "bands_path: Γ K M Γ, 61 points x 2 bands" in info.stdout
 
 
+@pytest.mark.subprocess
 def test_group_reads_as_netcdf_with_units(haldane_run):
     xr = pytest.importorskip("xarray")
     pytest.importorskip("h5netcdf")
@@ -194,6 +195,7 @@ def bm_files(tmp_path_factory):
     return files
 
 
+@pytest.mark.subprocess
 def test_window_path_equals_dense_and_does_not_depend_on_ranks(bm_files):
     model = bm_continuum(theta=1.05, shells=2)
     ref = _read(bm_files[(0, 1)])
@@ -219,11 +221,10 @@ def test_solve_path_is_rank_invariant(comm):
     """solve_path over the world (dense; windowed with one pool per rank and one pool of
     all ranks) equals the same path solved on one rank alone, on every rank."""
     log = logging.getLogger("test_bands_path")  # progress lines stay quiet
-    cases = [(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), "G K M G", 31)]
+    cases = [(haldane(**HALDANE_PARAMS), "G K M G", 31)]
     cases.append((bm_continuum(theta=1.05, shells=2), "K G M K'", 17))
     for model, text, n in cases:
-        path = resolve_path(parse_deck(HALDANE_DECK.replace('"G K M G"', f'"{text}"')
-                                       .replace("61", str(n))).bands, model)
+        path = resolve_path(parse_deck(HALDANE_RUN + _bands(text, n)).bands, model)
         windowed = model.norb > 2
         for per_pool in sorted({1, comm.size}) if windowed else [1]:
             pool = comm.Split(color=comm.rank // per_pool, key=comm.rank)
@@ -237,6 +238,7 @@ def test_solve_path_is_rank_invariant(comm):
             assert_all(comm, worst <= limit, f"{text}, pools of {per_pool}: {worst:.3g}")
 
 
+@pytest.mark.subprocess
 def test_failure_in_the_bands_phase_stops_every_rank(tmp_path):
     deck, out = tmp_path / "d.toml", tmp_path / "o.h5"
     deck.write_text(HALDANE_DECK)
@@ -250,6 +252,7 @@ def test_failure_in_the_bands_phase_stops_every_rank(tmp_path):
 
 # --- figures ---------------------------------------------------------------------------------
 
+@pytest.mark.subprocess
 def test_window_figure_is_drawn_and_missing_ones_say_why(bm_files, tmp_path, capsys):
     written = plot_file(str(bm_files[(0, 1)]), str(tmp_path))
     assert [p.rsplit("/", 1)[1] for p in written] == ["bands_path.png", "bands_path.pdf"]
@@ -264,14 +267,11 @@ def test_window_figure_is_drawn_and_missing_ones_say_why(bm_files, tmp_path, cap
     assert "bands_path not drawn: --bands 7 outside the file's bands 0..3" in err
 
 
+@pytest.mark.subprocess
 def test_dense_many_bands_default_and_map_grid(tmp_path, capsys, monkeypatch):
     """76 dense BM bands: the path shows 16 around the Fermi level, maps 4, and a map
     grid never has more than 4 columns."""
-    deck, out = tmp_path / "d.toml", tmp_path / "d.h5"
-    deck.write_text(BM_DECK.replace('kind = "slepc"', 'kind = "dense"')
-                    .replace("kresolved = false", "kresolved = true"))
-    proc = qgt(["run", str(deck), "-o", str(out)])
-    assert proc.returncode == 0, proc.stderr
+    out, _ = run_deck(tmp_path, "d", _bm_deck("dense", kresolved=True), np=0)
     energies = _read(out)["energies"]
     assert nearest_block(energies.mean(axis=0), 0.0, 16).tolist() == list(range(30, 46))
     assert choose_bands(energies.mean(axis=0), 0.0, 16, "all").size == 76
@@ -298,7 +298,7 @@ def test_rebuilt_path_of_a_large_model_says_why(tmp_path, capsys):
     REBUILD_MAX_ORBITALS (BM at 10 shells: 1324 orbitals)."""
     with h5py.File(tmp_path / "x.h5", "w") as f:
         f.attrs["program"] = "qgt_mpi"
-        f.attrs["input_text"] = BM_DECK.replace("shells = 2", "shells = 10")
+        f.attrs["input_text"] = _bm_deck(shells=10)
         assert plot_band_path(f, str(tmp_path)) == []
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bands_path not drawn: the model has 1324 orbitals" in err[0]

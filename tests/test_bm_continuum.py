@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from decks import kgrid_table, sweep_table
 
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.geometry.chern import chern_numbers
@@ -11,7 +12,7 @@ from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck import parse_deck
 from qgt_mpi.models import build_model
 from qgt_mpi.models.bm_continuum import BMContinuum, k_theta, theta_from_alpha
-from qgt_mpi.run.driver import model_from_config
+from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers import DenseSolver
 
 MAGIC_ALPHA = 0.58566356  # chiral first magic α: bandwidth minimisation, bench/bench_tbg.py
@@ -134,7 +135,7 @@ def test_shell_convergence_and_shift_map():
 
 
 def test_trace_condition_of_sublattice_polarised_flat_bands():
-    """theory §5, issue 8: at the magic α the sublattice-polarised flat bands are ideal.
+    """theory §5.7: at the magic α the sublattice-polarised flat bands are ideal.
 
     A small sublattice mass makes the chiral zero modes (σz = ±1) exact eigenstates at ±mass/2,
     so the existing per-band geometry gives their metric and curvature directly.
@@ -168,22 +169,23 @@ def test_build_model_registry():
         build_model("bm_continuum", {**params, "theta": 0.0})
 
 
+def _deck(model_text: str) -> str:
+    """A one-point deck on a 4×4 grid around the body of a [model] table."""
+    return f"[model]\n{model_text}\n" + kgrid_table(4) + sweep_table(delta=[0.5])
+
+
 @pytest.mark.parametrize(("model_text", "norb"), [
     ('kind = "bm_continuum"\ntheta = 1.05\nshells = 2', 4 * 19),
     ('kind = "bm_continuum"\nalpha = 0.5\nw0 = 0.0\nvalley = -1', 148),
     ('kind = "tbg_atomistic"\nm = 2', 76),
 ])
 def test_decks_build_both_kinds(model_text, norb):
-    text = (f"[model]\n{model_text}\n[kgrid]\nsize = [4, 4]\n"
-            "[sweep]\ntemperature = [1.0]\nmu = [0.0]\ndelta = [0.5]\n")
-    assert model_from_config(parse_deck(text)).norb == norb
+    assert model_from_config(parse_deck(_deck(model_text))).norb == norb
 
 
 @pytest.mark.parametrize("model_text", ['kind = "bm_continuum"\nw1 = 100.0',
                                         'kind = "bm_continuum"\ntheta = 1.0\nvalley = 2',
                                         'kind = "tbg_atomistic"\nm = 0'])
 def test_bad_decks_name_the_model(model_text):
-    text = (f"[model]\n{model_text}\n[kgrid]\nsize = [4, 4]\n"
-            "[sweep]\ntemperature = [1.0]\nmu = [0.0]\ndelta = [0.5]\n")
     with pytest.raises(InputError, match="model"):
-        model_from_config(parse_deck(text))
+        model_from_config(parse_deck(_deck(model_text)))

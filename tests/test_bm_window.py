@@ -12,7 +12,8 @@ from mpi4py import MPI
 
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.models.bm_continuum import bm_continuum
-from qgt_mpi.run.driver import compute, window_isolated
+from qgt_mpi.run.diagnostics import window_isolated
+from qgt_mpi.run.driver import compute
 from qgt_mpi.solvers import DenseSolver
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 

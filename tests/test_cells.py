@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import binned_sums, direct_sums
 from mpi4py import MPI
-from test_transport import _binned, _direct
 
 from qgt_mpi.geometry.bands import pair_products
 from qgt_mpi.transport.binning import channels
@@ -39,8 +39,8 @@ def test_ev_wide_bands_match_direct_closed_forms(delta):
     eps, prod = _ev_model()
     mu = np.array([-20000.0, -4000.0, -275.0, 10.0, 1550.0, 3000.0, 20000.0])
     temps = [1.0, 300.0]
-    ref_s, ref_h = _direct(eps, prod, delta, mu, temps)
-    got_s, got_h = _binned(eps, prod, delta, mu, temps)
+    ref_s, ref_h = direct_sums(eps, prod, delta, mu, temps)
+    got_s, got_h = binned_sums(eps, prod, delta, mu, temps)
     for a in range(3):
         for c in range(4):
             scale = np.abs(ref_s[a, c]).max()
@@ -150,8 +150,8 @@ def test_dry_run_estimates_cells_and_pairs_of_the_full_grid():
 
 def _assert_direct(eps, prod, delta, mu, temps) -> None:
     """Cells against the direct closed forms: ≤ 1e-10 of each component's scale."""
-    ref_s, ref_h = _direct(eps, prod, delta, mu, temps)
-    got_s, got_h = _binned(eps, prod, delta, mu, temps)
+    ref_s, ref_h = direct_sums(eps, prod, delta, mu, temps)
+    got_s, got_h = binned_sums(eps, prod, delta, mu, temps)
     scale = np.abs(ref_s).max(axis=(2, 3), keepdims=True)
     assert np.max(np.abs(got_s - ref_s) / scale) < 1e-10
     assert np.max(np.abs(got_h - ref_h)) / np.abs(ref_h).max() < 1e-10
@@ -205,6 +205,7 @@ def test_dispersive_leaves_with_one_k_point_are_not_points():
     assert all(p[0].size == 0 for p in reduced.points) and reduced.n_cells > 0
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("deck", ["hall_vs_mu", "haldane_flat", "fig3_thermoelectric"])
 def test_dry_run_predicts_within_30_percent_of_a_real_run(tmp_path, deck):
     """`qgt-mpi dry-run --np 1` against the same deck run serially: memory per rank within

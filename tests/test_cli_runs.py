@@ -7,34 +7,26 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from runner import HALDANE_MODEL, REPO, qgt
+from decks import HALDANE, HALDANE_T, deck_text, kgrid_table, span, sweep_table, table
+from helpers import TRANSPORT_KEYS
+from runner import REPO, qgt
 
-TRANSPORT = ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric", "sigma_yy", "sigma_xy",
-             "seebeck", "kappa_xx", "lorenz_ratio")
-
-DECK = 'title = "rank invariance"\n' + HALDANE_MODEL + """{flatten}
-[kgrid]
-size = {size}
-[sweep]
-temperature = {{start = 0.5, stop = 20.0, num = 5, spacing = "log"}}
-mu = {{start = -3.0, stop = 3.0, num = 13}}
-delta = [0.05, [0.02, 0.08]]
-[output]
-kresolved = true
-[run]
-chunk = 37
-"""
+pytestmark = pytest.mark.subprocess  # every test runs the real command
 
 
 def _deck(tmp_path: Path, name: str, size=(13, 11), flatten: str = "") -> Path:
+    """The Haldane model (``flatten``: its [model.flatten] table) in blocks of 37 k-points."""
     path = tmp_path / f"{name}.toml"
-    path.write_text(DECK.format(size=list(size), flatten=flatten))
+    path.write_text(deck_text(
+        HALDANE + flatten, kgrid_table(*size),
+        sweep_table(span(0.5, 20.0, 5, "log"), span(-3.0, 3.0, 13), [0.05, [0.02, 0.08]]),
+        table("output", kresolved=True), table("run", chunk=37), title="rank invariance"))
     return path
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
-        out = {k: f["transport"][k][()] for k in TRANSPORT}
+        out = {k: f["transport"][k][()] for k in TRANSPORT_KEYS}
         numeric = {g: [k for k in f[g] if f[g][k].dtype.kind in "iuf"]  # no label axes
                    for g in ("kgrid", "geometry")}
         out.update({f"k/{k}": f["kgrid"][k][()] for k in numeric["kgrid"]})
@@ -45,7 +37,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("size, flatten", [((13, 11), ""),
                                             ((1, 2), ""),
-                                            ((6, 5), "[model.flatten]\ngap = 0.5")])
+                                            ((6, 5), table("model.flatten", gap=0.5))])
 def test_results_do_not_depend_on_rank_count(tmp_path, size, flatten):
     """1, 2, 3 and 4 ranks agree to 1e-12 relative (a 1×2 grid leaves ranks without k)."""
     deck = _deck(tmp_path, "inv", size, flatten)
@@ -75,17 +67,7 @@ BAD = {
     "wrong type": ("t1 = 'one'", "model.t1"),
     "per-band delta length": ("delta = [[0.01, 0.02, 0.03]]", "sweep.delta"),
 }
-GOOD = """[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-[kgrid]
-size = [4, 4]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.01]
-"""
+GOOD = deck_text(HALDANE_T, kgrid_table(4), sweep_table(delta=[0.01]))
 
 
 def _bad_text(change: str) -> str:
@@ -147,7 +129,7 @@ def test_default_input_end_to_end(tmp_path):
         tr = f["transport"]
         n_mu, n_d, n_t = tr["mu"].size, tr["delta"].shape[0], tr["temperature"].size
         assert tr["delta"].shape == (n_d, 2)
-        for key in TRANSPORT:
+        for key in TRANSPORT_KEYS:
             assert tr[key].shape == (n_mu, n_d, n_t) and "units" in tr[key].attrs
         assert list(f["geometry"]["chern"][()]) == [-1, 1]
         assert np.max(f["bands"]["bandwidth"][()]) < 1e-12

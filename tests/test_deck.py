@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from decks import HALDANE_T, deck_text, kgrid_table, sweep_table
 
 from qgt_mpi.io.deck import (
     InputError,
@@ -18,18 +19,7 @@ from qgt_mpi.io.deck import (
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs" / "haldane_flat.toml"
 
-MINIMAL = """
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-[kgrid]
-size = [8, 8]
-[sweep]
-temperature = [1.0, 2.0]
-mu = [0.0]
-delta = [0.01]
-"""
+MINIMAL = deck_text(HALDANE_T, kgrid_table(8), sweep_table([1.0, 2.0], delta=[0.01]))
 
 
 def deck(**sections: str) -> str:
@@ -227,7 +217,7 @@ def test_out_of_range_values_name_key_and_range(text, key, allowed):
 
 def test_truncation_range_below_nearest_neighbour_is_refused():
     """R_c shorter than the shortest bond keeps no hopping: refused, naming the key."""
-    from qgt_mpi.run.driver import model_from_config
+    from qgt_mpi.run.setup import model_from_config
 
     flat = 'kind = "haldane"\nt1 = 1.0\nt2 = 0.3\n[model.flatten]\ngap = 0.5\nnfine = 12\n'
     with pytest.raises(InputError) as info:

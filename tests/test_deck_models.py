@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from decks import kgrid_table, sweep_table
 from runner import REPO, qgt
 from w90_util import haldane_files, sample_k
 
@@ -24,17 +25,10 @@ from qgt_mpi.models import (
     truncate,
 )
 from qgt_mpi.models.registry import REQUIRED
-from qgt_mpi.run.driver import model_from_config
+from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers.dense import DenseSolver
 
-SWEEP = """
-[kgrid]
-size = [8, 8]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.1]
-"""
+SWEEP = kgrid_table(8) + sweep_table()
 
 
 def _chern(model, n: int = 24) -> np.ndarray:
@@ -174,6 +168,7 @@ def test_flatten_and_truncate_any_kind(tmp_path):
     assert np.abs(e - e0).max() < 1e-12  # every hopping of the deck is within R_c = 3
 
 
+@pytest.mark.subprocess
 def test_model_cli_save_info_and_run_from_file(tmp_path):
     """qgt-mpi model save/info; kind = "model_file" reproduces the deck's run exactly."""
     out = tmp_path / "cb.h5"
@@ -191,6 +186,7 @@ def test_model_cli_save_info_and_run_from_file(tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.subprocess
 def test_bad_wannier_file_in_a_run_is_one_line_exit_2(tmp_path):
     f = haldane_files(tmp_path)
     Path(f["tb"]).write_text(open(f["tb"]).read().replace("0.001 0", "0.001 nan", 1))

@@ -1,4 +1,4 @@
-"""Undefined values, ungapped Chern numbers and coarse grids are flagged (issue 10 §4)."""
+"""Undefined values, ungapped Chern numbers and coarse grids are flagged."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import h5py
 import numpy as np
 import pytest
+from decks import HALDANE, deck_text, haldane_table, kgrid_table, sweep_table, table
 from mpi4py import MPI
-from runner import HALDANE_MODEL, qgt
+from runner import qgt
 
 from qgt_mpi.models import haldane
 from qgt_mpi.run import diagnostics
@@ -55,11 +56,12 @@ def test_coarse_grid_reasons():
         (24, 24), w, np.array([[0.01, 0.01]]), np.array([0.1]))[0]
 
 
+@pytest.mark.subprocess
 def test_single_k_point_run_flags_nan_in_the_file(tmp_path):
     """A 1×1 grid: σ_xx = 0 mid-gap, so S, κ, L are NaN, masked, counted and warned about."""
     deck = tmp_path / "one.toml"
-    deck.write_text(HALDANE_MODEL + "[kgrid]\nsize = [1, 1]\n[sweep]\ntemperature = [0.1]\n"
-                    "mu = [0.0]\ndelta = [0.001]\n[output]\nkresolved = false\n")
+    deck.write_text(deck_text(HALDANE, kgrid_table(1), sweep_table([0.1], delta=[0.001]),
+                              table("output", kresolved=False)))
     out = tmp_path / "one.h5"
     proc = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -88,14 +90,12 @@ def test_largest_plaquette_flux_resolves_the_curvature():
     assert np.abs(peaked["chern_flux"][:2]).max() == pytest.approx(1.0, abs=1e-9)
 
 
+@pytest.mark.subprocess
 def test_unresolved_curvature_is_warned_and_written(tmp_path):
     """The same 7×7 deck through the CLI on 2 ranks: one warning line naming the bands, and
     the per-band flux in the file."""
-    model = HALDANE_MODEL.replace("mass = 0.2", "mass = 1.2")
-    assert model != HALDANE_MODEL
     deck = tmp_path / "coarse.toml"
-    deck.write_text(model + "[kgrid]\nsize = [7, 7]\n[sweep]\ntemperature = [1.0]\n"
-                    "mu = [0.0]\ndelta = [0.05]\n")
+    deck.write_text(deck_text(haldane_table(mass=1.2), kgrid_table(7), sweep_table(delta=[0.05])))
     out = tmp_path / "coarse.h5"
     proc = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""Collective failure in every phase: one rank fails, every rank stops (issue 10 §1).
+"""Collective failure in every phase: one rank fails, every rank stops.
 
 A failure is injected on one rank through the test hook ``QGT_TEST_FAIL=phase:rank``
 (qgt_mpi.parallel.errors.fail_point, the one place it is read) into each phase of a real run
@@ -14,30 +14,25 @@ import time
 from pathlib import Path
 
 import pytest
-from runner import HALDANE_MODEL, qgt
+from decks import HALDANE, deck_text, kgrid_table, sweep_table, table
+from runner import qgt
 
 from qgt_mpi.parallel.errors import PHASES
 
+pytestmark = pytest.mark.subprocess  # every test runs the real command
+
 # Small but complete: k-resolved output, several blocks per rank (checkpoint after every
 # round with --checkpoint-interval 0), and a [superfluid] section on a flattened model.
-DECK = 'title = "injected failure"\n' + HALDANE_MODEL + """
-[model.flatten]
-gap = 0.5
-[kgrid]
-size = [8, 8]
-[sweep]
-temperature = [0.5, 2.0]
-mu = [-0.25, 0.0, 0.25]
-delta = [0.02]
-[superfluid]
-U = 0.1
-filling = 0.5
-temperature = [0.01, 0.1]
-[output]
-kresolved = true
-[run]
-chunk = 7
-"""
+def _text(n: int = 8) -> str:
+    """The deck on an n×n grid."""
+    return deck_text(HALDANE, table("model.flatten", gap=0.5), kgrid_table(n),
+                     sweep_table([0.5, 2.0], [-0.25, 0.0, 0.25], [0.02]),
+                     table("superfluid", U=0.1, filling=0.5, temperature=[0.01, 0.1]),
+                     table("output", kresolved=True), table("run", chunk=7),
+                     title="injected failure")
+
+
+DECK = _text()
 TIMEOUT = 90.0  # seconds: startup of 3 ranks on a shared 2-core machine dominates
 
 
@@ -82,14 +77,14 @@ def test_full_file_system_fails_together_without_partial_file(tmp_path):
     file system) stops all ranks with status 1 and one message; no .partial, no .lock."""
     import subprocess
 
-    from runner import REPO, _clean_env
+    from runner import REPO, clean_env
 
     deck = tmp_path / "deck.toml"
-    deck.write_text(DECK.replace("size = [8, 8]", "size = [60, 60]"))
+    deck.write_text(_text(60))
     out = tmp_path / "out.h5"
     inner = f"ulimit -f 100; exec {sys.executable} -m qgt_mpi run {deck} -o {out}"
     proc = subprocess.run(["mpirun", "--quiet", "-n", "3", "bash", "-c", inner],
-                          capture_output=True, text=True, timeout=TIMEOUT, env=_clean_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT, env=clean_env(),
                           cwd=REPO)
     ours = [ln for ln in proc.stderr.splitlines() if ln.startswith("qgt-mpi:")]
     assert proc.returncode == 1, proc.stderr[-2000:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from decks import HALDANE_T, deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
 
 from qgt_mpi.io.deck import InputError, parse_deck
@@ -56,23 +57,11 @@ def test_flattened_window_keeps_the_geometry_of_the_bm_flat_bands():
 
 
 def test_flatten_needs_one_energy_per_band():
-    deck = """
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-[kgrid]
-size = [4, 4]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.1]
-[solver]
-flatten = {value}
-"""
-    assert parse_deck(deck.format(value="[-0.25, 0.25]")).solver.flatten == (-0.25, 0.25)
+    deck = deck_text(HALDANE_T, kgrid_table(4), sweep_table())
+    assert parse_deck(deck + table("solver", flatten=[-0.25, 0.25])).solver.flatten == (
+        -0.25, 0.25)
     with pytest.raises(InputError) as err:
-        parse_deck(deck.format(value="0.5"))
+        parse_deck(deck + table("solver", flatten=0.5))
     assert err.value.key == "solver.flatten"
     with pytest.raises(ValueError, match="needs 2 energies"):
         FlatBands(DenseSolver(), [0.0]).check(haldane(**PARAMS))

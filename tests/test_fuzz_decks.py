@@ -1,4 +1,4 @@
-"""Property-based fuzz test of whole runs on mutated example decks (issue 10, Tests).
+"""Property-based fuzz test of whole runs on mutated example decks.
 
 Every deck in inputs/ is first shrunk (a 5×4 grid, at most 3 values per sweep axis, nfine
 16) so that one run takes a fraction of a second, then mutated by hypothesis: values
@@ -24,6 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from decks import toml, toml_key
 from runner import REPO, qgt
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -102,27 +103,11 @@ def mutated_decks(draw):
     return deck
 
 
-def _toml_value(value) -> str:
-    """A value as TOML text (inline tables for nested dicts)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        return ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-
-
 def _toml(deck) -> str:
+    """The deck as TOML text, every table inline."""
     if not isinstance(deck, dict):  # the whole deck replaced: write it as one odd key
-        return f"deck = {_toml_value(deck)}\n"
-    return "".join(f"{json.dumps(k)} = {_toml_value(v)}\n" for k, v in deck.items())
+        return f"deck = {toml(deck)}\n"
+    return "".join(f"{toml_key(k)} = {toml(v)}\n" for k, v in deck.items())
 
 
 def _check_file(out: Path) -> None:
@@ -160,6 +145,7 @@ def _run_one(deck: dict, tmp: Path, capsys) -> int:
     return status
 
 
+@pytest.mark.slow
 @seed(20261130)
 @settings(max_examples=100, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -170,12 +156,14 @@ def test_mutated_decks_run_or_are_refused(deck, tmp_path, capsys):
     OUTCOMES[_run_one(deck, work, capsys)] += 1
 
 
+@pytest.mark.slow
 def test_report_fuzz_counts():
     """Print what the fuzz test generated (runs after it in file order)."""
     print(f"\nfuzz: {sum(OUTCOMES.values())} generated decks, exit status counts "
           f"{dict(sorted(OUTCOMES.items()))}")
 
 
+@pytest.mark.subprocess
 @seed(7)
 @settings(max_examples=4, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -8,8 +8,8 @@ import warnings
 import mpmath as mp
 import numpy as np
 import pytest
+from helpers import SPREAD, lor, peak_points, quad_sum
 from scipy.integrate import IntegrationWarning, quad
-from test_kernels import SPREAD, _peaks, _quad, lor
 
 from qgt_mpi.kernels.closed import fermi, k_series, minus_fermi_prime, y_pair
 from qgt_mpi.kernels.hall_moments import (
@@ -28,9 +28,9 @@ def ym_quad(a, en, em, dn, dm, mu, kT):
     def g(w):
         return h_moment(a, w - mu, kT) * lor(w, en, dn) * (1.0 / (w - em + 1j * dm) ** 2).real
     s = max(dn, dm, kT)
-    pts = (*_peaks(en, dn, em, dm), mu, mu - 45 * kT, mu + 45 * kT, min(en, em, mu) - 1e3 * s)
+    pts = (*peak_points(en, dn, em, dm), mu, mu - 45 * kT, mu + 45 * kT, min(en, em, mu) - 1e3 * s)
     edges = [-np.inf, *sorted(set(pts)), np.inf]
-    return -2.0 / np.pi * _quad(g, edges), 2.0 / np.pi * _quad(lambda w: abs(g(w)), edges)
+    return -2.0 / np.pi * quad_sum(g, edges), 2.0 / np.pi * quad_sum(lambda w: abs(g(w)), edges)
 
 
 def test_h_moments_against_definition() -> None:

@@ -19,28 +19,13 @@ from pathlib import Path
 
 import h5py
 import pytest
-from runner import REPO, _clean_env
+from decks import deck_text, kgrid_table, sweep_table, table
+from runner import REPO, clean_env
 
 JOBS = REPO / "jobs"
 TEMPLATES = sorted(p for p in JOBS.iterdir() if p.suffix in (".sbatch", ".sh"))
 SBATCH = [p for p in TEMPLATES if p.suffix == ".sbatch"]
 MARK = "# qgt-launch"
-
-DECK = """
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-mass = 0.2
-[kgrid]
-size = [{n}, {n}]
-[sweep]
-temperature = [5.0]
-mu = [-1.0, 0.0]
-delta = [0.05]
-[run]
-chunk = {chunk}
-"""
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -51,7 +36,9 @@ def _ids(paths: list[Path]) -> list[str]:
 def _deck(directory: Path, n: int = 24, chunk: int = 64, name: str = "tiny") -> Path:
     """Write a small input deck; returns its path."""
     path = directory / f"{name}.toml"
-    path.write_text(DECK.format(n=n, chunk=chunk))
+    path.write_text(deck_text(table("model", kind="haldane", t1=1.0, t2=0.3, mass=0.2),
+                              kgrid_table(n), sweep_table([5.0], [-1.0, 0.0], [0.05]),
+                              table("run", chunk=chunk)))
     return path
 
 
@@ -84,6 +71,7 @@ def test_every_template_is_found() -> None:
         assert "-m mpi4py -m qgt_mpi run" in launch_line(template)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("template", TEMPLATES, ids=_ids(TEMPLATES))
 def test_bash_syntax(template: Path) -> None:
     """``bash -n`` accepts every template."""
@@ -102,6 +90,7 @@ def test_sbatch_conventions(template: Path) -> None:
     assert launch_line(template).startswith("srun python -m mpi4py -m qgt_mpi run \"$DECK\"")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("template", TEMPLATES, ids=_ids(TEMPLATES))
 def test_launch_line_runs(template: Path, tmp_path: Path) -> None:
     """The launch line, under mpirun on 2 ranks, writes a complete result file."""
@@ -112,14 +101,14 @@ def test_launch_line_runs(template: Path, tmp_path: Path) -> None:
     script = "".join(f"{k}='{v}'\n" for k, v in variables.items())
     script += 'set -- --checkpoint-interval 300\n' + local_command(launch_line(template))
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          timeout=300, env=_clean_env(), cwd=tmp_path)
+                          timeout=300, env=clean_env(), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _complete(out)
 
 
 def _dry_env(**extra: str) -> dict[str, str]:
     """Environment of a dry-mode job script: venv first on PATH, SLURM faked."""
-    env = _clean_env()
+    env = clean_env()
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     env.update(QGT_JOB_DRYRUN="1", QGT_JOB_DRYRUN_NP="2", CHECKPOINT_INTERVAL="300", **extra)
     return env
@@ -131,6 +120,7 @@ def _job(template: Path, cwd: Path, **extra: str) -> subprocess.CompletedProcess
                           timeout=300, env=_dry_env(**extra), cwd=cwd)
 
 
+@pytest.mark.subprocess
 def test_sweep_array_picks_the_ith_deck(tmp_path: Path) -> None:
     """Array task i runs the i-th deck of the list file; one result per deck."""
     decks = [_deck(tmp_path, n=12 + 4 * i, name=f"deck{i}") for i in range(3)]
@@ -157,6 +147,7 @@ def _stop_when_running(proc: subprocess.Popen, out: Path, timeout: float = 120) 
     pytest.fail(f"the k-pass never started (output {out})")
 
 
+@pytest.mark.subprocess
 def test_stop_checkpoint_resubmit_resume(tmp_path: Path) -> None:
     """USR1 → checkpoint, status 3, one (echoed) sbatch; the rerun resumes; bounded."""
     deck, out = _deck(tmp_path, n=1200, chunk=256), tmp_path / "big.h5"
@@ -175,6 +166,7 @@ def test_stop_checkpoint_resubmit_resume(tmp_path: Path) -> None:
     assert not Path(f"{out}.checkpoint.h5").exists()
 
 
+@pytest.mark.subprocess
 def test_resubmission_is_bounded(tmp_path: Path) -> None:
     """With QGT_RESUBMIT at MAX_RESUBMITS a stopped job does not resubmit (status 1)."""
     script = (f"source <(sed -n '/^resubmit()/,/^}}/p' {JOBS / 'single_node.sbatch'})\n"

@@ -9,31 +9,12 @@ import warnings
 import mpmath as mp
 import numpy as np
 import pytest
+from helpers import SPREAD, lor, peak_points, quad_sum
 from scipy.integrate import IntegrationWarning, quad
 
-from qgt_mpi.kernels.closed import (
-    ETA_DEG,
-    fermi,
-    k_series,
-    lambda_series,
-    minus_fermi_prime,
-    w_pair,
-    y_pair,
-)
+from qgt_mpi.kernels.closed import fermi, k_series, lambda_series, minus_fermi_prime, w_pair, y_pair
 
 warnings.simplefilter("ignore", IntegrationWarning)
-
-
-def lor(w, e, d):
-    """L(ω) = Im 1/(ω − e + iδ) = −δ/((ω−e)² + δ²)."""
-    return -d / ((w - e) ** 2 + d**2)
-
-
-def _quad(g, edges) -> float:
-    tot = 0.0
-    for lo, hi in itertools.pairwise(edges):
-        tot += quad(g, lo, hi, epsabs=1e-300, epsrel=1e-12, limit=4000)[0]
-    return tot
 
 
 def _edges(lo, hi, pts):
@@ -41,17 +22,12 @@ def _edges(lo, hi, pts):
     return [lo, *inner, hi]
 
 
-def _peaks(en, dn, em, dm):
-    """Breakpoints resolving both Lorentzians."""
-    return [e + k * d for e, d in ((en, dn), (em, dm)) for k in (-30, -3, 0, 3, 30)]
-
-
 def w_quad(a, en, em, dn, dm, mu, kT):
     """(1/π)∫ (ω−μ)^a (−f') L_n L_m on μ ± 45 kT; returns (value, ∫|integrand|)."""
     def g(w):
         return (w - mu) ** a * minus_fermi_prime(w - mu, kT) * lor(w, en, dn) * lor(w, em, dm)
-    edges = _edges(mu - 45 * kT, mu + 45 * kT, (*_peaks(en, dn, em, dm), mu))
-    return _quad(g, edges) / np.pi, _quad(lambda w: abs(g(w)), edges) / np.pi
+    edges = _edges(mu - 45 * kT, mu + 45 * kT, (*peak_points(en, dn, em, dm), mu))
+    return quad_sum(g, edges) / np.pi, quad_sum(lambda w: abs(g(w)), edges) / np.pi
 
 
 def y_quad(en, em, dn, dm, mu, kT):
@@ -59,33 +35,9 @@ def y_quad(en, em, dn, dm, mu, kT):
     def g(w):
         return fermi(w - mu, kT) * lor(w, en, dn) * (1.0 / (w - em + 1j * dm) ** 2).real
     s = max(dn, dm, kT)
-    pts = (*_peaks(en, dn, em, dm), mu, mu + 45 * kT, min(en, em, mu) - 1e3 * s)
+    pts = (*peak_points(en, dn, em, dm), mu, mu + 45 * kT, min(en, em, mu) - 1e3 * s)
     edges = [-np.inf, *sorted(set(pts)), np.inf]
-    return -2.0 / np.pi * _quad(g, edges), 2.0 / np.pi * _quad(lambda w: abs(g(w)), edges)
-
-
-def _spread():
-    """(ε_n, ε_m, δ_n, δ_m, μ, kT): generic, δ ≪ kT, kT ≪ δ, degenerate, near-degenerate."""
-    base = [
-        (0.3, -0.2, 0.01, 0.02, 0.05, 0.03),
-        (0.3, -0.2, 0.001, 0.002, 0.0, 0.1),  # δ ≪ kT
-        (0.3, -0.2, 0.05, 0.03, 0.1, 0.001),  # kT ≪ δ
-        (0.25, -0.25, 0.01, 0.01, 0.0, 0.001),  # μ in the gap, low T
-        (0.02, -0.01, 1e-4, 3e-4, 0.0, 0.01),  # very sharp bands
-        (1.0, 0.9, 0.05, 0.01, 0.95, 0.2),
-        (0.1, 0.1, 0.02, 0.02, 0.05, 0.03),  # n = m (Drude)
-        (0.25, 0.25, 0.01, 0.01, 0.0, 0.001),  # degenerate, far from μ
-        (0.0, 0.0, 0.002, 0.002, 0.0, 0.05),  # degenerate at μ, δ ≪ kT
-    ]
-    near = []
-    for en, dn, mu, kT in ((0.1, 0.02, 0.05, 0.03), (0.02, 0.001, 0.0, 0.02)):
-        scale = dn + np.pi * kT
-        for s in (1e-9, 1e-6, 1e-3, 1e-2, 0.99 * ETA_DEG, 1.01 * ETA_DEG, 0.5):
-            near.append((en, en + s * scale, dn, dn * (1 + 0.3 * s), mu, kT))
-    return base + near
-
-
-SPREAD = _spread()
+    return -2.0 / np.pi * quad_sum(g, edges), 2.0 / np.pi * quad_sum(lambda w: abs(g(w)), edges)
 
 
 @pytest.mark.parametrize("p", SPREAD)
@@ -155,6 +107,7 @@ def _fp_inner_float(w, em, dm) -> float:
                              for lo, hi in itertools.pairwise(edges))
 
 
+@pytest.mark.slow  # nested quadrature: ~2.5 s per case, ~3.5 s on a loaded machine
 @pytest.mark.parametrize("p", [SPREAD[0], SPREAD[2], (0.1, -0.05, 0.02, 0.01, 0.0, 0.05)])
 def test_y_pair_against_double_integral(p) -> None:
     en, em, dn, dm, mu, kT = p
@@ -211,10 +164,10 @@ def test_zero_temperature_limit_of_k0() -> None:
 def _lambda_diff_quad(z1, z2, kT) -> complex:
     def g(x):
         return fermi(x, kT) * (1.0 / (x - z1) - 1.0 / (x - z2))
-    pts = sorted({*_peaks(z1.real, abs(z1.imag), z2.real, abs(z2.imag)), 0.0, 40 * kT, -1e3})
+    pts = sorted({*peak_points(z1.real, abs(z1.imag), z2.real, abs(z2.imag)), 0.0, 40 * kT, -1e3})
     edges = [-np.inf, *pts, np.inf]
-    re = _quad(lambda x: g(x).real, edges)
-    im = _quad(lambda x: g(x).imag, edges)
+    re = quad_sum(lambda x: g(x).real, edges)
+    im = quad_sum(lambda x: g(x).imag, edges)
     return re + 1j * im
 
 

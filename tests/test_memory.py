@@ -1,24 +1,20 @@
-"""Memory estimate against the measured peak, and the up-front refusal (issue 10 §3)."""
+"""Memory estimate against the measured peak, and the up-front refusal."""
 
 from __future__ import annotations
 
 import h5py
 import pytest
-from runner import HALDANE_MODEL, REPO, qgt
+from decks import HALDANE, deck_text, kgrid_table, span, sweep_table, table
+from runner import REPO, qgt
 
 from qgt_mpi.run import memory
 
-BIG_SWEEP = HALDANE_MODEL + """[model.flatten]
-gap = 0.5
-[kgrid]
-size = [12, 12]
-[sweep]
-temperature = {{start = 0.1, stop = 30.0, num = {nt}, spacing = "log"}}
-mu = {{start = -0.5, stop = 0.5, num = {nmu}}}
-delta = [0.01]
-[output]
-kresolved = false
-"""
+
+def _big_sweep(nt: int, nmu: int) -> str:
+    """The flattened Haldane model on 12×12 with nt temperatures × nmu chemical potentials."""
+    return deck_text(HALDANE, table("model.flatten", gap=0.5), kgrid_table(12),
+                     sweep_table(span(0.1, 30.0, nt, "log"), span(-0.5, 0.5, nmu), [0.01]),
+                     table("output", kresolved=False))
 
 
 def test_estimate_parts_scale_as_counted():
@@ -38,12 +34,13 @@ def test_estimate_parts_scale_as_counted():
     assert "kgrid.size" in memory.refusal(one, 2, 10.0)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("deck", ["hall_vs_mu", "geometry_maps", "big_sweep"])
 def test_estimate_within_30_percent_of_measured_peak(tmp_path, deck):
     """Measured peak RSS (max over 2 ranks) against the estimate the run stored."""
     if deck == "big_sweep":  # 10⁵ sweep points: the sweep part is ~45 % of the base
         path = tmp_path / "big.toml"
-        path.write_text(BIG_SWEEP.format(nt=400, nmu=250))
+        path.write_text(_big_sweep(400, 250))
     else:
         path = REPO / "inputs" / f"{deck}.toml"
     out = tmp_path / "out.h5"
@@ -56,11 +53,12 @@ def test_estimate_within_30_percent_of_measured_peak(tmp_path, deck):
     assert abs(est / peak - 1) <= 0.30, (est, peak)
 
 
+@pytest.mark.subprocess
 def test_run_that_cannot_fit_is_refused_up_front(tmp_path):
     """10¹⁴ sweep points: refused before the k-pass (the streamed file cannot fit on the
     disk), status 2, one line, no file."""
     path = tmp_path / "huge.toml"
-    path.write_text(BIG_SWEEP.format(nt=10_000_000, nmu=10_000_000))
+    path.write_text(_big_sweep(10_000_000, 10_000_000))
     out = tmp_path / "out.h5"
     proc = qgt(["run", str(path), "-o", str(out)], np=2, timeout=300)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

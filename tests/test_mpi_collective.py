@@ -9,6 +9,7 @@ import os
 import h5py
 import numpy as np
 import pytest
+from decks import HALDANE_T, deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
 from mpi_util import assert_all
 
@@ -117,9 +118,8 @@ def test_nan_on_one_rank_stops_all_ranks_without_output(comm, tmp_path_shared, m
 
     if comm.rank == comm.size - 1:
         monkeypatch.setattr(DenseSolver, "solve", poisoned)
-    deck = parse_deck(
-        "[model]\nkind='haldane'\nt1=1.0\nt2=0.3\n[kgrid]\nsize=[6, 6]\n"
-        "[sweep]\ntemperature=[1.0]\nmu=[0.0]\ndelta=[0.01]\n[run]\nchunk=4\n", "nan.toml")
+    deck = parse_deck(deck_text(HALDANE_T, kgrid_table(6), sweep_table(delta=[0.01]),
+                                table("run", chunk=4)), "nan.toml")
     out = str(tmp_path_shared / "nan.h5")
     with pytest.raises(CollectiveError) as err:
         run(comm, deck, out, setup_logging(comm))

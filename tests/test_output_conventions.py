@@ -3,7 +3,7 @@
 A real 2-rank run (k-resolved fields and the superfluid group included) is opened group by
 group; every variable must carry long_name and units (labels excepted), every dimension
 must be a coordinate variable (no phony dimensions), and the dims must be those of the
-table in qgt_mpi.io.conventions. The default-file trap of issue 13 is built in: n_mu equals
+table in qgt_mpi.io.conventions. A default-file trap is built in: n_mu equals
 n_bands, which made xarray label delta as (delta_index, mu) before the band axis existed.
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from runner import HALDANE_MODEL, qgt
+from decks import HALDANE, deck_text, kgrid_table, sweep_table, table
+from runner import qgt
 
 from qgt_mpi.io import conventions
 from qgt_mpi.io.writer import grid_pieces
@@ -20,27 +21,12 @@ from qgt_mpi.io.writer import grid_pieces
 xr = pytest.importorskip("xarray")
 pytest.importorskip("h5netcdf")
 
-DECK = f"""title = "conventions"
-{HALDANE_MODEL}
-[model.flatten]
-gap = 0.5
-[kgrid]
-size = [7, 5]
-[sweep]
-temperature = [1.0, 2.0, 4.0]
-mu = [-0.25, 0.0]
-delta = [[0.01, 0.02], [0.03, 0.03], [0.05, 0.01]]
-[superfluid]
-U = 0.1
-filling = 0.5
-band = 0
-temperature = [0.01, 0.1]
-[output]
-file = "conv.h5"
-kresolved = true
-[run]
-chunk = 4
-"""
+DECK = deck_text(HALDANE, table("model.flatten", gap=0.5), kgrid_table(7, 5),
+                 sweep_table([1.0, 2.0, 4.0], [-0.25, 0.0],
+                             [[0.01, 0.02], [0.03, 0.03], [0.05, 0.01]]),
+                 table("superfluid", U=0.1, filling=0.5, band=0, temperature=[0.01, 0.1]),
+                 table("output", file="conv.h5", kresolved=True), table("run", chunk=4),
+                 title="conventions")
 # Units a UDUNITS-2 parser accepts (checked by hand against its grammar: SI prefixes,
 # products with spaces, powers as integers, a numeric scale factor in front).
 UDUNITS = {"1", "K", "meV", "s", "uV/K", conventions.E2_OVER_H, conventions.KAPPA_OVER_T,
@@ -63,6 +49,7 @@ def _groups(path: str) -> list[str]:
         return [name for name in f if isinstance(f[name], h5py.Group)]
 
 
+@pytest.mark.subprocess
 def test_every_group_opens_with_named_dims_and_metadata(result):
     groups = _groups(result)
     assert {"transport", "kgrid", "geometry", "bands", "timing", "superfluid"} <= set(groups)
@@ -83,6 +70,7 @@ def test_every_group_opens_with_named_dims_and_metadata(result):
         ds.close()
 
 
+@pytest.mark.subprocess
 def test_axes_carry_their_values(result):
     tr = xr.open_dataset(result, engine="h5netcdf", group="transport")
     assert tr["delta"].dims == ("delta_index", "band")

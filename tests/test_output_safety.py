@@ -1,4 +1,4 @@
-"""Output paths that would destroy data are refused before anything runs (issue 10 §2, §5).
+"""Output paths that would destroy data are refused before anything runs.
 
 Each refusal is exit status 2 with one stderr line naming the key and the path, and the
 existing file (deck, device, FIFO, earlier result) is untouched. A second run with the same
@@ -17,18 +17,19 @@ from pathlib import Path
 
 import h5py
 import pytest
-from runner import HALDANE_MODEL, REPO, qgt
+from decks import HALDANE, deck_text, kgrid_table, sweep_table, table
+from runner import REPO, qgt
 
-DECK = 'title = "output safety"\n' + HALDANE_MODEL + """
-[kgrid]
-size = [4, 4]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.05]
-[output]
-kresolved = false
-"""
+pytestmark = pytest.mark.subprocess  # every test runs the real command
+
+
+def _text(n: int = 4, **output: object) -> str:
+    """A one-point run on an n×n grid; ``output``: more [output] keys."""
+    return deck_text(HALDANE, kgrid_table(n), sweep_table(delta=[0.05]),
+                     table("output", **output, kresolved=False), title="output safety")
+
+
+DECK = _text()
 
 
 def _deck(tmp_path: Path) -> Path:
@@ -86,7 +87,7 @@ def test_existing_result_is_kept_unless_overwrite(tmp_path):
 
 def test_deck_output_key_is_named(tmp_path):
     deck = tmp_path / "deck.toml"
-    deck.write_text(DECK.replace("[output]", f'[output]\nfile = "{tmp_path}"'))
+    deck.write_text(_text(file=str(tmp_path)))
     _refused(qgt(["run", str(deck)]), key="output.file")
 
 
@@ -107,8 +108,7 @@ def test_second_run_refuses_at_once_naming_the_first(tmp_path):
 def test_two_concurrent_runs_one_succeeds_one_refuses(tmp_path):
     """Real concurrency: two runs started together; exactly one writes the result."""
     deck, out = _deck(tmp_path), tmp_path / "out.h5"
-    slow = DECK.replace("size = [4, 4]", "size = [60, 60]")
-    deck.write_text(slow)
+    deck.write_text(_text(60))
     cmd = [sys.executable, "-m", "qgt_mpi", "run", str(deck), "-o", str(out)]
     procs = [subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -115,6 +115,7 @@ def test_claim3_sigma_xx_prefactor(model):
     assert abs(sigma[1] / exact[1] - 1.0) < 1e-5  # 1000 K: −4.2e-6
 
 
+@pytest.mark.slow
 def test_claim4_seebeck_peak_near_half_gap(model):
     """μ on the lower band, δ_1 = δ_2 = 0.01: S* = −52.29 μV/K at T* = 2.892 K ≈ Δ/(2k_B).
 
@@ -144,6 +145,7 @@ def test_claim4_seebeck_peak_near_half_gap(model):
     assert s_gap[0] == pytest.approx(seebeck_resonant(EPS, (1, 1), MU_BAND, T_GAP), rel=5e-4)
 
 
+@pytest.mark.slow
 def test_claim4_where_the_peak_reaches_ln2(model):
     """(k_B/e) ln 2 is one point of a continuous family, not a bound or a δ ≪ Δ limit.
 

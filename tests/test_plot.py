@@ -8,7 +8,8 @@ import os
 import h5py
 import numpy as np
 import pytest
-from runner import qgt
+from decks import PAPER, deck_text, kgrid_table, span, sweep_table, table
+from runner import qgt, run_deck
 
 from qgt_mpi.io.selection import Selection
 from qgt_mpi.plot import PlotOptions, default_outdir, plot_file, sweep
@@ -16,25 +17,10 @@ from qgt_mpi.plot.bands import high_symmetry_path, parse_path, path_points
 from qgt_mpi.plot.geometry import brillouin_zone
 from qgt_mpi.plot.style import COLOURS, N_DISTINCT, RC, Transport, find_peak, fit_line
 
-TINY_DECK = """
-title = "tiny figure test"
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-mass = 0.0
-phi = 1.5707963267948966
-[model.flatten]
-gap = 0.5
-[kgrid]
-size = [12, 12]
-[sweep]
-temperature = {start = 0.1, stop = 30.0, num = 61, spacing = "log"}
-mu = {start = -0.5, stop = 0.5, num = 9}
-delta = [0.001, 0.01, 0.1, [0.01, 0.05]]
-[output]
-kresolved = true
-"""
+TINY_DECK = deck_text(PAPER, kgrid_table(12),
+                      sweep_table(span(0.1, 30.0, 61, "log"), span(-0.5, 0.5, 9),
+                                  [0.001, 0.01, 0.1, [0.01, 0.05]]),
+                      table("output", kresolved=True), title="tiny figure test")
 
 EXPECTED = ["sigma_xx_vs_delta", "sigma_xx_vs_temperature", "inverse_sigma_xx_slopes",
             "sigma_xy_vs_mu", "seebeck_vs_delta", "seebeck_vs_temperature",
@@ -45,12 +31,7 @@ EXPECTED = ["sigma_xx_vs_delta", "sigma_xx_vs_temperature", "inverse_sigma_xx_sl
 @pytest.fixture(scope="module")
 def result_file(tmp_path_factory):
     """A small result file made by the real CLI on 2 ranks."""
-    tmp = tmp_path_factory.mktemp("plot")
-    deck, out = tmp / "tiny.toml", tmp / "tiny.h5"
-    deck.write_text(TINY_DECK)
-    proc = qgt(["run", str(deck), "-o", str(out)], np=2)
-    assert proc.returncode == 0, proc.stderr
-    return out
+    return run_deck(tmp_path_factory.mktemp("plot"), "tiny", TINY_DECK)[0]
 
 
 def test_fit_line_recovers_exact_slope():
@@ -92,6 +73,7 @@ def test_hexagonal_path_and_zone():
     assert np.allclose(np.linalg.norm(bz, axis=1), 4 * np.pi / 3)
 
 
+@pytest.mark.subprocess
 def test_plot_file_writes_every_figure(result_file, tmp_path):
     written = plot_file(str(result_file), str(tmp_path / "figs"))
     for name in EXPECTED:
@@ -103,6 +85,7 @@ def test_plot_file_writes_every_figure(result_file, tmp_path):
     assert default_outdir(str(result_file)).endswith("tiny_figures")
 
 
+@pytest.mark.subprocess
 def test_cli_plot_default_directory(result_file):
     proc = qgt(["plot", str(result_file), "--only", "bands", "--path", "G M K 1/3,1/3"])
     assert proc.returncode == 0, proc.stderr
@@ -111,6 +94,7 @@ def test_cli_plot_default_directory(result_file):
     assert all("tiny_figures" in p for p in paths)
 
 
+@pytest.mark.subprocess
 def test_cli_plot_missing_file_exits_2(tmp_path):
     proc = qgt(["plot", str(tmp_path / "nope.h5")])
     assert proc.returncode == 2
@@ -118,6 +102,7 @@ def test_cli_plot_missing_file_exits_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("qgt-mpi: error: cannot read")
 
 
+@pytest.mark.subprocess
 def test_journal_output_fonts_dpi_and_reproducible(result_file, tmp_path):
     """PDF fonts are TrueType (Type 42), PNGs are 300 dpi, a redraw is byte-identical."""
     from PIL import Image
@@ -136,6 +121,7 @@ def test_journal_output_fonts_dpi_and_reproducible(result_file, tmp_path):
     assert width_in <= 3.4 + 0.05  # single column (bbox tight trims, never widens)
 
 
+@pytest.mark.subprocess
 def test_selection_picks_nearest_points_and_states_them(result_file):
     with h5py.File(result_file, "r") as f:
         tr = Transport.read(f)
@@ -162,6 +148,7 @@ def test_many_curves_never_repeat_colour_and_style():
                for a, b in itertools.pairwise(cycle))  # neighbours differ (greyscale)
 
 
+@pytest.mark.subprocess
 def test_custom_band_path_and_kfield_maps(result_file, tmp_path):
     reciprocal = np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]]) * 2 * np.pi
     labels, corners = parse_path("G K M G 1/3,1/3", reciprocal)
@@ -178,6 +165,7 @@ def test_custom_band_path_and_kfield_maps(result_file, tmp_path):
         plot_file(str(result_file), str(tmp_path), PlotOptions(only=["maps"], maps=["nope"]))
 
 
+@pytest.mark.subprocess
 def test_cli_plot_options_and_info_selection(result_file, tmp_path):
     proc = qgt(["plot", str(result_file), "-d", str(tmp_path), "--only", "sweep",
                 "--x", "mu", "--quantity", "seebeck", "--temperature", "2", "--delta", "0.01"])
@@ -192,15 +180,14 @@ def test_cli_plot_options_and_info_selection(result_file, tmp_path):
     assert abs(float(rows[-1].split()[2]) / 5.8 - 1) < 0.05
 
 
+@pytest.mark.subprocess
 def test_fixed_filling_file_is_drawn_against_filling(tmp_path):
-    """A fixed-filling result (first axis filling_target, issue 11) is drawn against ν, with
+    """A fixed-filling result (first axis filling_target, theory §4.7) is drawn against ν, with
     the solved μ(ν, T) among the quantities; masks of undefined values are not drawn."""
-    deck, out = tmp_path / "fill.toml", tmp_path / "fill.h5"
-    deck.write_text(TINY_DECK.split("[sweep]")[0] + "[sweep]\ntemperature = [0.3, 3.0, 10.0]\n"
-                    "delta = [0.01]\nfilling = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]\n"
-                    "filling_bands = [0, 1]\n")
-    proc = qgt(["run", str(deck), "-o", str(out)], np=1)
-    assert proc.returncode == 0, proc.stderr
+    fillings = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    out, _ = run_deck(tmp_path, "fill", deck_text(
+        PAPER, kgrid_table(12), sweep_table([0.3, 3.0, 10.0], None, [0.01], filling=fillings,
+                                            filling_bands=[0, 1]), title="tiny figure test"), np=1)
     written = plot_file(str(out), str(tmp_path / "figs"))
     names = {os.path.splitext(os.path.basename(p))[0] for p in written}
     assert {"transport_vs_filling", "sigma_xy_vs_filling", "transport_vs_temperature"} <= names
@@ -213,6 +200,7 @@ def test_fixed_filling_file_is_drawn_against_filling(tmp_path):
     assert tr.mu_text(0.5) == r"$\nu$ = +0.5" and "filling" in tr.mu_axis_label
 
 
+@pytest.mark.subprocess
 def test_figures_not_drawn_say_why(result_file, tmp_path, capsys):
     """No silent skips: each figure a sweep cannot support prints one line saying why."""
     import dataclasses

@@ -8,13 +8,14 @@ C = ±1, (1/2π)∫Tr g = 1 and Tr g = |Ω| at every k (ideal bands).
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from decks import deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
+from runner import qgt
 
 from qgt_mpi.geometry.bands import band_geometry
 from qgt_mpi.models.bm_continuum import bm_continuum
@@ -95,49 +96,35 @@ def test_non_chiral_and_explicit_none_are_not_resolved(chiral):
     assert solver.solve(model, k).groups is None
 
 
-DECK = """
-[model]
-kind = "bm_continuum"
-alpha = 0.58566
-w0 = 0.0
-shells = 3
-[solver]
-kind = "{kind}"
-nev = 2
-target = 0.0
-resolve = "{resolve}"
-[kgrid]
-size = [3, 3]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.1]
-[output]
-file = "{out}"
-"""
+def _deck(kind: str, resolve: str, out: Path) -> str:
+    """The chiral magic angle with the deck's own output file ``out``."""
+    return deck_text(table("model", kind="bm_continuum", alpha=0.58566, w0=0.0, shells=3),
+                     table("solver", kind=kind, nev=2, target=0.0, resolve=resolve),
+                     kgrid_table(3), sweep_table(), table("output", file=str(out)))
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(("kind", "resolve", "message"), [
     ("slepc", "spin", "solver.resolve = 'spin'"),
     ("dense", "sublattice", "solver.resolve = 'sublattice'")])
 def test_bad_resolve_is_an_input_error(tmp_path, kind, resolve, message):
     deck = tmp_path / "d.toml"
     out = tmp_path / "o.h5"
-    deck.write_text(DECK.format(kind=kind, resolve=resolve, out=out))
-    proc = subprocess.run([sys.executable, "-m", "qgt_mpi", "run", str(deck)],
-                          capture_output=True, text=True, timeout=120)
+    deck.write_text(_deck(kind, resolve, out))
+    proc = qgt(["run", str(deck)], timeout=120)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if "error" in ln]
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not out.exists()
 
 
+@pytest.mark.subprocess
 def test_resolved_by_is_in_the_file(tmp_path):
     deck = tmp_path / "d.toml"
     out = tmp_path / "o.h5"
-    deck.write_text(DECK.format(kind="slepc", resolve="auto", out=out))
-    subprocess.run([sys.executable, "-m", "qgt_mpi", "run", str(deck)], check=True,
-                   capture_output=True, timeout=120)
+    deck.write_text(_deck("slepc", "auto", out))
+    proc = qgt(["run", str(deck)], timeout=120)
+    assert proc.returncode == 0, proc.stderr
     with h5py.File(out) as f:
         attrs = f["geometry"].attrs
         assert attrs["resolved_by"] == "sublattice"

@@ -1,51 +1,38 @@
-"""Checkpoint/restart under mpirun (issue 4): signals, kill -9, other rank counts, refusals."""
+"""Checkpoint/restart under mpirun: signals, kill -9, other rank counts, refusals."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from runner import HALDANE_MODEL, REPO, _clean_env, qgt
+from decks import HALDANE, deck_text, haldane_table, kgrid_table, span, sweep_table, table
+from helpers import TRANSPORT_KEYS, assert_same_results
+from runner import qgt, rank_pids, start
 
 from qgt_mpi.transport.stream import sweep_units
 
-KEYS = ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric", "sigma_yy", "sigma_xy", "seebeck",
-        "kappa_xx", "lorenz_ratio")
-
-DECK = HALDANE_MODEL.replace("{", "{{").replace("}", "}}") + """
-[kgrid]
-size = [{n}, {n}]
-[sweep]
-temperature = [1.0, 10.0]
-mu = {{start = -3.0, stop = 3.0, num = 25}}
-delta = [0.05, [0.02, 0.07]]
-[output]
-kresolved = true
-[run]
-chunk = 10
-progress_percent = 2
-"""
+pytestmark = pytest.mark.subprocess  # every test runs the real command
 
 
-def _deck(tmp_path: Path, n: int = 110, **changes: str) -> Path:
-    text = DECK.format(n=n)
-    for old, new in changes.items():
-        text = text.replace(old, new)
+def _deck(tmp_path: Path, n: int = 110, haldane: str = HALDANE, **axes: object) -> Path:
+    """The Haldane model on an n×n grid in blocks of 10 k-points; ``axes`` replace sweep axes."""
+    axes = {"temperature": [1.0, 10.0], "mu": span(-3.0, 3.0, 25),
+            "delta": [0.05, [0.02, 0.07]], **axes}
     path = tmp_path / "deck.toml"
-    path.write_text(text)
+    path.write_text(deck_text(haldane, kgrid_table(n), sweep_table(**axes),
+                              table("output", kresolved=True),
+                              table("run", chunk=10, progress_percent=2)))
     return path
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
-        out = {k: f["transport"][k][()] for k in KEYS}
+        out = {k: f["transport"][k][()] for k in TRANSPORT_KEYS}
         out.update({k: f["kgrid"][k][()] for k in f["kgrid"]
                     if f["kgrid"][k].dtype.kind in "iuf"})  # label axes are not data
         out.update({"chern": f["geometry"]["chern"][()],
@@ -53,34 +40,9 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _same(a: dict, b: dict) -> None:
-    for key in a:
-        base = a["sigma_xx"] if key.startswith("sigma_xx_") else a[key]
-        scale = np.max(np.abs(base))
-        np.testing.assert_allclose(b[key], a[key], rtol=1e-12, atol=1e-12 * scale,
-                                   err_msg=key)
-
-
-def _rank_pids(marker: str) -> list[int]:
-    """PIDs of the python rank processes whose command line contains ``marker``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if cmd and b"python" in Path(cmd[0].decode()).name.encode() and any(
-                marker.encode() in c for c in cmd):
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
 def _interrupt(deck: Path, out: Path, np_: int, how: str) -> int:
     """Start a run, wait until its k-pass is under way, then signal it; returns its status."""
-    cmd = ["mpirun", "--quiet", "-n", str(np_), sys.executable, "-m", "qgt_mpi", "run",
-           str(deck), "-o", str(out), "--checkpoint-interval", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_clean_env(), cwd=REPO)
+    proc = start(["run", str(deck), "-o", str(out), "--checkpoint-interval", "0"], np_)
     rng = np.random.default_rng()
     wanted = int(rng.integers(2, 12))  # a random point between ~2 % and ~20 % of the k-pass
     seen = 0
@@ -88,7 +50,7 @@ def _interrupt(deck: Path, out: Path, np_: int, how: str) -> int:
         seen += "k-pass" in line
         if seen >= wanted:  # at least one checkpoint written (interval 0: every round)
             break
-    pids = _rank_pids(str(out))
+    pids = rank_pids(str(out))
     assert len(pids) == np_, pids
     if how == "term":
         for pid in pids:  # SLURM's --signal delivers to every task
@@ -119,7 +81,7 @@ def test_interrupted_run_restarts_on_other_rank_count(tmp_path, how):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "resuming from checkpoint" in proc.stdout
     assert not ckpt.exists()
-    _same(_read(ref), _read(out))
+    assert_same_results(_read(ref), _read(out))
 
 
 def test_restart_refuses_changed_input(tmp_path):
@@ -127,7 +89,7 @@ def test_restart_refuses_changed_input(tmp_path):
     out = tmp_path / "out.h5"
     status = _interrupt(_deck(tmp_path, n=110), out, 2, "term")
     assert status == 3
-    changed = _deck(tmp_path, n=110, **{"temperature = [1.0, 10.0]": "temperature = [2.0]"})
+    changed = _deck(tmp_path, temperature=[2.0])
     proc = qgt(["run", str(changed), "-o", str(out)], np=2)
     assert proc.returncode == 2
     line = proc.stderr.strip()
@@ -140,10 +102,10 @@ def test_restart_refuses_changed_input(tmp_path):
 
 def test_restart_names_changed_key_and_unreadable_checkpoint(tmp_path):
     """A refused restart names ``model.t2`` (not ``model.params``); a corrupt checkpoint is
-    named and --no-restart suggested (issue 10 §5)."""
+    named and --no-restart suggested."""
     out = tmp_path / "out.h5"
     assert _interrupt(_deck(tmp_path, n=110), out, 2, "term") == 3
-    changed = _deck(tmp_path, n=110, **{"t2 = 0.3": "t2 = 0.31"})
+    changed = _deck(tmp_path, haldane=haldane_table(t2=0.31))
     proc = qgt(["run", str(changed), "-o", str(out)], np=2)
     assert proc.returncode == 2 and "(model.t2)" in proc.stderr, proc.stderr
     ckpt = Path(f"{out}.checkpoint.h5")
@@ -155,25 +117,21 @@ def test_restart_names_changed_key_and_unreadable_checkpoint(tmp_path):
 
 
 def test_signal_during_evaluation_keeps_the_kpass(tmp_path):
-    """SIGTERM during the sweep evaluation (issue 10 §3): the k-pass was checkpointed when it
+    """SIGTERM during the sweep evaluation: the k-pass was checkpointed when it
     ended, every rank stops with status 3, and the rerun skips the k-pass and gives the
     uninterrupted result."""
-    deck = _deck(tmp_path, n=24, **{
-        "temperature = [1.0, 10.0]": "temperature = {start = 0.5, stop = 20.0, num = 20}",
-        "num = 25": "num = 300"})  # an evaluation of ~3 s, the k-pass well under 1 s
+    deck = _deck(tmp_path, n=24, temperature=span(0.5, 20.0, 20),
+                 mu=span(-3.0, 3.0, 300))  # an evaluation of ~3 s, the k-pass well under 1 s
     ref = tmp_path / "ref.h5"
     assert qgt(["run", str(deck), "-o", str(ref)], np=2).returncode == 0
     out = tmp_path / "out.h5"
     ckpt = Path(f"{out}.checkpoint.h5")
-    cmd = ["mpirun", "--quiet", "-n", "2", sys.executable, "-m", "qgt_mpi", "run", str(deck),
-           "-o", str(out), "--checkpoint-interval", "1e6"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_clean_env(), cwd=REPO)
+    proc = start(["run", str(deck), "-o", str(out), "--checkpoint-interval", "1e6"], 2)
     deadline = time.monotonic() + 120
     while not ckpt.exists() and time.monotonic() < deadline:  # written when the k-pass ends
         time.sleep(0.05)
     time.sleep(0.3)
-    for pid in _rank_pids(str(out)):
+    for pid in rank_pids(str(out)):
         os.kill(pid, signal.SIGTERM)
     text = proc.stdout.read()
     assert proc.wait(timeout=120) == 3, text
@@ -189,4 +147,4 @@ def test_signal_during_evaluation_keeps_the_kpass(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resuming from checkpoint" in again.stdout and not ckpt.exists()
     assert f"{kept} of {n_units} units already in" in again.stdout and not partial.exists()
-    _same(_read(ref), _read(out))
+    assert_same_results(_read(ref), _read(out))

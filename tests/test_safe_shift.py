@@ -171,6 +171,7 @@ def test_padding_reaches_both_sides_of_the_window():
     assert np.allclose(win.outside[0], [-10.0, 1.0], atol=1e-9)
     # the 8 pairs nearest the target hold nothing below the window: more are asked for
     assert safe_shift.shortfall(np.sort(diag[1:9]), 0.15, solver.opts, n) == (0, 4)
+    assert safe_shift.shortfall(np.sort(diag[:9]), 0.15, solver.opts, n) == (0, 0)  # both
 
 
 def test_shift_ladder_and_checks():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from decks import HALDANE_T, deck_text, kgrid_table, sweep_table
 
 from qgt_mpi.io.deck import InputError, parse_deck
 from qgt_mpi.models import BondModel, as_sparse, build_model, haldane, truncate
@@ -84,24 +85,13 @@ def test_supercell_refuses_k_space_only_models():
         as_sparse(flat)
 
 
-DECK = """
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-{extra}
-[kgrid]
-size = [4, 4]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.1]
-{solver}
-"""
+def _deck(extra: str = "", solver: str = "") -> str:
+    """The plain Haldane deck with ``extra`` after [model] (its sub-tables) and a solver."""
+    return deck_text(HALDANE_T, extra + "\n", kgrid_table(4), sweep_table(), solver + "\n")
 
 
 def test_deck_sections_parse_and_build():
-    cfg = parse_deck(DECK.format(extra="[model.supercell]\nsize = [2, 3]\n"
+    cfg = parse_deck(_deck(extra="[model.supercell]\nsize = [2, 3]\n"
                                  "disorder = {width = 0.5, seed = 3}",
                                  solver='[solver]\nkind = "slepc"\nnev = 4\ntarget = -1.0'))
     assert cfg.model.supercell.size == (2, 3) and cfg.model.supercell.disorder_seed == 3
@@ -118,7 +108,7 @@ def test_deck_sections_parse_and_build():
 ])
 def test_bad_solver_sections_name_the_key(solver, key):
     with pytest.raises(InputError) as err:
-        parse_deck(DECK.format(extra="", solver=solver))
+        parse_deck(_deck(solver=solver))
     assert err.value.key == key and "\n" not in str(err.value)
 
 
@@ -131,5 +121,5 @@ def test_bad_solver_sections_name_the_key(solver, key):
 ])
 def test_bad_supercell_sections_name_the_key(extra, key):
     with pytest.raises(InputError) as err:
-        parse_deck(DECK.format(extra=extra, solver=""))
+        parse_deck(_deck(extra))
     assert err.value.key == key

@@ -10,41 +10,32 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from decks import HALDANE, deck_text, kgrid_table, span, sweep_table, table
+from helpers import TRANSPORT_KEYS, assert_same_results
 from mpi4py import MPI
-from runner import HALDANE_MODEL, REPO, _clean_env, qgt
-from test_restart import KEYS, _rank_pids, _same
+from runner import qgt, rank_pids, start
 
 from qgt_mpi.parallel import CollectiveError
 from qgt_mpi.transport.stream import MemorySink, run_units, sweep_units
 
-DECK = HALDANE_MODEL + """
-[kgrid]
-size = [12, 12]
-[sweep]
-temperature = {start = 0.5, stop = 30.0, num = 300, spacing = "log"}
-mu = {start = -3.0, stop = 3.0, num = 41}
-delta = [0.05]
-[output]
-kresolved = true
-[run]
-progress_percent = 1
-"""
+DECK = deck_text(HALDANE, kgrid_table(12),
+                 sweep_table(span(0.5, 30.0, 300, "log"), span(-3.0, 3.0, 41), [0.05]),
+                 table("output", kresolved=True), table("run", progress_percent=1))
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
     with h5py.File(path, "r") as f:
-        out = {k: f["transport"][k][()] for k in KEYS}
+        out = {k: f["transport"][k][()] for k in TRANSPORT_KEYS}
         out.update({k: f["kgrid"][k][()] for k in ("energies", "berry_curvature", "metric")})
         return out
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("how", ["term", "kill9"])
 def test_stop_during_evaluation_resumes_on_other_rank_count(tmp_path, how):
     """SIGTERM to every rank, or kill -9 of one rank with checkpoints every round."""
@@ -53,16 +44,14 @@ def test_stop_during_evaluation_resumes_on_other_rank_count(tmp_path, how):
     ref = tmp_path / "ref.h5"
     assert qgt(["run", str(deck), "-o", str(ref)], np=2).returncode == 0
     out = tmp_path / "out.h5"
-    cmd = ["mpirun", "--quiet", "-n", "3", sys.executable, "-m", "qgt_mpi", "run", str(deck),
-           "-o", str(out)] + (["--checkpoint-interval", "0"] if how == "kill9" else [])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_clean_env(), cwd=REPO)
+    proc = start(["run", str(deck), "-o", str(out)]
+                 + (["--checkpoint-interval", "0"] if how == "kill9" else []), 3)
     wanted, seen = int(np.random.default_rng().integers(2, 8)), 0
     for line in proc.stdout:
         seen += "evaluation" in line
         if seen >= wanted:
             break
-    pids = _rank_pids(str(out))
+    pids = rank_pids(str(out))
     for pid in pids if how == "term" else pids[-1:]:
         os.kill(pid, signal.SIGTERM if how == "term" else signal.SIGKILL)
     log = proc.stdout.read()
@@ -81,7 +70,7 @@ def test_stop_during_evaluation_resumes_on_other_rank_count(tmp_path, how):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "resuming from checkpoint" in proc.stdout
     assert not ckpt.exists() and not Path(str(out) + ".partial").exists()
-    _same(_read(ref), _read(out))
+    assert_same_results(_read(ref), _read(out))
 
 
 def test_units_do_not_depend_on_ranks_and_are_bounded():
@@ -153,6 +142,7 @@ def test_streamed_units_cover_the_sweep_once():
     assert sum(len(p) for p in comm.allgather(sink.local)) == len(units)
 
 
+@pytest.mark.subprocess
 def test_grouped_temperature_units_in_the_file(tmp_path):
     """A sweep of more than MAX_UNITS (δ, T) points is written in slabs of several T: the
     values land at the right temperatures (against a run of a few of those temperatures
@@ -162,21 +152,21 @@ def test_grouped_temperature_units_in_the_file(tmp_path):
     n_t = MAX_UNITS + 77
     temps = np.linspace(0.5, 30.0, n_t)
     assert max(u[1].stop - u[1].start for u in sweep_units(3, 1, n_t)) > 1
-    grid = "[kgrid]\nsize = [12, 12]\n"
-    tail = "mu = [-0.4, 0.1, 0.9]\ndelta = [0.05]\n"
+    def text(temperature) -> str:
+        return deck_text(HALDANE, kgrid_table(12), sweep_table(temperature, [-0.4, 0.1, 0.9],
+                                                               [0.05]))
+
     deck = tmp_path / "deck.toml"
-    deck.write_text(HALDANE_MODEL + grid + "[sweep]\ntemperature = {start = 0.5, stop = 30.0, "
-                    f"num = {n_t}}}\n" + tail)
+    deck.write_text(text(span(0.5, 30.0, n_t)))
     picks = [0, 1, 2, 517, n_t - 1]
     few = tmp_path / "few.toml"
-    few.write_text(HALDANE_MODEL + grid + "[sweep]\ntemperature = ["
-                   + ", ".join(repr(float(temps[i])) for i in picks) + "]\n" + tail)
+    few.write_text(text([float(temps[i]) for i in picks]))
     runs = {}
     for name, path, np_ in (("a", deck, 2), ("b", deck, 3), ("few", few, 1)):
         out = tmp_path / f"{name}.h5"
         proc = qgt(["run", str(path), "-o", str(out)], np=np_)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         with h5py.File(out, "r") as f:
-            runs[name] = {k: f["transport"][k][()] for k in KEYS}
-    _same(runs["a"], runs["b"])
-    _same(runs["few"], {k: v[:, :, picks] for k, v in runs["a"].items()})
+            runs[name] = {k: f["transport"][k][()] for k in TRANSPORT_KEYS}
+    assert_same_results(runs["a"], runs["b"])
+    assert_same_results(runs["few"], {k: v[:, :, picks] for k, v in runs["a"].items()})

@@ -25,9 +25,10 @@ import math
 import h5py
 import numpy as np
 import pytest
+from decks import BM_MASSIVE, HALDANE_T, deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
 from mpi_util import assert_all
-from runner import REPO, qgt
+from runner import REPO, run_deck
 
 from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.io.deck import InputError, SuperfluidSpec, parse_deck
@@ -258,8 +259,8 @@ def _kagome():
     from qgt_mpi.api import deck_model
 
     with open(REPO / "inputs" / "kagome_flat.toml", "rb") as fh:
-        table = dict(tomllib.load(fh)["model"])
-    return deck_model(table.pop("kind"), **table)
+        params = dict(tomllib.load(fh)["model"])
+    return deck_model(params.pop("kind"), **params)
 
 
 @pytest.mark.parametrize("case", ["haldane", "kagome"])
@@ -316,22 +317,20 @@ def test_window_minimal_metric_equals_dense(bm_small, grid):
     assert np.abs(minimise(other)[1] - windowed).max() <= 1e-10 * np.abs(windowed).max()
 
 
+@pytest.mark.subprocess
 def test_deck_window_minimal_metric_equals_dense_deck(tmp_path):
     """A [superfluid] deck with minimal_metric = true on a [solver] slepc window runs (it was
     refused) and writes the dense run's /superfluid (window band 0 = band 37 of 76)."""
     pytest.importorskip("slepc4py")
-    body = ('[model]\nkind = "bm_continuum"\ntheta = 1.05\nshells = 2\nmass = 10.0\n'
-            "[kgrid]\nsize = [6, 6]\n[sweep]\ntemperature = [1.0]\nmu = [0.0]\n"
-            "delta = [0.5]\n[output]\nkresolved = false\n[superfluid]\nU = 0.5\n"
-            "filling = 0.5\ntemperature = [0.01, 0.1]\nminimal_metric = true\n")
     out = {}
-    for name, extra in (("window", 'band = 0\n[solver]\nkind = "slepc"\nnev = 2\n'
-                                   "target = 0.1\n"), ("dense", "band = 37\n")):
-        deck = tmp_path / f"{name}.toml"
-        deck.write_text(body + extra)
-        proc = qgt(["run", str(deck), "-o", str(tmp_path / f"{name}.h5")])
-        assert proc.returncode == 0, proc.stderr
-        with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+    for name, band, solver in (("window", 0, table("solver", kind="slepc", nev=2, target=0.1)),
+                               ("dense", 37, "")):
+        text = deck_text(BM_MASSIVE, kgrid_table(6), sweep_table(delta=[0.5]),
+                         table("output", kresolved=False),
+                         table("superfluid", U=0.5, filling=0.5, temperature=[0.01, 0.1],
+                               minimal_metric=True, band=band), solver)
+        path, _ = run_deck(tmp_path, name, text, np=0)
+        with h5py.File(path, "r") as f:
             out[name] = {k: f["superfluid"][k][()] for k in ("metric_integral_minimal",
                                                              "metric_integral_ordinary", "D_s")}
     for key, ref in out["dense"].items():
@@ -355,19 +354,7 @@ def test_shifted_model_keeps_hoppings_and_spectrum():
 
 # --- (5) deck ------------------------------------------------------------------------------
 
-BASE = """
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-[kgrid]
-size = [8, 8]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.01]
-[superfluid]
-"""
+BASE = deck_text(HALDANE_T, kgrid_table(8), sweep_table(delta=[0.01])) + "[superfluid]\n"
 
 
 def test_deck_superfluid_section_and_defaults():

@@ -1,4 +1,4 @@
-"""TBG flat bands at fixed filling through a solver window (issue 8 item 4; theory §2.5, §4, §5).
+"""TBG flat bands at fixed filling through a solver window (theory §2.5, §4, §5).
 
 BM at 1.05°, w0/w1 = 0.8, 3 shells, sublattice mass 10 meV (C = ±1 per band and valley); the
 window is the two flat bands. Checks: the valley −1 run is the time-reversal partner of valley
@@ -13,7 +13,9 @@ import re
 
 import numpy as np
 import pytest
+from decks import deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
+from runner import run_deck
 
 from qgt_mpi.models.bm_continuum import bm_continuum
 from qgt_mpi.run.driver import compute
@@ -43,6 +45,7 @@ def valleys():
     return _filling_run(1), _filling_run(-1)
 
 
+@pytest.mark.slow
 def test_valley_partners_cancel_hall_response_at_fixed_filling(valleys):
     """Time reversal maps valley +1 to −1: xx parts equal, xy parts opposite (to the
     plane-wave cutoff error on the grid lines k1 = 0, k2 = 0, ~1e-4); density gives ν."""
@@ -64,6 +67,7 @@ def test_valley_partners_cancel_hall_response_at_fixed_filling(valleys):
     assert s_[0, 0, 1] < 0 < s_[-1, 0, 1]
 
 
+@pytest.mark.slow
 def test_flattened_window_bands_have_no_drude_part(valleys):
     """solver.flatten on the two flat bands: zero intraband (Drude) σ_xx at every filling, a
     positive geometric part, and the same group density (ν) as the dispersive bands."""
@@ -76,39 +80,24 @@ def test_flattened_window_bands_have_no_drude_part(valleys):
                                atol=1e-10)
 
 
-DECK = """title = "window diagnostic at fixed filling"
-degeneracy = 2
-[model]
-kind = "bm_continuum"
-theta = 1.05
-mass = 10.0
-[solver]
-kind = "slepc"
-nev = 2
-target = 0.0
-flatten = [1.0, 2.0]
-[kgrid]
-size = [3, 3]
-[sweep]
-temperature = [0.1]
-delta = [0.01]
-filling = {filling}
-filling_bands = [0, 1]
-"""
+def _filling_deck(filling: list[float]) -> str:
+    """Two flat window bands at 1 and 2 meV (solver.flatten) at fixed filling of both."""
+    return deck_text(table("model", kind="bm_continuum", theta=1.05, mass=10.0),
+                     table("solver", kind="slepc", nev=2, target=0.0, flatten=[1.0, 2.0]),
+                     kgrid_table(3),
+                     sweep_table([0.1], None, [0.01], filling=filling, filling_bands=[0, 1]),
+                     title="window diagnostic at fixed filling", degeneracy=2)
 
 
-@pytest.mark.parametrize("filling, warned", [("[0.3, 0.7]", None), ("[0.05]", (0.9, 1.0))])
+@pytest.mark.subprocess
+@pytest.mark.parametrize("filling, warned", [([0.3, 0.7], None), ([0.05], (0.9, 1.0))],
+                         ids=["inside", "below"])
 def test_window_diagnostic_uses_solved_mu(tmp_path, filling, warned):
     """Flat window bands at 1 and 2 meV: ν of the group 0.3 / 0.7 puts μ at 1.003 / 1.997 meV,
     inside the window, so no warning (the placeholder μ = 0 used to raise one); 0.05 puts μ
     at 1 − δ tan(0.4π) = 0.969 meV, below the window, and the warning names that μ, once
     (from rank 0 of two)."""
-    from runner import qgt
-
-    deck = tmp_path / "fill.toml"
-    deck.write_text(DECK.format(filling=filling))
-    proc = qgt(["run", str(deck), "-o", str(tmp_path / "fill.h5")], np=2)
-    assert proc.returncode == 0, proc.stderr
+    _, proc = run_deck(tmp_path, "fill", _filling_deck(filling))
     text = proc.stdout + proc.stderr
     lines = [ln for ln in text.splitlines() if "leaves the window bands" in ln]
     if warned is None:
@@ -120,40 +109,20 @@ def test_window_diagnostic_uses_solved_mu(tmp_path, filling, warned):
 
 
 
-LARGE_DECK = """title = "4232 orbitals"
-[model]
-kind = "haldane"
-t1 = 100.0
-t2 = 30.0
-mass = 10.0
-[model.supercell]
-size = [46, 46]
-[solver]
-kind = "slepc"
-nev = 2
-target = 0.0
-out_of_window = false
-[kgrid]
-size = [1, 1]
-[sweep]
-temperature = [5.0]
-delta = [0.2]
-mu = [0.0]
-"""
+LARGE_DECK = deck_text(table("model", kind="haldane", t1=100.0, t2=30.0, mass=10.0),
+                       table("model.supercell", size=[46, 46]),
+                       table("solver", kind="slepc", nev=2, target=0.0, out_of_window=False),
+                       kgrid_table(1), sweep_table([5.0], delta=[0.2]), title="4232 orbitals")
 
 
+@pytest.mark.subprocess
 def test_large_model_run_writes_its_result_file(tmp_path):
-    """4232 orbitals (the atomistic TBG cells of issue 8 have 7804-11908): the orbital
+    """4232 orbitals (the atomistic TBG cells of theory §2.6 have 7804-11908): the orbital
     positions (68 KiB) no longer go into a /model attribute, which HDF5 refused ("object
     header message is too large") after the whole k-pass; /model says why they are absent."""
     import h5py
-    from runner import qgt
 
-    deck = tmp_path / "large.toml"
-    deck.write_text(LARGE_DECK)
-    out = tmp_path / "large.h5"
-    proc = qgt(["run", str(deck), "-o", str(out)], np=1)
-    assert proc.returncode == 0, proc.stderr
+    out, _ = run_deck(tmp_path, "large", LARGE_DECK, np=1)
     with h5py.File(out, "r") as f:
         note = f["model"].attrs["positions"]
         assert "not stored: 4232 orbitals" in (note.decode() if isinstance(note, bytes) else note)

@@ -1,4 +1,4 @@
-"""Full thermoelectric and thermal tensors (theory §4 "Full tensors", issue 11) against limits.
+"""Full thermoelectric and thermal tensors (theory §4.6) against limits.
 
 Clean-limit entropy formula for α_xy (Berry curvature from geometry.bands on the same grid),
 Mott and Wiedemann–Franz in the Hall channel, the entropy per carrier of a Hall-dominated flat
@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from decks import PAPER, deck_text, kgrid_table, sweep_table
 from mpi4py import MPI
 
 from qgt_mpi.constants import K_B_MEV_PER_K, K_B_OVER_E_UV_PER_K
@@ -160,35 +161,21 @@ def test_tensors_do_not_depend_on_rank_count():
     assert comm.allgather(bad) == [[]] * comm.size, bad
 
 
-FILLING_DECK = """title = "fixed filling"
-[model]
-kind = "haldane"
-t1 = 1.0
-t2 = 0.3
-mass = 0.0
-phi = 1.5707963267948966
-[model.flatten]
-gap = 0.5
-[kgrid]
-size = [8, 8]
-[sweep]
-temperature = [0.3, 3.0]
-delta = [0.01]
-{sweep}
-"""
+def _filling_deck(**axes: object) -> str:
+    """The paper's flattened model at fixed filling on 8×8; ``axes``: filling and the rest."""
+    return deck_text(PAPER, kgrid_table(8),
+                     sweep_table([0.3, 3.0], **{"mu": None, "delta": [0.01], **axes}),
+                     title="fixed filling")
 
 
+@pytest.mark.subprocess
 def test_deck_filling_sweep_end_to_end(tmp_path):
     """[sweep] filling/filling_bands through the CLI on 2 ranks: solved μ and datasets match
     the Python API; mu together with filling, or a band outside the model, exit 2."""
     import h5py
-    from runner import qgt
+    from runner import qgt, run_deck
 
-    deck = tmp_path / "fill.toml"
-    deck.write_text(FILLING_DECK.format(sweep="filling = [0.25, 0.5]\nfilling_bands = [0, 1]"))
-    out = tmp_path / "fill.h5"
-    proc = qgt(["run", str(deck), "-o", str(out)], np=2)
-    assert proc.returncode == 0, proc.stderr
+    out, _ = run_deck(tmp_path, "fill", _filling_deck(filling=[0.25, 0.5], filling_bands=[0, 1]))
     _, ref, _ = compute(SELF, _flat_model(), (8, 8), np.array([0.3, 3.0]), np.array([0.0]),
                         np.array([[0.01, 0.01]]), filling=np.array([0.25, 0.5]),
                         filling_bands=[0, 1])
@@ -203,10 +190,11 @@ def test_deck_filling_sweep_end_to_end(tmp_path):
         assert tr["seebeck"].attrs["long_name"].startswith("paper Eq. 19")
     info = qgt(["info", str(out)])
     assert info.returncode == 0 and "2 filling x 1 delta x 2 T" in info.stdout, info.stderr
-    for sweep, key in (("filling = [0.5]\nmu = [0.0]", "sweep.mu"),
-                       ("filling = [0.5]\nfilling_bands = [2]", "sweep.filling_bands"),
-                       ("filling = [1.5]", "sweep.filling[0]")):
-        deck.write_text(FILLING_DECK.format(sweep=sweep))
+    deck = tmp_path / "bad.toml"
+    for axes, key in (({"filling": [0.5], "mu": [0.0]}, "sweep.mu"),
+                      ({"filling": [0.5], "filling_bands": [2]}, "sweep.filling_bands"),
+                      ({"filling": [1.5]}, "sweep.filling[0]")):
+        deck.write_text(_filling_deck(**axes))
         bad = qgt(["run", str(deck), "-o", str(tmp_path / "bad.h5")], np=1)
         assert bad.returncode == 2 and key in bad.stderr, bad.stderr
         assert not (tmp_path / "bad.h5").exists()

@@ -3,7 +3,7 @@ isolated only when no band can enter it between neighbouring k-points (theory §
 
 The Bistritzer–MacDonald model (1.05°, 3 shells, 148 bands, one valley, C2zT) on a 6×6 grid
 holds the moiré K, K': its two flat bands touch there, and most remote bands touch each other
-somewhere on the grid. Before issue 18 their per-band numbers were 1e5–1e20.
+somewhere on the grid. Before touching groups existed their per-band numbers were 1e5–1e20.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ import re
 import h5py
 import numpy as np
 import pytest
+from decks import deck_text, kgrid_table, sweep_table, table
 from hypothesis import given
 from hypothesis import strategies as st
 from mpi4py import MPI
 from mpi_util import assert_all
-from runner import REPO, qgt
+from runner import REPO, qgt, run_deck
 
 from qgt_mpi.geometry.bands import band_geometry, group_geometry
 from qgt_mpi.geometry.chern import GROUP_MAX, touching_candidates
@@ -32,20 +33,8 @@ from qgt_mpi.solvers import DenseSolver, Eigenpairs
 
 BM = {"theta": 1.05, "shells": 3}
 FLAT = (73, 74)  # the flat bands of BM with 3 shells (148 bands)
-BM_DECK = """title = "BM touching"
-[model]
-kind = "bm_continuum"
-theta = 1.05
-shells = 3
-[solver]
-kind = "dense"
-[kgrid]
-size = [6, 6]
-[sweep]
-temperature = [1.0]
-mu = [0.0]
-delta = [0.1]
-"""
+BM_DECK = deck_text(table("model", kind="bm_continuum", **BM), table("solver", kind="dense"),
+                    kgrid_table(6), sweep_table(), title="BM touching")
 
 
 def _compute(comm, model, n: int, chunk: int = 4096):
@@ -57,11 +46,7 @@ def _compute(comm, model, n: int, chunk: int = 4096):
 @pytest.fixture(scope="module")
 def bm_file(tmp_path_factory) -> tuple[str, str]:
     """The BM deck run serially through the CLI: (output path, stdout)."""
-    tmp = tmp_path_factory.mktemp("bm")
-    deck, out = tmp / "bm.toml", tmp / "bm.h5"
-    deck.write_text(BM_DECK)
-    proc = qgt(["run", str(deck), "-o", str(out)], timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    out, proc = run_deck(tmp_path_factory.mktemp("bm"), "bm", BM_DECK, np=0)
     return str(out), proc.stdout
 
 
@@ -136,6 +121,7 @@ def test_touching_criterion():
     assert (0, 2) in cands and (2, 2 + GROUP_MAX) in cands and (0, GROUP_MAX + 1) not in cands
 
 
+@pytest.mark.subprocess
 def test_bm_flat_bands_are_a_group(bm_file):
     """The file: the flat bands are one group with a finite integer Chern number and group
     metric; their per-band numbers are NaN and flagged; nothing in /geometry exceeds 1e6."""
@@ -171,6 +157,7 @@ def test_bm_flat_bands_are_a_group(bm_file):
     assert re.search(r"group bands 73-74: Chern 0; .*\(1/2pi\)int Tr g \d", info), info
 
 
+@pytest.mark.subprocess
 def test_bm_geometry_opens_as_netcdf(bm_file):
     """The group datasets carry their conventions (xarray, h5netcdf)."""
     xr = pytest.importorskip("xarray")

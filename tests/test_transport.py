@@ -11,50 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mpi4py import MPI
+from helpers import binned_sums, direct_sums
 from scipy import integrate
 
-from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.geometry.bands import pair_products
-from qgt_mpi.kernels.closed import fermi, w_pair, y_pair
-from qgt_mpi.kernels.hall_moments import y_moment_pair
+from qgt_mpi.kernels.closed import fermi, y_pair
 from qgt_mpi.models import haldane
 from qgt_mpi.solvers.dense import DenseSolver
-from qgt_mpi.transport.accumulate import TransportSums
-
-SELF = MPI.COMM_SELF
-
-
-def _direct(eps, prod, delta, mu, temps):
-    """Reference theory §4 sums by direct per-pair closed forms; (3, 4, nmu, nT), (3, nmu, nT).
-
-    The Hall sums carry the energy moments a = 0, 1, 2 (kernels.hall_moments)."""
-    en, em = eps[:, :, None], eps[:, None, :]
-    dn, dm = delta[None, :, None], delta[None, None, :]
-    eye = np.eye(eps.shape[1], dtype=bool)[None]
-    sym = np.zeros((3, 4, len(mu), len(temps)))
-    hall = np.zeros((3, len(mu), len(temps)))
-    for i, m in enumerate(mu):
-        for t, temp in enumerate(temps):
-            kt = K_B_MEV_PER_K * temp
-            for a in range(3):
-                w = w_pair(a, en, em, dn, dm, m, kt)
-                for c, (key, mask) in enumerate(
-                    [("M_xx", eye), ("M_yy", eye), ("M_xx", ~eye), ("M_yy", ~eye)]
-                ):
-                    sym[a, c, i, t] = np.sum(np.where(mask, w * prod[key], 0.0))
-                y = y_moment_pair(a, en, em, dn, dm, m, kt)
-                hall[a, i, t] = np.sum(np.where(~eye, y * prod["N_xy"], 0.0))
-    return sym, hall
-
-
-def _binned(eps, prod, delta, mu, temps):
-    """The production path for one δ choice, normalised by 1 and without unit conversion."""
-    sums = TransportSums(np.asarray(temps), np.asarray(mu), np.asarray([delta]))
-    sums.add(eps, prod)
-    reduced = sums.reduce(SELF)
-    sym, hall, *_ = reduced.point(0, np.arange(len(temps)), np.asarray(mu))  # one block
-    return sym, hall
 
 
 def _haldane_batch(nk=300, seed=1, **kw):
@@ -75,8 +38,8 @@ def _haldane_batch(nk=300, seed=1, **kw):
 def test_binned_sums_match_direct_closed_forms(mu, delta):
     eps, prod = _haldane_batch()
     temps = [0.5, 4.0, 30.0]
-    ref_s, ref_h = _direct(eps, prod, delta, mu, temps)
-    got_s, got_h = _binned(eps, prod, delta, mu, temps)
+    ref_s, ref_h = direct_sums(eps, prod, delta, mu, temps)
+    got_s, got_h = binned_sums(eps, prod, delta, mu, temps)
     scale_s = np.abs(ref_s).max(axis=(2, 3), keepdims=True)
     assert np.max(np.abs(got_s - ref_s) / scale_s) < 1e-10
     scale_h = np.abs(ref_h).max(axis=(1, 2), keepdims=True)
@@ -95,8 +58,8 @@ def test_near_degenerate_pairs_match_direct():
     prod = pair_products(v)
     delta = np.array([0.03, 0.03, 0.03])
     mu, temps = np.array([-0.4, 0.1, 0.5]), [0.3, 5.0]
-    ref_s, ref_h = _direct(eps, prod, delta, mu, temps)
-    got_s, got_h = _binned(eps, prod, delta, mu, temps)
+    ref_s, ref_h = direct_sums(eps, prod, delta, mu, temps)
+    got_s, got_h = binned_sums(eps, prod, delta, mu, temps)
     assert np.max(np.abs(got_s - ref_s)) / np.abs(ref_s).max() < 1e-9
     scale_h = np.abs(ref_h).max(axis=(1, 2), keepdims=True)
     assert np.max(np.abs(got_h - ref_h) / scale_h) < 1e-9

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from decks import deck_text, kgrid_table, sweep_table, table
 from mpi4py import MPI
 from mpi_util import assert_all
 
@@ -234,26 +235,18 @@ def test_valleys_that_do_not_separate_are_refused_on_every_rank(comm):
         valley_geometry(comm, model, tbg_basis(model), 6, 6)
 
 
-VALLEY_DECK = """title = "valley-resolved window"
-[model]
-kind = "tbg_atomistic"
-m = {m}
-mass = 40.0
-[solver]
-kind = "slepc"
-nev = 4
-target = 0.0
-valley = true
-chern_below = 0
-[kgrid]
-size = [6, 6]
-[sweep]
-temperature = [10.0]
-mu = [0.0]
-delta = [1.0]
-"""
+def _valley_deck(m: int = 3, model: str | None = None, kind: str = "slepc",
+                 nev: int = 4) -> str:
+    """Atomistic TBG (m, 1) with a 40 meV mass, its 4-band window valley-resolved; ``model``
+    replaces the [model] table."""
+    model = model or table("model", kind="tbg_atomistic", m=m, mass=40.0)
+    return deck_text(model, table("solver", kind=kind, nev=nev, target=0.0, valley=True,
+                                  chern_below=0),
+                     kgrid_table(6), sweep_table([10.0], delta=[1.0]),
+                     title="valley-resolved window")
 
 
+@pytest.mark.subprocess
 def test_deck_valley_group_matches_the_api(tmp_path):
     """``[solver] valley = true``: the run (2 ranks) writes /valley with the valley Chern
     numbers, fluxes and metric of the SLEPc window, equal to valley_geometry on the same
@@ -262,7 +255,7 @@ def test_deck_valley_group_matches_the_api(tmp_path):
     from runner import qgt
 
     deck, out = tmp_path / "valley.toml", tmp_path / "valley.h5"
-    deck.write_text(VALLEY_DECK.format(m=3))
+    deck.write_text(_valley_deck())
     proc = qgt(["run", str(deck), "-o", str(out)], np=2)
     assert proc.returncode == 0, proc.stderr
     with h5py.File(out, "r") as f:
@@ -293,6 +286,7 @@ def test_deck_valley_group_matches_the_api(tmp_path):
         chern[0] + chern[1], abs=1e-9)
 
 
+@pytest.mark.subprocess
 def test_deck_valley_refusals_and_unsplit_window(tmp_path):
     """A model without a valley operator, the dense solver or an odd nev: exit 2 naming
     solver.valley (no file); a window that does not split (m = 2) keeps the run and
@@ -300,12 +294,9 @@ def test_deck_valley_refusals_and_unsplit_window(tmp_path):
     import h5py
     from runner import qgt
 
-    continuum = ('[model]\nkind = "bm_continuum"\ntheta = 1.05\nw0 = 88.0\nw1 = 110.0\n'
-                 "shells = 2\nvalley = 1\n")  # one valley, no valley operator
-    tbg = VALLEY_DECK.format(m=3)
-    for text in (tbg.replace(tbg[tbg.index("[model]"):tbg.index("[solver]")], continuum),
-                 VALLEY_DECK.format(m=3).replace('kind = "slepc"', 'kind = "dense"'),
-                 VALLEY_DECK.format(m=3).replace("nev = 4", "nev = 3")):
+    continuum = table("model", kind="bm_continuum", theta=1.05, w0=88.0, w1=110.0, shells=2,
+                      valley=1)  # one valley, no valley operator
+    for text in (_valley_deck(model=continuum), _valley_deck(kind="dense"), _valley_deck(nev=3)):
         deck, out = tmp_path / "bad.toml", tmp_path / "bad.h5"
         deck.write_text(text)
         proc = qgt(["run", str(deck), "-o", str(out)], np=1)
@@ -313,7 +304,7 @@ def test_deck_valley_refusals_and_unsplit_window(tmp_path):
         assert proc.returncode == 2 and "solver.valley" in line and "\n" not in line, line
         assert not out.exists()
     deck, out = tmp_path / "m2.toml", tmp_path / "m2.h5"
-    deck.write_text(VALLEY_DECK.format(m=2))
+    deck.write_text(_valley_deck(2))
     proc = qgt(["run", str(deck), "-o", str(out)], np=2)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout + proc.stderr  # rank 0 logs to stdout, the others to stderr

@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from decks import HALDANE_PARAMS
 
 from qgt_mpi.models import haldane
 from qgt_mpi.models.w90write import embed, hr_text, tb_text, xyz_text
 
 SCALE = 2.5  # Å per lattice constant in the written files
-HALDANE = {"t1": 1.0, "t2": 0.3, "mass": 0.2, "phi": 1.1}
 
 
 def haldane_files(directory: Path, plane=(1, 2)) -> dict:
     """Write seed_hr.dat, seed_centres.xyz and seed_tb.dat of the Haldane model."""
-    model = haldane(**HALDANE)
+    model = haldane(**HALDANE_PARAMS)
     lat, centres, R3 = embed(model, plane=plane, scale=SCALE)
     files = {"hr": directory / "seed_hr.dat", "centres": directory / "seed_centres.xyz",
              "tb": directory / "seed_tb.dat"}

@@ -20,8 +20,7 @@ and leaves the process's thread settings alone::
 """
 
 from qgt_mpi import _env  # noqa: F401  (must precede numpy/h5py/petsc4py imports)
-
-__version__ = "0.1.0"
+from qgt_mpi._version import __version__
 
 # name -> module that defines it; imported on first access (PEP 562)
 _API = {

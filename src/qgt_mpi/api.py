@@ -26,19 +26,18 @@ from mpi4py import MPI
 
 from qgt_mpi.io import reader, writer
 from qgt_mpi.io.checks import InputError, Table
-from qgt_mpi.io.deck import ModelSpec, check_filling_bands, delta_for_bands, parse_data
+from qgt_mpi.io.conventions import natural_units
+from qgt_mpi.io.deck import ModelSpec, parse_data
 from qgt_mpi.io.deck import _model as _model_section  # the [model] reader (no public name)
 from qgt_mpi.io.deck import _superfluid as _superfluid_section  # the [superfluid] reader
 from qgt_mpi.io.deck_solver import SolverSpec, parse_solver
 from qgt_mpi.models.modelfile import save_model
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.parallel.pools import make_pools
-from qgt_mpi.run import diagnostics, driver
+from qgt_mpi.run import diagnostics, driver, setup
 from qgt_mpi.run.kpass import kfield_slabs
-from qgt_mpi.run.results import valley_group
-from qgt_mpi.run.setup import model_from_spec, solver_from_config, window_terms
-from qgt_mpi.solvers import is_windowed
-from qgt_mpi.transport.observables import BAND_UNITS, UNITS
+from qgt_mpi.run.setup import model_from_spec, window_terms
+from qgt_mpi.transport.observables import BAND_QUANTITIES, QUANTITIES
 
 __all__ = ["InputError", "Quantity", "Result", "Solver", "Superfluid", "compute", "deck_model",
            "load", "save"]
@@ -46,8 +45,9 @@ __all__ = ["InputError", "Quantity", "Result", "Solver", "Superfluid", "compute"
 SWEEP_DIMS = ("mu", "delta", "temperature")
 MODEL_GROUP = "/model/definition"  # Result.save stores the model here (models/modelfile.py)
 SOURCE = "<python api>"  # RunConfig.source of an API run
-_AXIS_UNITS = {"mu": "meV", "delta": "meV", "temperature": "K", "filling_target": "1"}
-_GROUPS = ("superfluid", "valley")  # optional result groups (driver._complete)
+_AXIS_UNITS = {k: natural_units(f"transport/{k}")
+               for k in ("mu", "delta", "temperature", "filling_target")}
+_GROUPS = ("superfluid", "valley", "bands_path")  # optional groups (driver.extra_phases)
 
 
 class Quantity(np.ndarray):
@@ -116,7 +116,8 @@ class _Section:
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and other.spec == self.spec
 
-    __hash__ = None  # type: ignore[assignment]  (mutable options dict)
+    # unhashable: the options dict is mutable
+    __hash__ = None  # type: ignore[assignment]
 
 
 class Solver(_Section):
@@ -288,10 +289,8 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
     timers, log = Timers(), logging.getLogger("qgt_mpi")
     with timers.phase("setup"):
         layout = make_pools(comm, pools)
-        with collective(comm):  # configure.prepare for a model object (no deck model, no file)
-            engine = solver_from_config(config, model, layout.pool)
-            delta_bands = delta_for_bands(config.sweep, engine.bands(model))
-            check_filling_bands(config.sweep, engine.bands(model))
+        with collective(comm):  # run.setup.prepare for a model object (no deck model, no file)
+            engine, delta_bands = setup.engine(config, model, layout.pool)
             window = window_terms(config, engine, delta_bands)
     s = config.sweep
     fixed = s.filling is not None
@@ -302,15 +301,7 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
         timers=timers)
     if comm.rank == 0:  # the same reduced inputs on every rank: warn once
         diagnostics.check_window(log, job, geometry, transport["mu"] if fixed else None)
-    groups = {}
-    superfluid_group = driver._superfluid(comm, config, model, timers, log,
-                                          geometry if is_windowed(engine) else None, engine,
-                                          layout.across)
-    if superfluid_group is not None:
-        groups["superfluid"] = superfluid_group
-    if config.solver.valley:
-        with timers.phase("valley"):
-            groups["valley"] = valley_group(comm, layout.across, job, log)
+    groups = driver.extra_phases(comm, config, job, geometry, timers, log, layout.across)
     axes = {"temperature": s.temperature, "delta": delta_bands}
     axes.update({"filling_target": s.filling, "mu_solved": transport.pop("mu")} if fixed
                 else {"mu": s.mu})
@@ -342,7 +333,7 @@ def _range(values: np.ndarray, unit: str) -> str:
 class Result:
     """Transport (theory §4), geometry (theory §5) and the optional groups of one run.
 
-    Attributes: each observable of ``UNITS`` (``sigma_xx``, ``sigma_xy``, ``seebeck``,
+    Attributes: each observable of ``QUANTITIES`` (``sigma_xx``, ``sigma_xy``, ``seebeck``,
     ``kappa_xx``, ...) as a :class:`Quantity` with dims (mu, delta, temperature) — (filling,
     delta, temperature) for a fixed-filling sweep, with ``mu_solved``; the axes ``mu`` [meV],
     ``delta`` [meV, (delta, band)], ``temperature`` [K], ``filling_target`` (fixed filling;
@@ -359,7 +350,8 @@ class Result:
         self.bands, self.attrs, self._run = dict(bands or {}), dict(attrs or {}), _run
         self.groups = dict(groups or {})
         self.info = dict(info or {})
-        self.units = {**UNITS, **BAND_UNITS, **_AXIS_UNITS}
+        self.units = {**{k: natural_units(f"transport/{k}")
+                         for k in (*QUANTITIES, *BAND_QUANTITIES)}, **_AXIS_UNITS}
 
     @property
     def fixed_filling(self) -> bool:
@@ -395,15 +387,17 @@ class Result:
         if name in ("mu", "delta", "temperature") and name in tr:
             dims = ("delta", "band") if name == "delta" else (name,)
             return Quantity(tr[name], dims, _AXIS_UNITS[name])
-        if name in UNITS and name in tr:
-            return Quantity(tr[name], self.dims, UNITS[name], self.coords)
-        if name in BAND_UNITS and name in tr:
-            return Quantity(tr[name], (*self.dims, "band"), BAND_UNITS[name], self.coords)
+        if name in QUANTITIES and name in tr:
+            return Quantity(tr[name], self.dims, natural_units(f"transport/{name}"),
+                            self.coords)
+        if name in BAND_QUANTITIES and name in tr:
+            return Quantity(tr[name], (*self.dims, "band"), natural_units(f"transport/{name}"),
+                            self.coords)
         raise AttributeError(f"Result has no attribute {name!r}")
 
     def __dir__(self) -> list[str]:
         names = [k for k in self.transport
-                 if k in {*UNITS, *BAND_UNITS, "mu_solved", "filling_target"}]
+                 if k in {*QUANTITIES, *BAND_QUANTITIES, "mu_solved", "filling_target"}]
         return sorted({*super().__dir__(), *names, *self.dims, *self.groups})
 
     @property
@@ -419,7 +413,7 @@ class Result:
 
     def quantities(self) -> list[str]:
         """Names of the sweep quantities this result holds."""
-        return [k for k in (*UNITS, *BAND_UNITS, "mu_solved") if k in self.transport]
+        return [k for k in (*QUANTITIES, *BAND_QUANTITIES, "mu_solved") if k in self.transport]
 
     def __repr__(self) -> str:
         i = self.info
@@ -466,7 +460,7 @@ class Result:
         transport = dict(self.transport)
         if self.fixed_filling:  # the writer's name for the solved μ (results.py)
             transport["mu"] = transport.pop("mu_solved")
-        result = driver._result(r["comm"], r["config"], r["job"], r["delta"], transport,
+        result = driver.result_file(r["comm"], r["config"], r["job"], r["delta"], transport,
                                 self.geometry, r["timers"], logging.getLogger("qgt_mpi"))
         for name, (data, attrs) in self.groups.items():
             result.groups[name], result.group_attrs[name] = data, attrs
@@ -474,7 +468,7 @@ class Result:
             result.kslabs = kfield_slabs(r["job"])
         with collective(r["comm"]):
             writer.check_writable(r["comm"], path)
-        driver._write(r["comm"], path, result, r["timers"])
+        driver.write_result(r["comm"], path, result, r["timers"])
         with collective(r["comm"]):  # the model itself, for qgt-mpi plot and load_model
             if r["comm"].rank == 0:
                 try:

@@ -30,7 +30,8 @@ def setup_logging(comm: MPI.Comm, verbose: bool = False) -> logging.Logger:
 class Progress:
     """One plain line per ``percent`` of the work with elapsed time, rate and ETA.
 
-    Rank 0 reports its own progress; blocks are balanced, so it stands for all ranks.
+    Rank 0 reports; ``n`` in :meth:`advance` counts the items of all ranks (the rounds are
+    agreed), so the rate is that of the whole run, not of one rank.
     """
 
     def __init__(self, log: logging.Logger, label: str, total: int, percent: float,
@@ -52,7 +53,7 @@ class Progress:
         rate = self.done / elapsed if elapsed > 0 else float("inf")
         eta = (self.total - self.done) / rate if rate > 0 else 0.0
         self.log.info(
-            "%s %5.1f%% (%d/%d %s)  elapsed %.1f s  rate %.0f %s/s/rank  ETA %.1f s",
+            "%s %5.1f%% (%d/%d %s)  elapsed %.1f s  rate %.3g %s/s (all ranks)  ETA %.1f s",
             self.label, 100.0 * self.done / self.total, self.done, self.total, self.unit,
             elapsed, rate, self.unit, eta,
         )

@@ -11,6 +11,3 @@ EXIT_OK = 0  # done: the result file is complete
 EXIT_FAILURE = 1  # run-time failure, reported once, every rank stopped together
 EXIT_INPUT = 2  # bad input or arguments (also an output that would destroy data); no file
 EXIT_INTERRUPTED = 3  # stopped by a signal after checkpointing: rerun the same command
-
-STATUSES = {EXIT_OK: "done", EXIT_FAILURE: "run-time failure", EXIT_INPUT: "input error",
-            EXIT_INTERRUPTED: "stopped by a signal after checkpointing"}

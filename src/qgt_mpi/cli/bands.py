@@ -88,8 +88,11 @@ def _locked(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     log.info("qgt_mpi bands: %s", config.title)
     log.info("model %s, %d orbitals, %d rank(s) in %d pool(s)",
              model.describe().get("kind", "?"), model.norb, comm.size, pools)
-    data, attrs = bands_phase(comm, solver, model, path, log, timers,
-                              config.run.progress_percent, config.run.chunk)
+    phase = bands_phase(comm, solver, model, path, log, timers, config.run.progress_percent,
+                        config.run.chunk)
+    if phase is None:  # no path: run_bands refuses a deck without [bands] before this
+        raise InputError("bands", MISSING, "qgt-mpi bands needs a [bands] section")
+    data, attrs = phase
     timing = timers.reduce(comm, PHASES)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
     result = writer.ResultFile(

@@ -123,16 +123,18 @@ def _read_deck(comm, path: str):
     with collective(comm):
         if error is not None:
             raise error
+        if text is None:  # rank 0 read it without error, so it always has arrived
+            raise InputError("INPUT", path, "the deck text did not reach this rank")
         return parse_deck(text, path)
 
 
-def _run(comm, args) -> int:
-    """``run``: the full pipeline. Collective."""
+def _start(comm, args):
+    """Common start of ``run`` and ``bands``: parallel h5py, logging, the deck, ``--pools``
+    checked. Collective; returns (log, config)."""
     from qgt_mpi import _deps
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
-    from qgt_mpi.run.driver import run
 
     _deps.require_parallel_h5py()
     log = setup_logging(comm, args.verbose)
@@ -141,6 +143,17 @@ def _run(comm, args) -> int:
         if args.pools < 1 or comm.size % args.pools:
             raise InputError("--pools", args.pools, f"must be >= 1 and divide the {comm.size} "
                              "ranks")
+    return log, config
+
+
+def _run(comm, args) -> int:
+    """``run``: the full pipeline. Collective."""
+    from qgt_mpi.io.deck import InputError
+    from qgt_mpi.parallel.errors import collective
+    from qgt_mpi.run.driver import run
+
+    log, config = _start(comm, args)
+    with collective(comm):
         if not math.isfinite(args.checkpoint_interval) or args.checkpoint_interval < 0:
             raise InputError("--checkpoint-interval", args.checkpoint_interval,
                              "must be a finite number of seconds >= 0 (0 = every round)")
@@ -153,19 +166,9 @@ def _run(comm, args) -> int:
 
 def _bands(comm, args) -> int:
     """``bands``: the deck's band path only (cli/bands.py). Collective."""
-    from qgt_mpi import _deps
     from qgt_mpi.cli.bands import default_output, run_bands
-    from qgt_mpi.io.deck import InputError
-    from qgt_mpi.logs import setup_logging
-    from qgt_mpi.parallel.errors import collective
 
-    _deps.require_parallel_h5py()
-    log = setup_logging(comm, args.verbose)
-    config = _read_deck(comm, args.input)
-    with collective(comm):
-        if args.pools < 1 or comm.size % args.pools:
-            raise InputError("--pools", args.pools, f"must be >= 1 and divide the {comm.size} "
-                             "ranks")
+    log, config = _start(comm, args)
     run_bands(comm, config, args.output or default_output(config), log, args.pools,
               overwrite=args.overwrite, output_key="-o" if args.output else "output.file")
     return EXIT_OK
@@ -185,7 +188,7 @@ def _dry_run(comm, args) -> int:
 
 def _validate(comm, args) -> int:
     """``validate``: parse the deck and build the model; print a summary (rank 0)."""
-    from qgt_mpi.run.driver import prepare_model_only
+    from qgt_mpi.run.setup import prepare_model_only
 
     config = _read_deck(comm, args.input)
     summary = prepare_model_only(comm, config)

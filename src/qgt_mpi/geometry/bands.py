@@ -104,6 +104,8 @@ def gap_pair_bound(eig: Eigenpairs) -> np.ndarray:
     nb = energies.shape[1]
     if nb < 2 or energies.shape[0] == 0:
         return np.zeros(max(nb - 1, 0))
+    if vel is None:
+        raise ValueError("pair bounds need velocities; solve with velocities=True")
     diff = energies[:, :, None] - energies[:, None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (np.abs(vel[0]) ** 2 + np.abs(vel[1]) ** 2) / diff**2
@@ -157,7 +159,7 @@ def group_geometry(eig: Eigenpairs, groups: list[tuple[int, int]], tol: float = 
     parts = [_outside_sums(np.abs(vel[i]) ** 2 * weight, lo, hi) for i in (0, 1)]
     parts.append(_outside_sums(vel[0] * vel[1].swapaxes(-1, -2) * weight, lo, hi))
     curvature, metric = -2.0 * parts[2].imag, np.stack([p.real for p in parts], axis=-1)
-    if eig.metric_out is not None:  # bands outside a solver window (theory §5.4)
+    if eig.metric_out is not None and eig.curvature_out is not None:  # outside a window (§5.4)
         for g, (a, b) in enumerate(groups):
             curvature[:, g] += eig.curvature_out[:, a:b].sum(axis=1)
             metric[:, g] += eig.metric_out[:, a:b].sum(axis=1)

@@ -16,10 +16,20 @@ accumulates the fluxes of every contiguous group of 2..GROUP_MAX bands
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from qgt_mpi.geometry.corners import bloch_periodic, shifted_vectors, wrapped_corners
 from qgt_mpi.models.lattice import reduced_indices
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
+    from qgt_mpi.solvers.base import Eigensolver
+
+# flat indices (m,) and eigenvectors (m, norb, nb) of points solved elsewhere (another block)
+Extra = tuple[np.ndarray, np.ndarray]
 
 PLAQUETTE_BYTES = 1 << 26  # corner vectors gathered per batch of plaquettes (64 MiB)
 GROUP_MAX = 8  # largest touching group with a link Chern number and group geometry (§5.7)
@@ -36,8 +46,9 @@ def touching_candidates(nbands: int) -> list[tuple[int, int]]:
     return [(lo, lo + size) for size in range(2, top + 1) for lo in range(nbands - size + 1)]
 
 
-def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarray,
-                    known: np.ndarray | None = None, wrap: bool = True, extra=None):
+def _corner_vectors(model: BlochModel, solver: Eigensolver, n1: int, n2: int, i: np.ndarray,
+                    j: np.ndarray, known: np.ndarray | None = None, wrap: bool = True,
+                    extra: Extra | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvectors at the distinct unwrapped corners of plaquettes (i, j) and, for each of the
     4 corners of each plaquette, the row of that corner; ((ncorner, norb, nb), (4, nplaq)).
 
@@ -59,19 +70,20 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     keys, inverse = np.unique(ci * (n2 + 1) + cj, return_inverse=True)
     index = inverse.reshape(4, i.size)
     if known is None:
-        vectors = solver.solve(model, _cartesian(model, keys, n1, n2), velocities=False)
-        return vectors.vectors, index
+        solved = solver.solve(model, _cartesian(model, keys, n1, n2), velocities=False)
+        return solved.vectors, index
     src_keys, extra_vecs = i * (n2 + 1) + j, None
     if extra is not None and extra[0].size:
         flat, extra_vecs = extra
         src_keys = np.concatenate([src_keys, flat // n2 * (n2 + 1) + flat % n2])
+    mine = known  # (narrowed: not None)
 
     def fetch(pos: np.ndarray) -> np.ndarray:  # rows of known, then of extra (no joined copy)
-        own = pos < known.shape[0]
-        out = np.empty((pos.size, *known.shape[1:]), dtype=complex)
-        out[own] = known[pos[own]]
+        own = pos < mine.shape[0]
+        out = np.empty((pos.size, *mine.shape[1:]), dtype=complex)
+        out[own] = mine[pos[own]]
         if extra_vecs is not None:
-            out[~own] = extra_vecs[pos[~own] - known.shape[0]]
+            out[~own] = extra_vecs[pos[~own] - mine.shape[0]]
         return out
 
     vectors = np.empty((keys.size, *known.shape[1:]), dtype=complex)
@@ -88,7 +100,7 @@ def _corner_vectors(model, solver, n1: int, n2: int, i: np.ndarray, j: np.ndarra
     return vectors, index
 
 
-def _cartesian(model, keys: np.ndarray, n1: int, n2: int) -> np.ndarray:
+def _cartesian(model: BlochModel, keys: np.ndarray, n1: int, n2: int) -> np.ndarray:
     """Cartesian k of unwrapped corner keys ci (N2 + 1) + cj."""
     ui, uj = keys // (n2 + 1), keys % (n2 + 1)
     return np.outer(ui / n1, model.reciprocal[0]) + np.outer(uj / n2, model.reciprocal[1])
@@ -123,10 +135,10 @@ def _links(overlap: np.ndarray, sizes: list[tuple[np.ndarray, np.ndarray]], ngro
     return links
 
 
-def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
-                   groups: list[tuple[int, int]], known: np.ndarray | None = None,
-                   wrap: bool = True, extra=None,
-                   candidates: list[tuple[int, int]] = ()) -> np.ndarray:
+def plaquette_flux(model: BlochModel, solver: Eigensolver, n1: int, n2: int, start: int,
+                   stop: int, groups: list[tuple[int, int]], known: np.ndarray | None = None,
+                   wrap: bool = True, extra: Extra | None = None,
+                   candidates: Sequence[tuple[int, int]] = ()) -> np.ndarray:
     """Berry flux through each owned plaquette for each band group;
     (stop − start, ngroups + ncandidates).
 
@@ -177,7 +189,7 @@ def plaquette_flux(model, solver, n1: int, n2: int, start: int, stop: int,
     return flux
 
 
-def chern_numbers(model, solver, n1: int, n2: int, groups: list[tuple[int, int]]
-                  ) -> np.ndarray:
+def chern_numbers(model: BlochModel, solver: Eigensolver, n1: int, n2: int,
+                  groups: list[tuple[int, int]]) -> np.ndarray:
     """Serial link Chern numbers of every group on the full grid; (ngroups,) near-integers."""
     return plaquette_flux(model, solver, n1, n2, 0, n1 * n2, groups).sum(axis=0) / (2 * np.pi)

@@ -15,14 +15,20 @@ per model at one generic k for G = b1 and b2, and corners are re-solved when it 
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+from qgt_mpi.models.sparse import SparseModel
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
+
+_CHECKED: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
 _K_TEST = np.array([0.1234, 0.0567])  # reduced coordinates of the generic test point
 
 
-def bloch_periodic(model) -> bool:
+def bloch_periodic(model: BlochModel) -> bool:
     """Whether H(k + G) = D_G† H(k) D_G for G = b1, b2 (to 1e-10 of max |H|). Local."""
     try:
         return _CHECKED[model]
@@ -41,11 +47,11 @@ def bloch_periodic(model) -> bool:
     return ok
 
 
-def _relation_holds(model, tau: np.ndarray, g: np.ndarray) -> bool:
+def _relation_holds(model: BlochModel, tau: np.ndarray, g: np.ndarray) -> bool:
     """H(k + g) against D_g† H(k) D_g at the test point, on the stored pattern or densely."""
     k = _K_TEST @ model.reciprocal
     phase = np.exp(-1j * (tau @ g))
-    if getattr(model, "sparse", False):
+    if isinstance(model, SparseModel):
         h0, h1 = model.values(k)[0], model.values(k + g)[0]
         moved = phase[model.rows] * h0 * phase[model.cols].conj()
     else:
@@ -56,14 +62,15 @@ def _relation_holds(model, tau: np.ndarray, g: np.ndarray) -> bool:
     return float(np.max(np.abs(h1 - moved), initial=0.0)) <= 1e-10 * scale
 
 
-def shifted_vectors(model, vectors: np.ndarray, shift: np.ndarray) -> np.ndarray:
+def shifted_vectors(model: BlochModel, vectors: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """D_G† u for vectors (nk, norb, nb) and G = shift @ reciprocal, shift (nk, 2) integers."""
     g = shift @ model.reciprocal  # (nk, 2)
     phase = np.exp(-1j * (g @ np.asarray(model.positions, dtype=float).T))  # (nk, norb)
     return phase[:, :, None] * vectors
 
 
-def wrapped_corners(keys: np.ndarray, n1: int, n2: int, own: np.ndarray, missing: np.ndarray):
+def wrapped_corners(keys: np.ndarray, n1: int, n2: int, own: np.ndarray, missing: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Missing corners whose wrapped point is owned: (which, owned position, shift).
 
     ``keys`` are unwrapped corner indices ci (n2 + 1) + cj (ci ≤ n1, cj ≤ n2), ``own`` the

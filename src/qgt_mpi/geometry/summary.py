@@ -22,6 +22,7 @@ from mpi4py import MPI
 from qgt_mpi.geometry.bands import gap_pair_bound, group_geometry
 from qgt_mpi.geometry.chern import touching_candidates
 from qgt_mpi.parallel import allreduce_array, allreduce_sum
+from qgt_mpi.solvers.base import Eigenpairs
 
 TOUCH_ATOL = 1e-10  # meV: a gap this small is a degeneracy (band_geometry skips such pairs)
 TOUCH_RTOL = 1e-2  # a touching gap is below this fraction of the bands' energy range ...
@@ -65,7 +66,8 @@ class GeometrySummary:
         self.group_max_flux = np.zeros(ncand)
         self.group_count = 0  # k-points whose candidate groups were accumulated
 
-    def add(self, energies, curvature, metric, flux, skipped: int = 0, eig=None) -> None:
+    def add(self, energies: np.ndarray, curvature: np.ndarray, metric: np.ndarray,
+            flux: np.ndarray, skipped: int = 0, eig: Eigenpairs | None = None) -> None:
         """Add one batch: energies/curvature (nk, nb), metric (nk, nb, 3), flux (nk, ngroups).
 
         ``flux`` may carry the fluxes of ``self.candidates`` after its ``ngroups`` columns
@@ -102,11 +104,14 @@ class GeometrySummary:
         if eig is not None and eig.velocities is not None:
             self._add_groups(eig, group_flux)
 
-    def _add_window(self, energies: np.ndarray, eig) -> None:
+    def _add_window(self, energies: np.ndarray, eig: Eigenpairs) -> None:
         """Out-of-window sums, outside edges, direct edge gaps and slopes (theory §5.4-5.5)."""
-        self.out_sums += np.stack([eig.curvature_out.sum(axis=0),
-                                   *eig.metric_out[..., :2].sum(axis=0).T])
-        below, above = eig.outside[:, 0], eig.outside[:, 1]
+        curvature_out, metric_out, outside = eig.curvature_out, eig.metric_out, eig.outside
+        if curvature_out is None or metric_out is None or outside is None:
+            raise ValueError("a window solve needs its out-of-window parts and edges")
+        self.out_sums += np.stack([curvature_out.sum(axis=0),
+                                   *metric_out[..., :2].sum(axis=0).T])
+        below, above = outside[:, 0], outside[:, 1]
         self.edges = np.array([np.nanmax(np.append(below, self.edges[0])),
                                np.nanmin(np.append(above, self.edges[1]))])
         gaps = np.stack([energies[:, 0] - below, above - energies[:, -1]])  # NaN: none
@@ -116,7 +121,7 @@ class GeometrySummary:
             slope = np.hypot(*np.diagonal(eig.velocities, axis1=-2, axis2=-1).real)
             self.slope = max(self.slope, float(slope.max(initial=0.0)))
 
-    def _add_groups(self, eig, group_flux: np.ndarray) -> None:
+    def _add_groups(self, eig: Eigenpairs, group_flux: np.ndarray) -> None:
         """Pair bound across each gap; candidate groups' geometry and fluxes (theory §5.7)."""
         self.gap_bound = np.maximum(self.gap_bound, gap_pair_bound(eig))
         if not self.candidates or group_flux.shape[1] != len(self.candidates):
@@ -157,26 +162,21 @@ class GeometrySummary:
         }
 
     def restore(self, state: dict[str, np.ndarray]) -> None:
-        """Fold a checkpoint's reduced state into this rank (call on one rank only)."""
+        """Fold a checkpoint's reduced state (:meth:`reduced_state`, every key present:
+        io/checkpoint.py refuses older formats) into this rank (call on one rank only)."""
         self.sums += state["geo_sums"]
         self.flux += state["geo_flux"]
-        if "geo_max_flux" in state:  # checkpoints written before this diagnostic lack it
-            self.max_flux = np.maximum(self.max_flux, state["geo_max_flux"])
+        self.max_flux = np.maximum(self.max_flux, state["geo_max_flux"])
         self.emin = np.minimum(self.emin, state["geo_emin"])
         self.emax = np.maximum(self.emax, state["geo_emax"])
         self.gap = np.minimum(self.gap, state["geo_gap"])
-        self.open_gap = np.minimum(self.open_gap, state.get("geo_open_gap", state["geo_gap"]))
+        self.open_gap = np.minimum(self.open_gap, state["geo_open_gap"])
         self.violation = np.maximum(self.violation, state["geo_violation"])
         self.skipped += int(state["geo_skipped"])
-        if "geo_out_sums" in state:
-            self.out_sums += state["geo_out_sums"]
-            self.edges = np.array([max(self.edges[0], state["geo_edges"][0]),
-                                   min(self.edges[1], state["geo_edges"][1])])
-        if "geo_group_sums" in state:  # else: group numbers undefined (count falls short)
-            self._restore_groups(state)
-
-    def _restore_groups(self, state: dict[str, np.ndarray]) -> None:
-        """Fold a checkpoint's touching-group and window-edge state (theory §5.5, §5.7)."""
+        self.out_sums += state["geo_out_sums"]
+        self.edges = np.array([max(self.edges[0], state["geo_edges"][0]),
+                               min(self.edges[1], state["geo_edges"][1])])
+        # touching groups and window edges (theory §5.5, §5.7)
         self.edge_gap = np.minimum(self.edge_gap, state["geo_edge_gap"])
         self.slope = max(self.slope, float(state["geo_slope"][0]))
         self.gap_bound = np.maximum(self.gap_bound, state["geo_gap_bound"])

@@ -7,7 +7,7 @@ straddle 0 with a gap (refused otherwise). Inside each valley part H is diagonal
 window energies in the rotated basis), which orders the valley's bands. The basis is
 U w_v c_v: valley −1 bands 0 … n−1, then valley +1 bands n … 2n−1, each by energy.
 
-Topology (SPEC §5, theory §5.1): determinant link Chern numbers of each valley group and of
+Topology (theory §5, theory §5.1): determinant link Chern numbers of each valley group and of
 each band, through ``chern.plaquette_flux`` (corners solved at the UNWRAPPED k + G, so the
 valley basis there is the continuation D_G† U w: V_W(k + G) = V_W(k)). Metric (theory §5.8):
 for a group with orthonormal basis W, D²(k, k + Δ) = N − ‖W(k)† W(k + Δ)‖_F² =
@@ -18,11 +18,16 @@ relative error O(Δ²).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypedDict
+
 import numpy as np
+import scipy.sparse as sp
 from mpi4py import MPI
 
 from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.models.lattice import reduced_indices
+from qgt_mpi.models.sparse import SparseModel
 from qgt_mpi.parallel import (
     allreduce_array,
     allreduce_max,
@@ -30,7 +35,13 @@ from qgt_mpi.parallel import (
     block_range,
     collective,
 )
-from qgt_mpi.solvers.base import Eigenpairs
+from qgt_mpi.solvers.base import Eigenpairs, Eigensolver
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel, ValleyModel
+
+# k (2,) ↦ the valley operator V(k) (norb × norb, sparse or dense)
+ValleyOperator = Callable[[np.ndarray], np.ndarray | sp.spmatrix]
 
 _STATS = ("min_abs_valley", "valley_gap", "band_gap_minus", "band_gap_plus")  # running minima
 NOT_SEPARATED = "the valleys do not separate"  # start of the error of an unsplittable window
@@ -52,27 +63,50 @@ class ValleyBasis:
     extremes over solved points: ``min_abs_valley`` and ``valley_gap`` of the V_W
     eigenvalues, ``band_gap_minus/plus`` between the two bands of a valley [meV], and
     ``mixing``, the largest ‖H block between the valleys‖_F inside the window [meV].
+
+    An Eigensolver itself (solvers/base.py): ``windowed`` (it returns a chosen window of the
+    solver's bands), ``comm`` the solver's pool, energies and vectors only (no velocities).
     """
 
     name = "valley"
+    windowed = True
 
-    def __init__(self, solver, operator, window: tuple[int, int],
+    def __init__(self, solver: Eigensolver, operator: ValleyOperator, window: tuple[int, int],
                  min_separation: float = 0.5) -> None:
         lo, hi = window
         if hi <= lo or (hi - lo) % 2:
             raise ValueError(f"valley window {window} must hold an even number of bands")
         self.solver, self.operator, self.window = solver, operator, (lo, hi)
         self.min_separation = float(min_separation)
-        self.comm = getattr(solver, "comm", None)
+        self.comm: MPI.Comm = solver.comm
         self.stats = {name: np.inf for name in _STATS} | {"mixing": 0.0}
-        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def core(self) -> Eigensolver:
+        """The solver computing the eigenvectors (before the valley rotation)."""
+        return self.solver.core
+
+    def serial(self) -> ValleyBasis:
+        """The same adapter over the solver's serial copy (a fresh cache)."""
+        return ValleyBasis(self.solver.serial(), self.operator, self.window,
+                           self.min_separation)
+
+    def bands(self, model: BlochModel) -> int:
+        """Bands returned: the window."""
+        return self.window[1] - self.window[0]
+
+    def describe(self) -> dict[str, object]:
+        """The solver's facts plus the valley window."""
+        lo, hi = self.window
+        return {**self.solver.describe(), "valley_window": f"{lo}:{hi}"}
 
     @property
     def solved(self) -> int:
         """Distinct k-points solved so far (the cache size)."""
         return len(self._cache)
 
-    def solve(self, model, k: np.ndarray, velocities: bool = False) -> Eigenpairs:
+    def solve(self, model: BlochModel, k: np.ndarray, velocities: bool = False) -> Eigenpairs:
         """Valley-resolved window energies and vectors of Cartesian k (nk, 2); collective over
         the pool. Raises ArithmeticError (naming k) where the valleys do not separate."""
         k = np.asarray(k, dtype=float).reshape(-1, 2)
@@ -89,7 +123,8 @@ class ValleyBasis:
         return Eigenpairs(np.stack([self._cache[key][0] for key in keys]),
                           np.stack([self._cache[key][1] for key in keys]), None)
 
-    def _split(self, model, k: np.ndarray, vectors: np.ndarray):
+    def _split(self, model: BlochModel, k: np.ndarray, vectors: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
         """Rotate each point's window into the valley-resolved band basis (module doc).
 
         V_W = U† V U and H_W = U† H U are formed from the operators, so any orthonormal
@@ -131,9 +166,9 @@ def _hermitian(a: np.ndarray) -> np.ndarray:
     return 0.5 * (a + a.conj().swapaxes(-1, -2))
 
 
-def _hamiltonian(model, k: np.ndarray):
+def _hamiltonian(model: BlochModel, k: np.ndarray) -> np.ndarray | sp.csr_matrix:
     """H(k) of one Cartesian k: sparse CSR for sparse models, else dense."""
-    if hasattr(model, "csr"):
+    if isinstance(model, SparseModel):
         return model.csr(k)[0]
     return model.hamiltonian(k[None], derivatives=False)[0][0]
 
@@ -144,7 +179,7 @@ def _groups(nb: int) -> list[tuple[int, int]]:
     return [(0, half), (half, nb)] + [(b, b + 1) for b in range(nb)] + [(0, nb)]
 
 
-def valley_plaquettes(model, basis: ValleyBasis, n1: int, n2: int, start: int, stop: int
+def valley_plaquettes(model: BlochModel, basis: ValleyBasis, n1: int, n2: int, start: int, stop: int
                       ) -> dict[str, np.ndarray]:
     """Fluxes and link distances of the owned plaquettes [start, stop); collective over the
     basis solver's pool (every pool rank calls it with the same arguments).
@@ -171,8 +206,22 @@ def valley_plaquettes(model, basis: ValleyBasis, n1: int, n2: int, start: int, s
     return {"flux": flux, "distance": distance}
 
 
-def valley_geometry(across, model, basis: ValleyBasis, n1: int, n2: int
-                    ) -> dict[str, object]:
+class ValleyGeometry(TypedDict):
+    """What :func:`valley_geometry` returns (see there)."""
+
+    chern: np.ndarray
+    max_flux: np.ndarray
+    metric: np.ndarray
+    trace: np.ndarray
+    min_abs_valley: float
+    valley_gap: float
+    band_gap_minus: float
+    band_gap_plus: float
+    mixing: float
+
+
+def valley_geometry(across: MPI.Comm, model: BlochModel, basis: ValleyBasis, n1: int, n2: int
+                    ) -> ValleyGeometry:
     """Valley Chern numbers and integrated metric on the N1×N2 grid (theory §5.8).
 
     Collective over ``across`` (one rank per pool, every pool the same arguments) and over
@@ -194,14 +243,18 @@ def valley_geometry(across, model, basis: ValleyBasis, n1: int, n2: int
     chern = allreduce_array(across, flux.sum(axis=0)) / (2 * np.pi)
     max_flux = allreduce_array(across, np.abs(flux).max(axis=0, initial=0.0), op=MPI.MAX)
     sums = allreduce_array(across, local["distance"])
-    stats = {name: allreduce_min(across, basis.stats[name]) for name in _STATS}
-    stats["mixing"] = allreduce_max(across, basis.stats["mixing"])
+    low = {name: allreduce_min(across, basis.stats[name]) for name in _STATS}
     metric = _metric_from_links(model, n1, n2, sums)
-    return {"chern": chern, "max_flux": max_flux, "metric": metric,
-            "trace": 2 * np.pi * (metric[:, 0] + metric[:, 1]), **stats}
+    return ValleyGeometry(chern=chern, max_flux=max_flux, metric=metric,
+                          trace=2 * np.pi * (metric[:, 0] + metric[:, 1]),
+                          min_abs_valley=low["min_abs_valley"], valley_gap=low["valley_gap"],
+                          band_gap_minus=low["band_gap_minus"],
+                          band_gap_plus=low["band_gap_plus"],
+                          mixing=allreduce_max(across, basis.stats["mixing"]))
 
 
-def window_geometry(across, model, solver, grid: tuple[int, int]) -> dict[str, object]:
+def window_geometry(across: MPI.Comm, model: ValleyModel, solver: Eigensolver,
+                    grid: tuple[int, int]) -> ValleyGeometry:
     """:func:`valley_geometry` of a run's whole solver window (``[solver] valley = true``).
 
     One ValleyBasis per pool on the run's solver (its pool communicator); plaquettes split
@@ -213,7 +266,7 @@ def window_geometry(across, model, solver, grid: tuple[int, int]) -> dict[str, o
     return valley_geometry(across, model, basis, *grid)
 
 
-def _metric_from_links(model, n1: int, n2: int, sums: np.ndarray) -> np.ndarray:
+def _metric_from_links(model: BlochModel, n1: int, n2: int, sums: np.ndarray) -> np.ndarray:
     """∫ g d²k/(2π)² [xx, yy, xy] per group from Σ_k D² along the three link directions.
 
     Σ_k D²_μ = d_μ·(Σ_k g)·d_μ with d_μ = b1/N1, b2/N2, b1/N1 + b2/N2 (theory §5.8); the

@@ -20,8 +20,9 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 3  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
-# (cells_*, occupation_* stores) and sweep_done
+FORMAT = 4  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
+# (cells_*, occupation_* stores) and sweep_done; 4: every GeometrySummary.reduced_state entry
+# (max flux, open gaps, window edges, touching groups); older checkpoints are refused
 
 
 def checkpoint_name(output: str) -> str:

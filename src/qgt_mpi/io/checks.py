@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _TYPE_NAMES = {bool: "a boolean", str: "a string", int: "an integer", float: "a float",
                list: "a list", dict: "a table"}
@@ -42,7 +45,7 @@ class InputError(Exception):
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         super().__init__(f"{key} = {shown}: {allowed}".replace("\n", " "))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[InputError], tuple[str, object, str]]:
         """Picklable (the CLI broadcasts a rank-0 read error to every rank)."""
         return (type(self), (self.key, self.value, self.allowed))
 
@@ -131,7 +134,8 @@ class Table:
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
-    def get(self, name: str, check: Callable, default: object = MISSING, what: str = "") -> object:
+    def get(self, name: str, check: Callable[[str, object], T], default: object = MISSING,
+            what: str = "") -> T:
         """Checked value of ``name``; the default (recorded) when absent; error if required."""
         if name in self.data:
             return check(self.key(name), self.data[name])
@@ -139,6 +143,10 @@ class Table:
             raise InputError(self.key(name), MISSING, f"required key is missing{what}")
         self.defaults[self.key(name)] = default
         return check(self.key(name), default)
+
+    def optional(self, name: str, check: Callable[[str, object], T]) -> T | None:
+        """Checked value of ``name``, or None when absent (no default recorded)."""
+        return check(self.key(name), self.data[name]) if name in self.data else None
 
     def sub(self, name: str, allowed: set[str], optional: bool = False) -> Table:
         """Sub-table ``name``; an empty one when it is absent and ``optional``."""

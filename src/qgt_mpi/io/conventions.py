@@ -132,7 +132,7 @@ VARIABLES: dict[str, Var] = {
                                         "1", _SIG),
     "transport/lorenz_ratio_undefined": Var("1 where lorenz_ratio is undefined "
                                             "(sigma_xx = 0, NaN)", "1", _SIG),
-    # full tensors (theory §4 full tensors; issue 11)
+    # full tensors (theory §4 full tensors)
     "transport/alpha_xx": Var("thermoelectric conductivity alpha_xx = -L1_xx/(eT) (units of "
                               "e k_B/h)", ALPHA_UNIT, _SIG),
     "transport/alpha_xy": Var("transverse thermoelectric conductivity alpha_xy (units of "
@@ -247,6 +247,26 @@ def coordinate_values(dim: str, n: int) -> np.ndarray:
     return np.arange(n)
 
 
+# The same units as the Python API shows them (Result quantities): natural units in words.
+_E2H, _KT, _L0 = "e^2/h", "kappa/T in units of pi^2 k_B^2/(3h)", "L/L_0, L_0 = pi^2 k_B^2/(3 e^2)"
+NATURAL_UNITS = {
+    **{f"transport/{k}": _E2H for k in ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric",
+                                        "sigma_yy", "sigma_xy")},
+    **{f"transport/{k}": _KT for k in ("kappa_xx", "kappa_xx_full", "kappa_xy")},
+    **{f"transport/{k}": _L0 for k in ("lorenz_ratio", "lorenz_ratio_xx_full",
+                                       "lorenz_ratio_xy")},
+    "transport/alpha_xx": "e k_B/h", "transport/alpha_xy": "e k_B/h",
+    "transport/density": "1/cell", "transport/filling": "1 (occupation of the band per "
+    "flavour, 0..1)",
+}
+
+
+def natural_units(path: str) -> str:
+    """Units of dataset ``path`` ("group/name") as the Python API states them: the natural
+    unit in words where the file's UDUNITS string is a scaled SI unit, else that string."""
+    return NATURAL_UNITS.get(path) or VARIABLES[path].units
+
+
 def length_unit(f: h5py.File) -> str:
     """The model's length unit: ``length_unit`` attribute of / or /model, default "a"."""
     for obj in (f, f.get("model")):
@@ -278,7 +298,7 @@ def apply(comm: MPI.Comm, f: h5py.File) -> None:
     are created (all ranks) and filled by rank 0.
     """
     length = length_unit(f)
-    fixed_filling = "transport/filling_target" in f  # issue 11: the sweep axis is the filling
+    fixed_filling = "transport/filling_target" in f  # the sweep axis is the filling
     for path, var in VARIABLES.items():
         if path not in f or (fixed_filling and path == "transport/mu"):
             continue

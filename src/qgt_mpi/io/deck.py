@@ -35,6 +35,7 @@ from qgt_mpi.io.checks import (
 from qgt_mpi.io.deck_bands import BandsSpec, parse_bands
 from qgt_mpi.io.deck_models import model_params
 from qgt_mpi.io.deck_solver import SolverSpec, SupercellSpec, parse_solver, parse_supercell
+from qgt_mpi.models.flatten import NFINE_DEFAULT
 from qgt_mpi.models.registry import KINDS
 
 KGRID_MAX = 100_000  # per direction; the memory check refuses what the machine cannot hold
@@ -114,7 +115,8 @@ def _model(top: Table, source: str) -> ModelSpec:
         f = t.sub("flatten", {"gap", "range", "nfine"})
         flatten = FlattenSpec(gap=f.get("gap", _energy, what=" (number > 0, meV)"),
                               range=f.get("range", _range, "inf"),
-                              nfine=f.get("nfine", partial(integer, low=8, high=4096), 64))
+                              nfine=f.get("nfine", partial(integer, low=8, high=4096),
+                                             NFINE_DEFAULT))
     return ModelSpec(kind=kind, params=params, flatten=flatten,
                      supercell=parse_supercell(t))
 
@@ -180,22 +182,21 @@ def _delta(key: str, value: object, defaults: dict[str, object]) -> np.ndarray:
 def _sweep(top: Table) -> SweepSpec:
     t = top.sub("sweep", {"temperature", "mu", "delta", "filling", "filling_bands"})
     d, what = top.defaults, " (a list, or a table {start, stop, num, spacing})"
-    arrays = {
-        "temperature": t.get("temperature", partial(_axis, check=_kelvin, defaults=d), what=what),
-        "mu": _mu_or_filling(t, d, what),
-        "delta": t.get("delta", partial(_delta, defaults=d), what=what),
-    }
-    if "filling" in t.data:
-        arrays["filling"] = t.get("filling", partial(_axis, check=_fraction, defaults=d))
-    for a in arrays.values():
-        a.flags.writeable = False
-    if "filling" not in t.data:
-        return SweepSpec(**arrays)
-    return SweepSpec(**arrays, filling_bands=t.get("filling_bands", _band_list, [0]))
+    temperature = t.get("temperature", partial(_axis, check=_kelvin, defaults=d), what=what)
+    mu = _mu_or_filling(t, d, what)
+    delta = t.get("delta", partial(_delta, defaults=d), what=what)
+    filling = t.optional("filling", partial(_axis, check=_fraction, defaults=d))
+    for a in (temperature, mu, delta, filling):
+        if a is not None:
+            a.flags.writeable = False
+    if filling is None:
+        return SweepSpec(temperature, mu, delta)
+    return SweepSpec(temperature, mu, delta, filling,
+                     filling_bands=t.get("filling_bands", _band_list, [0]))
 
 
 def _mu_or_filling(t: Table, d: dict, what: str) -> np.ndarray:
-    """sweep.mu, or a placeholder when the sweep is at fixed filling (issue 11)."""
+    """sweep.mu, or a placeholder when the sweep is at fixed filling (theory §4.7)."""
     if "filling" not in t.data:
         return t.get("mu", partial(_axis, check=_mu_value, defaults=d),
                      what=what + " or sweep.filling")
@@ -231,8 +232,8 @@ _mu_value = partial(magnitude, high=ENERGY_MAX_MEV, unit="meV")
 def _energy_scale(model: ModelSpec, sweep: SweepSpec) -> float:
     """Energy scale [meV] bounding |E − μ|: 10 × the largest energy parameter, gap, |μ|."""
     spec = KINDS[model.kind].params
-    energies = [abs(float(v)) for k, v in model.params.items()
-                if k in spec and spec[k].unit == "meV" and spec[k].type == "number"]
+    energies = [abs(float(v)) for k, v in model.params.items() if isinstance(v, (int, float))
+                and k in spec and spec[k].unit == "meV" and spec[k].type == "number"]
     if model.flatten is not None:
         energies.append(model.flatten.gap)
     return max(10.0 * max(energies, default=0.0), float(np.abs(sweep.mu).max()))

@@ -37,10 +37,11 @@ def _path(key: str, value: object, base: str) -> str:
     return text if os.path.isabs(text) or not base else os.path.join(base, text)
 
 
-def _choice(key: str, value: object, choices: tuple) -> str:
-    if string(key, value) not in choices:
+def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
+    text = string(key, value)
+    if text not in choices:
         raise InputError(key, value, f"must be one of {', '.join(map(repr, choices))}")
-    return value
+    return text
 
 
 def _ints(value: object) -> bool:
@@ -168,4 +169,4 @@ def model_params(top: Table, source: str) -> tuple[str, dict, Table]:
             continue  # optional and absent
         default = MISSING if p.default is REQUIRED else p.default
         params[name] = t.get(name, _checker(p, base, top.defaults), default, _what(p))
-    return raw["kind"], params, t
+    return str(t.data["kind"]), params, t  # (checked above; t exists only for a table)

@@ -79,29 +79,34 @@ def parse_solver(top: Table) -> SolverSpec:
     kind = t.get("kind", string, "dense")
     if kind not in SOLVER_KINDS:
         raise InputError(t.key("kind"), kind, f"must be one of {', '.join(SOLVER_KINDS)}")
-    opt = {name: t.get(name, check) for name, check in (
-        ("nev", partial(integer, low=1)), ("target", partial(number, unit="meV")),
-        ("ncv", partial(integer, low=2)), ("max_it", partial(integer, low=1)),
-        ("pad", partial(integer, low=1)), ("delta_out", partial(positive, unit="meV")),
-        ("chern_below", _signed_integer), ("flatten", _energies)) if name in t.data}
+    nev = t.optional("nev", partial(integer, low=1))
+    target = t.optional("target", partial(number, unit="meV"))
+    ncv = t.optional("ncv", partial(integer, low=2))
+    max_it = t.optional("max_it", partial(integer, low=1))
+    pad = t.optional("pad", partial(integer, low=1))
+    delta_out = t.optional("delta_out", partial(positive, unit="meV"))
+    chern_below = t.optional("chern_below", _signed_integer)
+    flatten = t.optional("flatten", _energies)
     if kind == "slepc":
         for name in ("nev", "target"):
-            if name not in opt:
+            if name not in t.data:
                 t.get(name, number, what=' (the slepc solver needs "nev" and "target")')
-    if "ncv" in opt and "nev" in opt:
-        need = opt["nev"] + opt.get("pad", max(4, opt["nev"] // 2))
-        if opt["ncv"] <= need:
-            raise InputError(t.key("ncv"), opt["ncv"], f"must exceed solver.nev + pad = {need}")
+    if ncv is not None and nev is not None:
+        need = nev + (pad if pad is not None else max(4, nev // 2))
+        if ncv <= need:
+            raise InputError(t.key("ncv"), ncv, f"must exceed solver.nev + pad = {need}")
     valley = t.get("valley", boolean, False)
-    if valley and (kind == "dense" or opt.get("nev", 2) % 2):
+    if valley and (kind == "dense" or (nev if nev is not None else 2) % 2):
         raise InputError(t.key("valley"), True, "needs a window of an even number of bands "
                          '(solver.kind = "slepc" or "auto", even solver.nev): n per valley')
-    return SolverSpec(kind=kind, tol=t.get("tol", _tolerance, 1e-10),
+    return SolverSpec(kind=kind, nev=nev, target=target, tol=t.get("tol", _tolerance, 1e-10),
+                      ncv=ncv, max_it=max_it, pad=pad,
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
                       cluster_tol=t.get("cluster_tol", partial(positive, unit="meV"), 1e-2),
                       resolve=t.get("resolve", string, "auto"),
-                      out_of_window=t.get("out_of_window", boolean, True), valley=valley,
-                      **opt)
+                      out_of_window=t.get("out_of_window", boolean, True),
+                      delta_out=delta_out, chern_below=chern_below, flatten=flatten,
+                      valley=valley)
 
 
 def _energies(key: str, value: object) -> tuple[float, ...]:

@@ -25,7 +25,11 @@ from mpi4py import MPI
 from qgt_mpi.io.writer import reserve
 from qgt_mpi.parallel.errors import agree
 
+# The k-resolved fields of a run, in order, and the axes of one k-point's entry: the one
+# definition (run/kpass.py fills them, this module and io/writer.py store them).
 KEYS = ("k_frac", "k_cart", "energies", "berry_curvature", "metric")
+ENTRY_AXES = {"k_frac": "k, component", "k_cart": "k, (x, y)", "energies": "k, band",
+              "berry_curvature": "k, band", "metric": "k, band, (xx, yy, xy)"}
 
 
 def slab_file(checkpoint_path: str) -> str:

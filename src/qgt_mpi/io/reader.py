@@ -7,6 +7,8 @@ geometry, transport, timing) and ``--mu/--delta/--temperature`` pick the transpo
 
 from __future__ import annotations
 
+from typing import Any
+
 import h5py
 import numpy as np
 
@@ -36,9 +38,9 @@ def file_warnings(path: str) -> list[str]:
     return []
 
 
-def load(path: str) -> dict[str, object]:
+def load(path: str) -> dict[str, Any]:
     """All reduced datasets of a result file as a nested dict (k-resolved fields skipped)."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     with h5py.File(path, "r") as f:
         if f.attrs.get("program") != "qgt_mpi":
             raise ValueError("not a qgt_mpi result file (no program='qgt_mpi' attribute)")
@@ -59,7 +61,7 @@ def _row(values: np.ndarray) -> str:
 
 def _transport_lines(tr: dict, sel: Selection) -> list[str]:
     """σ, S, κ for the selected (μ, δ, T); δ entries printed as their values."""
-    fixed = "mu" not in tr  # fixed-filling sweep: axis filling_target (issue 11)
+    fixed = "mu" not in tr  # fixed-filling sweep: axis filling_target (theory §4.7)
     temps, delta = tr["temperature"], np.atleast_2d(tr["delta"])
     mus = tr["filling_target"] if fixed else tr["mu"]
     i_t = (nearest(temps, sel.temperature, log=True) if sel.temperature

@@ -3,7 +3,7 @@
 The result file ``<output>.partial`` (writer.py) is created before the evaluation with the
 sweep-shaped /transport datasets (observables, undefined-value masks, per-band fillings,
 solved μ); the rank that evaluated a unit writes its hyperslab with an independent write, so
-no sweep-sized array is ever held in memory (issue 9: the sweep is bounded by disk).
+no sweep-sized array is ever held in memory (the sweep is bounded by disk).
 Storage is chunked by the shape of a unit (``chunk``), so a write touches few chunks. The
 rest of the file is added by ``writer.write(..., append=True)`` at the end. After a stop
 the partial file stays; a rerun reopens it and fills the units the checkpoint does not mark
@@ -97,7 +97,7 @@ def _readable(path: str, layout: Layout) -> bool:
 def check_disk(comm: MPI.Comm, output: str, n_points: int, bytes_per_point: int) -> None:
     """Refuse (InputError, before the k-pass) a sweep whose streamed file cannot fit. Collective.
 
-    The sweep is bounded by disk, not memory (issue 9): the datasets need ``n_points`` ×
+    The sweep is bounded by disk, not memory (theory §4.3): the datasets need ``n_points`` ×
     ``bytes_per_point`` bytes; compared with the free space of the output's file system.
     """
     import shutil

@@ -146,7 +146,7 @@ def _layout(comm: MPI.Comm, f: h5py.File, result: ResultFile
         grp = f.require_group("kgrid")
         shape = result.kgrid_shape or (result.nk_total,)
         if result.kgrid_shape:
-            grp.attrs["N1"], grp.attrs["N2"] = shape
+            grp.attrs["N1"], grp.attrs["N2"] = result.kgrid_shape
         for key, (entry, dtype, attrs) in result.kfields.items():
             dset = grp.create_dataset(key, (*shape, *entry), dtype=dtype)
             _set_attrs(dset, {k: v for k, v in attrs.items() if k not in ("units", "axes")})

@@ -24,8 +24,10 @@ kT = 1e-5, ε − μ = 0.25, ε_m − ε_n = 1.2e-4); there the kernels are tail
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import expit
 
 from .polygamma import polygamma, trigamma_half_remainder
@@ -64,7 +66,7 @@ def _lower(zeta: np.ndarray) -> np.ndarray:
     return zeta
 
 
-def lambda_series(zeta: np.ndarray, kT: float, qmax: int) -> np.ndarray:
+def lambda_series(zeta: np.ndarray, kT: float | np.ndarray, qmax: int) -> np.ndarray:
     """Λ^(q)(ζ), q = 0..qmax, for Im ζ < 0; shape ``(qmax+1,) + ζ.shape`` (theory §3).
 
     Λ(ζ) = ψ(c) − ln(β/2π) − iπ/2 and Λ^(q)(ζ) = (iβ/2π)^q ψ^(q)(c), c = 1/2 + iβζ/2π.
@@ -135,7 +137,9 @@ def k_series(zeta: np.ndarray, kT: float | np.ndarray, qmax: int,
     return out.reshape((3, qmax + 1, *zeta.shape))
 
 
-def _pairs(eps_n, eps_m, delta_n, delta_m, mu, kT):
+def _pairs(eps_n: ArrayLike, eps_m: ArrayLike, delta_n: ArrayLike, delta_m: ArrayLike,
+           mu: ArrayLike, kT: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
     """Broadcast inputs; return flat ζ_n, ζ_m, the degeneracy mask and the output shape."""
     en, em, dn, dm, m = np.broadcast_arrays(
         *(np.asarray(x, dtype=float) for x in (eps_n, eps_m, delta_n, delta_m, mu))
@@ -159,7 +163,8 @@ def _taylor_weights(d: np.ndarray, kind: str) -> np.ndarray:
     return np.where(p >= 2, (p - 1) * d ** np.maximum(p - 2, 0) / fact, 0.0)
 
 
-def w_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
+def w_pair(a: int, eps_n: ArrayLike, eps_m: ArrayLike, delta_n: ArrayLike,
+           delta_m: ArrayLike, mu: ArrayLike, kT: float) -> np.ndarray:
     """Symmetric kernel W^(a)_nm = (1/π)∫ dω (ω−μ)^a (−f') L_n L_m, a = 0, 1, 2 (theory §3).
 
     Broadcasts over all array arguments; kT is a positive scalar (meV).  Returns a real array.
@@ -179,7 +184,8 @@ def w_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
     return (0.5 / np.pi * (A - B).real).reshape(shape)
 
 
-def y_pair(eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
+def y_pair(eps_n: ArrayLike, eps_m: ArrayLike, delta_n: ArrayLike, delta_m: ArrayLike,
+           mu: ArrayLike, kT: float) -> np.ndarray:
     """Hall kernel Y_nm = (2/π²) FP∬ f(ω) L_n(ω) L_m(ω')/(ω − ω')² (theory §3).
 
     Evaluated as −(1/π) Im(Λ[ζ_n, ζ_m, ζ_m] + Λ[ζ_n, ζ̄_m, ζ̄_m]); broadcasts, returns real.
@@ -187,7 +193,9 @@ def y_pair(eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
     return y_from_series(lambda_series, eps_n, eps_m, delta_n, delta_m, mu, kT)
 
 
-def y_from_series(series, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
+def y_from_series(series: Callable[[np.ndarray, float, int], np.ndarray], eps_n: ArrayLike,
+                  eps_m: ArrayLike, delta_n: ArrayLike, delta_m: ArrayLike, mu: ArrayLike,
+                  kT: float) -> np.ndarray:
     """−(1/π) Im(F[ζ_n, ζ_m, ζ_m] + F[ζ_n, ζ̄_m, ζ̄_m]) for F^(q) = ``series(ζ, kT, qmax)[q]``.
 
     The Hall kernel (F = Λ) and its energy moments (F = Λ_a, kernels.hall_moments) share this

@@ -101,7 +101,8 @@ def _series_rows(nmax: int, hall: bool) -> np.ndarray:
     return np.array(rows)
 
 
-def _asymptotic(w: np.ndarray, nmax: int, hall: bool) -> tuple[np.ndarray, ...]:
+def _asymptotic(w: np.ndarray, nmax: int, hall: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """r_ψ, r_Γ, ψ^(1..nmax) and E at |w| ≥ R_FAMILY from their series."""
     rows = _series_rows(nmax, hall)
     inv = 1.0 / w
@@ -147,7 +148,7 @@ def _family(c: np.ndarray, nmax: int, hall: bool) -> Family:
     w = cs + ms
     rpsi, rgam, derivs, e = _asymptotic(w, nmax, hall)
     sums = np.zeros((nmax + 1, c.size), dtype=complex)  # Σ_k (c + k)^(−n−1)
-    x_rpsi, sum_rgam = (np.zeros_like(cs), np.zeros_like(cs)) if hall else (None, None)
+    x_rpsi, sum_rgam = np.zeros_like(cs), np.zeros_like(cs)  # used with ``hall`` only
     counts = np.searchsorted(-ms, -np.arange(int(ms[0]) if ms.size else 0), side="left")
     top = ms - 1.0
     for i, cnt in enumerate(counts):  # x = c + k, k = M−1 … 0; elements with M > i
@@ -173,6 +174,7 @@ def _family(c: np.ndarray, nmax: int, hall: bool) -> Family:
         psi[0, order] = rpsi + np.log(w) - 0.5 / w - sums[0]
         return Family(psi, None, None)
     psi[0, order] = rpsi + np.log(cs) - 0.5 / cs
+    assert e is not None  # _asymptotic returns E with ``hall``
     r1, e_out = np.empty_like(c), np.empty_like(c)
     r1[order] = (cs - 0.5) * rpsi - rgam + 0.25 / cs
     e_out[order] = e - (2.0 * (x_rpsi - sum_rgam) + sums[0] / 3.0)

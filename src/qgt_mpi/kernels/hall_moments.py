@@ -38,10 +38,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import spence
 
 from .closed import k_series, lambda_series, y_from_series
-from .family import R_FAMILY, family
+from .family import R_FAMILY, Family, family
 
 __all__ = ["R_ASY", "entropy", "h_moment", "lambda_12", "lambda_12_from", "lambda_moments",
            "y_moment_pair"]
@@ -112,15 +113,19 @@ def lambda_12(zeta: np.ndarray, kT: float, lam0: np.ndarray) -> np.ndarray:
     return lambda_12_from(fam, kT, lam0, zeta.shape)
 
 
-def lambda_12_from(fam, kT: float, lam0: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def lambda_12_from(fam: Family, kT: float | np.ndarray, lam0: np.ndarray,
+                   shape: tuple[int, ...]) -> np.ndarray:
     """Λ_1, Λ_2 at order 0 from a kernels.family result with ``hall`` (see lambda_12)."""
+    if fam.r1 is None or fam.e is None:
+        raise ValueError("lambda_12_from needs a family computed with hall=True")
     g = 1j / (2.0 * math.pi * kT)
     lam1 = fam.r1 / g
     lam2 = math.pi**2 * kT**2 / 3.0 * np.ravel(lam0) + fam.e / g**2
     return np.stack([lam1.reshape(shape), lam2.reshape(shape)])
 
 
-def y_moment_pair(a, eps_n, eps_m, delta_n, delta_m, mu, kT) -> np.ndarray:
+def y_moment_pair(a: int, eps_n: ArrayLike, eps_m: ArrayLike, delta_n: ArrayLike,
+                  delta_m: ArrayLike, mu: ArrayLike, kT: float) -> np.ndarray:
     """Hall energy moment Y^(a)_nm = ∫ dω g_nm(ω) h_a(ω − μ), a = 0, 1, 2 (theory §4).
 
     Y^(0) is closed.y_pair.  Evaluated as −(1/π) Im(Λ_a[ζ_n, ζ_m, ζ_m] + Λ_a[ζ_n, ζ̄_m, ζ̄_m]);

@@ -19,6 +19,7 @@ term| × sec^(2K+n)(arg w / 2) with |arg w| ≤ π/2, so the truncation error is
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -85,7 +86,8 @@ def _asymptotic(nmax: int, w: np.ndarray, C: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shifted_sum(z: np.ndarray, R: float, nout: int, step) -> tuple[np.ndarray, np.ndarray]:
+def _shifted_sum(z: np.ndarray, R: float, nout: int, step: Callable[[np.ndarray], np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Σ_{k<M} step(z+k) with the per-element shift M of :func:`_shifts` (theory §3).
 
     ``step(u)`` returns the ``(nout, u.size)`` contributions of one recurrence step.  Elements are

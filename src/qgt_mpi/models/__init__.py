@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 
 from qgt_mpi.models.bm_continuum import bm_continuum
-from qgt_mpi.models.flatten import FlattenedModel, bandwidth, build_flattened, truncate
+from qgt_mpi.models.flatten import (
+    NFINE_DEFAULT,
+    FlattenedModel,
+    bandwidth,
+    build_flattened,
+    truncate,
+)
 from qgt_mpi.models.haldane import haldane
 from qgt_mpi.models.inline import tight_binding
 from qgt_mpi.models.lattice import TightBinding, kgrid_points, reduced_indices
@@ -45,7 +51,7 @@ __all__ = [
     "truncate",
 ]
 
-_FLATTEN_DEFAULTS = {"range": math.inf, "nfine": 48}
+_FLATTEN_DEFAULTS = {"range": math.inf, "nfine": NFINE_DEFAULT}
 
 
 def build_model(kind: str, params: dict, flatten: dict | None = None,

@@ -108,9 +108,13 @@ class BMContinuum(SparseModel):
     ValueError for inconsistent or out-of-range parameters.
     """
 
+    _h0: np.ndarray  # (nnz,) H(k) = H0 + k_x Hx + k_y Hy on the pattern (_assemble)
+    _hx: np.ndarray
+    _hy: np.ndarray
+
     def __init__(self, theta: float | None = None, alpha: float | None = None,
-                 w0: float = 88.0, w1: float = 110.0, hbar_v: float = HBAR_V, shells: int = 3,
-                 valley: int = 1, mass: float = 0.0) -> None:
+                 w0: float = 88.0, w1: float = 110.0, hbar_v: float = HBAR_V,
+                 shells: float = 3, valley: float = 1, mass: float = 0.0) -> None:
         self.theta, self.shells, self.valley = _check(theta, alpha, w1, hbar_v, shells, valley)
         self.w0, self.w1, self.hbar_v, self.mass = float(w0), float(w1), float(hbar_v), float(mass)
         self.k_theta = k_theta(self.theta)
@@ -133,7 +137,8 @@ class BMContinuum(SparseModel):
         # chiral limit (w0 = 0): σ_z anticommutes with the kinetic and AB terms, so the flat
         # bands' degenerate pair is resolved into its sublattice-polarised states (theory §5.7)
         self.resolve_default = "sublattice" if self.w0 == 0.0 else None
-        self.info = {"kind": "bm_continuum", "theta": self.theta, "alpha": self.alpha,
+        self.info = {"kind": "bm_continuum", "length_unit": "nm", "theta": self.theta,
+                     "alpha": self.alpha,
                      "w0": self.w0, "w1": self.w1, "hbar_v": self.hbar_v, "shells": self.shells,
                      "valley": self.valley, "mass": self.mass, "k_theta": self.k_theta,
                      "moire_length": 4.0 * math.pi / (3.0 * self.k_theta)}

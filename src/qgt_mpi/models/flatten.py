@@ -13,6 +13,10 @@ import numpy as np
 
 from qgt_mpi.models.lattice import TightBinding, kgrid_points
 
+# FFT grid of the truncated (finite-range) model, nfine × nfine cells (theory §2.4): the one
+# default of decks, the API and the figures (docs/input.md `model.flatten.nfine`).
+NFINE_DEFAULT = 64
+
 _IMAGE_SHIFTS = np.arange(-2, 3)  # supercell images searched for the minimal image
 
 
@@ -126,7 +130,7 @@ def _minimal_images(model, nfine: int) -> tuple[np.ndarray, np.ndarray]:
     return images, np.linalg.norm(bond, axis=-1)
 
 
-def truncate(model, r_cut: float, nfine: int = 48) -> TightBinding:
+def truncate(model, r_cut: float, nfine: int = NFINE_DEFAULT) -> TightBinding:
     """Truncated tight-binding model: hoppings with |R·A + τ_b − τ_a| ≤ r_cut (theory §2.4).
 
     Each FFT coefficient goes to its minimal image in the nfine-supercell; images tied for
@@ -158,7 +162,8 @@ def bandwidth(model, n: int) -> np.ndarray:
     return energies.max(axis=0) - energies.min(axis=0)
 
 
-def build_flattened(parent, gap: float, range_: float = math.inf, nfine: int = 48):
+def build_flattened(parent, gap: float, range_: float = math.inf,
+                    nfine: int = NFINE_DEFAULT):
     """Two-band flattening to (−gap/2, +gap/2): exact for range_ = inf, else truncated."""
     if parent.nbands != 2:
         raise ValueError(f"flattening to ±gap/2 needs a two-band model, got {parent.nbands}")

@@ -10,11 +10,13 @@ Install them with ``pip install pythtb`` (TBmodels: ``pip install tbmodels``).
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from qgt_mpi.models.lattice import TightBinding
 
 
-def _with_partners(R, a, b, t) -> tuple:
+def _with_partners(R: ArrayLike, a: ArrayLike, b: ArrayLike, t: ArrayLike
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every listed term and its Hermitian conjugate (both packages add the h.c. themselves)."""
     R = np.asarray(R, dtype=np.int64).reshape(-1, 2)
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
@@ -73,6 +75,6 @@ def from_tbmodels(model, energy_scale: float = 1.0) -> TightBinding:
     blocks = np.array([np.asarray(m, dtype=complex) for m in dense])
     cell, a, b = np.nonzero(blocks)
     R = np.asarray(cells, dtype=np.int64).reshape(-1, 2)[cell]
-    rows = _with_partners(R, a, b, blocks[cell, a, b])
-    return TightBinding(lattice, reduced @ lattice, *rows[:3], energy_scale * rows[3],
+    R, a, b, t = _with_partners(R, a, b, blocks[cell, a, b])
+    return TightBinding(lattice, reduced @ lattice, R, a, b, energy_scale * t,
                         {"kind": "tbmodels"})

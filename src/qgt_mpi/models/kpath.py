@@ -153,7 +153,7 @@ def sample_path(corners: list[np.ndarray], n: int
     """
     corners = [np.asarray(c, dtype=float) for c in corners]
     lengths = np.array([np.linalg.norm(b - a) for a, b in itertools.pairwise(corners)])
-    scale = max(max(np.linalg.norm(c) for c in corners), 1e-300)
+    scale = max(max(float(np.linalg.norm(c)) for c in corners), 1e-300)
     for i, length in enumerate(lengths):
         if length <= 1e-12 * scale:
             raise ValueError(f"segment {i + 1} of the path has zero length (corners {i + 1} "

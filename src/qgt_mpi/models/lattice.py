@@ -77,6 +77,8 @@ class TightBinding(LatticeCell):
     b: np.ndarray
     t: np.ndarray
     info: dict = field(default_factory=dict)
+    # distinct cells R and the scatter matrix T (_build_scatter), set in __post_init__
+    _scatter: tuple[np.ndarray, np.ndarray | sp.csr_matrix] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         arrays = {
@@ -154,7 +156,7 @@ class TightBinding(LatticeCell):
         return bool(np.allclose(direct, mirror, rtol=0.0, atol=atol))
 
     # Hamiltonian --------------------------------------------------------------------------
-    def _build_scatter(self) -> tuple[np.ndarray, object]:
+    def _build_scatter(self) -> tuple[np.ndarray, np.ndarray | sp.csr_matrix]:
         """Distinct cells R (nR, 2) and the (nR, norb²) matrix T[R, a*norb + b] = Σ t_ab(R).
 
         T is a scipy.sparse matrix when nR·norb² is large (big unit cells), else dense.
@@ -203,6 +205,6 @@ class TightBinding(LatticeCell):
         for lo in range(0, nk, step):
             block = slice(lo, min(nk, lo + step))
             ham[block], d_block = self._chunk(k[block], derivatives)
-            if derivatives:
+            if dham is not None:
                 dham[:, block] = d_block
         return ham, dham

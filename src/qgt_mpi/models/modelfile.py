@@ -92,7 +92,8 @@ def _build(flat: dict, prefix: str = ""):
     """Model from the flat arrays of :func:`read_model_arrays`."""
     cls = flat[prefix + "class"]
     if cls == "TightBinding":
-        return TightBinding(*(flat[prefix + n] for n in _TB_FIELDS), flat[prefix + "info"])
+        return TightBinding(**{n: flat[prefix + n] for n in _TB_FIELDS},
+                            info=flat[prefix + "info"])
     return FlattenedModel(_build(flat, prefix + "parent/"), flat[prefix + "targets"],
                           flat[prefix + "gap_tol"])
 

@@ -21,26 +21,34 @@ H_ab(k) = Σ_{bonds a←b} t e^{ik·d} and ∂_i H_ab(k) = Σ i d_i t e^{ik·d}.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 
 from qgt_mpi.models.lattice import LatticeCell, TightBinding
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from qgt_mpi.models.protocols import BlochModel
 
 
 class SparseModel(LatticeCell):
     """Base class of sparse models: pattern, per-k values, dense fallback for small sizes.
 
     Subclasses set ``lattice``, ``positions``, ``rows``, ``cols``, ``info`` and implement
-    :meth:`values`.
+    :meth:`values`; :meth:`_finish_pattern` sets ``indptr``. Every instance is a
+    ``SparseBlochModel`` (models/protocols.py).
     """
 
-    sparse = True
     lattice: np.ndarray
     positions: np.ndarray
     rows: np.ndarray
     cols: np.ndarray
-    info: dict
-    operators: dict
+    indptr: np.ndarray
+    info: dict[str, object]
+    operators: dict[str, sp.csr_matrix]
 
     @property
     def norb(self) -> int:
@@ -80,8 +88,9 @@ class SparseModel(LatticeCell):
     def csr(self, k: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
         """H(k), ∂H/∂k_x, ∂H/∂k_y at one k as SciPy CSR matrices (theory §1)."""
         shape = (self.norb, self.norb)
-        return tuple(sp.csr_matrix((v, self.cols, self.indptr), shape=shape)
+        h, dx, dy = (sp.csr_matrix((v, self.cols, self.indptr), shape=shape)
                      for v in self.values(np.asarray(k, dtype=float).ravel()))
+        return h, dx, dy
 
     def hamiltonian(self, k: np.ndarray, derivatives: bool = True
                     ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -93,7 +102,7 @@ class SparseModel(LatticeCell):
         for i, kk in enumerate(k):  # dense fallback: one vectorised fill per k-point
             h, dx, dy = self.values(kk)
             ham[i, self.rows, self.cols] = h
-            if derivatives:
+            if dham is not None:
                 dham[0, i, self.rows, self.cols] = dx
                 dham[1, i, self.rows, self.cols] = dy
         return ham, dham
@@ -111,8 +120,9 @@ class BondModel(SparseModel):
     info : facts for :meth:`describe`; operators : optional symmetry operators (CSR).
     """
 
-    def __init__(self, lattice, positions, a, b, d, t, info: dict | None = None,
-                 operators: dict | None = None) -> None:
+    def __init__(self, lattice: ArrayLike, positions: ArrayLike, a: ArrayLike, b: ArrayLike,
+                 d: ArrayLike, t: ArrayLike, info: dict[str, object] | None = None,
+                 operators: dict[str, sp.csr_matrix] | None = None) -> None:
         self.lattice = np.asarray(lattice, dtype=float).reshape(2, 2)
         self.positions = np.asarray(positions, dtype=float).reshape(-1, 2)
         a, b = np.asarray(a, dtype=np.int64).ravel(), np.asarray(b, dtype=np.int64).ravel()
@@ -128,7 +138,8 @@ class BondModel(SparseModel):
         self._finish_pattern()
 
     @classmethod
-    def from_tight_binding(cls, model: TightBinding, info: dict | None = None) -> BondModel:
+    def from_tight_binding(cls, model: TightBinding, info: dict[str, object] | None = None
+                           ) -> BondModel:
         """The same Hamiltonian as a TightBinding model, as a bond list."""
         return cls(model.lattice, model.positions, model.a, model.b, model.displacements,
                    model.t, {**model.info, **(info or {})})
@@ -184,12 +195,12 @@ class BondModel(SparseModel):
         return bool(abs(h - h.getH()).max() <= atol) if h.nnz else True
 
 
-def as_sparse(model) -> SparseModel:
+def as_sparse(model: BlochModel) -> SparseModel:
     """A sparse view of ``model``: itself if sparse, a BondModel for a TightBinding.
 
     Raises ValueError for models defined only in k-space (exact flattening, range = ∞).
     """
-    if getattr(model, "sparse", False):
+    if isinstance(model, SparseModel):
         return model
     if isinstance(model, TightBinding):
         return BondModel.from_tight_binding(model)

@@ -20,7 +20,7 @@ g = +1 at the Dirac point K = R(φ_ℓ)(4π/3a, 0) of layer ℓ (valley +1) and 
 interlayer hoppings break [H, V] = 0 only weakly. For a hop along d (angle ψ) in a layer
 rotated by φ_ℓ the entry is +i sign(cos 3(ψ − φ_ℓ))/(3√3) (sublattice signs cancel).
 
-Sublattice mass (hBN alignment, SPEC §2.5 for the continuum analogue): an optional on-site
+Sublattice mass (hBN alignment, theory §2.5 for the continuum analogue): an optional on-site
 +M/2 on sublattice A and −M/2 on B of BOTH layers (``mass`` = M in meV), the convention of
 ``bm_continuum``'s ``mass`` so the two models can be compared band by band. It breaks C2z
 (and C2zT), gaps the Dirac points and makes per-band valley Chern numbers integers
@@ -103,6 +103,12 @@ class TBGAtomistic(BondModel):
     :attr:`valley_model` holds the k-dependent valley operator as a BondModel.
     """
 
+    m: int
+    theta: float
+    params: dict[str, float]
+    layer: np.ndarray
+    sublattice: np.ndarray
+    z: np.ndarray
     valley_model: BondModel
 
     def valley(self, k: np.ndarray) -> sp.csr_matrix:
@@ -159,7 +165,8 @@ def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"]
     z = np.where(layer == 0, 0.0, d0)
     bond_a, bond_b, d3 = _pairs(np.column_stack([positions, z]), lattice, cutoff)
     t = slater_koster(d3, params)
-    info = {"kind": "tbg_atomistic", "m": m, "theta": math.degrees(theta), **params,
+    info = {"kind": "tbg_atomistic", "length_unit": "nm", "m": m,
+            "theta": math.degrees(theta), **params,
             "mass": float(mass)}
     layer_op = sp.diags(np.where(layer == 0, 1.0, -1.0)).tocsr()
     sublattice = np.concatenate([s1, s2])
@@ -188,7 +195,7 @@ def _valley_model(model: TBGAtomistic, a: np.ndarray, b: np.ndarray, d3: np.ndar
 
 
 def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
-    """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6, issue 8).
+    """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6).
 
     One p_z electron per carbon fills N/2 bands, and at K the bands N/2 − 1 and N/2 touch, so
     E_CN = (ε_{N/2−1}(K) + ε_{N/2}(K))/2. Up to ``dense_limit`` orbitals this is counted in the
@@ -213,7 +220,7 @@ def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
 def shift_energy(model: TBGAtomistic, shift: float) -> TBGAtomistic:
     """The same model with every on-site energy lowered by ``shift`` meV (new energy zero).
 
-    Used to put the zero at charge neutrality (``energy_zero = "neutrality"``, issue 8):
+    Used to put the zero at charge neutrality (``energy_zero = "neutrality"``):
     sweep μ and the solver target are then relative to it; ``describe`` keeps the absolute
     value as ``neutrality_meV``.
     """

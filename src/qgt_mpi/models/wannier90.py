@@ -108,11 +108,11 @@ def _out_of_plane(h: Hoppings, t: np.ndarray, third: int, policy: str) -> None:
 
 def _files(hr, tb, centres, lattice) -> tuple[np.ndarray, Hoppings, np.ndarray | None, str]:
     """Lattice (Å), hoppings, centres (Å) or None, and where the centres came from."""
-    if hr is None and tb is None:
-        raise ValueError("a Wannier90 model needs hr = \"seedname_hr.dat\" or tb = "
-                         "\"seedname_tb.dat\"")
     tb_lattice, tb_hops, tb_centres = read_tb(tb) if tb is not None else (None, None, None)
     hops = read_hr(hr) if hr is not None else tb_hops
+    if hops is None:  # neither file given
+        raise ValueError("a Wannier90 model needs hr = \"seedname_hr.dat\" or tb = "
+                         "\"seedname_tb.dat\"")
     if lattice is None and tb_lattice is None:
         raise ValueError("hr needs the lattice: give lattice = [[x, y, z], [...], [...]] (Å) "
                          "or tb = \"seedname_tb.dat\"")

@@ -14,7 +14,6 @@ from qgt_mpi.parallel.comm import (
     allreduce_sum,
     block_range,
     broadcast,
-    gather,
 )
 from qgt_mpi.parallel.errors import CollectiveError, collective, install_excepthook
 from qgt_mpi.parallel.timing import Timers
@@ -32,6 +31,5 @@ __all__ = [
     "block_range",
     "broadcast",
     "collective",
-    "gather",
     "install_excepthook",
 ]

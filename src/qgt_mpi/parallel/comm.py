@@ -57,11 +57,6 @@ def allgather(comm: MPI.Comm, value: T) -> list[T]:
     return comm.allgather(value)
 
 
-def gather(comm: MPI.Comm, value: T, root: int = 0) -> list[T] | None:
-    """Every rank's ``value`` on ``root`` (None elsewhere). Collective."""
-    return comm.gather(value, root=root)
-
-
 def allgather_rows(comm: MPI.Comm, local: np.ndarray) -> np.ndarray:
     """Concatenate every rank's row block (axis 0) in rank order, on every rank. Collective.
 

@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import TypeVar
 
 from mpi4py import MPI
@@ -86,10 +87,9 @@ def collective(comm: MPI.Comm, *catch: type[BaseException]) -> Iterator[None]:
 
 def call_collectively(comm: MPI.Comm, func: Callable[[], T]) -> T:
     """Run ``func`` on every rank and agree on failure (see :func:`collective`)."""
-    result: T | None = None
-    with collective(comm):
+    with collective(comm):  # re-raises every rank's error as a CollectiveError
         result = func()
-    return result  # type: ignore[return-value]
+    return result
 
 
 def agreed_local(comm: MPI.Comm, func: Callable[[], T]) -> T:
@@ -138,7 +138,8 @@ def install_excepthook(comm: MPI.Comm) -> None:
     if comm.size == 1:
         return
 
-    def hook(kind, value, tb) -> None:
+    def hook(kind: type[BaseException], value: BaseException,
+             tb: TracebackType | None) -> None:
         sys.stderr.write(f"qgt-mpi: uncaught error on rank {comm.rank}; aborting all ranks\n")
         traceback.print_exception(kind, value, tb)
         sys.stderr.flush()

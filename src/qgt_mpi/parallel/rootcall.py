@@ -8,25 +8,30 @@ copy of the table. A reader error is broadcast too and raised on every rank.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
 
-def broadcast_arrays(comm: MPI.Comm, payload: dict | None, root: int = 0) -> dict:
-    """``payload`` from ``root`` on every rank; ndarray values by buffer broadcast. Collective."""
+def broadcast_arrays(comm: MPI.Comm, payload: dict[str, Any] | None, root: int = 0
+                     ) -> dict[str, Any]:
+    """``payload`` from ``root`` on every rank; ndarray values by buffer broadcast. Collective.
+
+    ``payload`` matters on ``root`` only (None elsewhere).
+    """
     meta = None
-    if comm.rank == root:
+    if payload is not None and comm.rank == root:
         meta = {k: (("array", v.shape, v.dtype.str) if isinstance(v, np.ndarray) else ("obj", v))
                 for k, v in payload.items()}
     meta = comm.bcast(meta, root=root)
-    out = {}
+    out: dict[str, Any] = {}
     for key, (tag, *rest) in meta.items():
         if tag == "obj":
             out[key] = rest[0]
             continue
         shape, dtype = rest
-        buf = (np.ascontiguousarray(payload[key]) if comm.rank == root
+        buf = (np.ascontiguousarray(payload[key]) if payload is not None and comm.rank == root
                else np.empty(shape, dtype=np.dtype(dtype)))
         if buf.size:
             comm.Bcast(buf, root=root)
@@ -34,7 +39,8 @@ def broadcast_arrays(comm: MPI.Comm, payload: dict | None, root: int = 0) -> dic
     return out
 
 
-def root_call(comm: MPI.Comm, func: Callable[[], dict], root: int = 0) -> dict:
+def root_call(comm: MPI.Comm, func: Callable[[], dict[str, Any]], root: int = 0
+              ) -> dict[str, Any]:
     """Call ``func`` on ``root`` only and broadcast its dict result or its error. Collective.
 
     Every rank must call it. Exceptions of ``func`` must be picklable; the same exception

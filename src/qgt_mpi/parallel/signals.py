@@ -12,6 +12,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 from mpi4py import MPI
 
@@ -31,7 +32,7 @@ class StopFlag:
     def __bool__(self) -> bool:
         return self.name is not None
 
-    def handler(self, signum: int, _frame) -> None:
+    def handler(self, signum: int, _frame: FrameType | None) -> None:
         """Record the first stop request."""
         self.name = self.name or signal.Signals(signum).name
 

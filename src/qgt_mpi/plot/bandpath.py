@@ -73,7 +73,9 @@ def choose_bands(mean_energy: np.ndarray, e_ref: float, n_max: int,
     Raises ValueError for requested indices outside the file's bands.
     """
     nb = mean_energy.size
-    if requested == "all":
+    if isinstance(requested, str):
+        if requested != "all":
+            raise ValueError(f"--bands {requested}: give band indices or 'all'")
         return np.arange(nb)
     if requested:
         bad = [b for b in requested if not 0 <= b < nb]
@@ -117,7 +119,7 @@ def _window(fig, ax, s, energies, edges, idx) -> None:
         ax.plot(s, energies[:, n], color=COLOURS[4], ls="-", lw=1.0,
                 label="window bands" if j == 0 else None)
     below, above = edges[:, 0], edges[:, 1]
-    label = "nearest eigenvalue outside the window"
+    label: str | None = "nearest eigenvalue outside the window"
     for values in (below, above):
         if np.isfinite(values).any():  # all NaN: no band on that side of the window
             ax.plot(s, values, color=COLOURS[5], ls="--", lw=0.9, label=label)

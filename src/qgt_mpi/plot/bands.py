@@ -20,6 +20,7 @@ import numpy as np
 
 from qgt_mpi.io.deck import InputError, parse_deck
 from qgt_mpi.models import bandwidth, build_model, load_model, truncate
+from qgt_mpi.models.flatten import NFINE_DEFAULT
 from qgt_mpi.models.kpath import high_symmetry_path, parse_path
 from qgt_mpi.plot.bandpath import PATH_MAX_BANDS, band_range_text, choose_bands, reference_energy
 from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, note, save, skip
@@ -27,7 +28,6 @@ from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers.dense import DenseSolver
 
 R_CUTS = np.arange(1, 9)
-NFINE = 48
 N_PATH = 301
 REBUILD_MAX_ORBITALS = 400  # 301 dense solves of this size take ~20 s
 NAME = "bands_path"
@@ -72,7 +72,7 @@ def _panels(config) -> list[tuple[str, list]]:
     right = [(model, "-", "deck model")]
     if math.isinf(spec.flatten.range):
         right = [(model, "-", "exact flattening")]
-        right += [(truncate(model, rc, NFINE), ls, f"truncated $R_c$ = {rc} a")
+        right += [(truncate(model, rc, NFINE_DEFAULT), ls, f"truncated $R_c$ = {rc} a")
                   for rc, ls in ((2, "--"), (4, ":"))]
     return [(f"parent {spec.kind} bands", [(parent, "-", None)]),
             (rf"flattened, $\Delta$ = {spec.flatten.gap:.3g} meV", right)]
@@ -140,8 +140,8 @@ def plot_band_path(f: h5py.File, outdir: str, path: str | None = None,
 
 def truncation_bandwidths(kind: str, params: dict, gap: float) -> np.ndarray:
     """W/Δ (largest over bands) of the flattened model truncated at each R_c in R_CUTS."""
-    flat = build_model(kind, params, {"gap": gap, "range": math.inf, "nfine": NFINE})
-    return np.array([bandwidth(truncate(flat, rc, NFINE), NFINE).max() / gap
+    flat = build_model(kind, params, {"gap": gap, "range": math.inf, "nfine": NFINE_DEFAULT})
+    return np.array([bandwidth(truncate(flat, rc, NFINE_DEFAULT), NFINE_DEFAULT).max() / gap
                      for rc in R_CUTS])
 
 
@@ -164,7 +164,8 @@ def plot_truncation_bandwidth(f: h5py.File, outdir: str, force: bool = False) ->
     slope, icpt = fit_line(R_CUTS, np.log(ratio))
     fig, axes = new_figure()
     ax = axes[0, 0]
-    ax.semilogy(R_CUTS, ratio, "o", ls="none", label=f"computed ({NFINE}×{NFINE} FFT, k-grid)")
+    ax.semilogy(R_CUTS, ratio, "o", ls="none",
+                label=f"computed ({NFINE_DEFAULT}×{NFINE_DEFAULT} FFT, k-grid)")
     ax.semilogy(R_CUTS, np.exp(icpt + slope * R_CUTS), color="k", ls=":", lw=1,
                 label=rf"$\propto e^{{-R_c/\xi}}$, $\xi$ = {-1.0 / slope:.3g} a")
     if math.isfinite(spec.flatten.range) and "bands" in f:

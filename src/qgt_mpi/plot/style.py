@@ -25,7 +25,6 @@ from qgt_mpi.constants import K_B_MEV_PER_K
 # no (colour, style) pair repeats before 28 curves; neighbours differ in both (greyscale).
 COLOURS = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7")
 STYLES = ("-", "--", ":", "-.")
-MARKERS = ("o", "s", "^", "v", "D", "<", ">")
 N_DISTINCT = len(COLOURS) * len(STYLES)
 
 # Journal widths (inches): one column (PRB/PRL 3.4 in) and two columns (7 in).
@@ -48,11 +47,6 @@ RC = {
 plt.rcParams.update(RC)  # text added after figure creation uses the same style
 _METADATA = {"png": {"Software": None}, "pdf": {"Creator": None, "Producer": None,
                                                 "CreationDate": None}}
-
-
-def curve_style(k: int) -> dict[str, str]:
-    """Colour, line style and marker of the k-th curve (see COLOURS)."""
-    return {"color": COLOURS[k % 7], "linestyle": STYLES[k % 4], "marker": MARKERS[k % 7]}
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None,
@@ -130,7 +124,7 @@ class Transport:
     """The /transport group of a result file, plus the gap of a flattened model.
 
     Arrays have shape (n_mu, n_delta, n_T) as in the file; ``delta`` is (n_delta, n_bands);
-    ``gap`` is Δ in meV (None for an unflattened model). In a fixed-filling file (issue 11)
+    ``gap`` is Δ in meV (None for an unflattened model). In a fixed-filling file (theory §4.7)
     the first axis is the target filling ν of the band group (``first`` = "filling"): ``mu``
     then holds those fillings and the solved μ(ν, T) is the quantity ``mu_solved``.
     """

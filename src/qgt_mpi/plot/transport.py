@@ -92,6 +92,8 @@ def inverse_sigma_fits(tr: Transport, im: int, idel: int) -> dict[str, tuple]:
     Returns {"low"/"high": (slope [h/e² per K], intercept [h/e²], mask)} for the windows
     that hold at least 3 temperatures (windows in units of Δ/k_B: LOW_WINDOW, HIGH_WINDOW).
     """
+    if tr.gap is None:
+        raise ValueError("fit windows need a flattened model's gap")
     t_gap = tr.gap / K_B_MEV_PER_K
     inv = 1.0 / tr.data["sigma_xx"][im, idel]
     fits = {}

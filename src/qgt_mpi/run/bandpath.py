@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from mpi4py import MPI
@@ -35,8 +36,11 @@ from qgt_mpi.logs import Progress
 from qgt_mpi.models.kpath import parse_path, sample_path
 from qgt_mpi.parallel import Timers, allgather_rows, block_range, collective
 from qgt_mpi.parallel.errors import fail_point
-from qgt_mpi.solvers import is_windowed
 from qgt_mpi.solvers.resolve import eigenbasis
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
+    from qgt_mpi.solvers.base import Eigensolver
 
 BATCH_BYTES = 2**27  # dense solves: 128 MiB of H(k) per batch at most
 
@@ -57,7 +61,7 @@ class BandPath:
         return len(self.k)
 
 
-def resolve_path(spec: BandsSpec | None, model) -> BandPath | None:
+def resolve_path(spec: BandsSpec | None, model: BlochModel) -> BandPath | None:
     """The path of a ``[bands]`` section on ``model`` (None without one). Local.
 
     Raises
@@ -78,17 +82,19 @@ def resolve_path(spec: BandsSpec | None, model) -> BandPath | None:
     return BandPath(spec.path, labels, ticks, k, distance)
 
 
-def _batch(solver, model, share: int, percent: float, chunk: int) -> int:
+def _batch(solver: Eigensolver, model: BlochModel, share: int, percent: float,
+           chunk: int) -> int:
     """Points per solve call, at most ``chunk``: windowed solves (seconds per point) about
     ``percent`` of the share, so that progress is logged; dense solves as many as fit in
     BATCH_BYTES of Hamiltonians (milliseconds per point: one progress line)."""
-    if is_windowed(solver):
+    if solver.windowed:
         return max(1, min(chunk, math.ceil(share * percent / 100.0)))
     return max(1, min(chunk, BATCH_BYTES // (16 * model.norb**2)))
 
 
-def solve_path(comm: MPI.Comm, solver, model, path: BandPath, log: logging.Logger,
-               percent: float = 5.0, chunk: int = 4096) -> dict[str, np.ndarray | None]:
+def solve_path(comm: MPI.Comm, solver: Eigensolver, model: BlochModel, path: BandPath,
+               log: logging.Logger, percent: float = 5.0, chunk: int = 4096
+               ) -> dict[str, np.ndarray | None]:
     """Energies (and window edges) at every point of ``path``. Collective over ``comm``.
 
     Parameters
@@ -136,24 +142,28 @@ def solve_path(comm: MPI.Comm, solver, model, path: BandPath, log: logging.Logge
         if not np.all(np.isfinite(rows[:, :nb])):
             raise FloatingPointError("non-finite band energy on the band path")
     everything = allgather_rows(comm, rows if pool.rank == 0 else rows[:0])
-    edges = everything[:, nb:] if is_windowed(solver) else None
+    edges = everything[:, nb:] if solver.windowed else None
     return {"energies": everything[:, :nb], "window_edges": edges}
 
 
-def path_group(path: BandPath, solved: dict, solver) -> tuple[dict, dict]:
+def path_group(path: BandPath, solved: dict[str, np.ndarray | None], solver: Eigensolver
+               ) -> tuple[dict[str, tuple[np.ndarray, dict[str, object]]], dict[str, object]]:
     """``/bands_path`` datasets and attributes from a solved path. Local."""
-    data = {
-        "energies": (solved["energies"], {}),
+    energies = solved["energies"]
+    if energies is None:
+        raise ValueError("a solved path needs its energies")
+    edges = solved.get("window_edges")
+    data: dict[str, tuple[np.ndarray, dict[str, object]]] = {
+        "energies": (energies, {}),
         "k": (np.asarray(path.k), {}),
         "distance": (np.asarray(path.distance), {}),
         "labels": (np.array(path.labels), {}),
         "label_positions": (np.asarray(path.ticks), {}),
     }
-    if solved.get("window_edges") is not None:
-        data["window_edges"] = (solved["window_edges"], {})
+    if edges is not None:
+        data["window_edges"] = (edges, {})
     attrs: dict[str, object] = {"path": path.text, "points": path.points,
-                                "solver": str(solver.name),
-                                "nbands": int(solved["energies"].shape[1])}
+                                "solver": str(solver.name), "nbands": int(energies.shape[1])}
     info = solver.describe()
     for key in ("nev", "target_meV", "flat_energies_meV"):
         if info.get(key) is not None:
@@ -164,9 +174,11 @@ def path_group(path: BandPath, solved: dict, solver) -> tuple[dict, dict]:
     return data, attrs
 
 
-def bands_phase(comm: MPI.Comm, solver, model, path: BandPath | None, log: logging.Logger,
-                timers: Timers, percent: float = 5.0, chunk: int = 4096
-                ) -> tuple[dict, dict] | None:
+def bands_phase(comm: MPI.Comm, solver: Eigensolver, model: BlochModel,
+                path: BandPath | None, log: logging.Logger, timers: Timers,
+                percent: float = 5.0, chunk: int = 4096
+                ) -> tuple[dict[str, tuple[np.ndarray, dict[str, object]]],
+                           dict[str, object]] | None:
     """The band-path phase: log, solve, group. Collective over ``comm``.
 
     Parameters are those of :func:`solve_path`; ``timers`` gets the phase ``"bands"``.
@@ -180,7 +192,7 @@ def bands_phase(comm: MPI.Comm, solver, model, path: BandPath | None, log: loggi
     if path is None:
         return None
     with timers.phase("bands"):
-        window = (f", window of {solver.bands(model)} bands" if is_windowed(solver) else "")
+        window = (f", window of {solver.bands(model)} bands" if solver.windowed else "")
         log.info("band path %s: %d points, solver %s%s", " ".join(path.labels), path.points,
                  solver.name, window)
         solved = solve_path(comm, solver, model, path, log, percent, chunk)

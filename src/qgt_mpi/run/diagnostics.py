@@ -141,7 +141,7 @@ def apply(result, transport: dict, geometry: dict, grid: tuple[int, int], delta:
             attrs = tr_group[key][1]
             tr_group[key] = (transport[key], attrs)
             tr_group[f"{key}_undefined"] = (mask.astype(np.uint8), {
-                "units": "1", "axes": attrs.get("axes", ""),
+                "axes": attrs.get("axes", ""),
                 "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
         counts = {f"n_undefined_{k}": int(m.sum()) for k, m in masks.items()}
     tr_attrs.update(counts)
@@ -166,7 +166,7 @@ def _geometry_flags(result, geometry, grid, delta, temperature, warn) -> None:
     open_gap = geometry.get("open_gap", geometry["min_gap"])
     gapped = gapped_bands(open_gap, width, grid, scale)
     geo["chern_gapped"] = (gapped.astype(np.uint8), {
-        "units": "1", "axes": "band",
+        "axes": "band",
         "meaning": "1 if the band is separated from its neighbours on this grid (its Chern "
                    "number is a topological invariant); 0: the Chern number is not"})
     where = f"on this {grid[0]}x{grid[1]} grid"

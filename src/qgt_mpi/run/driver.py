@@ -20,18 +20,10 @@ from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, sto
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.run import diagnostics, memory
 from qgt_mpi.run.bandpath import bands_phase, resolve_path
-from qgt_mpi.run.diagnostics import window_isolated
 from qgt_mpi.run.kpass import KPass, kfield_meta, kfield_slabs, run_blocks
 from qgt_mpi.run.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.run.results import assemble, valley_group
-from qgt_mpi.run.setup import (
-    make_job,
-    model_from_config,
-    prepare,
-    prepare_model_only,
-    solver_from_config,
-    window_terms,
-)
+from qgt_mpi.run.setup import WindowTerms, make_job, prepare, window_terms
 from qgt_mpi.run.sweep import bytes_per_point, finish_in_memory, finish_streamed
 from qgt_mpi.solvers import is_windowed, resolve, safe_shift
 
@@ -56,13 +48,13 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
 def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
             degeneracy: float = 1.0, *, chunk: int = 4096, kresolved: bool = False,
             log: logging.Logger | None = None, solver=None,
-            window: dict | None = None, filling=None, filling_bands=None,
+            window: WindowTerms | None = None, filling=None, filling_bands=None,
             timers: Timers | None = None) -> tuple[KPass, dict, dict]:
     """k-pass, reductions and evaluation for one model and sweep, no file. Collective.
 
     ``solver`` (default dense) may be a windowed solver on a pool communicator of ``comm``
     (pools are contiguous blocks of ranks); ``window`` as in :func:`make_job`; ``filling``
-    and ``filling_bands`` make the sweep one at fixed filling of that band group (issue 11).
+    and ``filling_bands`` make the sweep one at fixed filling of that band group (theory §4.7).
     ``timers`` (default: new ones) collects the phase times (the Python API keeps them).
     Returns the rank's KPass (with its k-resolved blocks if asked) and the reduced transport
     (theory §4) and geometry (theory §5) dictionaries, identical on every rank.
@@ -148,36 +140,49 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
 
 def _complete(comm, config, job, output, geometry, counts, timers, log, mem_est,
               restart_state, across, stop) -> None:
-    """After the evaluation: superfluid weight, valley geometry, band path, file contents,
-    the final write. Collective; a stop signal is honoured after each phase (signals.stop_after)."""
-    superfluid = _superfluid(comm, config, job.model, timers, log,
-                             geometry if is_windowed(job.solver) else None, job.solver, across)
-    stop_after(comm, stop, "superfluid phase")
-    valley = None
-    if config.solver.valley:
-        with timers.phase("valley"):
-            valley = valley_group(comm, across, job, log)
-        stop_after(comm, stop, "valley phase")
-    bands_path = bands_phase(comm, job.solver, job.model, resolve_path(config.bands, job.model),
-                             log, timers, config.run.progress_percent, config.run.chunk)
-    if bands_path is not None:  # [bands]: the path solved with the run's solver (bandpath.py)
-        stop_after(comm, stop, "bands path phase")
-    result = _result(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,
-                     counts)
-    for name, group in (("superfluid", superfluid), ("valley", valley),
-                        ("bands_path", bands_path)):
-        if group is not None:
-            result.groups[name], result.group_attrs[name] = group
+    """After the evaluation: the extra phases, file contents, the final write. Collective."""
+    groups = extra_phases(comm, config, job, geometry, timers, log, across, stop)
+    result = result_file(comm, config, job, job.sums.delta, {}, geometry, timers, log, mem_est,
+                         counts)
+    for name, group in groups.items():
+        result.groups[name], result.group_attrs[name] = group
     if config.output.kresolved:
         path, done, restored = restart_state
         with collective(comm):  # each rank reads back its share of the restored blocks
             result.kslabs = kfield_slabs(job) + (
                 restored_slabs(comm, path, done, job) if restored else [])
-    _write(comm, output, result, timers, append=True)  # the sweep is in the file already
+    write_result(comm, output, result, timers, append=True)  # the sweep is in the file
 
 
-def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=None,
-            counts=None):
+def extra_phases(comm, config, job, geometry, timers, log, across, stop=None) -> dict:
+    """The phases after the sweep a deck may ask for — superfluid weight, valley geometry,
+    band path — as ``{group name: (datasets, attrs)}``. Collective; with ``stop`` (runs) a
+    stop signal is honoured after each phase (signals.stop_after). The CLI run and the
+    Python API both come here."""
+    groups = {}
+    superfluid = superfluid_phase(comm, config, job.model, timers, log,
+                                  geometry if is_windowed(job.solver) else None, job.solver,
+                                  across)
+    if superfluid is not None:
+        groups["superfluid"] = superfluid
+    if stop is not None:
+        stop_after(comm, stop, "superfluid phase")
+    if config.solver.valley:
+        with timers.phase("valley"):
+            groups["valley"] = valley_group(comm, across, job, log)
+        if stop is not None:
+            stop_after(comm, stop, "valley phase")
+    bands_path = bands_phase(comm, job.solver, job.model, resolve_path(config.bands, job.model),
+                             log, timers, config.run.progress_percent, config.run.chunk)
+    if bands_path is not None:  # [bands]: the path solved with the run's solver (bandpath.py)
+        groups["bands_path"] = bands_path
+        if stop is not None:
+            stop_after(comm, stop, "bands path phase")
+    return groups
+
+
+def result_file(comm, config, job, delta, transport, geometry, timers, log, mem_est=None,
+                counts=None):
     """Assemble the result file contents and log the timing table. Collective.
 
     ``mem_est`` (memory.check's parts) is recorded when given (runs; not the Python API).
@@ -222,7 +227,7 @@ def _result(comm, config, job, delta, transport, geometry, timers, log, mem_est=
     return result
 
 
-def _write(comm, output, result, timers, append: bool = False) -> None:
+def write_result(comm, output, result, timers, append: bool = False) -> None:
     """Write the result file; on failure remove the partial file. Collective.
 
     ``append``: complete the partial file holding the streamed sweep (run/sweep.py).
@@ -235,7 +240,8 @@ def _write(comm, output, result, timers, append: bool = False) -> None:
             raise
 
 
-def _superfluid(comm, config, model, timers, log, geometry=None, solver=None, across=None):
+def superfluid_phase(comm, config, model, timers, log, geometry=None, solver=None,
+                     across=None):
     """theory §6 superfluid weight when the deck has a [superfluid] section. Collective.
 
     ``geometry``, ``solver``, ``across``: a windowed k-pass's reduced geometry, its solver
@@ -277,6 +283,5 @@ def _remove_partial(comm: MPI.Comm, output: str) -> None:
             pass
 
 
-__all__ = ["PHASES", "compute", "finish", "make_job", "model_from_config", "prepare",
-           "prepare_model_only", "run", "solver_from_config", "window_isolated",
-           "window_terms"]
+__all__ = ["PHASES", "compute", "extra_phases", "finish", "result_file", "run",
+           "superfluid_phase", "write_result"]

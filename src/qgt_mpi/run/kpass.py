@@ -22,24 +22,25 @@ from qgt_mpi.geometry.bands import band_geometry, degenerate_pairs, pair_product
 from qgt_mpi.geometry.chern import plaquette_flux
 from qgt_mpi.geometry.corners import corner_plan
 from qgt_mpi.geometry.summary import GeometrySummary
+from qgt_mpi.io.kslabs import ENTRY_AXES, KEYS, entry_shapes
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.lattice import kgrid_points, reduced_indices
+from qgt_mpi.models.protocols import BlochModel
 from qgt_mpi.parallel import CollectiveError, Timers, allgather
 from qgt_mpi.parallel.errors import describe, fail_point
 from qgt_mpi.parallel.exchange import exchange
 from qgt_mpi.parallel.signals import StopFlag
+from qgt_mpi.solvers.base import Eigensolver
 from qgt_mpi.status import EXIT_INTERRUPTED
 from qgt_mpi.transport.accumulate import TransportSums
-
-KFIELD_KEYS = ("k_frac", "k_cart", "energies", "berry_curvature", "metric")
 
 
 @dataclass
 class KPass:
     """Inputs and accumulators of one rank's share of the k-grid."""
 
-    model: object
-    solver: object
+    model: BlochModel
+    solver: Eigensolver
     grid: tuple[int, int]
     chunk: int
     groups: list[tuple[int, int]]
@@ -104,7 +105,7 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
         with timers.phase("geometry"):
             extra = _exchange_corners(comm, job, todo[t * n_pools : (t + 1) * n_pools], pool,
                                       solved, error is not None)
-        if solved is not None and extra is not False:
+        if block is not None and solved is not None and extra is not False:
             try:
                 done_k = _finish(job, block, solved, extra, timers, root)
                 if root:
@@ -169,7 +170,8 @@ def _exchange_corners(comm: MPI.Comm, job: KPass, blocks: list[int], pool: MPI.C
     ranges = [job.bounds(b) for b in blocks] + [None] * (n_pools - len(blocks))
     me = comm.rank // pool.size
     send, recv = corner_plan(*job.grid, ranges, me)
-    start = ranges[me][0] if ranges[me] is not None else 0
+    own = ranges[me]
+    start = own[0] if own is not None else 0
     outgoing = {p * pool.size + pool.rank: solved[1].vectors[flat - start]
                 for p, flat in send.items()}
     received = exchange(comm, outgoing)
@@ -210,7 +212,7 @@ def _finish(job: KPass, block: int, solved, extra, timers: Timers, root: bool = 
     if job.kresolved:
         i, j = reduced_indices(n1, n2, c0, c1)
         frac = np.column_stack([i / n1, j / n2])
-        job.kfields[block] = dict(zip(KFIELD_KEYS, (frac, k, eig.energies, curvature, metric),
+        job.kfields[block] = dict(zip(KEYS, (frac, k, eig.energies, curvature, metric),
                                       strict=True))
     return c1 - c0
 
@@ -228,12 +230,8 @@ def kfield_slabs(job: KPass) -> list[tuple[int, int, dict[str, np.ndarray]]]:
 
 
 def kfield_meta(nb: int) -> dict:
-    """Per-k entry shape, dtype, units and axes of the k-resolved fields."""
+    """Per-k entry shape, dtype and axes of the k-resolved fields (io/kslabs.py defines
+    them; units are io/conventions.py's)."""
     f8 = np.dtype(float)
-    return {
-        "k_frac": ((2,), f8, {"units": "reduced (b1, b2)", "axes": "k, component"}),
-        "k_cart": ((2,), f8, {"units": "1/a", "axes": "k, (x, y)"}),
-        "energies": ((nb,), f8, {"units": "meV", "axes": "k, band"}),
-        "berry_curvature": ((nb,), f8, {"units": "a^2", "axes": "k, band"}),
-        "metric": ((nb, 3), f8, {"units": "a^2", "axes": "k, band, (xx, yy, xy)"}),
-    }
+    return {key: (shape, f8, {"axes": ENTRY_AXES[key]})
+            for key, shape in entry_shapes(nb).items()}

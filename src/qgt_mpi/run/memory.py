@@ -6,7 +6,7 @@ measurements it is calibrated on):
 * ``base``: the interpreter with numpy, scipy, mpi4py and h5py loaded, measured as this
   process's resident set size when the estimate is made;
 * ``k-pass``: one block's work arrays, per k-point 16 B × (3 N_orb² + 5 N_orb N_b + 8 N_b²
-  + N_b · 5 components · (P_BIN + 2) Taylor slots) × WORK_FACTOR (calibrated on the
+  + N_b · 5 components · (P_CELL + 2) Taylor slots) × WORK_FACTOR (calibrated on the
   issue-9 bench decks with 2–32 bands: the arrays of a block are not all alive at once);
 * ``cells``: the moments of the adaptive energy cells (transport/binning.py): the expected
   occupied cells of the full grid (transport/estimate.py, from a sample of band energies)
@@ -35,8 +35,8 @@ from mpi4py import MPI
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.parallel import allreduce_max, broadcast, collective
 from qgt_mpi.parallel.comm import ranks_on_node
-from qgt_mpi.solvers import is_windowed, serial_copy
-from qgt_mpi.transport.binning import N_SLOTS, NCOMP, P_BIN
+from qgt_mpi.transport.binning import N_SLOTS, NCOMP
+from qgt_mpi.transport.energy_cells import P_CELL
 from qgt_mpi.transport.stream import MAX_UNIT_POINTS
 
 MIB = 2.0**20
@@ -67,7 +67,7 @@ def estimate_mib(*, base: float, norb: int, nbands: int, chunk: int, k_max: int,
     ``solve_mib``, measured on a sample solve (they are not modelled).
     """
     per_k = 16 * (3 * norb**2 * dense + 5 * norb * nbands + 8 * nbands**2
-                  + nbands * NCOMP * (P_BIN + 2)) * WORK_FACTOR
+                  + nbands * NCOMP * (P_CELL + 2)) * WORK_FACTOR
     parts = {
         "base": base,
         "k-pass": min(chunk, max(k_max, 1)) * per_k / MIB + solve_mib,
@@ -126,10 +126,10 @@ def sample_cells(job, n: int = 24) -> float:
     from qgt_mpi.models.lattice import kgrid_points
     from qgt_mpi.transport.estimate import expected_cells
 
-    windowed = is_windowed(job.solver)
+    windowed = job.solver.windowed
     n1, n2 = (min(m, 2 if windowed else n) for m in job.grid)
     k = kgrid_points(job.model.reciprocal, n1, n2, 0, min(n1 * n2, 2) if windowed else n1 * n2)
-    energies = serial_copy(job.solver).solve(job.model, k, velocities=False).energies
+    energies = job.solver.serial().solve(job.model, k, velocities=False).energies
     energies = energies[np.all(np.isfinite(energies), axis=1)]  # the k-pass reports NaN
     return expected_cells(job.sums.lattice, energies, job.nk) if energies.size else 0.0
 
@@ -141,7 +141,7 @@ def run_estimate(job, nprocs: int, kresolved: bool, base: float) -> dict[str, fl
     is the resident-set growth of the sample.
     """
     s = job.sums
-    windowed = is_windowed(job.solver)
+    windowed = job.solver.windowed
     n_pools = nprocs // job.solver.comm.size if windowed else nprocs
     blocks_max = math.ceil(job.n_blocks / max(n_pools, 1))
     before = rss_mib()
@@ -161,7 +161,7 @@ def check(comm: MPI.Comm, job, kresolved: bool) -> dict[str, float]:
     checks against the memory available to the ranks on its node; returns the parts.
     """
     on_node = ranks_on_node(comm)
-    parts = None
+    parts: dict[str, float] = {}  # rank 0's estimate, broadcast
     with collective(comm):
         if comm.rank == 0:
             parts = run_estimate(job, comm.size, kresolved, rss_mib())

@@ -25,7 +25,7 @@ from qgt_mpi.run.kpass import _block
 from qgt_mpi.run.memory import rss_mib, run_estimate
 from qgt_mpi.run.setup import make_job, model_from_config, solver_from_config, window_terms
 from qgt_mpi.run.sweep import SweepEvaluation
-from qgt_mpi.solvers import is_windowed
+from qgt_mpi.solvers import Eigensolver
 from qgt_mpi.transport.estimate import expected_cells, expected_pairs
 from qgt_mpi.transport.evaluate import cover_pairs
 
@@ -59,7 +59,7 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
                    config.run.chunk, False, solver, window, bands)
     per_k, energies, per_pair, per_point, (t_red, cells) = _timed_sample(job, s, window,
                                                                           bands)
-    n_pools = pools if is_windowed(solver) else nprocs  # blocks go to pools
+    n_pools = pools if solver.windowed else nprocs  # blocks go to pools
     blocks_max = math.ceil(job.n_blocks / n_pools)
     k_max = min(job.nk, blocks_max * job.chunk)
     n_points = len(delta) * s.temperature.size
@@ -111,9 +111,9 @@ def _process_age() -> float:
         return time.process_time()
 
 
-def _solver_line(solver, config, pools: int, nprocs: int) -> str:
+def _solver_line(solver: Eigensolver, config: RunConfig, pools: int, nprocs: int) -> str:
     """One report line on the eigensolver and what pools mean for it."""
-    if not is_windowed(solver):
+    if not solver.windowed:
         return ("  solver       dense (batched LAPACK eigh, all bands; pools only matter for "
                 "distributed solvers)")
     sv = config.solver
@@ -133,7 +133,7 @@ def _timed_sample(job, sweep, window, bands) -> tuple:
     of flat bands, which do not depend on the grid) plus its extra cover pairs, each at the
     cost per pair of the sample (timed over one μ and over all μ).
     """
-    windowed = is_windowed(job.solver)
+    windowed = job.solver.windowed
     want = 2 if windowed else min(job.chunk, _SAMPLE_K, job.nk)
     side = math.ceil(math.sqrt(want))
     n1, n2 = (min(n, side) for n in job.grid)

@@ -90,7 +90,7 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
             raise InputError("--restart", path, "no checkpoint to restart from")
     if not exists or mode == "never":
         return done, False, 0
-    loaded = None
+    loaded: Loaded | None = None  # rank 0's checkpoint
     with collective(comm):
         if comm.rank == 0:
             loaded = _load(path)
@@ -106,16 +106,23 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
                 raise InputError("checkpoint", os.path.basename(path),
                                  f"its k-resolved slab file {kslabs.slab_file(path)} is "
                                  "missing; rerun with --no-restart to start over")
-    done = broadcast(comm, loaded[1] if comm.rank == 0 else None)
-    if comm.rank == 0:
+    sweep: np.ndarray | None = None
+    if loaded is not None:  # rank 0
+        done = loaded[1]
         restore_state(job.sums.stores, loaded[2])
         job.geometry.restore(loaded[2])
-    sweep = broadcast(comm, loaded[2].get("sweep_done") if comm.rank == 0 else None)
+        sweep = loaded[2].get("sweep_done")
+    done = broadcast(comm, done)
+    sweep = broadcast(comm, sweep)
     job.sums.sweep_done = None if sweep is None else np.asarray(sweep, dtype=bool)
     return done, bool(job.kresolved and done.any()), int(done.sum())
 
 
-def _load(path: str):
+# (fingerprint, done mask over blocks, state arrays) of a checkpoint (io/checkpoint.load)
+Loaded = tuple[dict[str, str], np.ndarray, dict[str, np.ndarray]]
+
+
+def _load(path: str) -> Loaded:
     """checkpoint.load with read errors as an InputError naming the file (rank 0)."""
     try:
         return checkpoint.load(path)

@@ -12,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 import qgt_mpi
+from qgt_mpi._version import source_commit
 from qgt_mpi.geometry.valley import NOT_SEPARATED, window_geometry
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
@@ -19,9 +20,8 @@ from qgt_mpi.parallel import CollectiveError, broadcast, collective
 from qgt_mpi.run.diagnostics import window_isolated
 from qgt_mpi.solvers import is_windowed
 from qgt_mpi.transport.accumulate import BAND_OCCUPATION_MAX, ETA_DEG, TransportSums
-from qgt_mpi.transport.binning import P_BIN
-from qgt_mpi.transport.energy_cells import ETA_CELL, truncation_bound
-from qgt_mpi.transport.observables import BAND_UNITS, LONG_NAMES, UNITS
+from qgt_mpi.transport.energy_cells import ETA_CELL, P_CELL, truncation_bound
+from qgt_mpi.transport.observables import BAND_QUANTITIES, QUANTITIES
 
 MAX_ATTR_BYTES = 32768  # /model positions as an attribute up to 2048 orbitals (HDF5: < 64 KiB)
 SWEEP_AXES = ["/transport/mu", "/transport/delta_index", "/transport/temperature"]
@@ -34,6 +34,7 @@ def provenance(comm: MPI.Comm, config: RunConfig, wall: float) -> dict[str, obje
     return {
         "program": "qgt_mpi",
         "version": qgt_mpi.__version__,
+        "source_commit": broadcast(comm, source_commit() if comm.rank == 0 else None),
         "title": config.title,
         "created": stamp,
         "host": host,
@@ -76,33 +77,29 @@ def _sweep_axes(config) -> list[str]:
 
 
 def _transport(config, delta, sums: TransportSums, transport) -> dict:
-    """/transport datasets: axes and observables with units."""
+    """/transport datasets: axes and observables (units: io/conventions.py)."""
     group = {
-        "temperature": (config.sweep.temperature, {"units": "K"}),
-        "delta": (delta, {"units": "meV", "axes": "delta_index, band"}),
-        "delta_index": (np.arange(len(delta)), {"units": "1"}),
+        "temperature": (config.sweep.temperature, {}),
+        "delta": (delta, {"axes": "delta_index, band"}),
+        "delta_index": (np.arange(len(delta)), {}),
     }
     first = _sweep_axes(config)[0].rsplit("/", 1)[1]
     if config.sweep.filling is None:
-        group["mu"] = (config.sweep.mu, {"units": "meV"})
-    else:  # fixed filling (issue 11): the solved μ is a sweep dataset itself
+        group["mu"] = (config.sweep.mu, {})
+    else:  # fixed filling (theory §4.7): the solved μ is a sweep dataset itself
         bands = ", ".join(map(str, config.sweep.filling_bands))
         group["filling_target"] = (config.sweep.filling, {
-            "units": "1", "long_name": f"filling held fixed, mean occupation of bands {bands}"})
+            "long_name": f"filling held fixed, mean occupation of bands {bands}"})
         if "mu" in transport:  # else streamed into the file as mu_solved (run/sweep.py)
             group["mu_solved"] = (transport["mu"], {
-                "units": "meV", "axes": f"{first}, delta_index, temperature",
+                "axes": f"{first}, delta_index, temperature",
                 "long_name": "chemical potential solved for the filling at each (delta, T)"})
-    for key, unit in UNITS.items():  # absent when streamed into the file (run/sweep.py)
-        attrs = {"units": unit, "axes": f"{first}, delta_index, temperature"}
-        if key in LONG_NAMES:
-            attrs["long_name"] = LONG_NAMES[key]
+    for key in QUANTITIES:  # absent when streamed into the file (run/sweep.py)
         if key in transport:
-            group[key] = (transport[key], attrs)
-    for key, unit in BAND_UNITS.items():
+            group[key] = (transport[key], {"axes": f"{first}, delta_index, temperature"})
+    for key in BAND_QUANTITIES:
         if key in transport:
-            group[key] = (transport[key], {"units": unit,
-                                           "axes": f"{first}, delta_index, temperature, band"})
+            group[key] = (transport[key], {"axes": f"{first}, delta_index, temperature, band"})
     return group
 
 
@@ -119,29 +116,28 @@ def _geometry(geometry: dict, groups_n: int, nb: int) -> dict:
     undefined = np.asarray(geometry.get("band_undefined", np.zeros(nb, bool)), dtype=bool)
     g = {
         "chern": (_nan_where(chern[:nb], undefined), {
-            "units": "1", "method": "link variables (Fukui-Hatsugai-Suzuki)"}),
-        "chern_max_flux": (geometry["chern_max_flux"][:nb], {"units": "1", "definition":
+            "method": "link variables (Fukui-Hatsugai-Suzuki)"}),
+        "chern_max_flux": (geometry["chern_max_flux"][:nb], {"definition":
                            "max over plaquettes |Berry flux| / pi of the band's links"}),
-        "chern_curvature": (geometry["chern_curvature"], {"units": "1",
-                            "method": "(1/2pi) sum Omega dA"}),
-        "metric_integral": (geometry["metric_integral"], {"units": "1",
-                            "axes": "band, (xx, yy, xy)", "definition": "int g d^2k/(2pi)^2"}),
-        "trace_integral": (geometry["trace_integral"], {"units": "1",
-                           "definition": "(1/2pi) int Tr g d^2k  (>= |C|)"}),
-        "omega_I": (geometry["omega_I"], {"units": "a^2",
-                    "definition": "A_c int Tr g d^2k/(2pi)^2 (>= |C| A_c/(2pi))"}),
-        "omega_I_bound": (geometry["omega_I_bound"], {"units": "a^2"}),
-        "trace_violation": (geometry["trace_violation"], {"units": "1",
-                            "definition": "max_k |Tr g - |Omega|| / <|Omega|>"}),
+        "chern_curvature": (geometry["chern_curvature"], {"method": "(1/2pi) sum Omega dA"}),
+        "metric_integral": (geometry["metric_integral"], {
+            "axes": "band, (xx, yy, xy)", "definition": "int g d^2k/(2pi)^2"}),
+        "trace_integral": (geometry["trace_integral"], {
+            "definition": "(1/2pi) int Tr g d^2k  (>= |C|)"}),
+        "omega_I": (geometry["omega_I"], {
+            "definition": "A_c int Tr g d^2k/(2pi)^2 (>= |C| A_c/(2pi))"}),
+        "omega_I_bound": (geometry["omega_I_bound"], {}),
+        "trace_violation": (geometry["trace_violation"], {
+            "definition": "max_k |Tr g - |Omega|| / <|Omega|>"}),
     }
     if groups_n > nb:  # groups 0..n−1, n = 2, 3, ...: undefined when gap n−1 is closed
         closed = np.asarray(geometry.get("touching_gaps", np.zeros(0, bool)), dtype=bool)
         top = np.arange(1, groups_n - nb + 1)  # the gap above each group (window: none)
         shut = np.array([bool(closed[n]) if n < closed.size else False for n in top])
         g["chern_below_gap"] = (_nan_where(chern[nb:], shut),
-                                {"units": "1", "axes": "bands 0..n for n=2.."})
+                                {"axes": "bands 0..n for n=2.."})
     g["band_undefined"] = (undefined.astype(np.uint8), {
-        "units": "1", "meaning": "1 if the band is inside a group of touching bands (theory "
+        "meaning": "1 if the band is inside a group of touching bands (theory "
         "5.7): its per-band Chern number, curvature, metric and trace condition are undefined "
         "and written as NaN; see group_*"})
     return g | _touching_groups(geometry)
@@ -152,20 +148,19 @@ def _touching_groups(geometry: dict) -> dict:
     bands = np.asarray(geometry.get("group_bands", np.zeros((0, 2), int)))
     if not bands.size:
         return {}
-    one = {"units": "1"}
     return {
-        "group_bands": (bands, {"units": "1", "axes": "group, (first, last) band"}),
+        "group_bands": (bands, {"axes": "group, (first, last) band"}),
         "group_computed": (np.asarray(geometry["group_computed"]).astype(np.uint8), {
-            "units": "1", "meaning": "0: more bands than the k-pass accumulates "
+            "meaning": "0: more bands than the k-pass accumulates "
             "(geometry.chern.GROUP_MAX); the group's numbers are NaN"}),
         "group_chern": (geometry["group_chern"], {
-            **one, "method": "link variables of the group (determinants)"}),
-        "group_chern_max_flux": (geometry["group_chern_max_flux"], one),
-        "group_chern_curvature": (geometry["group_chern_curvature"], one),
+            "method": "link variables of the group (determinants)"}),
+        "group_chern_max_flux": (geometry["group_chern_max_flux"], {}),
+        "group_chern_curvature": (geometry["group_chern_curvature"], {}),
         "group_metric_integral": (geometry["group_metric_integral"], {
-            "units": "1", "axes": "group, (xx, yy, xy)"}),
-        "group_trace_integral": (geometry["group_trace_integral"], one),
-        "group_trace_violation": (geometry["group_trace_violation"], one),
+            "axes": "group, (xx, yy, xy)"}),
+        "group_trace_integral": (geometry["group_trace_integral"], {}),
+        "group_trace_violation": (geometry["group_trace_violation"], {}),
     }
 
 
@@ -181,14 +176,14 @@ def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
                                   if sums.chern_below is None else
                                   f"included: -C_below e^2/h with C_below = {sums.chern_below}")
     data = {
-        "window_edges": (geometry["window_edges"], {"units": "meV", "definition":
+        "window_edges": (geometry["window_edges"], {"definition":
                          "highest eigenvalue below and lowest above the window over the grid"}),
         "window_edge_gap": (geometry.get("window_edge_gap", np.full(2, np.inf)), {
-            "units": "meV", "definition": "min over k of the direct gap between the window "
+            "definition": "min over k of the direct gap between the window "
             "and the nearest eigenvalue below / above it at the same k"}),
-        "chern_curvature_out": (geometry["chern_curvature_out"], {"units": "1", "definition":
+        "chern_curvature_out": (geometry["chern_curvature_out"], {"definition":
                                 "(1/2pi) sum Omega_out dA: out-of-window share"}),
-        "metric_integral_out": (geometry["metric_integral_out"], {"units": "1", "axes":
+        "metric_integral_out": (geometry["metric_integral_out"], {"axes":
                                 "band, (xx, yy)", "definition": "int g_out d^2k/(2pi)^2"}),
     }
     return data, attrs
@@ -198,11 +193,11 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
              wall, solver=None) -> ResultFile:
     """All reduced datasets and attributes of one run. Same on every rank."""
     nb = len(geometry["bandwidth"])  # all bands, or a solver's window
-    bands = {
-        "bandwidth": (geometry["bandwidth"], {"units": "meV"}),
-        "min": (geometry["band_min"], {"units": "meV"}),
-        "max": (geometry["band_max"], {"units": "meV"}),
-        "min_gap": (geometry["min_gap"], {"units": "meV", "axes": "gap above band n"}),
+    bands: dict[str, tuple[np.ndarray, dict[str, object]]] = {
+        "bandwidth": (geometry["bandwidth"], {}),
+        "min": (geometry["band_min"], {}),
+        "max": (geometry["band_max"], {}),
+        "min_gap": (geometry["min_gap"], {"axes": "gap above band n"}),
     }
     band_attrs = {}
     if config.model.flatten is not None:
@@ -219,7 +214,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
             "solver": window,
             "timing": {
                 "phases": (np.array(phases), {}),
-                "seconds": (timing, {"units": "s", "axes": "phase, (min, mean, max) over ranks"}),
+                "seconds": (timing, {"axes": "phase, (min, mean, max) over ranks"}),
             },
         },
         group_attrs={
@@ -230,7 +225,7 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                 "degeneracy": config.degeneracy,
                 "bin_width_meV": h,
                 "bin_origin_meV": e0,
-                "taylor_order": P_BIN,
+                "taylor_order": P_CELL,
                 "eta_cell": ETA_CELL,
                 "cells": sums.n_cells,
                 "truncation_bound": truncation_bound(),
@@ -241,8 +236,8 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
                           "cells, Barnes-Hut evaluation (theory 3, 4)",
             },
         },
-        scales={f"/transport/{k}": _sweep_axes(config)
-                for k in (*UNITS, *(("mu_solved",) if config.sweep.filling is not None else ()))},
+        scales={f"/transport/{k}": _sweep_axes(config) for k in (
+            *QUANTITIES, *(("mu_solved",) if config.sweep.filling is not None else ()))},
     )
 
 
@@ -270,7 +265,8 @@ def valley_group(comm: MPI.Comm, across: MPI.Comm, job, log) -> tuple[dict, dict
             "max_flux": (np.asarray(geo["max_flux"]) / np.pi, {"groups": ", ".join(groups)}),
             "metric_integral": (np.asarray(geo["metric"]), {}),
             "trace_integral": (np.asarray(geo["trace"]), {})}
-    attrs = {name: float(geo[name]) for name in ("min_abs_valley", "valley_gap")}
+    attrs: dict[str, object] = {name: float(geo[name])
+                                for name in ("min_abs_valley", "valley_gap")}
     attrs.update({f"{name}_meV": float(geo[name]) for name in ("band_gap_minus",
                                                                "band_gap_plus", "mixing")})
     attrs["method"] = ("window split by the valley operator at every k; link Chern numbers "

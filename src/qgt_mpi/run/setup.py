@@ -9,6 +9,8 @@ agreed error. Input problems become InputErrors naming the deck key.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 import numpy as np
 from mpi4py import MPI
 
@@ -23,16 +25,20 @@ from qgt_mpi.io.deck import (
 )
 from qgt_mpi.io.deck_solver import AUTO_CROSSOVER
 from qgt_mpi.models import build_model
+from qgt_mpi.models.flatten import RangeError
 from qgt_mpi.parallel import collective
 from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.run.bandpath import resolve_path
 from qgt_mpi.run.kpass import KPass, link_groups
-from qgt_mpi.solvers import DenseSolver, is_windowed, make_solver
+from qgt_mpi.solvers import DenseSolver, Eigensolver, make_solver
 from qgt_mpi.solvers.resolve import operator_apply
 from qgt_mpi.transport.accumulate import TransportSums
 
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
 
-def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
+
+def model_from_config(config: RunConfig, comm: MPI.Comm | None = None) -> BlochModel:
     """Build the BlochModel of a deck; builder errors become InputErrors naming the key.
 
     Collective over ``comm`` when given (model files are read on rank 0 and broadcast).
@@ -40,7 +46,7 @@ def model_from_config(config: RunConfig, comm: MPI.Comm | None = None):
     return model_from_spec(config.model, comm)
 
 
-def model_from_spec(spec: ModelSpec, comm: MPI.Comm | None = None):
+def model_from_spec(spec: ModelSpec, comm: MPI.Comm | None = None) -> BlochModel:
     """Build the model of a checked ``[model]`` section (:func:`model_from_config`; also
     ``qgt_mpi.deck_model``). Collective over ``comm`` when given."""
     flatten = None
@@ -54,27 +60,37 @@ def model_from_spec(spec: ModelSpec, comm: MPI.Comm | None = None):
                 "disorder_seed": c.disorder_seed}
     try:
         return build_model(spec.kind, dict(spec.params), flatten, cell, comm)
+    except RangeError as exc:  # names the offending setting
+        raise InputError(f"model.{exc.key}", exc.value, exc.allowed) from exc
     except ValueError as exc:
-        key = getattr(exc, "key", None)  # builders name the offending setting when they can
-        if key is not None:
-            raise InputError(f"model.{key}", exc.value, exc.allowed) from exc
         raise InputError("model", spec.kind, str(exc)) from exc
 
 
-def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None):
+def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None
+            ) -> tuple[BlochModel, Eigensolver, np.ndarray]:
     """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
     with collective(comm):
         fail_point(comm, "setup")
         model = model_from_config(config, comm)
-        solver = solver_from_config(config, model, pool or MPI.COMM_SELF)
-        delta = delta_for_bands(config.sweep, solver.bands(model))
-        check_filling_bands(config.sweep, solver.bands(model))
-        resolve_path(config.bands, model)  # [bands] names checked before anything is computed
+        solver, delta = engine(config, model, pool or MPI.COMM_SELF)
         writer.check_writable(comm, output)
     return model, solver, delta
 
 
-def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
+def engine(config: RunConfig, model: BlochModel, pool: MPI.Comm
+           ) -> tuple[Eigensolver, np.ndarray]:
+    """The deck's solver for ``model`` on ``pool`` and the per-band broadenings, with every
+    check that needs the model (bands of δ and of the filling, [bands] names). The CLI run
+    (:func:`prepare`) and the Python API both come here. Raises InputError; call it inside
+    ``collective`` (the solver's creation is collective over ``pool``)."""
+    solver = solver_from_config(config, model, pool)
+    delta = delta_for_bands(config.sweep, solver.bands(model))
+    check_filling_bands(config.sweep, solver.bands(model))
+    resolve_path(config.bands, model)  # [bands] names checked before anything is computed
+    return solver, delta
+
+
+def solver_from_config(config: RunConfig, model: BlochModel, pool: MPI.Comm) -> Eigensolver:
     """The deck's solver for ``model`` on ``pool``; errors become InputErrors (``solver``)."""
     name = config.solver.resolve
     if name not in ("auto", "none"):
@@ -86,7 +102,7 @@ def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
         solver = make_solver(config.solver, model, pool, AUTO_CROSSOVER)
     except ValueError as exc:
         raise InputError("solver", config.solver.kind, str(exc)) from exc
-    if name not in ("auto", "none") and not is_windowed(solver):
+    if name not in ("auto", "none") and not solver.windowed:
         raise InputError("solver.resolve", name, "resolves degenerate groups of a window: "
                          'needs solver.kind = "slepc" (or "auto" above the dense crossover)')
     if config.solver.valley:
@@ -94,20 +110,27 @@ def solver_from_config(config: RunConfig, model, pool: MPI.Comm):
             raise InputError("solver.valley", True, "needs a model with a valley operator "
                              f'(kind = "tbg_atomistic"); model.kind = "{config.model.kind}" '
                              "has none")
-        if not is_windowed(solver):
+        if not solver.windowed:
             raise InputError("solver.valley", True, f"needs a window; solver.kind = "
                              f'"auto" chose the dense solver for {model.norb} orbitals '
                              '(use kind = "slepc")')
     return solver
 
 
-def window_terms(config: RunConfig, solver, delta: np.ndarray) -> dict:
+class WindowTerms(TypedDict, total=False):
+    """What a windowed solver adds to the k-pass accumulators (TransportSums keywords)."""
+
+    delta_out: np.ndarray  # (n_delta,) broadening of the bands outside the window [meV]
+    chern_below: int | None  # Chern number of the filled bands below the window
+
+
+def window_terms(config: RunConfig, solver: Eigensolver, delta: np.ndarray) -> WindowTerms:
     """``delta_out`` (per δ choice) and ``chern_below`` for a windowed solver (theory §5).
 
     δ_out defaults to the δ choice's value when all window bands share it; per-band δ
     needs ``solver.delta_out``.
     """
-    if not is_windowed(solver):
+    if not solver.windowed:
         return {}
     spec = config.solver
     if spec.delta_out is not None:
@@ -134,7 +157,7 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
         f"  title       {config.title}",
         f"  model       {model.describe().get('kind', '?')}, {model.nbands} bands",
         f"  solver      {solver.name}, {solver.bands(model)} bands"
-        + (f" nearest {config.solver.target:g} meV" if is_windowed(solver) else ""),
+        + (f" nearest {config.solver.target:g} meV" if solver.windowed else ""),
         f"  k-grid      {n1} x {n2} = {n1 * n2} k-points",
         f"  temperature {s.temperature.size} values, {s.temperature.min():.4g}"
         f"..{s.temperature.max():.4g} K",
@@ -150,9 +173,11 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
     return "\n".join(lines)
 
 
-def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
-             chunk: int = 4096, kresolved: bool = False, solver=None,
-             window: dict | None = None, filling_bands: list[int] | None = None) -> KPass:
+def make_job(comm: MPI.Comm, model: BlochModel, kgrid: tuple[int, int],
+             temperature: np.ndarray, mu: np.ndarray, delta: np.ndarray, chunk: int = 4096,
+             kresolved: bool = False, solver: Eigensolver | None = None,
+             window: WindowTerms | None = None,
+             filling_bands: list[int] | None = None) -> KPass:
     """Accumulators and block layout for one model and sweep. Local, no communication.
 
     ``solver`` defaults to the dense solver; ``window`` holds a windowed solver's
@@ -163,6 +188,6 @@ def make_job(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, del
     nb = solver.bands(model)
     sums = TransportSums(temperature, mu, delta, **(window or {}),
                          filling_bands=filling_bands)
-    groups = link_groups(nb, window=is_windowed(solver))
-    return KPass(model, solver, tuple(kgrid), chunk, groups, sums,
+    groups = link_groups(nb, window=solver.windowed)
+    return KPass(model, solver, (int(kgrid[0]), int(kgrid[1])), chunk, groups, sums,
                  GeometrySummary(nb, len(groups)), kresolved)

@@ -4,7 +4,7 @@ After the k-pass the moments are reduced once (transport/accumulate.py) and the 
 evaluated in units (transport/stream.py). Each unit's sums become observables at once
 (transport/observables.py), undefined values are flagged (diagnostics.flag_undefined) and
 the unit goes to a sink: the result file for runs (io/sweep_file.py; the sweep is bounded
-by disk, not memory) or memory for the Python API. At fixed filling (issue 11) a unit first
+by disk, not memory) or memory for the Python API. At fixed filling (theory §4.7) a unit first
 solves μ(ν, T) for its fillings (transport/filling.py).
 """
 
@@ -21,7 +21,7 @@ from qgt_mpi.parallel.errors import CollectiveError, collective
 from qgt_mpi.run.diagnostics import UNDEFINED_IF_NO_SIGMA, flag_undefined
 from qgt_mpi.transport.accumulate import ReducedSums, TransportSums
 from qgt_mpi.transport.filling import check_filling, solve_mu
-from qgt_mpi.transport.observables import BAND_UNITS, UNITS, transport_quantities
+from qgt_mpi.transport.observables import BAND_QUANTITIES, QUANTITIES, transport_quantities
 from qgt_mpi.transport.stream import (
     EXIT_INTERRUPTED,
     MemorySink,
@@ -38,7 +38,7 @@ class SweepEvaluation:
     ----------
     sums : the run's accumulators; reduced : their reduced trees (``sums.reduce``).
     norm : N_k·A_c (theory §1 BZ sums); degeneracy : flavour factor.
-    filling, filling_bands : a fixed-filling sweep (issue 11), or None.
+    filling, filling_bands : a fixed-filling sweep (theory §4.7), or None.
     """
 
     def __init__(self, sums: TransportSums, reduced: ReducedSums, norm: float,
@@ -58,19 +58,20 @@ class SweepEvaluation:
     def layout(self) -> dict[str, tuple[tuple[int, ...], np.dtype, dict[str, object]]]:
         """Streamed /transport datasets: name → (shape, dtype, attrs)."""
         first = "mu" if self.filling is None else "filling_target"
-        axes = {"axes": f"{first}, delta_index, temperature"}
-        out = {k: (self.shape, np.dtype(float), {"units": u, **axes}) for k, u in UNITS.items()}
+        axes: dict[str, object] = {"axes": f"{first}, delta_index, temperature"}
+        out: dict[str, tuple[tuple[int, ...], np.dtype, dict[str, object]]] = {
+            k: (self.shape, np.dtype(float), {**axes}) for k in QUANTITIES}
         for key in UNDEFINED_IF_NO_SIGMA:
             out[f"{key}_undefined"] = (self.shape, np.dtype(np.uint8), {
-                "units": "1", **axes,
+                **axes,
                 "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
         if self.per_band:
             nb = self.sums.delta.shape[1]
             out.update({k: ((*self.shape, nb), np.dtype(float), {
-                "units": u, "axes": f"{first}, delta_index, temperature, band"})
-                for k, u in BAND_UNITS.items()})
+                "axes": f"{first}, delta_index, temperature, band"})
+                for k in BAND_QUANTITIES})
         if self.filling is not None:
-            out["mu_solved"] = (self.shape, np.dtype(float), {"units": "meV", **axes})
+            out["mu_solved"] = (self.shape, np.dtype(float), {**axes})
         return out
 
     def chunk(self) -> tuple[int, int]:
@@ -89,7 +90,7 @@ class SweepEvaluation:
         else:
             mu = np.stack([self._solve(i_d, i_t, sl) for i_t in t_idx], axis=-1)
         sym, hall, dens, occ = self.reduced.point(i_d, t_idx, mu)
-        occupation = occ if self.per_band else dens[None]
+        occupation = occ if self.per_band and occ is not None else dens[None]
         temperature = s.temperature[temps]
         hall = hall / self.norm
         s.add_below(hall, temperature)
@@ -108,6 +109,7 @@ class SweepEvaluation:
 
     def _solve(self, i_d: int, i_t: int, sl: slice) -> np.ndarray:
         """μ at the fillings ``sl`` of one (δ, T) (fixed-filling sweeps)."""
+        assert self.filling is not None  # only fixed-filling sweeps solve for μ
         mu = solve_mu(self.reduced, i_d, i_t, self.filling[sl], self.bands)
         self.mu_range = [min(self.mu_range[0], mu.min()), max(self.mu_range[1], mu.max())]
         return mu
@@ -117,8 +119,8 @@ def bytes_per_point(sums: TransportSums, filling: bool) -> int:
     """Bytes of the streamed datasets per sweep point (see :meth:`SweepEvaluation.layout`)."""
     nb = sums.delta.shape[1]
     per_band = sums.occ_bands.size == nb
-    return (8 * len(UNITS) + len(UNDEFINED_IF_NO_SIGMA) + 8 * nb * per_band * len(BAND_UNITS)
-            + 8 * filling)
+    return (8 * len(QUANTITIES) + len(UNDEFINED_IF_NO_SIGMA)
+            + 8 * nb * per_band * len(BAND_QUANTITIES) + 8 * filling)
 
 
 def evaluate_sweep(comm: MPI.Comm, evaluation: SweepEvaluation, sink, log: logging.Logger,
@@ -141,6 +143,7 @@ def evaluate_sweep(comm: MPI.Comm, evaluation: SweepEvaluation, sink, log: loggi
         return values
 
     def stopped(done: list[int]) -> None:
+        assert sums.sweep_done is not None  # set by the evaluation's set-up
         sums.sweep_done[done] = True
         if on_stop is not None:
             on_stop(done)
@@ -174,7 +177,7 @@ def finish_in_memory(comm: MPI.Comm, sums: TransportSums, norm: float, degenerac
 
 
 def finish_streamed(comm: MPI.Comm, job, config, output: str, log: logging.Logger,
-                    saver, stop) -> tuple[dict, dict[str, int]]:
+                    saver, stop) -> tuple[dict, dict[str, int], np.ndarray | None]:
     """Geometry, then the sweep evaluated unit by unit into the partial result file.
 
     Collective. A stop signal (or the checkpoint interval) checkpoints the finished units,
@@ -230,5 +233,5 @@ def _resumed_counts(comm: MPI.Comm, sink, resumed: bool) -> dict[str, int]:
     for key in UNDEFINED_IF_NO_SIGMA:
         dset = sink.dsets[f"{key}_undefined"]
         out[f"n_undefined_{key}"] = int(broadcast(
-            comm, int(np.sum(dset[...])) if comm.rank == 0 else None))
+            comm, int(np.sum(dset[...])) if comm.rank == 0 else 0))
     return out

@@ -7,37 +7,37 @@ of ranks per k-point), by the deck's ``[solver]`` section (io/deck_solver.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mpi4py import MPI
 
-from qgt_mpi.solvers.base import Eigenpairs
+from qgt_mpi.solvers.base import Eigenpairs, Eigensolver
 from qgt_mpi.solvers.dense import DenseSolver
 
-__all__ = ["DenseSolver", "Eigenpairs", "is_windowed", "make_solver", "serial_copy",
+if TYPE_CHECKING:
+    from qgt_mpi.io.deck_solver import SolverSpec
+    from qgt_mpi.models.protocols import BlochModel
+    from qgt_mpi.solvers.slepc import WindowOptions
+
+__all__ = ["DenseSolver", "Eigenpairs", "Eigensolver", "is_windowed", "make_solver",
            "window_options"]
 
 
-def serial_copy(solver):
-    """The same solver on COMM_SELF (for samples one rank takes alone, e.g. estimates)."""
-    inner = getattr(solver, "inner", None)
-    if inner is not None:
-        from qgt_mpi.solvers.flat import FlatBands
-
-        return FlatBands(serial_copy(inner), solver.targets)
-    if not is_windowed(solver):
-        return solver
-    from qgt_mpi.solvers.slepc import SlepcSolver
-
-    return SlepcSolver(solver.opts, MPI.COMM_SELF)
+def is_windowed(solver: Eigensolver) -> bool:
+    """Whether ``solver`` returns a window of bands (so bands outside it exist):
+    ``solver.windowed``."""
+    return solver.windowed
 
 
-def is_windowed(solver) -> bool:
-    """Whether ``solver`` returns a window of bands (so bands outside it exist)."""
-    return getattr(solver, "inner", solver).name != "dense"
+def window_options(spec: SolverSpec) -> WindowOptions:
+    """WindowOptions of the SLEPc solver from a ``SolverSpec``.
 
-
-def window_options(spec):
-    """WindowOptions of the SLEPc solver from a ``SolverSpec``."""
+    Raises ValueError when the spec has no ``nev`` or ``target``.
+    """
     from qgt_mpi.solvers.slepc import WindowOptions
+
+    if spec.nev is None or spec.target is None:
+        raise ValueError("a window needs solver.nev and solver.target")
 
     return WindowOptions(nev=spec.nev, target=spec.target, tol=spec.tol, ncv=spec.ncv,
                          max_it=spec.max_it, pad=spec.pad, edge_tol=spec.edge_tol,
@@ -45,7 +45,8 @@ def window_options(spec):
                          resolve=None if spec.resolve == "none" else spec.resolve)
 
 
-def make_solver(spec, model, pool: MPI.Comm, crossover: int):
+def make_solver(spec: SolverSpec, model: BlochModel, pool: MPI.Comm,
+                crossover: int) -> Eigensolver:
     """The solver a ``SolverSpec`` asks for, on the pool communicator ``pool``.
 
     ``kind = "auto"`` takes the dense solver up to ``crossover`` orbitals, SLEPc above it;
@@ -55,7 +56,7 @@ def make_solver(spec, model, pool: MPI.Comm, crossover: int):
     not fit the model.
     """
     solver = _base_solver(spec, model, pool, crossover)
-    if getattr(spec, "flatten", None) is None:
+    if spec.flatten is None:
         return solver
     from qgt_mpi.solvers.flat import FlatBands
 
@@ -64,7 +65,8 @@ def make_solver(spec, model, pool: MPI.Comm, crossover: int):
     return flat
 
 
-def _base_solver(spec, model, pool: MPI.Comm, crossover: int):
+def _base_solver(spec: SolverSpec, model: BlochModel, pool: MPI.Comm,
+                 crossover: int) -> Eigensolver:
     """Dense or SLEPc solver as ``spec.kind`` says (``auto``: by size)."""
     kind = spec.kind
     if kind == "auto":

@@ -1,10 +1,24 @@
-"""The result type every solver returns (docs/architecture.md, "Eigenpairs")."""
+"""The solver seam: the eigensolver protocol and the result every solver returns.
+
+docs/architecture.md, "Eigenpairs". A solver is any object with the members of
+:class:`Eigensolver` (structural typing): the dense solver (solvers/dense.py), the SLEPc window
+(solvers/slepc.py), exactly flat bands over either (solvers/flat.py) and the valley-resolved
+window basis (geometry/valley.py). Code that needs to know whether bands exist outside the
+returned ones asks ``solver.windowed``; code that needs the solver computing the eigenvectors
+(through a decorator such as FlatBands) asks ``solver.core``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
+    from qgt_mpi.models.protocols import BlochModel
 
 
 @dataclass
@@ -42,3 +56,43 @@ class Eigenpairs:
     def windowed(self) -> bool:
         """Whether bands outside a window contribute through the *_out fields."""
         return self.metric_out is not None
+
+
+class Eigensolver(Protocol):
+    """Per-k diagonalisation of a BlochModel (docs/architecture.md, "Eigenpairs").
+
+    ``name`` labels the solver in logs and files; ``comm`` is its pool (the ranks that solve
+    one k-point together; COMM_SELF for the dense solver), and :meth:`solve` is collective
+    over it. ``windowed``: the solver returns a window of the bands, so bands outside it exist
+    (their geometry enters through ``Eigenpairs.metric_out``/``curvature_out`` where the solver
+    computes it). ``core``: the solver that computes the eigenvectors (itself, or the solver a
+    decorator wraps).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def comm(self) -> MPI.Comm: ...
+
+    @property
+    def windowed(self) -> bool: ...
+
+    @property
+    def core(self) -> Eigensolver: ...
+
+    def bands(self, model: BlochModel) -> int:
+        """Bands :meth:`solve` returns per k-point for ``model``."""
+        ...
+
+    def describe(self) -> dict[str, object]:
+        """Solver facts for the output file's /solver attributes."""
+        ...
+
+    def solve(self, model: BlochModel, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
+        """Eigenpairs of a batch of Cartesian k (nk, 2); collective over ``comm``."""
+        ...
+
+    def serial(self) -> Eigensolver:
+        """The same solver on COMM_SELF (for samples one rank takes alone, e.g. estimates)."""
+        ...

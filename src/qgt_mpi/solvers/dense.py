@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.solvers.base import Eigenpairs
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
 
 
 def band_velocities(vectors: np.ndarray, dham: np.ndarray) -> np.ndarray:
@@ -18,9 +23,19 @@ class DenseSolver:
     """All bands of every k-point by batched ``eigh``; no communication."""
 
     name = "dense"
-    comm = MPI.COMM_SELF  # each rank solves its own k-points (a pool of one)
+    comm: MPI.Comm = MPI.COMM_SELF  # each rank solves its own k-points (a pool of one)
+    windowed = False  # every band
 
-    def bands(self, model) -> int:
+    @property
+    def core(self) -> DenseSolver:
+        """The solver computing the eigenvectors: itself."""
+        return self
+
+    def serial(self) -> DenseSolver:
+        """Itself: it never communicates."""
+        return self
+
+    def bands(self, model: BlochModel) -> int:
         """Bands the solver returns: all of them."""
         return int(model.nbands)
 
@@ -28,7 +43,7 @@ class DenseSolver:
         """Solver facts for the output file."""
         return {"solver": self.name}
 
-    def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
+    def solve(self, model: BlochModel, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
         """Diagonalise H(k) for a batch of Cartesian k (nk, 2).
 
         Parameters
@@ -40,5 +55,5 @@ class DenseSolver:
         ham, dham = model.hamiltonian(np.asarray(k, dtype=float).reshape(-1, 2),
                                       derivatives=velocities)
         energies, vectors = np.linalg.eigh(ham)
-        vel = band_velocities(vectors, dham) if velocities else None
+        vel = band_velocities(vectors, dham) if dham is not None else None
         return Eigenpairs(energies, vectors, vel)

@@ -14,9 +14,17 @@ geometry) applied to any model, e.g. the TBG flat bands.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from qgt_mpi.solvers.base import Eigenpairs
+from qgt_mpi.solvers.base import Eigenpairs, Eigensolver
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
+    from numpy.typing import ArrayLike
+
+    from qgt_mpi.models.protocols import BlochModel
 
 DEGENERATE = 1e-10  # meV: pairs closer than this had no defined <n|∂m> (ratio set to 0)
 
@@ -24,17 +32,31 @@ DEGENERATE = 1e-10  # meV: pairs closer than this had no defined <n|∂m> (ratio
 class FlatBands:
     """Decorate ``inner`` so that its bands sit at ``targets`` (meV, one per returned band)."""
 
-    def __init__(self, inner, targets) -> None:
+    def __init__(self, inner: Eigensolver, targets: ArrayLike) -> None:
         self.inner = inner
         self.targets = np.asarray(targets, dtype=float).ravel()
         self.name = f"{inner.name}+flat"
-        self.comm = inner.comm
+        self.comm: MPI.Comm = inner.comm
 
-    def bands(self, model) -> int:
+    @property
+    def windowed(self) -> bool:
+        """A window when the inner solver's output is one."""
+        return self.inner.windowed
+
+    @property
+    def core(self) -> Eigensolver:
+        """The inner solver's core: the flat energies keep its eigenvectors."""
+        return self.inner.core
+
+    def serial(self) -> FlatBands:
+        """The same flat bands over the inner solver on COMM_SELF."""
+        return FlatBands(self.inner.serial(), self.targets)
+
+    def bands(self, model: BlochModel) -> int:
         """Bands returned: those of the inner solver (one target each)."""
         return self.inner.bands(model)
 
-    def check(self, model) -> None:
+    def check(self, model: BlochModel) -> None:
         """Raise ValueError unless there is one target per band."""
         if self.targets.size != self.bands(model):
             raise ValueError(f"solver.flatten needs {self.bands(model)} energies (one per "
@@ -45,7 +67,7 @@ class FlatBands:
         return {**self.inner.describe(), "solver": self.name,
                 "flat_energies_meV": ",".join(f"{e:.12g}" for e in self.targets)}
 
-    def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
+    def solve(self, model: BlochModel, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
         """Eigenpairs of the inner solver with flat energies and rescaled velocities."""
         eig = self.inner.solve(model, k, velocities)
         flat = np.broadcast_to(self.targets, eig.energies.shape).copy()

@@ -27,27 +27,34 @@ block by energy.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
+from mpi4py import MPI
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
+    from qgt_mpi.solvers.base import Eigensolver
+
+Apply = Callable[[np.ndarray], np.ndarray]  # X ↦ S X for (norb, m) blocks
 
 MIN_SPLIT = 0.5  # smallest gap between S_G eigenvalue blocks (|S| ≤ 1 for σ_z, valley)
 
 
 @contextmanager
-def eigenbasis(solver) -> Iterator[None]:
+def eigenbasis(solver: Eigensolver) -> Iterator[None]:
     """Solve in the eigenbasis inside the block (band paths show eigenvalues, not the
     resolved states' ⟨ψ|H|ψ⟩); a solver without resolution is left alone. Local."""
-    inner = getattr(solver, "inner", solver)
-    saved = getattr(inner, "_resolve", None)
-    if saved is not None:
-        inner._resolve = None
-    try:
+    from qgt_mpi.solvers.slepc import SlepcSolver  # it imports this module
+
+    core = solver.core
+    if not isinstance(core, SlepcSolver):
         yield
-    finally:
-        if saved is not None:
-            inner._resolve = saved
+        return
+    with core.eigenbasis():
+        yield
 
 
 def clusters(energies: np.ndarray, tol: float) -> list[np.ndarray]:
@@ -56,7 +63,7 @@ def clusters(energies: np.ndarray, tol: float) -> list[np.ndarray]:
     return [g for g in np.split(np.arange(energies.size), cut) if g.size > 1]
 
 
-def group_rotation(energies: np.ndarray, vectors: np.ndarray, apply_s, tol: float
+def group_rotation(energies: np.ndarray, vectors: np.ndarray, apply_s: Apply, tol: float
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Rotation of the window basis that resolves its degenerate groups by S. Local.
 
@@ -96,40 +103,45 @@ def group_rotation(energies: np.ndarray, vectors: np.ndarray, apply_s, tol: floa
     return rot, new, labels, failed
 
 
-def operator_apply(model, name: str):
+def operator_apply(model: BlochModel, name: str) -> Callable[[np.ndarray], Apply]:
     """k ↦ (X ↦ S(k) X) for the model's operator ``name``: ``model.operators[name]`` (CSR,
     k-independent) or ``model.valley(k)`` for ``"valley"``. Raises ValueError if absent."""
     ops = getattr(model, "operators", {}) or {}
+    valley = getattr(model, "valley", None)
+    valley = valley if callable(valley) else None  # (bm_continuum's ``valley`` is its index)
     if name in ops:
         matrix = ops[name]
         return lambda k: (lambda x: matrix @ x)
-    if name == "valley" and hasattr(model, "valley"):
-        def at(k: np.ndarray):
-            v = model.valley(k)
+    if name == "valley" and valley is not None:
+        def at(k: np.ndarray) -> Apply:
+            v = valley(k)
             return lambda x: v @ x
 
         return at
-    names = sorted(ops) + (["valley"] if hasattr(model, "valley") else [])
+    names = sorted(ops) + (["valley"] if valley is not None else [])
     raise ValueError(f"the model has no operator {name!r} to resolve degenerate groups "
                      f"(it has: {', '.join(names) or 'none'})")
 
 
-def summary(comm, solver) -> dict[str, object]:
+def summary(comm: MPI.Comm, solver: Eigensolver) -> dict[str, object]:
     """``/geometry`` attributes of the resolution over the whole run. Collective.
 
     ``resolved_by`` (operator name or "none"), k-point solves with a resolved group, and
-    groups the operator could not split; each pool counts once (its root).
+    groups the operator could not split; each pool counts once (its root). Empty counts
+    (``resolved_by = "none"``) for a solver without a window.
     """
     from qgt_mpi.parallel import allreduce_array
+    from qgt_mpi.solvers.slepc import SlepcSolver  # it imports this module
 
-    inner = getattr(solver, "inner", solver)
-    counts = getattr(inner, "resolved", None)
+    core = solver.core
+    window = core if isinstance(core, SlepcSolver) else None
     mine = np.zeros(3)
-    if counts is not None and inner.comm.rank == 0:
+    if window is not None and window.comm.rank == 0:
+        counts = window.resolved
         mine = np.array([counts["kpoints"], counts["resolved"], counts["unsplit"]], float)
     total = allreduce_array(comm, mine)
-    if counts is None:
+    if window is None:
         return {"resolved_by": "none"}
-    return {"resolved_by": getattr(inner, "resolved_by", "none"),
+    return {"resolved_by": window.resolved_by,
             "resolved_kpoint_solves": int(total[1]), "kpoint_solves": int(total[0]),
             "unsplit_groups": int(total[2])}

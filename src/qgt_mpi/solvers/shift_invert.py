@@ -17,10 +17,21 @@ batch, rank or pool solves it.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from qgt_mpi.parallel import allgather_rows, allreduce_array, allreduce_max
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from qgt_mpi.parallel import allgather_rows, allreduce_array, allreduce_max, block_range
 from qgt_mpi.solvers.block_lanczos import block_lanczos
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import SparseBlochModel
+    from qgt_mpi.solvers.slepc import WindowOptions
 
 START_SEED = 20260101  # fixed: the Krylov start vectors are part of the result's definition
 MAX_BLOCKS = 40  # default basis limit of block Lanczos, in blocks
@@ -36,6 +47,64 @@ MAX_BLOCKS = 40  # default basis limit of block Lanczos, in blocks
 MUMPS_ICNTL = {6: 0}
 
 
+@dataclass(frozen=True, eq=False)
+class PatternLayout:
+    """One pool rank's share of a sparse model's fixed pattern (rows split over the pool).
+
+    n : global matrix size (orbitals); lo, hi : this rank's rows [lo, hi); indptr (hi − lo + 1,)
+    and cols : their local CSR row pointer and global column indices (PETSc ints); span : the
+    pattern entries of those rows (``model.values(k, span)``).
+    """
+
+    n: int
+    lo: int
+    hi: int
+    indptr: np.ndarray
+    cols: np.ndarray
+    span: slice
+
+    @classmethod
+    def of(cls, model: SparseBlochModel, comm: MPI.Comm, int_type: type = np.int64
+           ) -> PatternLayout:
+        """The balanced row block of ``comm.rank`` (parallel.block_range). Local."""
+        lo, hi = block_range(model.norb, comm.size, comm.rank)
+        ptr = model.indptr
+        return cls(model.norb, lo, hi, (ptr[lo : hi + 1] - ptr[lo]).astype(int_type),
+                   model.cols[ptr[lo] : ptr[hi]].astype(int_type),
+                   slice(int(ptr[lo]), int(ptr[hi])))
+
+    @property
+    def nloc(self) -> int:
+        """Rows this rank owns."""
+        return self.hi - self.lo
+
+    def local_rows(self, values: np.ndarray) -> sp.csr_matrix:
+        """This rank's rows as SciPy CSR (global columns) from the values of its entries."""
+        return sp.csr_matrix((values, self.cols, self.indptr), shape=(self.nloc, self.n))
+
+
+@dataclass
+class Pairs:
+    """Eigenpairs computed at one shift: ``values`` (m,), ``vectors`` (nloc, m) local rows,
+    backward ``errors`` (m,) and the eigensolver's ``iterations``."""
+
+    values: np.ndarray
+    vectors: np.ndarray
+    errors: np.ndarray
+    iterations: int
+
+    def take(self, order: np.ndarray) -> Pairs:
+        """The pairs ``order`` (an index array), in that order."""
+        return Pairs(self.values[order], self.vectors[:, order], self.errors[order],
+                     self.iterations)
+
+    def nearest(self, nwant: int, sigma: float) -> Pairs:
+        """The ``nwant`` pairs nearest σ: Krylov–Schur may converge a few more, not
+        necessarily the next nearest, and the Sternheimer bound (solvers/sternheimer.py)
+        needs every uncomputed eigenvalue farther from σ than every computed one."""
+        return self.take(np.argsort(np.abs(self.values - sigma), kind="stable")[:nwant])
+
+
 class ShiftInvert:
     """A matrix H(k) and its shift-invert Krylov–Schur solver, refilled per k-point.
 
@@ -46,9 +115,7 @@ class ShiftInvert:
     opts : WindowOptions (nev, pad, ncv, tol, max_it, target).
     block : block size of block Lanczos (solvers/block_lanczos.py), or 0 for SLEPc's
         Krylov–Schur.
-    layout : (n, (lo, hi), ptr, cols, span) of the model's pattern: global size, this rank's
-        rows, their local CSR row pointer and column indices (PETSc ints), and the slice of the
-        pattern's values that belongs to those rows.
+    layout : this rank's share of the model's pattern (:class:`PatternLayout`).
 
     Notes
     -----
@@ -56,32 +123,35 @@ class ShiftInvert:
     :meth:`destroy` on every rank when the batch is done.
     """
 
-    def __init__(self, PETSc, SLEPc, comm, opts, layout, block: int = 0) -> None:
+    def __init__(self, PETSc: ModuleType, SLEPc: ModuleType, comm: MPI.Comm,
+                 opts: WindowOptions, layout: PatternLayout, block: int = 0) -> None:
         self.PETSc, self.SLEPc, self.comm, self.opts = PETSc, SLEPc, comm, opts
         self.pcomm = PETSc.Comm(comm)
-        self.n, self.rows, self.ptr, self.cols, self.span = layout
+        self.layout = layout
         self.block = block  # > 0: block Lanczos with this block size; 0: SLEPc Krylov–Schur
-        self.mat = self.eps = None
+        # petsc4py/slepc4py objects (no type information): created by the first load()
+        self.mat: Any = None
+        self.eps: Any = None
         self.sigma = float(opts.target)  # shift of the current factorisation [meV]
         self._nwant = opts.nev + opts.n_pad
-        lo, hi = self.rows
-        start = np.random.default_rng(START_SEED).standard_normal((2, self.n, max(block, 1)))
-        self._start = (start[0] + 1j * start[1])[lo:hi]
+        n = layout.n
+        start = np.random.default_rng(START_SEED).standard_normal((2, n, max(block, 1)))
+        self._start = (start[0] + 1j * start[1])[layout.lo : layout.hi]
 
     def load(self, local: np.ndarray) -> None:
         """Set H(k) from this rank's pattern values (its rows' slice of the (nnz,) values).
 
         Nothing is factorised until :meth:`factor`. Collective.
         """
+        lay = self.layout
         if self.mat is None:
-            nloc = self.rows[1] - self.rows[0]
             self.mat = self.PETSc.Mat().createAIJ(
-                size=((nloc, self.n), (nloc, self.n)), comm=self.pcomm,
-                csr=(self.ptr, self.cols, local))
+                size=((lay.nloc, lay.n), (lay.nloc, lay.n)), comm=self.pcomm,
+                csr=(lay.indptr, lay.cols, local))
             self.mat.assemble()
             self.eps = self._eps()
         else:  # same pattern: values only, so PETSc keeps the symbolic factorisation
-            self.mat.setValuesCSR(self.ptr, self.cols, local)
+            self.mat.setValuesCSR(lay.indptr, lay.cols, local)
             self.mat.assemble()
             self.eps.setOperators(self.mat)
 
@@ -113,9 +183,9 @@ class ShiftInvert:
         self.eps.setInitialSpace([vec])
         vec.destroy()
 
-    def pairs(self, h_local, where: str, nwant: int):
-        """(values, local vectors (nloc, nconv), backward errors, iterations) of at least
-        ``nwant`` pairs nearest σ (fewer only if the method failed). Collective.
+    def pairs(self, h_local: sp.csr_matrix, where: str, nwant: int) -> Pairs:
+        """At least ``nwant`` pairs nearest σ (fewer only if the method failed), with local
+        vectors (nloc, nconv). Collective.
 
         Raises ArithmeticError (naming ``where``) when the eigensolver fails.
         """
@@ -134,16 +204,18 @@ class ShiftInvert:
         except self.PETSc.Error as exc:
             raise ArithmeticError(f"SLEPc failed at {where}: {_last_line(exc)}") from None
         eps, vec = self.eps, self.mat.createVecLeft()
-        values, vectors, errors = [], [], []
+        values: list[float] = []
+        columns: list[np.ndarray] = []
+        errors: list[float] = []
         for i in range(eps.getConverged()):
             values.append(eps.getEigenpair(i, vec).real)
-            vectors.append(vec.getArray().copy())
+            columns.append(vec.getArray().copy())
             errors.append(eps.computeError(i, self.SLEPc.EPS.ErrorType.BACKWARD))
         vec.destroy()
-        vectors = np.column_stack(vectors) if vectors else np.zeros((len(self._start), 0))
-        return np.array(values), vectors, np.array(errors), eps.getIterationNumber()
+        vectors = np.column_stack(columns) if columns else np.zeros((len(self._start), 0))
+        return Pairs(np.array(values), vectors, np.array(errors), int(eps.getIterationNumber()))
 
-    def _block_pairs(self, h_local, nwant: int):
+    def _block_pairs(self, h_local: sp.csr_matrix, nwant: int) -> Pairs:
         """Block Lanczos pairs with their true backward errors ‖Hx − λx‖/((‖H‖_∞ + |λ|)‖x‖)."""
         o, comm = self.opts, self.comm
         rowsum = np.asarray(abs(h_local).sum(axis=1)).ravel()
@@ -153,9 +225,9 @@ class ShiftInvert:
             o.max_it or MAX_BLOCKS)
         resid = h_local @ allgather_rows(comm, vectors) - vectors * values
         norms = np.sqrt(allreduce_array(comm, np.sum(np.abs(resid) ** 2, axis=0)))
-        return values, vectors, norms / (norm_h + np.abs(values)), steps
+        return Pairs(values, vectors, norms / (norm_h + np.abs(values)), steps)
 
-    def _eps(self):
+    def _eps(self) -> Any:
         """Krylov–Schur, shift-invert (σ set by :meth:`factor`), MUMPS LU; -qgt_ options."""
         SLEPc, o = self.SLEPc, self.opts
         eps = SLEPc.EPS().create(self.pcomm)
@@ -181,10 +253,10 @@ class ShiftInvert:
         eps.setFromOptions()
         return eps
 
-    def factor_solve(self):
+    def factor_solve(self) -> Callable[[np.ndarray], np.ndarray]:
         """X ↦ (H − σ)⁻¹ X for local row blocks (nloc, ncol): one MUMPS multi-RHS solve with
         the factorisation of the last :meth:`factor`. Collective when called."""
-        PETSc, pcomm, n = self.PETSc, self.pcomm, self.n
+        PETSc, pcomm, n = self.PETSc, self.pcomm, self.layout.n
         factor = self.eps.getST().getKSP().getPC().getFactorMatrix()
 
         def solve(x: np.ndarray) -> np.ndarray:

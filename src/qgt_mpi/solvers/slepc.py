@@ -18,20 +18,28 @@ command line, read by PETSc's options database.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 from mpi4py import MPI
 
 from qgt_mpi.models.sparse import as_sparse
-from qgt_mpi.parallel import allgather_rows, allreduce_array, block_range
+from qgt_mpi.parallel import allgather_rows, allreduce_array
 from qgt_mpi.solvers.base import Eigenpairs
 from qgt_mpi.solvers.resolve import group_rotation, operator_apply
 from qgt_mpi.solvers.safe_shift import ShiftReport
-from qgt_mpi.solvers.shift_invert import ShiftInvert
+from qgt_mpi.solvers.shift_invert import PatternLayout, ShiftInvert
 from qgt_mpi.solvers.sternheimer import cg_tolerance, pad_tensor, rest_tensor
 from qgt_mpi.solvers.window import RESIDUAL_FACTOR, window_pairs
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel, SparseBlochModel
+
+# k ↦ (X ↦ S(k) X): a symmetry operator resolving degenerate window groups (solvers/resolve.py)
+OperatorAt = Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]]
 
 BLOCK_SIZE = 4  # block Lanczos: 4 columns (the 4 flat bands of TBG meet at K), §8
 BLOCK_MIN_ORBITALS = 2000  # method "auto": block Lanczos from this size on (docs/performance.md §8)
@@ -83,6 +91,7 @@ class SlepcSolver:
     """Window of ``nev`` bands per k-point, solved collectively on a pool communicator."""
 
     name = "slepc"
+    windowed = True
 
     def __init__(self, options: WindowOptions, comm: MPI.Comm) -> None:
         from petsc4py import PETSc  # deferred: PETSc initialises MPI state on import
@@ -90,14 +99,33 @@ class SlepcSolver:
 
         self.PETSc, self.SLEPc = PETSc, SLEPc
         self.opts, self.comm = options, comm
-        self._pcomm = PETSc.Comm(comm)
-        self._model = None
+        self._model: BlochModel | None = None
         self.iterations = {"eps": 0, "sternheimer": 0, "k": 0, "vectors_only": 0}
         self.shifts = ShiftReport()
-        self._resolve = None  # k ↦ (X ↦ S(k) X) when degenerate groups are resolved
+        self._resolve: OperatorAt | None = None  # set when degenerate groups are resolved
+        self.resolved_by = "none"
         self.resolved = {"kpoints": 0, "resolved": 0, "unsplit": 0}
 
-    def bands(self, model) -> int:
+    @property
+    def core(self) -> SlepcSolver:
+        """The solver computing the eigenvectors: itself."""
+        return self
+
+    def serial(self) -> SlepcSolver:
+        """The same window on COMM_SELF."""
+        return SlepcSolver(self.opts, MPI.COMM_SELF)
+
+    @contextmanager
+    def eigenbasis(self) -> Iterator[None]:
+        """Solve in the eigenbasis inside the block: degenerate groups are not resolved
+        (solvers/resolve.py ``eigenbasis``). Local."""
+        saved, self._resolve = self._resolve, None
+        try:
+            yield
+        finally:
+            self._resolve = saved
+
+    def bands(self, model: BlochModel) -> int:
         """Bands the solver returns: the window."""
         return self.opts.nev
 
@@ -114,15 +142,15 @@ class SlepcSolver:
             return self.opts.method
         return "block-lanczos" if self.opts.block_size(self._sparse.norb) else "krylov-schur"
 
-    def check(self, model) -> None:
+    def check(self, model: BlochModel) -> None:
         """Raise ValueError when the window cannot be solved for ``model``."""
         self._bind(model)
 
-    def _bind(self, model) -> None:
-        """Cache the sparse view of ``model`` and this rank's row range."""
+    def _bind(self, model: BlochModel) -> None:
+        """Cache the sparse view of ``model`` and this rank's share of its pattern."""
         if self._model is model:
             return
-        sparse = as_sparse(model)
+        sparse: SparseBlochModel = as_sparse(model)  # what the window solve needs of it
         need = self.opts.nev + self.opts.n_pad
         if need > sparse.norb:
             raise ValueError(f"solver.nev + pad = {need} exceeds the {sparse.norb} bands of "
@@ -133,15 +161,9 @@ class SlepcSolver:
             name = getattr(model, "resolve_default", None)
         self._resolve = operator_apply(model, name) if name else None
         self.resolved_by = name or "none"
-        lo, hi = block_range(sparse.norb, self.comm.size, self.comm.rank)
-        self._rows = (lo, hi)
-        ptr = sparse.indptr
-        self._ptr = (ptr[lo : hi + 1] - ptr[lo]).astype(self.PETSc.IntType)
-        self._cols = sparse.cols[ptr[lo] : ptr[hi]].astype(self.PETSc.IntType)
-        self._span = slice(int(ptr[lo]), int(ptr[hi]))
-        self._layout = (sparse.norb, self._rows, self._ptr, self._cols, self._span)
+        self._layout = PatternLayout.of(sparse, self.comm, self.PETSc.IntType)
 
-    def solve(self, model, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
+    def solve(self, model: BlochModel, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
         """Window eigenpairs of a batch of Cartesian k (nk, 2). Collective over the pool.
 
         Raises ArithmeticError (non-convergence, a cut degenerate cluster) naming the k-point.
@@ -161,7 +183,7 @@ class SlepcSolver:
         finally:
             si.destroy()
 
-        def stack(name: str, shape: tuple[int, ...], dtype=float) -> np.ndarray:
+        def stack(name: str, shape: tuple[int, ...], dtype: type = float) -> np.ndarray:
             if not points:
                 return np.zeros((0, *shape), dtype)
             return np.stack([getattr(p, name) for p in points])
@@ -174,7 +196,7 @@ class SlepcSolver:
                           np.moveaxis(stack("velocities", (2, nb, nb), complex), 1, 0),
                           stack("metric", (nb, 3)), stack("curvature", (nb,)), outside, groups)
 
-    def _guarded(self, si: ShiftInvert, k: np.ndarray, velocities: bool):
+    def _guarded(self, si: ShiftInvert, k: np.ndarray, velocities: bool) -> _Point:
         """One k-point; an unexpected error on one rank of a multi-rank pool aborts the job.
 
         The ArithmeticErrors raised here (non-convergence, cut clusters, residuals) are
@@ -201,12 +223,13 @@ class SlepcSolver:
     def _one(self, si: ShiftInvert, k: np.ndarray, velocities: bool) -> _Point:
         """Window energies, vectors, velocities, out-of-window geometry, outside edges."""
         o, where = self.opts, f"k = ({k[0]:.6g}, {k[1]:.6g})"
-        h, dx, dy = self._sparse.values(k, self._span)
-        h_local = self._local_rows(h)
+        layout = self._layout
+        h, dx, dy = self._sparse.values(k, layout.span)
+        h_local = layout.local_rows(h)
         si.load(h)
-        energies, local, its = window_pairs(si, h_local, self.opts, self.comm,
-                                            self._sparse.norb, self.shifts, where)
-        self.iterations["eps"] += its
+        pairs = window_pairs(si, h_local, self.opts, self.comm, layout.n, self.shifts, where)
+        energies, local = pairs.values, pairs.vectors
+        self.iterations["eps"] += pairs.iterations
         n_all = energies.size
         full = allgather_rows(self.comm, local)
         nev = o.nev
@@ -218,14 +241,15 @@ class SlepcSolver:
         if not velocities:  # eigenvectors only (link variables at plaquette corners)
             self.iterations["vectors_only"] += 1
             return _Point(energies[:nev], full[:, :nev], outside=edges, groups=groups)
-        dvec = [self._local_rows(v) @ full for v in (dx, dy)]  # local rows of ∂_iH V
+        dvec = [layout.local_rows(v) @ full for v in (dx, dy)]  # local rows of ∂_iH V
         vel = np.stack([allreduce_array(self.comm, local.conj().T @ dv) for dv in dvec])
         metric, curv = self._outside_geometry(si, energies, vel, local, dvec, where)
         self.iterations["k"] += 1
         return _Point(energies[:nev], full[:, :nev], vel[:, :nev, :nev], metric, curv, edges,
                       groups)
 
-    def _resolve_groups(self, k, energies, full, local) -> np.ndarray | None:
+    def _resolve_groups(self, k: np.ndarray, energies: np.ndarray, full: np.ndarray,
+                        local: np.ndarray) -> np.ndarray | None:
         """Rotate degenerate window groups into the operator's basis, in place (the window
         columns of ``energies``, ``full`` and ``local``); their labels, or None. Local."""
         if self._resolve is None:
@@ -241,13 +265,9 @@ class SlepcSolver:
                 local[:, :nev] @ rot, new
         return labels
 
-    def _local_rows(self, local: np.ndarray) -> sp.csr_matrix:
-        """This rank's rows of a pattern matrix as SciPy CSR (global columns), from the
-        values of its own entries (``values(k, span)``)."""
-        lo, hi = self._rows
-        return sp.csr_matrix((local, self._cols, self._ptr), shape=(hi - lo, self._sparse.norb))
-
-    def _outside_geometry(self, si, energies, vel, local, dvec, where):
+    def _outside_geometry(self, si: ShiftInvert, energies: np.ndarray, vel: np.ndarray,
+                          local: np.ndarray, dvec: list[np.ndarray], where: str
+                          ) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-window metric (nev, 3) and curvature (nev,) of the window bands (theory §5)."""
         o = self.opts
         nev = o.nev

@@ -10,21 +10,25 @@ unsafe, and finally order the pairs with the window first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
 from qgt_mpi.parallel import allreduce_max
 from qgt_mpi.solvers import safe_shift
-from qgt_mpi.solvers.shift_invert import ShiftInvert
+from qgt_mpi.solvers.shift_invert import Pairs, ShiftInvert
+
+if TYPE_CHECKING:
+    from qgt_mpi.solvers.slepc import WindowOptions
 
 RESIDUAL_FACTOR = 100.0  # accepted ‖Hx − λx‖/((‖H‖ + |λ|)‖x‖) in units of tol
 
 
-def window_pairs(si: ShiftInvert, h_local: sp.csr_matrix, o, comm: MPI.Comm, norb: int,
-                 report: safe_shift.ShiftReport, where: str
-                 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Pairs at a safe shift, the window first; (values, local vectors, Krylov iterations).
+def window_pairs(si: ShiftInvert, h_local: sp.csr_matrix, o: WindowOptions, comm: MPI.Comm,
+                 norb: int, report: safe_shift.ShiftReport, where: str) -> Pairs:
+    """Pairs at a safe shift, the window first; ``iterations`` counts every Krylov solve.
 
     Collective over the pool ``comm``: every decision is taken on pool-identical numbers.
     ``o`` are the WindowOptions, ``norb`` the matrix size; ``report`` counts what the
@@ -41,20 +45,20 @@ def window_pairs(si: ShiftInvert, h_local: sp.csr_matrix, o, comm: MPI.Comm, nor
     report.kpoints += 1
     while sigma is not None and len(attempts) < safe_shift.MAX_SHIFTS:
         nwant, reason = o.nev + o.n_pad, None
+        pairs: Pairs | None = None
         try:
             si.factor(sigma)
             report.factorisations += 1
-            values, vectors, errors, its = _nearest(nwant, sigma, *si.pairs(h_local, where,
-                                                                            nwant))
+            pairs = si.pairs(h_local, where, nwant).nearest(nwant, sigma)
         except ArithmeticError as exc:  # a singular factorisation, a broken Krylov block
             reason = str(exc)
         grown, padded = 0, False
-        while reason is None:
-            total_its += its
-            estimates = values
-            reason = safe_shift.problem(values, errors, sigma, o, limit, where)
+        while pairs is not None and reason is None:
+            total_its += pairs.iterations
+            estimates = pairs.values
+            reason = safe_shift.problem(pairs.values, pairs.errors, sigma, o, limit, where)
             cover, side = ((0, 0) if reason else
-                           safe_shift.shortfall(values, sigma, o, norb))
+                           safe_shift.shortfall(pairs.values, sigma, o, norb))
             more = cover if grown < safe_shift.MAX_GROW else 0
             if not padded:
                 more, padded = max(more, side), side > 0
@@ -62,30 +66,30 @@ def window_pairs(si: ShiftInvert, h_local: sp.csr_matrix, o, comm: MPI.Comm, nor
                 break
             nwant, grown = nwant + more, grown + 1
             report.grown += 1
-            values, vectors, errors, its = _nearest(nwant, sigma,
-                                                    *si.pairs(h_local, where, nwant))
-        if (reason is None and values.size < norb
-                and not safe_shift.covered(values, sigma, o)):
-            raise ArithmeticError(f"the {o.nev} eigenvalues nearest the target at {where} "
-                                  f"are not certified by {values.size} pairs at shift "
-                                  f"{sigma:.6g} meV; raise solver.pad")
-        if reason is None:
+            pairs = si.pairs(h_local, where, nwant).nearest(nwant, sigma)
+        if pairs is not None and reason is None:
+            if pairs.values.size < norb and not safe_shift.covered(pairs.values, sigma, o):
+                raise ArithmeticError(f"the {o.nev} eigenvalues nearest the target at {where} "
+                                      f"are not certified by {pairs.values.size} pairs at "
+                                      f"shift {sigma:.6g} meV; raise solver.pad")
             if sigma != o.target:
                 report.shifted += 1
                 report.max_offset = max(report.max_offset, abs(sigma - o.target))
-            return (*select(values, vectors, o, report, where), total_its)
-        attempts.append((sigma, reason))
+            chosen = select(pairs, o, report, where)
+            chosen.iterations = total_its
+            return chosen
+        attempts.append((sigma, reason or "no pairs"))
         sigma = safe_shift.next_shift(o.target, estimates, norm_h, [a[0] for a in attempts])
     raise ArithmeticError(safe_shift.no_shift_message(where, o.target, attempts))
 
 
-def select(values: np.ndarray, vectors: np.ndarray, o, report: safe_shift.ShiftReport,
-           where: str) -> tuple[np.ndarray, np.ndarray]:
+def select(pairs: Pairs, o: WindowOptions, report: safe_shift.ShiftReport,
+           where: str) -> Pairs:
     """Computed pairs, the window first (whole clusters nearest the target,
     safe_shift.window_order); refuses a window edge inside a degenerate cluster. Local."""
-    order, cut = safe_shift.window_order(values, o.target, o.nev, o.cluster_tol)
-    values, vectors = values[order], vectors[:, order]
-    inside, rest = values[: o.nev], values[o.nev :]
+    order, cut = safe_shift.window_order(pairs.values, o.target, o.nev, o.cluster_tol)
+    pairs = pairs.take(order)
+    inside, rest = pairs.values[: o.nev], pairs.values[o.nev :]
     gap = np.min(np.abs(rest[:, None] - inside[None, :]))
     if gap < o.edge_tol:
         raise ArithmeticError(
@@ -94,12 +98,4 @@ def select(values: np.ndarray, vectors: np.ndarray, o, report: safe_shift.ShiftR
     if cut:
         report.cut += 1
         report.min_cut_gap = min(report.min_cut_gap, float(gap))
-    return values, vectors
-
-
-def _nearest(nwant: int, sigma: float, values, vectors, errors, its):
-    """The ``nwant`` converged pairs nearest σ: Krylov–Schur may converge a few more, not
-    necessarily the next nearest, and the Sternheimer bound (solvers/sternheimer.py) needs
-    every uncomputed eigenvalue farther from σ than every computed one."""
-    keep = np.argsort(np.abs(values - sigma), kind="stable")[:nwant]
-    return values[keep], vectors[:, keep], errors[keep], its
+    return pairs

@@ -26,7 +26,6 @@ from qgt_mpi.superfluid.metric import (
 
 __all__ = ["compute_superfluid", "minimal_metric", "scan_band", "shifted_model"]
 
-_DS_UNITS = "e^2/hbar^2 * meV"
 _WARN_U_OVER_GAP = 0.25 # flat-band projection needs U ≪ gap to the other bands
 _WARN_WIDTH_OVER_U = 0.1  # ... and a bandwidth W ≪ U
 
@@ -67,19 +66,19 @@ def _metrics(comm: MPI.Comm, model, band: int, kgrid, log: logging.Logger):
 def _datasets(spec, temps, d_s, d_s_ord, scan, g_min, shift, t_bkt, delta) -> dict:
     """Name → (array, attrs) of the /superfluid group."""
     return {
-        "temperature": (temps, {"units": "K", "axes": "temperature"}),
-        "gap": (delta, {"units": "meV", "axes": "temperature",
+        "temperature": (temps, {"axes": "temperature"}),
+        "gap": (delta, {"axes": "temperature",
                         "meaning": "Delta(T) from the gap and number equations (theory 6)"}),
-        "D_s": (d_s, {"units": _DS_UNITS, "axes": "temperature, i, j",
+        "D_s": (d_s, {"axes": "temperature, i, j",
                       "metric": "minimal" if spec.minimal_metric else "ordinary"}),
-        "D_s_ordinary_metric": (d_s_ord, {"units": _DS_UNITS, "axes": "temperature, i, j"}),
-        "D_s_sqrt_det": (mf.stiffness(d_s), {"units": _DS_UNITS, "axes": "temperature"}),
-        "bkt_line": (mf.bkt_line(temps), {"units": _DS_UNITS, "axes": "temperature",
+        "D_s_ordinary_metric": (d_s_ord, {"axes": "temperature, i, j"}),
+        "D_s_sqrt_det": (mf.stiffness(d_s), {"axes": "temperature"}),
+        "bkt_line": (mf.bkt_line(temps), {"axes": "temperature",
                                           "meaning": "8 k_B T / pi (BKT criterion)"}),
-        "metric_integral_minimal": (g_min, {"units": "1", "axes": "i, j"}),
-        "metric_integral_ordinary": (scan.metric, {"units": "1", "axes": "i, j"}),
-        "position_shift": (shift, {"units": "a", "axes": "orbital, (x, y)"}),
-        "T_BKT": (np.array(t_bkt), {"units": "K"}),
+        "metric_integral_minimal": (g_min, {"axes": "i, j"}),
+        "metric_integral_ordinary": (scan.metric, {"axes": "i, j"}),
+        "position_shift": (shift, {"axes": "orbital, (x, y)"}),
+        "T_BKT": (np.array(t_bkt), {}),
     }
 
 
@@ -146,7 +145,7 @@ def compute_superfluid(comm: MPI.Comm, model, spec: SuperfluidSpec, kgrid: tuple
 
     Returns
     -------
-    datasets : name → (array, attrs with "units") for the ``/superfluid`` group.
+    datasets : name → (array, attrs) for the ``/superfluid`` group (units: io/conventions.py).
     attrs : group attributes. Everything is identical on every rank.
 
     Raises

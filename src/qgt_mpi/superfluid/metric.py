@@ -25,6 +25,7 @@ window vectors, one more window solve per k-point and that LU, never all bands.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +40,10 @@ from qgt_mpi.models.sparse import as_sparse
 from qgt_mpi.parallel import agreed_sum, allgather_rows, allreduce_array, block_range
 from qgt_mpi.parallel.errors import agreed_local, fail_point
 from qgt_mpi.solvers.dense import DenseSolver
+
+if TYPE_CHECKING:
+    from qgt_mpi.models.protocols import BlochModel
+    from qgt_mpi.solvers.base import Eigensolver
 
 _CHUNK = 4096  # k-points per batch
 _WINDOW_CHUNK = 64  # k-points per windowed solve (vectors of a batch are kept in memory)
@@ -203,8 +208,8 @@ def _outside(model, eig, band: int, k: np.ndarray) -> np.ndarray:
     return out
 
 
-def shift_form(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int], solver=None,
-               across: MPI.Comm | None = None) -> ShiftForm:
+def shift_form(comm: MPI.Comm, model: BlochModel, band: int, kgrid: tuple[int, int],
+               solver: Eigensolver | None = None, across: MPI.Comm | None = None) -> ShiftForm:
     """Coefficients of the metric of ``band`` in orbital shifts (module docstring). Collective.
 
     Parameters
@@ -222,11 +227,12 @@ def shift_form(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int], solver=
     n1, n2 = kgrid
     nk, norb = n1 * n2, model.norb
     windowed = solver is not None
-    if windowed:
-        solver = getattr(solver, "inner", solver)
+    if solver is not None:
+        solver = solver.core  # FlatBands: its geometry is the unflattened one
         group = across if across is not None else comm
         slab, deposit = block_range(nk, group.size, group.rank), solver.comm.rank == 0
     else:
+        solver = DenseSolver()
         slab, deposit = block_range(nk, comm.size, comm.rank), True
     by_moment = norb <= nk  # Σ_k w wᵀ (norb²) or the weights themselves (nk × norb)
 
@@ -237,7 +243,7 @@ def shift_form(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int], solver=
         step = _WINDOW_CHUNK if windowed else max(1, min(_CHUNK, (1 << 22) // norb**2))
         for c0 in range(slab[0], slab[1], step):
             k = kgrid_points(model.reciprocal, n1, n2, c0, min(c0 + step, slab[1]))
-            eig = solver.solve(model, k) if windowed else DenseSolver().solve(model, k)
+            eig = solver.solve(model, k)
             if not deposit:
                 continue
             dg, dc, w = _band_terms(model, eig, band, k, windowed)
@@ -286,7 +292,8 @@ def minimise(form: ShiftForm) -> tuple[np.ndarray, np.ndarray]:
     return shift, form.metric(shift)
 
 
-def minimal_metric(comm: MPI.Comm, model, band: int, kgrid: tuple[int, int], solver=None,
+def minimal_metric(comm: MPI.Comm, model: BlochModel, band: int, kgrid: tuple[int, int],
+                   solver: Eigensolver | None = None,
                    across: MPI.Comm | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Orbital shifts minimising Tr ∫ g d²k/(2π)² and the metric there (theory §6).
 

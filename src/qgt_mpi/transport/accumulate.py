@@ -18,7 +18,7 @@ from qgt_mpi.transport.binning import (
     deposit_weights,
 )
 from qgt_mpi.transport.energy_cells import EnergyLattice
-from qgt_mpi.transport.evaluate import evaluate_channel, evaluate_points
+from qgt_mpi.transport.evaluate import PointCache, evaluate_channel, evaluate_points
 from qgt_mpi.transport.observables import SIGMA_PER_SUM
 from qgt_mpi.transport.points import split_points
 from qgt_mpi.transport.tree import CellTree
@@ -82,6 +82,9 @@ class TransportSums:
         sub-batches of at most _PAIR_ELEMENTS (k, n, m) entries (bounded memory).
         """
         nk, nb = energies.shape
+        delta_out = self.delta_out
+        if outside is not None and delta_out is None:
+            raise ValueError("out-of-window pairs need delta_out (run.setup.window_terms)")
         step = max(1, _PAIR_ELEMENTS // max(nb * nb, 1))
         for k0 in range(0, nk, step):
             sub = slice(k0, min(k0 + step, nk))
@@ -90,9 +93,9 @@ class TransportSums:
                 weights = band_weights(energies[sub], delta, products["M_xx"][sub],
                                        products["M_yy"][sub], products["N_xy"][sub],
                                        float(self.near_tol[i]))
-                if outside is not None:
+                if outside is not None and delta_out is not None:
                     add_far_pairs(weights, outside[0][sub], outside[1][sub],
-                                  float(self.delta_out[i]))
+                                  float(delta_out[i]))
                 deposit_weights(self.moments, cells, self.chan_of[i], weights)
             if self.occupation is not None:
                 members = np.zeros((self.occ_bands.size, nb), dtype=bool)
@@ -101,9 +104,9 @@ class TransportSums:
 
     def reduce(self, comm: MPI.Comm) -> ReducedSums:
         """Global moments as cell trees (same on every rank). Collective."""
-        parts = {name: None if store is None else store.reduce(comm)
-                 for name, store in self.stores.items()}
-        reduced = ReducedSums(self, parts["cells"], parts["occupation"])
+        cells = self.moments.reduce(comm)  # then the occupations: the order of self.stores
+        occupation = None if self.occupation is None else self.occupation.reduce(comm)
+        reduced = ReducedSums(self, cells, occupation)
         self.n_cells = reduced.n_cells
         return reduced
 
@@ -151,7 +154,8 @@ class ReducedSums:
         total = data[:, chans, DENSITY, 0].real.sum() if data.size else 0.0
         return round(float(total) / (DENSITY_WEIGHT * s.delta.shape[1]))
 
-    def point(self, i_d: int, temps: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, ...]:
+    def point(self, i_d: int, temps: np.ndarray, mu: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         """Sums at δ choice ``i_d`` and temperatures ``temps`` (indices, n_T) over ``mu``
         ((n,) for every T, or (n, n_T)): symmetric (3, 4, n, n_T), Hall (3, n, n_T) and
         occupation (n, n_T) summed over bands, and the per-band occupations (n_occ, n, n_T)
@@ -162,7 +166,7 @@ class ReducedSums:
         mu = np.asarray(mu, dtype=float)
         grid = np.broadcast_to(mu if mu.ndim == 2 else mu[:, None], (mu.shape[0], kts.size))
         sym, hall = np.zeros((3, 4, *grid.shape)), np.zeros((3, *grid.shape))
-        dens, cache = np.zeros(grid.shape), {}
+        dens, cache = np.zeros(grid.shape), PointCache()
         for ch in np.flatnonzero(s.chan_choice == i_d):
             delta = float(s.chan_delta[ch])
             for j, kt in enumerate(kts):
@@ -176,7 +180,7 @@ class ReducedSums:
             dens += c
         return sym, hall, dens, self.occupations(i_d, kts, grid, cache)
 
-    def occupations(self, i_d: int, kts: np.ndarray, grid: np.ndarray, cache: dict
+    def occupations(self, i_d: int, kts: np.ndarray, grid: np.ndarray, cache: PointCache
                     ) -> np.ndarray | None:
         """Σ_k n_b(k) of every band kept (n_occ, n_μ, n_T), or None, at k_BT ``kts`` over the
         (n_μ, n_T) ``grid`` (see point; ``cache`` its point tables); bands sharing δ share

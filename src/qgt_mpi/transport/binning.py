@@ -9,7 +9,7 @@ so that Σ_k B(k) F^(d)(ε_n(k) − μ) = Σ_cells Σ_q c_q F^(q)(centre − μ)
 lattice.truncation_bound (1.0e-13 relative to Σ_k |B| max|F|). Moments are kept per
 *channel*, one per (δ choice, δ value): bands sharing a broadening have the same kernels
 F(ε − μ − iδ), so their moments add here and the evaluation cost does not depend on the
-number of bands (issue 9). The per-band occupations that the ``filling`` output and the
+number of bands (theory §4.3). The per-band occupations that the ``filling`` output and the
 fixed-filling solver need are a second, real-valued store (:class:`CellStore` with one
 component, the DENSITY weight) whose channels are single bands or band groups.
 Cells are global (functions of the sweep only), so ranks' moments add up with one reduction
@@ -28,8 +28,7 @@ from qgt_mpi.parallel.errors import agreed_local, fail_point
 from qgt_mpi.transport.energy_cells import P_CELL, EnergyLattice, encode
 from qgt_mpi.transport.weights import COMPONENTS, DENSITY_WEIGHT, N_NEAR_ORDERS, BandWeights
 
-P_BIN = P_CELL  # Taylor order of the cell offsets
-N_SLOTS = N_NEAR_ORDERS + P_BIN + 1  # kernel derivative orders a cell can carry
+N_SLOTS = N_NEAR_ORDERS + P_CELL + 1  # kernel derivative orders a cell can carry
 NCOMP = len(COMPONENTS)
 
 
@@ -48,7 +47,8 @@ def channels(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Returns (channel of each (choice, band), choice of each channel, δ of each channel).
     """
     of = np.zeros(delta.shape, dtype=np.int64)
-    choice, value = [], []
+    choice: list[int] = []
+    value: list[float] = []
     for i, row in enumerate(delta):
         uniq, inv = np.unique(row, return_inverse=True)
         of[i] = len(value) + inv
@@ -66,7 +66,7 @@ class Cells:
         self.offsets = lattice.offsets(energies, level, j)
         self.keys, row = np.unique(encode(level, j), return_inverse=True)
         self.row = row.reshape(energies.shape)
-        self.powers = taylor_powers(self.offsets.ravel(), P_BIN)  # (nk*nb, P+1)
+        self.powers = taylor_powers(self.offsets.ravel(), P_CELL)  # (nk*nb, P+1)
         order = np.argsort(row.ravel(), kind="stable")  # energies grouped by cell
         starts = np.searchsorted(row.ravel()[order], np.arange(self.keys.size))
         grouped = np.asarray(energies, dtype=float).ravel()[order]
@@ -155,7 +155,7 @@ def deposit_weights(store: CellStore, cells: Cells, chan: np.ndarray,
         pw = cells.powers.reshape(nk, nb, -1)[kk, nn]
         near = np.zeros((kk.size, n_comp, slots), complex)
         for d in range(N_NEAR_ORDERS + 1):
-            near[:, :, d : d + P_BIN + 1] += weights.near[:, :, d, None] * pw[:, None, :]
+            near[:, :, d : d + P_CELL + 1] += weights.near[:, :, d, None] * pw[:, None, :]
         cell = cells.row[kk, nn] * n_ch + chan[nn]
         cols = np.arange(n_comp * slots)
         store.add(cells, (cell[:, None] * (n_comp * slots) + cols[None, :]).ravel(),
@@ -194,7 +194,7 @@ def _cell_sums(cell: np.ndarray, n_rows: int, w: np.ndarray, powers: np.ndarray,
         for d in (0, 1):
             if np.any(w[:, c, d]):
                 mat = sp.csr_matrix((w[:, c, d], order, indptr), shape=(n_rows, cell.size))
-                out[:, c, d : d + P_BIN + 1] += mat @ powers
+                out[:, c, d : d + P_CELL + 1] += mat @ powers
     return out
 
 

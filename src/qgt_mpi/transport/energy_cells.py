@@ -1,6 +1,6 @@
 """Dyadic energy cells that widen with the distance to the sweep's chemical potentials.
 
-Why this representation (theory §3, §4; issue 9). The kernels of one broadening channel are
+Why this representation (theory §3, §4.3). The kernels of one broadening channel are
 functions of ε − μ − iδ whose singularities nearest to the real ε axis sit at
 ε = μ + i(δ + (2n+1)πk_BT) (poles of the digamma family, theory §3). Seen from a cell of
 width w whose interval is at distance d from μ, they are analytic in a disk of radius

@@ -146,27 +146,28 @@ def evaluate_channel(tree: CellTree, channel: int | tuple[int, ...], delta_c: fl
 
 
 def evaluate_points(points: tuple[np.ndarray, np.ndarray], delta_c: float, mu: np.ndarray,
-                    kt: np.ndarray, density_only: bool = False, cache: dict | None = None
+                    kt: float | np.ndarray, density_only: bool = False,
+                    cache: PointCache | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sums of a channel's point masses (points.py) over a block of (μ, T); as evaluate_channel
     with a trailing temperature axis.
 
     ``points`` = (energies (n_p,), moments (n_p, comp, slots) about those energies); ``mu``
-    is (n_μ,) for every temperature or (n_μ, n_T); ``kt`` (n_T,). Exact: the kernels are
-    evaluated at the points themselves, no cover, for the whole block at once (one
+    is (n_μ,) for every temperature or (n_μ, n_T); ``kt`` (n_T,) or one value. Exact: the
+    kernels are evaluated at the points themselves, no cover, for the whole block at once (one
     kernels.family pass per point). ``cache`` (one per block) shares the tables of points at
     the same energy and δ between the channels and the occupation stores. Local.
     """
     energies, moments = points
-    kt = np.atleast_1d(np.asarray(kt, dtype=float))
+    kt_n = np.atleast_1d(np.asarray(kt, dtype=float))
     mu = np.asarray(mu, dtype=float)
-    grid = np.broadcast_to(mu if mu.ndim == 2 else mu[:, None], (mu.shape[0], kt.size))
+    grid = np.broadcast_to(mu if mu.ndim == 2 else mu[:, None], (mu.shape[0], kt_n.size))
     shape = grid.shape
     sym, hall, dens = np.zeros((3, len(SYMMETRIC), *shape)), np.zeros((3, *shape)), \
         np.zeros(shape)
     if energies.size == 0:
         return sym, hall, dens
-    kts = np.broadcast_to(kt, shape).ravel()
+    kts = np.broadcast_to(kt_n, shape).ravel()
     sym_c = list(SYMMETRIC)
     for energy, c in zip(energies, moments, strict=True):  # a few points per channel
         table = _point_table(float(energy), delta_c, grid.ravel(), kts, c.shape[-1] - 1,
@@ -179,8 +180,12 @@ def evaluate_points(points: tuple[np.ndarray, np.ndarray], delta_c: float, mu: n
     return sym, hall, dens
 
 
+# (point energy, δ) ↦ (order, full, kernel table) of the points of one block (_point_table)
+PointCache = dict[tuple[float, float], tuple[int, bool, np.ndarray]]
+
+
 def _point_table(energy: float, delta_c: float, mu: np.ndarray, kts: np.ndarray, qmax: int,
-                 full: bool, cache: dict | None) -> np.ndarray:
+                 full: bool, cache: PointCache | None) -> np.ndarray:
     """kernel_table at ζ = energy − μ − iδ (flat μ, per-element k_BT), from ``cache`` when a
     table of at least this order (and rows) is there."""
     key = (energy, delta_c)

@@ -1,4 +1,4 @@
-"""Sweeps at fixed filling: μ(ν, T) solved per temperature and broadening (theory §4, issue 11).
+"""Sweeps at fixed filling: μ(ν, T) solved per temperature and broadening (theory §4, §4.6–4.7).
 
 Experiments fix the carrier density, not μ. The filling of a band group g,
 ν_g(μ, T) = (1/|g|) Σ_{n∈g} n_n(μ, T) with n_n = (1/N_k) Σ_k ∫ dω f(ω − μ) A_n(ω) (the
@@ -31,7 +31,9 @@ def check_filling(filling: np.ndarray, bands: list[int], nbands: int) -> None:
 def group_filling(reduced: ReducedSums, i_d: int, i_t: int, bands: list[int],
                   mu: np.ndarray) -> np.ndarray:
     """ν_g(μ) of the band group ``bands`` at broadening choice ``i_d``. Local."""
-    total = sum(reduced.band_occupation(i_d, i_t, b, mu) for b in bands)
+    total = reduced.band_occupation(i_d, i_t, bands[0], mu)
+    for b in bands[1:]:
+        total = total + reduced.band_occupation(i_d, i_t, b, mu)
     return total / (reduced.n_k * len(bands))
 
 

@@ -41,7 +41,7 @@ def transport_quantities(
     -------
     dict with sigma_xx, sigma_xx_drude, sigma_xx_geometric, sigma_yy, sigma_xy [e²/h],
     seebeck [μV/K], kappa_xx [κ/T in π²k_B²/(3h)], lorenz_ratio [L/L_0], the full-tensor
-    quantities of tensors.UNITS and, with ``occupation``, density [1/cell] and filling
+    quantities of tensors.QUANTITIES and, with ``occupation``, density [1/cell] and filling
     (per band, last axis).
     """
     kt = K_B_MEV_PER_K * np.asarray(temperature, dtype=float)
@@ -72,25 +72,9 @@ def transport_quantities(
     return out
 
 
-UNITS = {
-    "sigma_xx": "e^2/h",
-    "sigma_xx_drude": "e^2/h",
-    "sigma_xx_geometric": "e^2/h",
-    "sigma_yy": "e^2/h",
-    "sigma_xy": "e^2/h",
-    "seebeck": "uV/K",
-    "kappa_xx": "kappa/T in units of pi^2 k_B^2/(3h)",
-    "lorenz_ratio": "L/L_0, L_0 = pi^2 k_B^2/(3 e^2)",
-    **tensors.UNITS,
-    "density": "1/cell",
-}
-
-LONG_NAMES = {
-    "seebeck": "paper Eq. 19 diagonal ratio -L1_xx/(eT L0_xx); the measured thermopower is "
-               "seebeck_xx (equal only when sigma_xy = 0)",
-    "kappa_xx": "paper Eq. 18 diagonal form (L2_xx - L1_xx^2/L0_xx)/(e^2 T); see kappa_xx_full",
-    **tensors.LONG_NAMES,
-    "density": "carrier density g sum_n int f A_n (Lorentzian spectral function), per cell",
-}
-# Per-band datasets (extra trailing axis "band").
-BAND_UNITS = {"filling": "1 (occupation of the band per flavour, 0..1)"}
+# The quantities of a sweep point, in the order they are written; their units and long names
+# live in io/conventions.py (the one metadata table; the API reads natural units from it).
+QUANTITIES = ("sigma_xx", "sigma_xx_drude", "sigma_xx_geometric", "sigma_yy", "sigma_xy",
+              "seebeck", "kappa_xx", "lorenz_ratio", *tensors.QUANTITIES, "density")
+# Per-band quantities (extra trailing axis "band").
+BAND_QUANTITIES = ("filling",)

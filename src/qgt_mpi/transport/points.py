@@ -13,7 +13,7 @@ deposits as there are k-points (a flat band, not a leaf that happens to hold a s
 k-point of a dispersive band): at most two per band and channel. Points leave the tree;
 their kernels are evaluated at ε_p directly (evaluate.evaluate_points), with only the
 orders they carry, which is exact and cheaper than the cover for huge sweeps of flat bands
-(issue 9 case 3).
+(docs/performance.md §10, case 3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Streaming evaluation of the sweep in rounds of work units (issue 9; theory §4).
+"""Streaming evaluation of the sweep in rounds of work units (theory §4.3).
 
 The sweep (μ or filling, δ, T) is cut into work units (δ index, run of temperatures, run of
 the first axis) whose layout depends on the sweep only (never on the rank count), so a
@@ -16,6 +16,7 @@ ETA) is logged like the k-pass's.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -52,8 +53,10 @@ def sweep_units(n_first: int, n_delta: int, n_t: int) -> list[Unit]:
     """
     n_split = max(math.ceil(MIN_UNITS / (n_delta * n_t)), math.ceil(n_first / MAX_UNIT_POINTS))
     n_split = max(1, min(n_first, n_split))
-    size = math.ceil(n_first / n_split)
-    parts = [slice(i, min(i + size, n_first)) for i in range(0, n_first, size)]
+    size = math.ceil(n_first / n_split)  # the largest part; the first n_first % n_split
+    cuts = np.cumsum([0] + [n_first // n_split + (i < n_first % n_split)  # are one longer
+                            for i in range(n_split)])
+    parts = [slice(int(a), int(b)) for a, b in itertools.pairwise(cuts)]
     block = max(1, min(MAX_UNIT_POINTS // size,
                        math.ceil(n_delta * len(parts) * n_t / MAX_UNITS)))
     temps = [slice(t, min(t + block, n_t)) for t in range(0, n_t, block)]

@@ -45,7 +45,7 @@ def full_tensors(sym: np.ndarray, hall: np.ndarray, temperature: np.ndarray,
     """α, S = σ⁻¹α, κ and the Lorenz ratios of theory §4 for every sweep point.
 
     Trailing axes of ``sym``/``hall`` are the sweep, the last one temperature (K).
-    Returns the components named in :data:`UNITS` (xx and xy; yy where it differs).
+    Returns the components named in :data:`QUANTITIES` (xx and xy; yy where it differs).
     """
     L = coefficient_tensors(sym, hall, degeneracy)
     kt = (K_B_MEV_PER_K * np.asarray(temperature, dtype=float))[..., None, None]
@@ -76,24 +76,6 @@ def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inv @ b
 
 
-UNITS = {
-    "alpha_xx": "e k_B/h",
-    "alpha_xy": "e k_B/h",
-    "seebeck_xx": "uV/K",
-    "seebeck_xy": "uV/K",
-    "kappa_xx_full": "kappa/T in units of pi^2 k_B^2/(3h)",
-    "kappa_xy": "kappa/T in units of pi^2 k_B^2/(3h)",
-    "lorenz_ratio_xx_full": "L/L_0, L_0 = pi^2 k_B^2/(3 e^2)",
-    "lorenz_ratio_xy": "L/L_0, L_0 = pi^2 k_B^2/(3 e^2)",
-}
-
-LONG_NAMES = {
-    "alpha_xx": "thermoelectric tensor alpha_xx = -L1_xx/(eT)",
-    "alpha_xy": "transverse thermoelectric coefficient alpha_xy = -L1_xy/(eT)",
-    "seebeck_xx": "Seebeck tensor S = sigma^-1 alpha, xx (the measured thermopower)",
-    "seebeck_xy": "Seebeck tensor S = sigma^-1 alpha, xy (Nernst signal)",
-    "kappa_xx_full": "thermal conductivity tensor (L2 - L1 L0^-1 L1)/(e^2 T), xx",
-    "kappa_xy": "thermal Hall conductivity (L2 - L1 L0^-1 L1)_xy/(e^2 T)",
-    "lorenz_ratio_xx_full": "kappa_xx_full/(T sigma_xx L_0)",
-    "lorenz_ratio_xy": "kappa_xy/(T sigma_xy L_0)",
-}
+# The tensor components a run returns; units and long names are io/conventions.py's.
+QUANTITIES = ("alpha_xx", "alpha_xy", "seebeck_xx", "seebeck_xy", "kappa_xx_full", "kappa_xy",
+              "lorenz_ratio_xx_full", "lorenz_ratio_xy")

@@ -39,10 +39,10 @@ class CellTree:
     def __init__(self, lattice: EnergyLattice, keys: np.ndarray, data: np.ndarray) -> None:
         self.lattice = lattice
         self.levels: list[tuple[np.ndarray, np.ndarray]] = []
-        self._channel: tuple[int, np.ndarray | None] = (-1, None)
+        self._channel: tuple[int | tuple[int, ...], np.ndarray] = (-1, np.zeros(0))
         # Orders never deposited (no near-degenerate series: q ≤ P + 1) are dropped; the
         # re-centring would fill them only with terms of relative size (η/2)^(P+1).
-        used = np.flatnonzero(np.any(data != 0, axis=(0, 1, 2))) if data.size else []
+        used = np.flatnonzero(np.any(data != 0, axis=(0, 1, 2))) if data.size else np.zeros(0)
         data = data[..., : (int(used[-1]) + 1 if len(used) else 1)]
         level, j = decode(keys)
         top_leaf = int(level.max()) if keys.size else 0

@@ -122,7 +122,7 @@ def _hall(w, n_xy, inv_dz, inv_dzb, d_m) -> None:
     w[:, :, HALL, 1] = on_m1 / np.pi
 
 
-# Carrier density (issue 11): the occupation of band n with the Lorentzian spectral function
+# Carrier density (theory §4.7): the occupation of band n with the Lorentzian spectral function
 # A_n = −L_n/π of theory §3 is ∫ dω f(ω) A_n(ω) = −(1/π) Im Λ_0(ζ_n) (Λ_0 = ∫ f/(x − ζ), Im ζ < 0),
 # i.e. weight −1/π on the Hall kernel family at order 0; it tends to f(ε_n − μ) as δ_n → 0.
 

@@ -1,5 +1,9 @@
 """Full thermopower tensor of the paper's flat Chern band at fixed filling (issue 11 figure).
 
+Why: the measured thermopower of a partly filled flat Chern band is the tensor σ⁻¹α, not the
+diagonal ratio; this figure (``make figures``) and its numbers (docs/validation.md) show the
+difference. A figure maker, not a benchmark.
+
 Flattened Haldane model (t1 = 1, t2 = 0.3, M = 0, φ = π/2; two flat bands at ∓Δ/2,
 Δ = 0.5 meV, C = ∓1), δ_1 = δ_2 = 0.01 meV, at fixed electron density: ν electrons per cell
 in the two flat bands (ν = filling of the lower band at T → 0; the band group (0, 1) is held at
@@ -8,7 +12,7 @@ figure shows the measured S_xx = (σ⁻¹α)_xx, the paper's diagonal ratio
 −L^(1)_xx/(eT L^(0)_xx) and the Nernst signal S_xy versus T, with (k_B/e) ln 2, 2 ln 2
 and the entropy per carrier (k_B/e) s(ν)/ν.
 
-Usage: python bench/thermopower_tensor.py [OUTDIR]  (default docs/figures/thermopower_tensor);
+Usage: python studies/thermopower_tensor.py [OUTDIR]  (default docs/figures/thermopower_tensor);
 prints the numbers quoted in docs/validation.md. Serial, ~10 s.
 """
 

@@ -1,5 +1,9 @@
 """Superfluid weight and T_BKT of a TBG flat band at the magic angle (issue 8 item 5; theory §6).
 
+Why: the geometric superfluid weight of a flat band is set by its quantum metric; this gives
+the TBG number quoted in docs/validation.md and README.md and checks the engine's metric
+against an independent dense calculation. A physics study, not a benchmark.
+
 Continuum (BM) model at θ = 1.08°, the narrowest flat bands of the realistic coupling
 w0/w1 = 0.8, w1 = 110 meV (docs/validation.md, "Twisted bilayer graphene flat bands through the
 engine"); the chiral magic angle at this w1 is 1.0626° and the paper quotes 1.05°. A sublattice
@@ -22,7 +26,7 @@ touch at the Dirac points and the per-band metric diverges logarithmically there
    band pairs with its time-reversal partner (valley −1, same metric): (K↑, K'↓) and
    (K↓, K'↑) are two such copies, so D_s(total) = 2 D_s(formula); T_BKT of the total is solved
    here from the file's D_s(T) on its temperature grid.
-Run:  .venv/bin/python bench/tbg_superfluid.py [--mass 10] [--U 2] [--grid 24]   (≈ 30 s)
+Run:  .venv/bin/python studies/tbg_superfluid.py [--mass 10] [--U 2] [--grid 24]   (≈ 30 s)
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
 """Windowed (SLEPc) against dense transport as the window grows (theory §5; docs/validation.md).
 
+Why: the windowed engine replaces the bands outside the window by Sternheimer terms; this
+table (docs/validation.md) shows how fast transport converges to the dense result as the
+window grows. An accuracy study, not a benchmark.
+
 Model: 2×2 supercell of the Haldane model (t1 = 100, t2 = 30, M = 10 meV, φ = π/2) with seeded
 box disorder of width 600 meV, which splits the 8 bands into isolated groups (gaps 14–62 meV).
 The windows hold the 2, 4 and 6 bands around the gap between bands 3 and 4; μ sits inside
 bands 3 and 4. Every quantity is compared with the dense solver (all 8 bands exact).
-Run: .venv/bin/python bench/window_convergence.py   (about 10 s)
+Run: .venv/bin/python studies/window_convergence.py   (about 10 s)
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Transport of the TBG flat bands versus filling, continuum and atomistic (issue 8 item 4).
 
+Why: transport versus filling at fixed density is what experiments on TBG measure; the
+tables and figures of docs/validation.md come from here. A physics study, not a benchmark.
+
 Every run is an input deck executed with ``mpirun -n 2 qgt-mpi run DECK --pools 2`` (decks and
 result files in ``--workdir``, default a temporary directory), so each number can be reproduced
 with the CLI. Fixed-filling sweeps (docs/input.md ``[sweep] filling``): ν electrons per moiré
@@ -27,8 +30,8 @@ Cases (theory §2.5, §2.6; SPEC §2.5, §2.6):
 Valley runs are added as Onsager tensors (``_tbg_combine.combine``). Writes
 docs/figures/tbg/tbg_transport_{continuum,atomistic}.png and prints markdown tables. Run:
 
-    .venv/bin/python bench/tbg_transport.py continuum      # 6 runs, 40–100 s (shared machine)
-    .venv/bin/python bench/tbg_transport.py atomistic      # 2 runs of 9×9, ≈ 10 min at load 5–8
+    .venv/bin/python studies/tbg_transport.py continuum      # 6 runs, 40–100 s (shared machine)
+    .venv/bin/python studies/tbg_transport.py atomistic      # 2 runs of 9×9, ≈ 10 min at load 5–8
 """
 
 from __future__ import annotations

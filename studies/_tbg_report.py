@@ -1,4 +1,4 @@
-"""Tables and figures of bench/tbg_transport.py (TBG transport versus filling)."""
+"""Tables and figures of studies/tbg_transport.py (TBG transport versus filling)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Continuum TBG (Bistritzer–MacDonald, theory §2.5): flat bands vs angle, and their transport.
 
+Why: the Bistritzer–MacDonald flat bands are the paper's physical target; these tables and
+figures (docs/validation.md) check the model against the known widths and gaps and show the
+transport of its real quantum geometry. A physics study, not a benchmark.
+
 Part A (issue 8 item 2): realistic coupling w0/w1 = 0.8, w1 = 110 meV, no sublattice mass;
 flat-band width W (both flat bands together) and the gaps to the remote bands on a 24×24
 moiré grid, for θ = 1.00°…1.20°, at 3 and 5 plane-wave shells (convergence).
@@ -8,7 +12,7 @@ Part B (issue 8 item 4): the flat bands at 1.05° with an hBN-like sublattice ma
 Seebeck vs μ; and the same two bands made exactly flat with their eigenvectors kept
 (solver.flatten), i.e. the paper's model with TBG's real quantum geometry.
 Writes docs/figures/tbg/*.png and prints markdown tables. Run:
-    .venv/bin/python bench/tbg_continuum.py        (about a minute)
+    .venv/bin/python studies/tbg_continuum.py        (about a minute)
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Atomistic commensurate TBG (SPEC §2.6) through the SLEPc engine (issue 8 item 3, perf).
+"""Atomistic commensurate TBG (theory §2.6) through SLEPc: flat-band width, geometry, valleys.
+
+Why: the atomistic cell is the model without continuum approximations; where its flat bands
+are narrowest (the atomistic magic angle) and what topology and metric they carry are the
+physics inputs of docs/validation.md and of the transport study. This is a physics study, not a
+benchmark (the cost of the same model is bench/bench_atomistic.py).
 
 Part ``width``: for each m the four flat bands per spin (2 valleys × 2) and the remote bands
 next to them from a windowed SLEPc solve (nev = 8 nearest charge neutrality, eigenvectors
@@ -14,14 +19,9 @@ window of the 4 states nearest E_CN split by the valley operator at every k, val
 numbers per group and per band, (1/2π)∫Tr g d²k per valley group from link distances, the
 valley separation, for each m, sublattice mass M and n×n grid (grids that divide an earlier
 one reuse its solves); rows are appended to docs/figures/tbg/atomistic_valley.json.
-Part ``perf``: wall time per k-point of the nev = 8 window with velocities and out-of-window
-metric at m (default 31), peak RSS per rank and the load average (the machine is shared);
-``--method`` block (the default from 2000 orbitals) or krylovschur (SLEPc) for comparison.
-Part ``grid``: the four flat bands on an n×n moiré grid (default 24) through
-``driver.compute`` on all ranks, pools of one rank, one (T, μ, δ) point: wall time, corner
-solves (eigenvectors only, for the link variables), peak RSS per rank, Chern numbers and
-integrated metric. Blocks are whole rows of the grid, one block per rank (``--chunk`` to
-change), so the link corners of a block's own rows come from its own vectors.
+The cost of this model (``perf``: one k-point of the nev = 8 window at m = 31; ``grid``: the
+four flat bands on an n×n moiré grid on 2 ranks) is measured by bench/bench_atomistic.py, part
+of the benchmark suite (bench/run.py, docs/performance.md §8).
 
 Charge neutrality is found with the same SLEPc solver: the four Dirac states at the moiré K
 nearest the monolayer Dirac energy ε_D (``monolayer_dirac_energy``), E_CN = the mean of the
@@ -29,12 +29,10 @@ middle two (SPEC §2.6; same definition as ``neutrality_energy``, which uses Sci
 
 Usage (one heavy process at a time; the machine has 2 cores)::
 
-    .venv/bin/python bench/tbg_atomistic.py width --m 25 26 27 28 29 30 31
-    .venv/bin/python bench/tbg_atomistic.py bands --m 29
-    .venv/bin/python bench/tbg_atomistic.py geometry --m 29 --grid 6
-    .venv/bin/python bench/tbg_atomistic.py valley --m 27 --grid 12 6 9 --mass 0 10
-    mpirun -n 2 .venv/bin/python bench/tbg_atomistic.py perf --m 31     # or without mpirun
-    mpirun -n 2 .venv/bin/python bench/tbg_atomistic.py grid --m 31 --grid 24
+    .venv/bin/python studies/tbg_atomistic.py width --m 25 26 27 28 29 30 31
+    .venv/bin/python studies/tbg_atomistic.py bands --m 29
+    .venv/bin/python studies/tbg_atomistic.py geometry --m 29 --grid 6
+    .venv/bin/python studies/tbg_atomistic.py valley --m 27 --grid 12 6 9 --mass 0 10
 """
 
 # ruff: noqa: E402  (the thread settings must precede the numpy/petsc4py imports)
@@ -48,7 +46,6 @@ pin_threads()  # one BLAS/OpenMP thread per process, as `qgt-mpi run` sets (MUMP
 import argparse
 import json
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -279,85 +276,18 @@ def _valley_row(r: dict, gap_tol: float) -> None:
           f"{r['seconds']:.0f} s, {r['points']} pts (load {r['load']:.1f}) |", flush=True)
 
 
-def part_perf(m: int, nk: int, method: str, own: bool) -> None:
-    """``own``: every rank solves its own nk k-points (pools of one rank, side by side);
-    otherwise all ranks form one pool and solve the same nk k-points together."""
-    comm = MPI.COMM_WORLD
-    t0 = time.perf_counter()
-    model, e_cn, _ = neutral_model(m, comm)
-    t_build = time.perf_counter() - t0
-    pool = MPI.COMM_SELF if own else comm
-    solver = SlepcSolver(WindowOptions(nev=8, target=0.0, method=method), pool)
-    rng = np.random.default_rng(7 + (comm.rank if own else 0))
-    k = rng.random((nk, 2)) @ model.reciprocal
-    solver.solve(model, k[:1])  # warm-up: factor-pattern set-up, imports
-    comm.Barrier()
-    t1 = time.perf_counter()
-    c1 = time.process_time()
-    pairs = solver.solve(model, k[1:])
-    cpu = (time.process_time() - c1) / (nk - 1)
-    comm.Barrier()
-    per_k = (time.perf_counter() - t1) / (nk - 1)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    peak = comm.allreduce(rss, op=MPI.MAX)
-    if comm.rank == 0:
-        print(f"m = {m}, N = {model.norb}, {comm.size} rank(s), ranks per pool {pool.size}: "
-              f"model + E_CN "
-              f"({e_cn:.2f} meV) {t_build:.1f} s; {per_k:.2f} s per k-point (CPU {cpu:.2f} s on "
-              f"rank 0; nev 8 + pad 4, velocities, out-of-window metric; mean over {nk - 1} k; "
-              f"method {method}); peak RSS per rank {peak:.0f} MiB; load {os.getloadavg()}; "
-              f"iterations {solver.iterations}; metric_out shape {pairs.metric_out.shape}")
-
-
-def part_grid(m: int, n: int, chunk: int | None) -> None:
-    """The 4 flat bands on an n×n grid, every rank its own pool (issue 8's 10-minute goal)."""
-    comm = MPI.COMM_WORLD
-    t0 = time.perf_counter()
-    model = neutral_model(m, comm)[0]
-    solver = SlepcSolver(WindowOptions(nev=4, target=0.0), MPI.COMM_SELF)
-    chunk = chunk or n * -(-n // comm.size)  # whole rows, one block per rank
-    t1, c1 = time.perf_counter(), time.process_time()
-    tr, geo = compute(comm, model, (n, n), np.array([1.0]), np.array([0.0]),
-                           np.full((1, 4), 0.1), 4.0, solver=solver, chunk=chunk,
-                           window={"delta_out": np.array([0.1]), "chern_below": 0})[1:]
-    wall, cpu = time.perf_counter() - t1, time.process_time() - c1
-    counts = comm.gather((solver.iterations, resource.getrusage(resource.RUSAGE_SELF)
-                          .ru_maxrss / 1024.0, cpu), root=0)
-    if comm.rank == 0:
-        solved = sum(c[0]["k"] for c in counts)
-        corners = sum(c[0]["vectors_only"] for c in counts)
-        print(f"grid {n}x{n} at m = {m} (N = {model.norb}), "
-              f"{comm.size} rank(s), pools of 1, chunk {chunk}: set-up {t1 - t0:.1f} s, "
-              f"compute {wall:.1f} s = {wall / 60:.2f} min (CPU per rank "
-              f"{[round(c[2]) for c in counts]} s); {solved} k-points with velocities "
-              f"+ {corners} corner solves (eigenvectors only); peak RSS per rank "
-              f"{[round(c[1]) for c in counts]} MiB; load {os.getloadavg()}")
-        print(f"  link Chern (bands 0..3, then [0,2), [0,3), [0,4)): "
-              f"{geo['chern_groups'].tolist()}; (1/2π)∫Tr g per band "
-              f"{np.round(geo['trace_integral'], 4).tolist()}")
-        print(f"  group fluxes / 2π {np.round(geo['chern_flux'], 4).tolist()}; largest "
-              f"plaquette flux / π per group {np.round(geo['chern_max_flux'], 3).tolist()}")
-        print(f"  sigma_xx {tr['sigma_xx'].ravel()[:1]}, sigma_xy {tr['sigma_xy'].ravel()[:1]} "
-              f"(T = 1 meV, mu = 0, delta = 0.1 meV, degeneracy 4)")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("part", choices=("width", "bands", "geometry", "valley", "perf", "grid",
-                                     "table"))
+    ap.add_argument("part", choices=("width", "bands", "geometry", "valley", "table"))
     ap.add_argument("--m", type=int, nargs="+", default=[31])
     ap.add_argument("--points", type=int, default=13, help="k-points on the path")
     ap.add_argument("--nev", type=int, default=16, help="bands in the band-structure figure")
     ap.add_argument("--grid", type=int, nargs="+", default=None,
-                    help="n of the n×n grid(s) (geometry, valley: 6; grid: 24)")
+                    help="n of the n×n grid(s) (geometry, valley: 6)")
     ap.add_argument("--mass", type=float, nargs="+", default=[0.0], help="sublattice mass [meV]")
     ap.add_argument("--gap-tol", type=float, default=0.05,
                     help="valley: per-band C only where the bands of a valley stay this far "
                          "apart [meV]")
-    ap.add_argument("--nk", type=int, default=4, help="k-points timed by perf (+1 warm-up)")
-    ap.add_argument("--method", default="auto", choices=("auto", "block", "krylovschur"))
-    ap.add_argument("--chunk", type=int, default=None, help="grid: k-points per block")
-    ap.add_argument("--own", action="store_true", help="perf: each rank its own k-points")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.part == "width":
@@ -368,12 +298,8 @@ def main() -> None:
         part_bands(args.m[0], args.points, args.nev)
     elif args.part == "geometry":
         part_geometry(args.m[0], (args.grid or [6])[0])
-    elif args.part == "valley":
-        part_valley(args.m[0], args.grid or [6], args.mass, args.gap_tol)
-    elif args.part == "grid":
-        part_grid(args.m[0], (args.grid or [24])[0], args.chunk)
     else:
-        part_perf(args.m[0], args.nk, args.method, args.own)
+        part_valley(args.m[0], args.grid or [6], args.mass, args.gap_tol)
 
 
 if __name__ == "__main__":
