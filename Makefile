@@ -51,6 +51,8 @@ help:
 	@echo "make test   set up if needed, then CMake configure into $(BUILD)/ and ctest"
 	@echo "make setup  Debian packages, $(VENV) and the editable install only"
 	@echo "make figures  run the figure decks, draw docs/figures/<deck>/ (PNG + PDF)"
+	@echo "make check  the fast loop: in-process tests not marked slow (about a minute)"
+	@echo "make bench  benchmark suite (QUICK=1: ~3 min), JSON + docs/performance.md tables"
 	@echo "make lint | clean | distclean"
 
 run: setup
@@ -92,7 +94,7 @@ figures: setup
 	$(VPY) studies/thermopower_tensor.py docs/figures/thermopower_tensor
 
 lint: $(VENV)/bin/ruff $(VENV)/bin/mypy
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench studies
 	$(VENV)/bin/mypy src
 
 # Benchmark suite: bench/run.py writes bench/results/<date>-<commit>[-dirty]-<suite>.json and
@@ -109,7 +111,7 @@ bench: setup
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .ruff_cache .mypy_cache src/*.egg-info
-	find src tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
+	find src tests bench studies -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
 	rm -rf $(VENV)
