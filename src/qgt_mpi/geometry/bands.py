@@ -53,7 +53,10 @@ def _same_group(eig: Eigenpairs) -> np.ndarray | bool:
 
 def _weights(eig: Eigenpairs, tol: float) -> np.ndarray:
     """1/(ε_n − ε_m)² of the pairs that enter the geometry, 0 elsewhere; (nk, nb, nb)."""
-    return np.where(_same_group(eig), 0.0, _inverse_gap_squared(eig.energies, tol))
+    inverse = _inverse_gap_squared(eig.energies, tol)
+    if eig.groups is None:  # no resolved group: nothing to mask (no (nk, nb, nb) copy)
+        return inverse
+    return np.where(_same_group(eig), 0.0, inverse)
 
 
 def _pair_tensor(eig: Eigenpairs, tol: float) -> np.ndarray:
