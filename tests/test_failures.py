@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from decks import HALDANE, deck_text, kgrid_table, sweep_table, table
+from decks import BM_MASSIVE, HALDANE, deck_text, kgrid_table, sweep_table, table
 from runner import qgt
 
 from qgt_mpi.parallel.errors import PHASES
@@ -91,3 +91,18 @@ def test_full_file_system_fails_together_without_partial_file(tmp_path):
     assert len(ours) == 1 and "File too large" in ours[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert _leftovers(out) == [] and not list(tmp_path.glob("out.h5*"))
+
+
+def test_setup_failure_with_a_pool_across_ranks(tmp_path):
+    """A failure on one rank in set-up while the SLEPc solver's pool spans both ranks: the
+    other rank must not be left inside the pool's collective creation of the solver."""
+    deck = tmp_path / "deck.toml"
+    deck.write_text(deck_text(BM_MASSIVE, table("solver", kind="slepc", nev=2, target=0.0),
+                              kgrid_table(3), sweep_table(), title="pool set-up failure"))
+    out = tmp_path / "out.h5"
+    proc = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=TIMEOUT,
+               env={"QGT_TEST_FAIL": "setup:1"})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].endswith("injected failure in phase 'setup' on rank 1")
+    assert _leftovers(out) == []

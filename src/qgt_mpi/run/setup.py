@@ -68,10 +68,17 @@ def model_from_spec(spec: ModelSpec, comm: MPI.Comm | None = None) -> BlochModel
 
 def prepare(comm: MPI.Comm, config: RunConfig, output: str, pool: MPI.Comm | None = None
             ) -> tuple[BlochModel, Eigensolver, np.ndarray]:
-    """Model, solver (on ``pool``), per-band broadenings and an output check. Collective."""
+    """Model, solver (on ``pool``), per-band broadenings and an output check. Collective.
+
+    Three agreements, each before the next collective step: a rank that fails must not leave
+    the others inside the model's broadcasts (rank-0 reads) or inside the creation of the
+    solver on its pool (PETSc objects are collective over the pool).
+    """
     with collective(comm):
         fail_point(comm, "setup")
+    with collective(comm):
         model = model_from_config(config, comm)
+    with collective(comm):
         solver, delta = engine(config, model, pool or MPI.COMM_SELF)
         writer.check_writable(comm, output)
     return model, solver, delta
