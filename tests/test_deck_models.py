@@ -187,6 +187,27 @@ def test_model_cli_save_info_and_run_from_file(tmp_path):
 
 
 @pytest.mark.subprocess
+def test_model_save_never_destroys_a_file(tmp_path):
+    """model save refuses the deck itself and an existing file without --overwrite (exit 2,
+    one line, both files unchanged); with --overwrite the file is replaced whole."""
+    deck = tmp_path / "cb.toml"
+    deck.write_text((REPO / "inputs/checkerboard_chern.toml").read_text())
+    before = deck.read_bytes()
+    onto_deck = qgt(["model", "save", str(deck), "-o", str(deck)])
+    assert onto_deck.returncode == 2 and "input deck" in onto_deck.stderr
+    assert len(onto_deck.stderr.strip().splitlines()) == 1 and deck.read_bytes() == before
+    existing = tmp_path / "keep.h5"
+    existing.write_bytes(b"precious")
+    kept = qgt(["model", "save", str(deck), "-o", str(existing)])
+    assert kept.returncode == 2 and "--overwrite" in kept.stderr
+    assert existing.read_bytes() == b"precious"
+    replaced = qgt(["model", "save", str(deck), "-o", str(existing), "--overwrite"])
+    assert replaced.returncode == 0, replaced.stderr
+    assert qgt(["model", "info", str(existing)]).returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cb.toml", "keep.h5"]  # no temp
+
+
+@pytest.mark.subprocess
 def test_bad_wannier_file_in_a_run_is_one_line_exit_2(tmp_path):
     f = haldane_files(tmp_path)
     Path(f["tb"]).write_text(open(f["tb"]).read().replace("0.001 0", "0.001 nan", 1))

@@ -103,6 +103,7 @@ def _model_parser(sub) -> None:
     save = msub.add_parser("save", help="build the [model] of a deck and save it (HDF5)")
     save.add_argument("input", help="TOML input deck")
     save.add_argument("-o", "--output", required=True, help="model file to write")
+    save.add_argument("--overwrite", action="store_true", help="replace an existing file")
     info = msub.add_parser("info", help="describe a model file")
     info.add_argument("file")
 
@@ -262,7 +263,7 @@ def _model(comm, args) -> int:
     from qgt_mpi.cli.model import info, save
 
     if args.model_command == "save":
-        return save(comm, _read_deck(comm, args.input), args.output)
+        return save(comm, _read_deck(comm, args.input), args.output, args.overwrite)
     return info(comm, args.file)
 
 

@@ -12,21 +12,37 @@ import os
 from mpi4py import MPI
 
 from qgt_mpi.io.deck import InputError, RunConfig
+from qgt_mpi.io.output_guard import check_output
 from qgt_mpi.models.modelfile import model_summary, save_model
 from qgt_mpi.parallel.errors import collective
 from qgt_mpi.run.setup import model_from_config
 
 
-def save(comm: MPI.Comm, config: RunConfig, output: str) -> int:
-    """Build the model of ``config`` and write it to ``output`` (rank 0). Collective."""
+def save(comm: MPI.Comm, config: RunConfig, output: str, overwrite: bool = False) -> int:
+    """Build the model of ``config`` and write it to ``output`` (rank 0). Collective.
+
+    The output is checked like a run's before anything is built (io/output_guard.py: never
+    the deck, a directory or a special file; an existing file only with ``overwrite``), and
+    written under a temporary name in the same directory, then renamed: a failing save
+    leaves an existing file as it was.
+    """
+    with collective(comm):
+        if comm.rank == 0:
+            check_output(output, config.source, overwrite)
+            directory = os.path.dirname(os.path.abspath(output))
+            if not os.path.isdir(directory):
+                raise InputError("-o", output, "directory does not exist")
     with collective(comm):
         model = model_from_config(config, comm)
     with collective(comm):
         if comm.rank == 0:
-            directory = os.path.dirname(os.path.abspath(output))
-            if not os.path.isdir(directory):
-                raise InputError("--output", output, "directory does not exist")
-            save_model(model, output)
+            temporary = f"{output}.tmp{os.getpid()}"
+            try:
+                save_model(model, temporary)
+                os.replace(temporary, output)
+            finally:
+                if os.path.exists(temporary):
+                    os.remove(temporary)
             d = model.describe()
             print(f"model saved: {output} ({d.get('kind')}, {model.norb} orbitals, "
                   f"{model.nbands} bands)")
