@@ -190,3 +190,25 @@ def test_build_model():
         build_model("haldane", {"t1": 1.0}, None)
     with pytest.raises(ValueError):
         build_model("haldane", PARAMS, {"range": 2.0})
+
+
+def test_non_hermitian_model_file_is_refused(tmp_path):
+    """A model file whose hopping list has a one-way hopping (edited or truncated outside
+    qgt_mpi) is refused on reading, naming the file; its Hermitian repair reads back."""
+    import numpy as np
+
+    from qgt_mpi.models import TightBinding, load_model, save_model
+
+    lattice = np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+    pos = np.array([[0.0, 0.0], [0.5, 0.3]])
+    hop = {"R": np.array([[0, 0], [0, 0], [1, 0]]), "a": np.array([0, 1, 0]),
+           "b": np.array([1, 0, 1]), "t": np.array([1.0, 1.0, 0.5 + 0.2j])}
+    one_way = TightBinding(lattice, pos, hop["R"], hop["a"], hop["b"], hop["t"], {})
+    save_model(one_way, str(tmp_path / "bad.h5"))
+    with pytest.raises(ValueError, match=r"bad\.h5: H\(k\) is not Hermitian"):
+        load_model(str(tmp_path / "bad.h5"))
+    fixed = TightBinding(lattice, pos, np.vstack([hop["R"], [[-1, 0]]]),
+                         np.append(hop["a"], 1), np.append(hop["b"], 0),
+                         np.append(hop["t"], np.conj(hop["t"][2])), {})
+    save_model(fixed, str(tmp_path / "good.h5"))
+    assert load_model(str(tmp_path / "good.h5")).norb == 2

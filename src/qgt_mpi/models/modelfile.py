@@ -104,10 +104,34 @@ def load_model(path: str, comm=None, group: str = "/"):
     Collective over ``comm`` when given (rank 0 reads and broadcasts).
     """
     if comm is None:
-        return _build(read_model_arrays(path, group))
+        return _hermitian(_build(read_model_arrays(path, group)), path)
     from qgt_mpi.parallel.rootcall import root_call
 
-    return _build(root_call(comm, lambda: read_model_arrays(path, group)))
+    return _hermitian(_build(root_call(comm, lambda: read_model_arrays(path, group))), path)
+
+
+HERMITIAN_RTOL = 1e-10  # accepted max |H − H†| relative to max |H| at the probe k-points
+
+
+def _hermitian(model, path: str):
+    """``model`` if H(k) = H(k)† at two generic k-points, else ValueError naming the file.
+
+    A file is data from outside (edited, converted, truncated): a non-Hermitian H gives
+    complex "energies" that the solvers silently take as real. O(bonds); the same on every
+    rank (every rank holds the same arrays).
+    """
+    from qgt_mpi.models.sparse import as_sparse
+
+    sparse = as_sparse(model.parent if isinstance(model, FlattenedModel) else model)
+    for k in (np.array([0.1234, -0.0457]), np.array([-0.731, 0.389])):
+        h = sparse.csr(k)[0]
+        scale = float(abs(h).max()) if h.nnz else 0.0
+        error = float(abs(h - h.getH()).max()) if h.nnz else 0.0
+        if error > HERMITIAN_RTOL * max(scale, 1.0):
+            raise ValueError(f"{path}: H(k) is not Hermitian (max |H - H^dagger| = "
+                             f"{error:.3g} meV at k = {k.tolist()}, max |H| = {scale:.3g} "
+                             "meV): every hopping t_ab(R) needs its partner t_ba(-R) = t_ab(R)*")
+    return model
 
 
 def model_summary(path: str) -> str:
