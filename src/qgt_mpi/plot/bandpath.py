@@ -94,9 +94,13 @@ def band_range_text(idx: np.ndarray) -> str:
 
 
 def _ticks(ax, g: h5py.Group) -> None:
-    """Corner labels, separators and the x range of the path."""
-    ticks = g["label_positions"][()]
+    """Corner labels, separators and the x range of the path stored in ``g``."""
     labels = [s.decode() if isinstance(s, bytes) else str(s) for s in g["labels"][()]]
+    path_axes(ax, g["label_positions"][()], labels)
+
+
+def path_axes(ax, ticks, labels: list[str]) -> None:
+    """Axes of a band path: corner labels at ``ticks``, separators, x range, axis labels."""
     ax.set_xticks(ticks, labels)
     ax.set_xlim(ticks[0], ticks[-1])
     for t in ticks[1:-1]:

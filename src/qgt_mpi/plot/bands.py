@@ -22,7 +22,13 @@ from qgt_mpi.io.deck import InputError, parse_deck
 from qgt_mpi.models import bandwidth, build_model, load_model, truncate
 from qgt_mpi.models.flatten import NFINE_DEFAULT
 from qgt_mpi.models.kpath import high_symmetry_path, parse_path
-from qgt_mpi.plot.bandpath import PATH_MAX_BANDS, band_range_text, choose_bands, reference_energy
+from qgt_mpi.plot.bandpath import (
+    PATH_MAX_BANDS,
+    band_range_text,
+    choose_bands,
+    path_axes,
+    reference_energy,
+)
 from qgt_mpi.plot.style import COLOURS, fit_line, new_figure, note, save, skip
 from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers.dense import DenseSolver
@@ -126,12 +132,7 @@ def plot_band_path(f: h5py.File, outdir: str, path: str | None = None,
                 note(NAME, f"{title} (--bands all: every band)")
             eps = eps[:, idx]
             ax.plot(s, eps, ls, color=COLOURS[i], label=[label] + [None] * (eps.shape[1] - 1))
-        ax.set_xticks(ticks, labels)
-        ax.set_xlim(ticks[0], ticks[-1])
-        for t in ticks[1:-1]:
-            ax.axvline(t, color="0.5", lw=0.8)
-        ax.set_ylabel(r"energy $\varepsilon_n(\mathbf{k})$  [meV]")
-        ax.set_xlabel(r"wave vector $\mathbf{k}$ along the path")
+        path_axes(ax, ticks, labels)
         ax.set_title(title)
         if curves[0][2] is not None:
             ax.legend(loc="best")
