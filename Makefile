@@ -59,7 +59,7 @@ run: setup
 	$(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT) --overwrite
 	@echo "results in results/"
 
-setup: $(STAMP) check-venv $(VENV)/.xarray-installed
+setup: $(STAMP) check-venv $(VENV)/.xarray-installed $(VENV)/.ase-installed
 
 # xarray + h5netcdf (the test that reads every output group the way a netCDF user does).
 # numpy is pinned to the version the venv already sees, so pip never replaces the numpy
@@ -67,6 +67,15 @@ setup: $(STAMP) check-venv $(VENV)/.xarray-installed
 $(VENV)/.xarray-installed: | $(VPY)
 	$(VENV)/bin/pip install --disable-pip-version-check xarray h5netcdf \
 	  "numpy==$$($(VPY) -c 'import numpy; print(numpy.__version__)')"
+	touch $@
+
+# ASE reads the structure files of kind = "atomistic" (models/structure.py). numpy, scipy and
+# matplotlib are pinned to the system's so pip never replaces what h5py/mpi4py were built on.
+$(VENV)/.ase-installed: | $(VPY)
+	$(VENV)/bin/pip install --disable-pip-version-check "ase>=3.22" \
+	  "numpy==$$($(VPY) -c 'import numpy; print(numpy.__version__)')" \
+	  "scipy==$$($(VPY) -c 'import scipy; print(scipy.__version__)')" \
+	  "matplotlib==$$($(VPY) -c 'import matplotlib; print(matplotlib.__version__)')"
 	touch $@
 
 test: setup

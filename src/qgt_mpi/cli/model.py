@@ -2,18 +2,26 @@
 
 ``save`` builds the deck's ``[model]`` (with its flattening or truncation) exactly as a run
 would and writes qgt_mpi's HDF5 model file; a deck with ``kind = "model_file"`` then runs the
-same H(k) bit for bit. ``info`` describes a model file.
+same H(k) bit for bit. For a carbon model (``tbg_atomistic``, ``atomistic``; relaxed or not)
+an output named like a structure file (``.xyz``, ``.extxyz``, ``POSCAR``, ``CONTCAR``,
+``.vasp``, ``.lmp``, ``.data``, ``.cif``; models/structure.py) gets the atoms instead, in a
+format ASE reads: ``kind = "atomistic"`` with ``structure = FILE`` then builds the same model
+(to 1e-10 meV from VASP and LAMMPS files, whose 16–17 digits keep the positions exact).
+``info`` describes a model file.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.io.deck import InputError, RunConfig
 from qgt_mpi.io.output_guard import check_output
+from qgt_mpi.models.carbon import CarbonModel
 from qgt_mpi.models.modelfile import model_summary, save_model
+from qgt_mpi.models.structure import write_format, write_structure
 from qgt_mpi.parallel.errors import collective
 from qgt_mpi.run.setup import model_from_config
 
@@ -36,17 +44,31 @@ def save(comm: MPI.Comm, config: RunConfig, output: str, overwrite: bool = False
         model = model_from_config(config, comm)
     with collective(comm):
         if comm.rank == 0:
-            temporary = f"{output}.tmp{os.getpid()}"
+            temporary = os.path.join(os.path.dirname(os.path.abspath(output)),
+                                     f".{os.path.basename(output)}.tmp{os.getpid()}")
             try:
-                save_model(model, temporary)
+                what = _write(model, output, temporary)
                 os.replace(temporary, output)
             finally:
                 if os.path.exists(temporary):
                     os.remove(temporary)
             d = model.describe()
             print(f"model saved: {output} ({d.get('kind')}, {model.norb} orbitals, "
-                  f"{model.nbands} bands)")
+                  f"{model.nbands} bands{what})")
     return 0
+
+
+def _write(model, output: str, temporary: str) -> str:
+    """Write ``model`` to ``temporary`` as ``output`` asks: atoms (structure) or model file."""
+    if write_format(output) is None:
+        save_model(model, temporary)
+        return ""
+    if not isinstance(model, CarbonModel):
+        raise InputError("-o", output, "a structure file holds atoms: only the carbon kinds "
+                         "(tbg_atomistic, atomistic) can be saved as one; use a .h5 name")
+    pos3 = np.column_stack([model.positions, model.z])
+    fmt = write_structure(temporary, model.lattice, pos3, write_format(output))
+    return f"; atoms as {fmt}, read with kind = \"atomistic\""
 
 
 def info(comm: MPI.Comm, path: str) -> int:

@@ -24,6 +24,7 @@ from qgt_mpi.io.checks import (
     number,
     string,
     type_error,
+    within,
 )
 from qgt_mpi.models.registry import KINDS, REQUIRED, Param
 
@@ -127,11 +128,51 @@ def _hoppings(key: str, value: object, defaults: dict) -> dict:
             "t": np.array([r[3] for r in rows], dtype=complex)}
 
 
+def _per_layer(key: str, value: object, unit: str) -> float | list[float]:
+    """A number (every layer) or a non-empty list of numbers (one per layer)."""
+    if isinstance(value, list):
+        return [magnitude(f"{key}[{i}]", v, ENERGY_MAX_MEV, unit) for i, v in
+                enumerate(value if value else _bad_layers(key, value))]
+    return magnitude(key, value, ENERGY_MAX_MEV, unit)
+
+
+def _bad_layers(key: str, value: object):
+    raise InputError(key, value, "must be a number or a non-empty list (one per layer)")
+
+
+def _table(key: str, value: object, schema: dict[str, Param], base: str,
+           defaults: dict) -> dict:
+    """A sub-table ([model.relax]) checked key by key against ``schema``."""
+    if not isinstance(value, dict):
+        raise type_error(key, value, f"a table with keys {', '.join(schema)}")
+    t = Table(value, key, set(schema), defaults)
+    out = {}
+    for name, p in schema.items():
+        if p.default is None and name not in t.data:
+            continue
+        default = MISSING if p.default is REQUIRED else p.default
+        out[name] = t.get(name, _checker(p, base, defaults), default, _what(p))
+    return out
+
+
+def _number(p: Param):
+    """Checker of a number parameter: energies bounded, ``bounds`` when the spec has them."""
+    if p.bounds is not None:
+        return partial(within, low=p.bounds[0], high=p.bounds[1], unit=p.unit)
+    if p.unit == "meV":  # energies bounded (docs/input.md)
+        return partial(magnitude, high=ENERGY_MAX_MEV, unit=p.unit)
+    return partial(number, unit=p.unit)
+
+
 def _checker(p: Param, base: str, defaults: dict):
     """(key, value) -> checked value for one parameter spec."""
+    low, high = p.bounds if p.bounds is not None else (0, None)
     return {
-        "number": (partial(magnitude, high=ENERGY_MAX_MEV, unit=p.unit) if p.unit == "meV"
-                   else partial(number, unit=p.unit)),  # energies bounded (docs/input.md)
+        "number": _number(p),
+        "integer": partial(integer, low=int(low), high=None if high is None else int(high)),
+        "string": string,
+        "per_layer": partial(_per_layer, unit=p.unit),
+        "table": partial(_table, schema=p.schema or {}, base=base, defaults=defaults),
         "path": partial(_path, base=base),
         "choice": partial(_choice, choices=p.choices),
         "plane": _plane,

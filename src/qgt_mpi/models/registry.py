@@ -9,7 +9,10 @@ Parameter types (checked by the deck reader): ``number`` (finite float, ``unit``
 ``path`` (string; relative to the deck's directory), ``choice`` (one of ``choices``),
 ``plane`` (two different integers out of 1, 2, 3), ``matrix`` (list of equal-length lists
 of numbers; ``shape`` with None for any length), ``vector`` (list of numbers),
-``hoppings`` (a list of tables {R, a, b, t} or of rows [R1, R2, a, b, Re t, Im t]).
+``hoppings`` (a list of tables {R, a, b, t} or of rows [R1, R2, a, b, Re t, Im t]),
+``integer``, ``per_layer`` (a number, or a list with one number per layer) and ``table`` (a
+sub-table checked against ``schema``, e.g. ``[model.relax]``). ``bounds`` = (low, high)
+limits a number or an integer (inclusive): sizes are checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-import numpy as np
 
 REQUIRED = object()  # sentinel: the parameter has no default
 
@@ -33,6 +34,8 @@ class Param:
     choices: tuple = ()
     shape: tuple = ()
     doc: str = ""
+    bounds: tuple[float, float] | None = None
+    schema: dict[str, Param] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,20 +78,54 @@ def _bm_continuum(**params):
     return bm_continuum(**{k: float(v) for k, v in params.items()})
 
 
-def _tbg_atomistic(comm=None, energy_zero="neutrality", **params):
-    """Atomistic TBG; with ``energy_zero = "neutrality"`` rank 0 finds E_CN, all shift by it."""
-    from qgt_mpi.models.tbg_atomistic import neutrality_energy, shift_energy, tbg_atomistic
+def _tbg_atomistic(comm=None, **params):
+    """Atomistic TBG, relaxed on request; energies from charge neutrality by default."""
+    from qgt_mpi.models.atomistic import build_tbg
 
-    model = tbg_atomistic(**{k: float(v) for k, v in params.items()})
-    if energy_zero != "neutrality":
-        return model
-    if comm is None:
-        return shift_energy(model, neutrality_energy(model))
-    from qgt_mpi.parallel.rootcall import root_call
+    return build_tbg(comm=comm, **params)
 
-    # rank 0 solves, every rank gets the value or the same error (never a waiting broadcast)
-    found = root_call(comm, lambda: {"e_cn": np.array([neutrality_energy(model)])})
-    return shift_energy(model, float(found["e_cn"][0]))
+
+def _atomistic(comm=None, **params):
+    """Carbon p_z model of a structure file (ASE formats); rank 0 reads and relaxes."""
+    from qgt_mpi.models.atomistic import build_structure
+
+    return build_structure(comm=comm, **params)
+
+
+# Slater–Koster keys shared by the carbon kinds (theory §2.6; models/carbon.py DEFAULTS).
+_SLATER_KOSTER = {
+    "a": Param("number", 0.246, "nm", doc="graphene lattice constant (a0 = a/sqrt 3)",
+               bounds=(0.1, 1.0)),
+    "d0": Param("number", 0.335, "nm", doc="interlayer distance of V_pp_sigma0",
+                bounds=(0.1, 1.0)),
+    "vpp_pi0": Param("number", -2700.0, "meV", doc="V_pp_pi at a0"),
+    "vpp_sigma0": Param("number", 480.0, "meV", doc="V_pp_sigma at d0"),
+    "delta0": Param("number", 0.184 * 0.246, "nm", doc="decay length", bounds=(1e-3, 1.0)),
+    "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff", bounds=(0.1, 2.0)),
+    "mass": Param("per_layer", 0.0, "meV",
+                  doc="sublattice mass +-M/2 on A/B: one number (all layers) or one per layer"),
+    "energy_zero": Param("choice", "neutrality", choices=("neutrality", "absolute"),
+                         doc="energies (target, mu) relative to charge neutrality"),
+}
+# [model.relax]: continuum relaxation of a twisted bilayer (theory §2.6a, models/relax.py).
+_RELAX = {
+    "method": Param("choice", "continuum", choices=("continuum",),
+                    doc="Nam-Koshino continuum elastic model + corrugation"),
+    "lame_lambda": Param("number", 3.25e5, "meV/nm^2", doc="Lame lambda (3.25 eV/A^2)",
+                         bounds=(1.0, 1e8)),
+    "lame_mu": Param("number", 9.57e5, "meV/nm^2", doc="Lame mu (9.57 eV/A^2)",
+                     bounds=(1.0, 1e8)),
+    "gsfe_v0": Param("number", None, "meV/nm^2", doc="stacking energy V0 (default: relax.py)",
+                     bounds=(0.0, 1e7)),
+    "d_aa": Param("number", 0.360, "nm", doc="interlayer distance at AA", bounds=(0.1, 1.0)),
+    "d_ab": Param("number", 0.335, "nm", doc="interlayer distance at AB/BA",
+                  bounds=(0.1, 1.0)),
+    "grid": Param("integer", 0, "", doc="FFT grid per moire direction (0 = automatic)",
+                  bounds=(0, 512)),
+    "tol": Param("number", 1e-8, "", doc="relative force tolerance", bounds=(1e-14, 1e-2)),
+    "max_iter": Param("integer", 50, "", doc="Newton steps", bounds=(1, 1000)),
+}
+_RELAX_PARAM = Param("table", None, schema=_RELAX, doc="relaxation ([model.relax] method ...)")
 
 
 KINDS: dict[str, Kind] = {
@@ -125,17 +162,16 @@ KINDS: dict[str, Kind] = {
         "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
     }, doc="Bistritzer-MacDonald continuum model, one valley (theory §2.5)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
-        "m": Param("number", unit="", doc="commensurate index (integer >= 1), r = 1"),
-        "a": Param("number", 0.246, "nm", doc="graphene lattice constant"),
-        "d0": Param("number", 0.335, "nm", doc="interlayer distance"),
-        "vpp_pi0": Param("number", -2700.0, "meV", doc="V_pp_pi at a0"),
-        "vpp_sigma0": Param("number", 480.0, "meV", doc="V_pp_sigma at d0"),
-        "delta0": Param("number", 0.184 * 0.246, "nm", doc="decay length"),
-        "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff"),
-        "mass": Param("number", 0.0, "meV", doc="sublattice mass +-M/2 on A/B, both layers"),
-        "energy_zero": Param("choice", "neutrality", choices=("neutrality", "absolute"),
-                             doc="energies (target, mu) relative to charge neutrality"),
+        "m": Param("integer", unit="", doc="commensurate index, r = 1", bounds=(1, 400)),
+        **_SLATER_KOSTER,
+        "relax": _RELAX_PARAM,
     }, collective=True, doc="atomistic commensurate TBG, Slater-Koster (theory §2.6)"),
+    "atomistic": Kind(_atomistic, {
+        "structure": Param("path", doc="structure file (any format ASE reads)"),
+        "format": Param("string", None, doc="ASE format name (default: from the file name)"),
+        **_SLATER_KOSTER,
+        "relax": _RELAX_PARAM,
+    }, collective=True, doc="carbon p_z cell from a structure file (theory §2.6b)"),
     "model_file": Kind(_model_file, {
         "file": Param("path", doc="qgt_mpi model file (qgt-mpi model save)"),
     }, collective=True, doc="model saved by qgt-mpi model save"),

@@ -8,36 +8,31 @@ L1, L2 = R(60°) L1 = −(m + 1) a1 + (2m + 1) a2 (|L|² = (3m² + 3m + 1) a²) 
 2(3m² + 3m + 1) carbons per layer, N = 4(3m² + 3m + 1). Rotating about a hexagon centre (AA
 stacking there) keeps the D6 point group, so C2zT protects the Dirac points at the moiré K.
 
-Hoppings (theory §2.6): t(d) = V_ppπ(d)[1 − (d_z/d)²] + V_ppσ(d)(d_z/d)² with
-V_ppπ = V_ppπ0 e^{−(d − a0)/δ0}, V_ppσ = V_ppσ0 e^{−(d − d0)/δ0}, a0 = a/√3, for every pair
-closer than ``cutoff``, found with a KD-tree over the home cell's periodic images (no O(N²)
-loop). The result is a :class:`BondModel` in the Bloch convention of theory §1 (energies meV).
-
-Valley operator (Colomés–Franz, Ramires–Lado): V = Σ_⟨⟨ab⟩⟩ (i/3√3) η_ab σz_a c_a† c_b over
-intralayer next-nearest neighbours, η = ±1 the chirality of the two-bond path. For a monolayer
-V(k) is the same function g(k) on both sublattices (it commutes with any monolayer H), with
-g = +1 at the Dirac point K = R(φ_ℓ)(4π/3a, 0) of layer ℓ (valley +1) and −1 at −K; the
-interlayer hoppings break [H, V] = 0 only weakly. For a hop along d (angle ψ) in a layer
-rotated by φ_ℓ the entry is +i sign(cos 3(ψ − φ_ℓ))/(3√3) (sublattice signs cancel).
-
-Sublattice mass (hBN alignment, theory §2.5 for the continuum analogue): an optional on-site
-+M/2 on sublattice A and −M/2 on B of BOTH layers (``mass`` = M in meV), the convention of
-``bm_continuum``'s ``mass`` so the two models can be compared band by band. It breaks C2z
-(and C2zT), gaps the Dirac points and makes per-band valley Chern numbers integers
-(geometry/valley.py, theory §5.8).
+Hoppings, sublattice, valley operator and the sublattice mass are those of every carbon model
+(models/carbon.py, theory §2.6 and §2.6b): this module only places the atoms. Relaxation
+(theory §2.6a, models/relax.py) moves the rigid positions in-plane by the continuum
+displacement of each layer and sets the heights from the local stacking (corrugation).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
-from qgt_mpi.models.sparse import BondModel
+from qgt_mpi.models.carbon import (
+    DEFAULTS,
+    CarbonModel,
+    carbon_model,
+    mass_text,
+    slater_koster,
+)
 
-DEFAULTS = {"a": 0.246, "d0": 0.335, "vpp_pi0": -2700.0, "vpp_sigma0": 480.0,
-            "delta0": 0.184 * 0.246, "cutoff": 0.5}  # nm, nm, meV, meV, nm, nm (theory §2.6)
+if TYPE_CHECKING:
+    from qgt_mpi.models.relax import Relaxation
+
+TBGAtomistic = CarbonModel  # the class of every carbon model (models/carbon.py)
 
 
 def twist_angle(m: int) -> float:
@@ -68,77 +63,45 @@ def _layer(m: int, a: float, angle: float, lattice: np.ndarray) -> tuple[np.ndar
     return np.concatenate(out), np.concatenate(sub)
 
 
-def _pairs(pos3: np.ndarray, lattice: np.ndarray, cutoff: float
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All (a, b, d3) with |d3| ≤ cutoff, d3 = image of b − a, via cKDTree over images."""
-    from scipy.spatial import cKDTree  # only here: keeps scipy.spatial out of every start-up
-
-    n = pos3.shape[0]
-    height = abs(np.linalg.det(lattice)) / np.linalg.norm(lattice, axis=1).max()
-    p = math.ceil(cutoff / height) + 1
-    r = np.arange(-p, p + 1)
-    shifts = np.column_stack([x.ravel() for x in np.meshgrid(r, r, indexing="ij")]) @ lattice
-    images = (pos3[None, :, :] + np.pad(shifts, ((0, 0), (0, 1)))[:, None, :]).reshape(-1, 3)
-    found = cKDTree(pos3).sparse_distance_matrix(cKDTree(images), cutoff,
-                                                 output_type="ndarray")
-    found = found[found["v"] > 1e-9]
-    a, j = found["i"].astype(np.int64), found["j"].astype(np.int64)
-    return a, j % n, images[j] - pos3[a]
+def rigid_cell(m: int, a: float, d0: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The rigid (m, 1) cell: lattice (2, 2), positions (N, 3) nm, layer (N,), θ [radians]."""
+    theta = math.radians(twist_angle(m))
+    prim = a * np.array([[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]])
+    lattice = np.array([[m, m + 1], [-(m + 1), 2 * m + 1]], dtype=float) @ prim
+    p1, _ = _layer(m, a, 0.0, lattice)
+    p2, _ = _layer(m, a, theta, lattice)
+    n_layer = 2 * (3 * m * m + 3 * m + 1)
+    if p1.shape[0] != n_layer or p2.shape[0] != n_layer:
+        raise RuntimeError(f"cell construction found {p1.shape[0]}, {p2.shape[0]} carbons "
+                           f"per layer, expected {n_layer}")
+    layer = np.repeat([0, 1], n_layer)
+    z = np.where(layer == 0, 0.0, d0)
+    return lattice, np.column_stack([np.concatenate([p1, p2]), z]), layer, theta
 
 
-def slater_koster(d3: np.ndarray, p: dict) -> np.ndarray:
-    """Two-centre p_z hopping t(d) of theory §2.6 [meV] for displacements d3 (nbond, 3) [nm]."""
-    dist = np.linalg.norm(d3, axis=1)
-    cos2 = (d3[:, 2] / dist) ** 2
-    vpi = p["vpp_pi0"] * np.exp(-(dist - p["a"] / math.sqrt(3.0)) / p["delta0"])
-    vsigma = p["vpp_sigma0"] * np.exp(-(dist - p["d0"]) / p["delta0"])
-    return vpi * (1.0 - cos2) + vsigma * cos2
-
-
-class TBGAtomistic(BondModel):
-    """The (m, 1) commensurate TBG cell (see the module doc); built by :func:`tbg_atomistic`.
-
-    Extra attributes: ``m``, ``theta`` (degrees), ``layer`` and ``sublattice`` (N,) in {0, 1},
-    ``z`` (N,) nm, ``params``; ``operators["layer"]`` = diag(+1 layer 1, −1 layer 2) (CSR);
-    :attr:`valley_model` holds the k-dependent valley operator as a BondModel.
-    """
-
-    m: int
-    theta: float
-    params: dict[str, float]
-    layer: np.ndarray
-    sublattice: np.ndarray
-    z: np.ndarray
-    valley_model: BondModel
-
-    def valley(self, k: np.ndarray) -> sp.csr_matrix:
-        """Valley operator V(k) at one Cartesian k (CSR, Hermitian, eigenvalues ≈ ±1 near K)."""
-        return self.valley_model.csr(k)[0]
-
-    def dirac_point(self) -> np.ndarray:
-        """Cartesian moiré K: layer 1's graphene K = (4π/3a, 0) folded into the cell's BZ."""
-        kg = np.array([4.0 * math.pi / (3.0 * self.params["a"]), 0.0])
-        frac = np.mod(self.lattice @ kg / (2.0 * math.pi) + 1e-12, 1.0)
-        return frac @ self.reciprocal
-
-    def high_symmetry_points(self) -> dict[str, np.ndarray]:
-        """Cartesian Γ, K (= dirac_point, reduced (1/3, 2/3)), K' (2/3, 1/3), M (1/2, 1/2)."""
-        red = {"G": (0.0, 0.0), "K": (1 / 3, 2 / 3), "K'": (2 / 3, 1 / 3), "M": (0.5, 0.5)}
-        return {name: np.asarray(r) @ self.reciprocal for name, r in red.items()}
-
-    def describe(self) -> dict[str, object]:
-        """Scalar facts for /model: m, θ, N, bonds, parameters."""
-        return {**self.info, "norb": self.norb, "nnz": self.nnz, "nbonds": int(self.t.size)}
+def relaxed_positions(relaxation: Relaxation, pos3: np.ndarray, layer: np.ndarray,
+                      d0: float) -> np.ndarray:
+    """Rigid positions moved by the relaxation (theory §2.6a): in-plane u_ℓ(r), and heights
+    z = d0/2 ∓ d(δ(r))/2 (layer 0 below, 1 above), so d_AA = d_AB = d0 is the rigid cell."""
+    xy = pos3[:, :2]
+    out = np.empty_like(pos3)
+    out[:, :2] = xy + relaxation.displacement(xy, layer)
+    d = relaxation.interlayer_distance(xy)
+    out[:, 2] = 0.5 * d0 + np.where(layer == 0, -0.5, 0.5) * d
+    return out
 
 
 def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"],
                   vpp_pi0: float = DEFAULTS["vpp_pi0"],
                   vpp_sigma0: float = DEFAULTS["vpp_sigma0"],
                   delta0: float = DEFAULTS["delta0"],
-                  cutoff: float = DEFAULTS["cutoff"], mass: float = 0.0) -> TBGAtomistic:
+                  cutoff: float = DEFAULTS["cutoff"], mass: float | list[float] = 0.0,
+                  relaxation: Relaxation | None = None) -> CarbonModel:
     """Build the (m, r = 1) commensurate TBG model (theory §2.6); lengths nm, energies meV.
 
-    ``mass``: sublattice mass M [meV], +M/2 on A and −M/2 on B of both layers (module doc).
+    ``mass``: sublattice mass M [meV], +M/2 on A and −M/2 on B of both layers, or one value
+    per layer (module doc). ``relaxation``: a continuum relaxation of this cell
+    (models/relax.py, theory §2.6a) applied to the rigid positions; None = rigid.
 
     Raises
     ------
@@ -151,57 +114,27 @@ def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"]
     m = int(m)
     params = {"a": float(a), "d0": float(d0), "vpp_pi0": float(vpp_pi0),
               "vpp_sigma0": float(vpp_sigma0), "delta0": float(delta0), "cutoff": float(cutoff)}
-    theta = math.radians(twist_angle(m))
-    prim = a * np.array([[1.0, 0.0], [0.5, math.sqrt(3.0) / 2]])
-    lattice = np.array([[m, m + 1], [-(m + 1), 2 * m + 1]], dtype=float) @ prim
-    p1, s1 = _layer(m, a, 0.0, lattice)
-    p2, s2 = _layer(m, a, theta, lattice)
-    n_layer = 2 * (3 * m * m + 3 * m + 1)
-    if p1.shape[0] != n_layer or p2.shape[0] != n_layer:
-        raise RuntimeError(f"cell construction found {p1.shape[0]}, {p2.shape[0]} carbons "
-                           f"per layer, expected {n_layer}")
-    positions = np.concatenate([p1, p2])
-    layer = np.repeat([0, 1], n_layer)
-    z = np.where(layer == 0, 0.0, d0)
-    bond_a, bond_b, d3 = _pairs(np.column_stack([positions, z]), lattice, cutoff)
-    t = slater_koster(d3, params)
-    info = {"kind": "tbg_atomistic", "length_unit": "nm", "m": m,
-            "theta": math.degrees(theta), **params,
-            "mass": float(mass)}
-    layer_op = sp.diags(np.where(layer == 0, 1.0, -1.0)).tocsr()
-    sublattice = np.concatenate([s1, s2])
-    site = np.arange(positions.shape[0]) if mass else np.zeros(0, np.int64)  # M = 0: no entry
-    onsite = np.where(sublattice[site] == 0, 0.5, -0.5) * float(mass)  # +M/2 on A, −M/2 on B
-    model = TBGAtomistic(lattice, positions, np.concatenate([bond_a, site]),
-                         np.concatenate([bond_b, site]),
-                         np.concatenate([d3[:, :2], np.zeros((site.size, 2))]),
-                         np.concatenate([t, onsite]), info, {"layer": layer_op})
-    model.m, model.theta, model.params = m, math.degrees(theta), params
-    model.layer, model.sublattice, model.z = layer, sublattice, z
-    model.valley_model = _valley_model(model, bond_a, bond_b, d3, theta)
+    lattice, pos3, layer, theta = rigid_cell(m, a, d0)
+    info: dict[str, object] = {"kind": "tbg_atomistic", "length_unit": "nm", "m": m,
+                               "theta": math.degrees(theta), **params}
+    info["mass"] = mass_text(mass)
+    if relaxation is not None:
+        pos3 = relaxed_positions(relaxation, pos3, layer, d0)
+        info.update({f"relax_{k}": v for k, v in relaxation.facts().items()})
+    model = carbon_model(lattice, pos3, layer, params, mass, info)
+    model.m, model.theta = m, math.degrees(theta)
+    model.relaxation = relaxation
     return model
 
 
-def _valley_model(model: TBGAtomistic, a: np.ndarray, b: np.ndarray, d3: np.ndarray,
-                  theta: float) -> BondModel:
-    """The valley operator's bond list: intralayer NNN pairs (|d| = a) with ±i/(3√3)."""
-    dist = np.linalg.norm(d3, axis=1)
-    nnn = (np.abs(dist - model.params["a"]) < 1e-3 * model.params["a"]) & (np.abs(d3[:, 2]) < 1e-9)
-    angle = np.where(model.layer[a[nnn]] == 0, 0.0, theta)
-    psi = np.arctan2(d3[nnn, 1], d3[nnn, 0])
-    amp = 1j * np.sign(np.cos(3.0 * (psi - angle))) / (3.0 * math.sqrt(3.0))
-    return BondModel(model.lattice, model.positions, a[nnn], b[nnn], d3[nnn, :2], amp,
-                     {"kind": "valley_operator"})
-
-
-def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
+def neutrality_energy(model: CarbonModel, dense_limit: int = 3000) -> float:
     """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6).
 
     One p_z electron per carbon fills N/2 bands, and at K the bands N/2 − 1 and N/2 touch, so
     E_CN = (ε_{N/2−1}(K) + ε_{N/2}(K))/2. Up to ``dense_limit`` orbitals this is counted in the
-    dense spectrum; above, the four states at K nearest the monolayer Dirac energy
-    ε_D = Σ_same-sublattice t(d) e^{iK·d} (the two valleys' Dirac points) come from a
-    shift-invert ``eigsh`` and E_CN is the mean of the middle two. Not collective (serial).
+    dense spectrum; above, the 2·n_layers states at K nearest the monolayer Dirac energy
+    ε_D = Σ_same-sublattice t(d) e^{iK·d} (the Dirac points of every layer and valley) come
+    from a shift-invert ``eigsh`` and E_CN is the mean of the middle two. Not collective.
     """
     k = model.dirac_point()
     h = model.csr(k)[0]
@@ -209,15 +142,60 @@ def neutrality_energy(model: TBGAtomistic, dense_limit: int = 3000) -> float:
     if n <= dense_limit:
         e = np.linalg.eigvalsh(h.toarray())
         return float(0.5 * (e[n // 2 - 1] + e[n // 2]))
-    from scipy.sparse.linalg import eigsh
-
     e0 = monolayer_dirac_energy(model.params)
-    e = eigsh(h.tocsc(), k=8, sigma=e0, which="LM", return_eigenvectors=False)
-    near = np.sort(e[np.argsort(np.abs(e - e0))[:4]])
-    return float(0.5 * (near[1] + near[2]))
+    count = 2 * (int(model.layer.max()) + 1)
+    e = nearest_eigenvalues(h, e0, count + 4)
+    near = np.sort(e[np.argsort(np.abs(e - e0))[:count]])
+    return float(0.5 * (near[count // 2 - 1] + near[count // 2]))
 
 
-def shift_energy(model: TBGAtomistic, shift: float) -> TBGAtomistic:
+def nearest_eigenvalues(h, sigma: float, count: int) -> np.ndarray:
+    """The ``count`` eigenvalues of the Hermitian CSR ``h`` nearest ``sigma``. Serial.
+
+    Shift-and-invert with MUMPS through SLEPc on PETSC_COMM_SELF when the complex petsc4py is
+    importable (m = 31, N = 11 908: 1.3 s), else SciPy's SuperLU ``eigsh`` (16 s: COLAMD fill
+    of the 2D bond graph is 18e6 entries against MUMPS's AMD ordering).
+    """
+    try:
+        from petsc4py import PETSc
+        from slepc4py import SLEPc
+
+        from qgt_mpi import _env  # noqa: F401  (points petsc4py at the complex build)
+    except ImportError:
+        PETSc = None
+    if PETSc is None or not np.iscomplexobj(np.array([], dtype=PETSc.ScalarType)):
+        from scipy.sparse.linalg import eigsh
+
+        return eigsh(h.tocsc(), k=count, sigma=sigma, which="LM", return_eigenvectors=False)
+    csr = h.tocsr()
+    mat = PETSc.Mat().createAIJ(size=csr.shape, csr=(csr.indptr, csr.indices, csr.data),
+                                comm=PETSc.COMM_SELF)
+    eps = SLEPc.EPS().create(comm=PETSc.COMM_SELF)
+    try:
+        eps.setOperators(mat)
+        eps.setProblemType(SLEPc.EPS.ProblemType.HEP)
+        eps.setDimensions(count)
+        eps.setTarget(sigma)
+        eps.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
+        st = eps.getST()
+        st.setType(SLEPc.ST.Type.SINVERT)
+        ksp = st.getKSP()
+        ksp.setType("preonly")
+        pc = ksp.getPC()
+        pc.setType("lu")
+        pc.setFactorSolverType("mumps")
+        eps.setTolerances(1e-12, 500)
+        eps.solve()
+        found = eps.getConverged()
+        if found < count:
+            raise RuntimeError(f"neutrality search: {found} of {count} eigenvalues converged")
+        return np.array([eps.getEigenvalue(i).real for i in range(found)])
+    finally:
+        eps.destroy()
+        mat.destroy()
+
+
+def shift_energy(model: CarbonModel, shift: float) -> CarbonModel:
     """The same model with every on-site energy lowered by ``shift`` meV (new energy zero).
 
     Used to put the zero at charge neutrality (``energy_zero = "neutrality"``):
@@ -228,13 +206,12 @@ def shift_energy(model: TBGAtomistic, shift: float) -> TBGAtomistic:
     key = model.rows[model.entry] * n + model.cols[model.entry]
     diag = np.arange(n)
     info = {**model.info, "neutrality_meV": float(shift), "energy_zero": "charge neutrality"}
-    out = TBGAtomistic(model.lattice, model.positions, np.concatenate([key // n, diag]),
+    out = CarbonModel(model.lattice, model.positions, np.concatenate([key // n, diag]),
                        np.concatenate([key % n, diag]),
                        np.concatenate([model.d, np.zeros((n, 2))]),
                        np.concatenate([model.t, np.full(n, -float(shift), complex)]), info,
                        model.operators)
-    for name in ("m", "theta", "params", "layer", "sublattice", "z", "valley_model"):
-        setattr(out, name, getattr(model, name))
+    out.copy_attributes(model)
     return out
 
 

@@ -207,7 +207,8 @@ def assemble(comm, config, model, delta, sums, transport, geometry, timing, phas
     return ResultFile(
         attrs=provenance(comm, config, wall),
         groups={
-            "model": {},
+            "model": {name: (np.asarray(value), {}) for name, value in
+                      getattr(model, "maps", {}).items()},  # e.g. a relaxation's stacking map
             "bands": bands,
             "geometry": _geometry(geometry, len(geometry["chern_groups"]), nb),
             "transport": _transport(config, delta, sums, transport),
