@@ -9,7 +9,8 @@ Parameter types (checked by the deck reader): ``number`` (finite float, ``unit``
 ``path`` (string; relative to the deck's directory), ``choice`` (one of ``choices``),
 ``plane`` (two different integers out of 1, 2, 3), ``matrix`` (list of equal-length lists
 of numbers; ``shape`` with None for any length), ``vector`` (list of numbers),
-``hoppings`` (a list of tables {R, a, b, t} or of rows [R1, R2, a, b, Re t, Im t]).
+``hoppings`` (a list of tables {R, a, b, t} or of rows [R1, R2, a, b, Re t, Im t]),
+``valley`` (1, -1 or "both": a continuum model's valley, or both side by side).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from qgt_mpi.models.continuum.presets import TMD_SETS
 
 REQUIRED = object()  # sentinel: the parameter has no default
 
@@ -72,7 +75,13 @@ def _model_file(file, comm=None):
 def _bm_continuum(**params):
     from qgt_mpi.models.bm_continuum import bm_continuum
 
-    return bm_continuum(**{k: float(v) for k, v in params.items()})
+    return bm_continuum(**{k: v if k == "valley" else float(v) for k, v in params.items()})
+
+
+def _tmd_continuum(**params):
+    from qgt_mpi.models.continuum import tmd_continuum
+
+    return tmd_continuum(**params)
 
 
 def _tbg_atomistic(comm=None, energy_zero="neutrality", **params):
@@ -121,9 +130,22 @@ KINDS: dict[str, Kind] = {
         "w1": Param("number", 110.0, "meV", doc="AB interlayer coupling"),
         "hbar_v": Param("number", 594.4, "meV nm", doc="Dirac velocity"),
         "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
-        "valley": Param("number", 1, "", doc="+1 or -1"),
+        "valley": Param("valley", 1, "", doc='+1, -1 or "both"'),
         "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
-    }, doc="Bistritzer-MacDonald continuum model, one valley (theory §2.5)"),
+    }, doc="Bistritzer-MacDonald continuum model, one valley or both (theory §2.5)"),
+    "tmd_continuum": Kind(_tmd_continuum, {
+        "theta": Param("number", unit="degrees", doc="twist angle"),
+        "params": Param("choice", "wang2024", choices=tuple(TMD_SETS),
+                        doc="published parameter set; the keys below override it"),
+        "a": Param("number", None, "nm", doc="monolayer lattice constant"),
+        "mstar": Param("number", None, "m_e", doc="valence-band effective mass"),
+        "V": Param("number", None, "meV", doc="intralayer moire potential"),
+        "w": Param("number", None, "meV", doc="interlayer tunnelling"),
+        "psi": Param("number", None, "degrees", doc="phase of the intralayer potential"),
+        "layer_potential": Param("number", 0.0, "meV", doc="+U/2 bottom, -U/2 top layer"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("valley", 1, "", doc='+1 (K), -1 (K\', time-reversal partner) or "both"'),
+    }, doc="twisted homobilayer TMD continuum model, Wu et al. 2019 (theory §2.5a)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
         "m": Param("number", unit="", doc="commensurate index (integer >= 1), r = 1"),
         "a": Param("number", 0.246, "nm", doc="graphene lattice constant"),

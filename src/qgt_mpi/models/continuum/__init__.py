@@ -1,0 +1,54 @@
+"""Continuum moiré models: one builder, presets as data (theory §2.5, §2.5a).
+
+:mod:`.spec` says what a model is (layers, kinetic terms, harmonics), :mod:`.builder` turns
+a spec into a sparse, k-polynomial model, :mod:`.moire` writes the physical models (BM TBG,
+twisted TMDs) as specs and :mod:`.presets` holds the published parameter sets.
+"""
+
+from __future__ import annotations
+
+from qgt_mpi.models.continuum.builder import ContinuumModel
+from qgt_mpi.models.continuum.moire import bm_spec, tmd_spec
+from qgt_mpi.models.continuum.presets import TMD_SETS, TMD_SOURCES
+from qgt_mpi.models.continuum.spec import ContinuumSpec, Harmonic, Layer
+
+__all__ = ["TMD_SETS", "ContinuumModel", "ContinuumSpec", "Harmonic", "Layer", "bm_spec",
+           "tmd_continuum", "tmd_spec", "valley_key"]
+
+
+def valley_key(valley: object) -> int:
+    """1, −1 or 0 (both) from a deck value 1, −1 or "both"; ValueError otherwise."""
+    if valley == "both":
+        return 0
+    if isinstance(valley, (int, float)) and valley in (1, -1):
+        return int(valley)
+    raise ValueError(f"valley must be 1, -1 or 'both', got {valley!r}")
+
+
+def tmd_continuum(theta: float, params: str = "wang2024", a: float | None = None,
+                  mstar: float | None = None, V: float | None = None,
+                  w: float | None = None, psi: float | None = None,
+                  layer_potential: float = 0.0, shells: float = 3,
+                  valley: object = 1) -> ContinuumModel:
+    """Builder of ``kind = "tmd_continuum"``: the set ``params``, overridden by given keys.
+
+    Raises
+    ------
+    ValueError for an unknown set or out-of-range parameters.
+    """
+    if params not in TMD_SETS:
+        raise ValueError(f"params must be one of {sorted(TMD_SETS)}, got {params!r}")
+    given = {"a": a, "mstar": mstar, "V": V, "w": w, "psi": psi}
+    p = {**TMD_SETS[params], **{k: float(v) for k, v in given.items() if v is not None}}
+    if not 0.0 < float(theta) < 180.0:
+        raise ValueError(f"theta must be in (0, 180) degrees, got {theta}")
+    if not (p["a"] > 0 and p["mstar"] > 0):
+        raise ValueError(f"a and mstar must be > 0, got a = {p['a']}, mstar = {p['mstar']}")
+    if float(shells) != int(shells) or int(shells) < 1:
+        raise ValueError(f"shells must be an integer >= 1, got {shells}")
+    info = {"kind": "tmd_continuum", "params": params, "source": TMD_SOURCES[params],
+            "theta": float(theta), **p, "layer_potential": float(layer_potential),
+            "shells": int(shells)}
+    spec = tmd_spec(float(theta), p["a"], p["mstar"], p["V"], p["w"], p["psi"],
+                    float(layer_potential), int(shells), valley_key(valley), info)
+    return ContinuumModel(spec)

@@ -1,0 +1,69 @@
+"""Physical continuum models as specs for the one builder (theory §2.5, §2.5a).
+
+Bistritzer–MacDonald TBG (theory §2.5): q1 = k_θ(0, −1), q2 = k_θ(√3/2, 1/2),
+q3 = k_θ(−√3/2, 1/2), k_θ = 2k_D sin(θ/2), k_D = 4π/(3a); b1 = q2 − q1, b2 = q3 − q1;
+Dirac layers at κ_1 = (1/3, 1/3), κ_2 = (2/3, 2/3) (so p = k + G + q1, k + G + 2q1);
+tunnelling ⟨2, G + s_j| H |1, G⟩ = T_j = w0 σ0 + w1 (cos φ_j σx + sin φ_j σy),
+φ_j = 2π(j − 1)/3, s_j = (0, 0), (1, 0), (0, 1).
+
+Twisted homobilayer TMD, valley K [Wu et al., PRL 122, 086402 (2019)] (theory §2.5a):
+  H = [[c|k − κ₊|² + Δ_b(r) + U/2, Δ_T(r)], [Δ_T(r)†, c|k − κ₋|² + Δ_t(r) − U/2]],
+c = −ħ²/2m*, Δ_{b,t}(r) = 2V Σ_{j=1,3,5} cos(g_j·r ± ψ), Δ_T(r) = w(1 + e^{−ig_2·r}
++ e^{−ig_3·r}), g_j = (4π/√3 a_M)(cos((j−1)π/3), sin((j−1)π/3)), a_M = a/(2 sin(θ/2)),
+U = ``layer_potential``. Reciprocal basis b1 = g_2, b2 = g_3 (so g_1 = b1 − b2,
+g_3 = b2, g_5 = −b1); κ₊ = (b1 + b2)/3, κ₋ = 2(b1 + b2)/3, zone corners with
+κ₋ − κ₊ = (0, 4π/3a_M): then the three tunnelling momenta 0, −g_2, −g_3 are those of
+momentum conservation, p_b − p_t ∈ {Q − C₃ⁿQ}, Q = κ₋ − κ₊ (theory §2.5a). Layer b is
+layer 0 (``layer`` operator +1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from qgt_mpi.models.continuum.presets import HBAR2_2ME
+from qgt_mpi.models.continuum.spec import ContinuumSpec, Harmonic, Layer
+
+BM_SHIFTS = ((0, 0), (1, 0), (0, 1))  # G' − G of the tunnelling T_1, T_2, T_3
+TMD_G135 = ((1, -1), (0, 1), (-1, 0))  # g_1, g_3, g_5 in reduced coordinates of (g_2, g_3)
+TMD_TUNNEL = ((0, 0), (-1, 0), (0, -1))  # 0, −g_2, −g_3
+
+
+def bm_spec(theta: float, w0: float, w1: float, hbar_v: float, shells: int, valley: int,
+            mass: float = 0.0, a: float = 0.246, info: dict | None = None) -> ContinuumSpec:
+    """The Bistritzer–MacDonald model (theory §2.5) as a spec; θ in degrees."""
+    kt = 2.0 * (4.0 * math.pi / (3.0 * a)) * math.sin(math.radians(theta) / 2.0)
+    s3 = math.sqrt(3.0)
+    q = kt * np.array([[0.0, -1.0], [s3 / 2, 0.5], [-s3 / 2, 0.5]])
+    b = np.array([q[1] - q[0], q[2] - q[0]])
+    layers = tuple(Layer("dirac", point, hbar_v=hbar_v, mass=mass)
+                   for point in ((1 / 3, 1 / 3), (2 / 3, 2 / 3)))
+    harmonics = []
+    for j, shift in enumerate(BM_SHIFTS):
+        phi = 2.0 * math.pi * j / 3.0
+        tj = np.array([[w0, w1 * np.exp(-1j * phi)], [w1 * np.exp(1j * phi), w0]])
+        harmonics.append(Harmonic(1, 0, shift, tj))  # Hermitian: M = T_j† = T_j
+    return ContinuumSpec(b, layers, tuple(harmonics), shells, valley, dict(info or {}))
+
+
+def tmd_spec(theta: float, a: float, mstar: float, V: float, w: float, psi: float,
+             layer_potential: float, shells: int, valley: int,
+             info: dict | None = None) -> ContinuumSpec:
+    """The twisted homobilayer TMD model of valley K (module doc) as a spec.
+
+    θ, ψ in degrees; a in nm; m* in m_e; V, w, layer_potential in meV.
+    """
+    a_m = a / (2.0 * math.sin(math.radians(theta) / 2.0))
+    g = 4.0 * math.pi / (math.sqrt(3.0) * a_m)
+    b = g * np.array([[0.5, math.sqrt(3.0) / 2], [-0.5, math.sqrt(3.0) / 2]])  # g_2, g_3
+    c = -HBAR2_2ME / mstar
+    layers = (Layer("parabolic", (1 / 3, 1 / 3), c=c, potential=layer_potential / 2),
+              Layer("parabolic", (2 / 3, 2 / 3), c=c, potential=-layer_potential / 2))
+    phase = np.exp(1j * math.radians(psi))
+    harmonics = [Harmonic(0, 0, s, np.array([[V * phase]])) for s in TMD_G135]
+    harmonics += [Harmonic(1, 1, s, np.array([[V * np.conj(phase)]])) for s in TMD_G135]
+    harmonics += [Harmonic(0, 1, s, np.array([[w + 0j]])) for s in TMD_TUNNEL]
+    facts = {"moire_length": a_m, **(info or {})}
+    return ContinuumSpec(b, layers, tuple(harmonics), shells, valley, facts, spin=1)

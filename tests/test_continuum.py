@@ -1,0 +1,172 @@
+"""The one continuum builder (theory §2.5a): BM preset, twisted TMDs, both valleys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bm_reference import BMReference
+from decks import kgrid_table, sweep_table
+
+from qgt_mpi.geometry.chern import chern_numbers
+from qgt_mpi.io.checks import InputError
+from qgt_mpi.io.deck import parse_deck
+from qgt_mpi.models import build_model
+from qgt_mpi.models.bm_continuum import BMContinuum
+from qgt_mpi.models.continuum import (
+    ContinuumModel,
+    ContinuumSpec,
+    Harmonic,
+    Layer,
+    tmd_continuum,
+)
+from qgt_mpi.run.setup import model_from_config
+from qgt_mpi.solvers import DenseSolver
+
+BM_CASES = [  # (theta, alpha, w0, w1, hbar_v, shells, valley, mass)
+    {"theta": 1.05},
+    {"theta": 1.2, "w0": 0.0, "w1": 100.0, "shells": 4, "valley": -1, "mass": 5.0},
+    {"alpha": 0.58566, "w0": 0.0, "shells": 2},
+    {"theta": 2.0, "w0": 50.0, "w1": 70.0, "hbar_v": 600.0, "shells": 5, "valley": -1},
+    {"theta": 0.9, "w0": 80.0, "w1": 120.0, "shells": 3, "mass": -7.5},
+]
+
+
+def grid(model: ContinuumModel, n: int) -> np.ndarray:
+    """Cartesian points (i/n) b1 + (j/n) b2 of an n×n grid."""
+    i, j = np.meshgrid(np.arange(n) / n, np.arange(n) / n, indexing="ij")
+    return np.column_stack([i.ravel(), j.ravel()]) @ model.b
+
+
+@pytest.mark.parametrize("params", BM_CASES)
+def test_bm_preset_equals_the_former_implementation(params):
+    new, old = BMContinuum(**params), BMReference(**params)
+    k = np.random.default_rng(7).normal(size=(6, 2)) * new.k_theta * 2
+    (h1, d1), (h0, d0) = new.hamiltonian(k), old.hamiltonian(k)
+    scale = np.abs(h0).max()
+    assert np.abs(h1 - h0).max() <= 1e-12 * scale
+    assert np.abs(d1 - d0).max() <= 1e-12 * np.abs(d0).max()
+    for mine, theirs in zip(new.values(k[2]), old.values(k[2]), strict=True):
+        dense = np.zeros((2, new.norb, new.norb), complex)
+        dense[0, new.rows, new.cols], dense[1, old.rows, old.cols] = mine, theirs
+        assert np.abs(dense[0] - dense[1]).max() <= 1e-12 * scale
+    assert new.describe() == old.describe()
+    assert new.operators.keys() == old.operators.keys()
+    for name, op in old.operators.items():
+        assert (new.operators[name] != op).nnz == 0
+    for shift in ((1, 0), (0, 1), (-1, 1)):
+        assert all(np.array_equal(a, b) for a, b in zip(new.shift_map(*shift),
+                                                          old.shift_map(*shift), strict=True))
+    assert new.resolve_default == old.resolve_default
+
+
+def test_parabolic_layer_derivatives_and_hermiticity():
+    model = tmd_continuum(3.9, "wang2024", shells=2, valley=-1, layer_potential=3.0)
+    k = np.array([[0.031, -0.017], [0.2, 0.1]])
+    ham, dham = model.hamiltonian(k)
+    assert np.allclose(ham, ham.conj().swapaxes(-1, -2), atol=1e-12)
+    for i in range(2):
+        h, dx, dy = model.values(k[i])
+        dense = np.zeros((3, model.norb, model.norb), complex)
+        dense[:, model.rows, model.cols] = [h, dx, dy]
+        assert np.allclose(dense, [ham[i], dham[0, i], dham[1, i]], atol=1e-12)
+    eps = 1e-5  # H is quadratic in k: the central difference is exact up to rounding
+    for axis in range(2):
+        step = eps * np.eye(2)[axis]
+        fd = model.hamiltonian(k + step, False)[0] - model.hamiltonian(k - step, False)[0]
+        assert np.allclose(fd / (2 * eps), dham[axis], atol=1e-6)
+
+
+def test_free_parabolic_bands_and_cone_rotation():
+    """No harmonics: the bands are the folded free dispersions of each layer."""
+    b = 2.0 * np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+    spec = ContinuumSpec(b, (Layer("parabolic", (1 / 3, 1 / 3), c=-20.0),), (), 2)
+    model = ContinuumModel(spec)
+    kappa = np.array([1 / 3, 1 / 3]) @ b
+    k = kappa + np.array([[0.05, 0.02]])
+    top = np.linalg.eigvalsh(model.hamiltonian(k, False)[0][0])[-1]
+    assert top == pytest.approx(-20.0 * (0.05**2 + 0.02**2), rel=1e-12)
+    dirac = ContinuumSpec(b, (Layer("dirac", (0.0, 0.0), hbar_v=500.0, rotation=0.3),), (), 1)
+    cone = ContinuumModel(dirac)
+    g0 = 2 * int(np.flatnonzero(~cone.gvec.any(axis=1))[0])  # orbital A of G = 0
+    h = cone.hamiltonian(np.array([[0.01, 0.0]]), False)[0][0]
+    assert h[g0, g0 + 1] == pytest.approx(500.0 * 0.01 * np.exp(0.3j), rel=1e-12)
+    with pytest.raises(ValueError, match="layer potential"):
+        ContinuumModel(ContinuumSpec(b, spec.layers, (Harmonic(0, 0, (0, 0), np.eye(1)),), 2))
+
+
+def top_two(model: ContinuumModel, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (nk, 2) of the top two bands (second, first) and their Chern numbers."""
+    nb = model.norb
+    e = np.linalg.eigvalsh(model.hamiltonian(grid(model, n), False)[0])[:, nb - 2:]
+    return e, chern_numbers(model, DenseSolver(), n, n, [(nb - 1, nb), (nb - 2, nb - 1)])
+
+
+def test_tmote2_wang2024_top_bands_are_opposite_chern_bands():
+    """theory §2.5a: valley K at 3.9° (Wang 2024 set): C = (+1, −1), isolated; K' opposite."""
+    plus = tmd_continuum(3.9, "wang2024")
+    e, c = top_two(plus, 8)
+    assert c == pytest.approx([1.0, -1.0], abs=1e-3)
+    width, gap = np.ptp(e[:, 1]), e[:, 1].min() - e[:, 0].max()
+    assert width == pytest.approx(8.81, abs=0.02) and gap == pytest.approx(8.54, abs=0.02)
+    _, c_minus = top_two(tmd_continuum(3.9, "wang2024", valley=-1), 8)
+    assert c_minus == pytest.approx([-1.0, 1.0], abs=1e-3)
+    flipped = tmd_continuum(3.9, "wang2024", psi=-107.7)  # the sign of ψ flips C, not ε
+    e_flip, c_flip = top_two(flipped, 8)
+    assert c_flip == pytest.approx([-1.0, 1.0], abs=1e-3)
+    assert np.allclose(np.sort(e_flip.ravel()), np.sort(e.ravel()), atol=1e-9)
+
+
+def test_tmd_valleys_are_time_reversal_partners_and_both():
+    plus, minus = (tmd_continuum(3.5, "wang2024", shells=5, valley=v) for v in (1, -1))
+    k = np.array([[0.11, 0.27], [0.4, 0.55], [0.6, 0.3]]) @ plus.b
+    top = {name: np.linalg.eigvalsh(m.hamiltonian(q, False)[0])[:, -2:]
+           for name, m, q in (("+", plus, -k), ("-", minus, k))}
+    # ε_K'(k) = ε_K(−k) up to the cutoff: −k lies off the cutoff centre M (5 shells: 1e-5 meV)
+    assert np.abs(top["+"] - top["-"]).max() < 1e-4
+    both = tmd_continuum(3.5, "wang2024", shells=2, valley="both")
+    one = [tmd_continuum(3.5, "wang2024", shells=2, valley=v) for v in (1, -1)]
+    assert both.norb == 2 * one[0].norb and both.valleys == (1, -1)
+    e_both = np.linalg.eigvalsh(both.hamiltonian(k, False)[0])
+    e_sep = np.sort(np.concatenate([np.linalg.eigvalsh(m.hamiltonian(k, False)[0])
+                                    for m in one], axis=1), axis=1)
+    assert np.allclose(e_both, e_sep, atol=1e-9)
+    assert both.operators["valley"].diagonal().sum() == 0
+    assert both.describe()["valley"] == "both"
+
+
+def test_parameter_sets_and_overrides():
+    wang = tmd_continuum(3.9, "wang2024").describe()
+    assert (wang["a"], wang["mstar"], wang["V"], wang["psi"], wang["w"]) == (
+        0.352, 0.6, 20.75, 107.7, -23.82)
+    mine = tmd_continuum(3.9, "wu2019", V=12.0, mstar=0.5).describe()
+    assert (mine["V"], mine["mstar"], mine["w"]) == (12.0, 0.5, -8.5)
+    assert mine["moire_length"] == pytest.approx(0.3472 / (2 * np.sin(np.radians(1.95))))
+    with pytest.raises(ValueError, match="params"):
+        tmd_continuum(3.9, "nope")
+
+
+def _deck(model_text: str) -> str:
+    return f"[model]\n{model_text}\n" + kgrid_table(4) + sweep_table(delta=[0.5])
+
+
+@pytest.mark.parametrize(("model_text", "norb"), [
+    ('kind = "tmd_continuum"\ntheta = 3.9', 74),
+    ('kind = "tmd_continuum"\ntheta = 2.0\nparams = "devakul2021"\nV = 10.0\nshells = 2', 38),
+    ('kind = "tmd_continuum"\ntheta = 3.9\nvalley = "both"\nlayer_potential = 5.0', 148),
+    ('kind = "bm_continuum"\ntheta = 1.05\nvalley = "both"\nshells = 2', 152),
+])
+def test_decks_build_continuum_kinds(model_text, norb):
+    model = model_from_config(parse_deck(_deck(model_text)))
+    assert model.norb == norb
+    assert build_model(model.describe()["kind"], {"theta": 3.0}).norb > 0
+
+
+@pytest.mark.parametrize(("model_text", "key"), [
+    ('kind = "tmd_continuum"', "model.theta"),
+    ('kind = "tmd_continuum"\ntheta = 3.9\nvalley = 2', "model.valley"),
+    ('kind = "tmd_continuum"\ntheta = 3.9\nparams = "x"', "model.params"),
+    ('kind = "bm_continuum"\ntheta = 1.0\nvalley = "K"', "model.valley"),
+])
+def test_bad_continuum_decks_name_the_key(model_text, key):
+    with pytest.raises(InputError, match=key):
+        model_from_config(parse_deck(_deck(model_text)))
