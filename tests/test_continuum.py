@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from bm_reference import BMReference
 from decks import kgrid_table, sweep_table
 
+from qgt_mpi.api import compute
 from qgt_mpi.geometry.chern import chern_numbers
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.deck import parse_deck
@@ -19,6 +22,7 @@ from qgt_mpi.models.continuum import (
     Layer,
     tmd_continuum,
 )
+from qgt_mpi.run.diagnostics import check_flavours
 from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers import DenseSolver
 
@@ -170,3 +174,54 @@ def test_decks_build_continuum_kinds(model_text, norb):
 def test_bad_continuum_decks_name_the_key(model_text, key):
     with pytest.raises(InputError, match=key):
         model_from_config(parse_deck(_deck(model_text)))
+
+
+class _Lines(logging.Handler):
+    """The messages a logger emits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize(("model", "degeneracy", "warned"), [
+    (BMContinuum(theta=1.05, shells=1), 4.0, True),
+    (BMContinuum(theta=1.05, shells=1), 2.0, False),
+    (BMContinuum(theta=1.05, shells=1, valley="both"), 2.0, False),
+    (BMContinuum(theta=1.05, shells=1, valley="both"), 4.0, True),
+    (tmd_continuum(3.9, shells=1), 2.0, True),  # spin-valley locked: K holds one spin
+    (tmd_continuum(3.9, shells=1, valley="both"), 2.0, True),
+    (tmd_continuum(3.9, shells=1, valley="both"), 1.0, False),
+])
+def test_degeneracy_counting_a_missing_valley_is_warned(model, degeneracy, warned):
+    log, lines = logging.getLogger("test_continuum.flavours"), _Lines()
+    log.addHandler(lines)
+    try:
+        assert check_flavours(log, model, degeneracy) is warned
+    finally:
+        log.removeHandler(lines)
+    assert bool(lines.lines) is warned
+    if warned:
+        assert f"degeneracy = {degeneracy:g} counts flavours" in lines.lines[0]
+        assert ('valley = "both"' in lines.lines[0]) is (len(model.valleys) == 1)
+
+
+def test_both_valleys_cancel_the_hall_conductivity_one_valley_times_four_does_not():
+    """The issue's case: degeneracy = 4 on one massive BM valley gives σ_xy ≈ −4 e²/h at
+    neutrality (warned); valley = "both" with degeneracy = 2 gives 0 (no warning)."""
+    lines = _Lines()
+    logging.getLogger("qgt_mpi").addHandler(lines)
+    sigma = {}
+    try:
+        for valley, degeneracy in ((1, 4.0), ("both", 2.0)):
+            model = BMContinuum(theta=1.05, shells=2, mass=10.0, valley=valley)
+            with np.errstate(invalid="ignore", divide="ignore"):  # valley crossings: NaN links
+                result = compute(model, (8, 8), [1.0], [0.0], [0.1], degeneracy)
+            sigma[valley] = float(np.ravel(result.transport["sigma_xy"])[0])
+    finally:
+        logging.getLogger("qgt_mpi").removeHandler(lines)
+    assert sigma[1] == pytest.approx(-4.0, abs=0.3) and abs(sigma["both"]) < 1e-9
+    assert sum("counts flavours" in line for line in lines.lines) == 1

@@ -300,6 +300,7 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
         window=window, filling=s.filling, filling_bands=list(s.filling_bands) if fixed else None,
         timers=timers)
     if comm.rank == 0:  # the same reduced inputs on every rank: warn once
+        diagnostics.check_flavours(log, model, config.degeneracy)
         diagnostics.check_window(log, job, geometry, transport["mu"] if fixed else None)
     groups = driver.extra_phases(comm, config, job, geometry, timers, log, layout.across)
     axes = {"temperature": s.temperature, "delta": delta_bands}
