@@ -158,6 +158,7 @@ def _deck(model_text: str) -> str:
     ('kind = "tmd_continuum"\ntheta = 2.0\nparams = "devakul2021"\nV = 10.0\nshells = 2', 38),
     ('kind = "tmd_continuum"\ntheta = 3.9\nvalley = "both"\nlayer_potential = 5.0', 148),
     ('kind = "bm_continuum"\ntheta = 1.05\nvalley = "both"\nshells = 2', 152),
+    ('kind = "htg_continuum"\ntheta = 1.6\nshells = 1\ndomain = -1', 42),
 ])
 def test_decks_build_continuum_kinds(model_text, norb):
     model = model_from_config(parse_deck(_deck(model_text)))
@@ -170,6 +171,7 @@ def test_decks_build_continuum_kinds(model_text, norb):
     ('kind = "tmd_continuum"\ntheta = 3.9\nvalley = 2', "model.valley"),
     ('kind = "tmd_continuum"\ntheta = 3.9\nparams = "x"', "model.params"),
     ('kind = "bm_continuum"\ntheta = 1.0\nvalley = "K"', "model.valley"),
+    ('kind = "htg_continuum"\ntheta = 1.6\ndomain = 0', "model"),
 ])
 def test_bad_continuum_decks_name_the_key(model_text, key):
     with pytest.raises(InputError, match=key):
@@ -225,3 +227,19 @@ def test_both_valleys_cancel_the_hall_conductivity_one_valley_times_four_does_no
         logging.getLogger("qgt_mpi").removeHandler(lines)
     assert sigma[1] == pytest.approx(-4.0, abs=0.3) and abs(sigma["both"]) < 1e-9
     assert sum("counts flavours" in line for line in lines.lines) == 1
+
+
+@pytest.mark.slow
+def test_helical_trilayer_flat_bands_carry_one_and_minus_two_per_valley():
+    """theory §2.5a: the isolated flat pair of helical trilayer graphene (1.6°, w0/w1 = 0.7,
+    a 2 meV mass splitting the pair) has C = (2, −1) in valley +1 and (−2, 1) in valley −1,
+    i.e. ±(1, −2) per valley, total ±1; about 15 s."""
+    n = 9
+    for valley, sign in ((1, 1), (-1, -1)):
+        model = build_model("htg_continuum", {"theta": 1.6, "mass": 2.0, "valley": valley})
+        mid = model.norb // 2
+        e = np.linalg.eigvalsh(model.hamiltonian(grid(model, 6), False)[0])
+        assert (e[:, mid - 1].min() - e[:, mid - 2].max() > 50.0
+                and e[:, mid + 1].min() - e[:, mid].max() > 50.0)  # isolated pair (meV)
+        c = chern_numbers(model, DenseSolver(), n, n, [(mid - 1, mid), (mid, mid + 1)])
+        assert c == pytest.approx([2 * sign, -sign], abs=1e-3)

@@ -84,6 +84,12 @@ def _tmd_continuum(**params):
     return tmd_continuum(**params)
 
 
+def _htg_continuum(**params):
+    from qgt_mpi.models.continuum import htg_continuum
+
+    return htg_continuum(**params)
+
+
 def _tbg_atomistic(comm=None, energy_zero="neutrality", **params):
     """Atomistic TBG; with ``energy_zero = "neutrality"`` rank 0 finds E_CN, all shift by it."""
     from qgt_mpi.models.tbg_atomistic import neutrality_energy, shift_energy, tbg_atomistic
@@ -146,6 +152,16 @@ KINDS: dict[str, Kind] = {
         "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
         "valley": Param("valley", 1, "", doc='+1 (K), -1 (K\', time-reversal partner) or "both"'),
     }, doc="twisted homobilayer TMD continuum model, Wu et al. 2019 (theory §2.5a)"),
+    "htg_continuum": Kind(_htg_continuum, {
+        "theta": Param("number", unit="degrees", doc="consecutive twist angle"),
+        "w0": Param("number", 77.0, "meV", doc="AA interlayer coupling"),
+        "w1": Param("number", 110.0, "meV", doc="AB interlayer coupling"),
+        "hbar_v": Param("number", 594.4, "meV nm", doc="Dirac velocity"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("valley", 1, "", doc='+1, -1 or "both"'),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass, all three layers"),
+        "domain": Param("number", 1, "", doc="+1 or -1: offset of the second moire"),
+    }, doc="helical trilayer graphene continuum model (theory §2.5a)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
         "m": Param("number", unit="", doc="commensurate index (integer >= 1), r = 1"),
         "a": Param("number", 0.246, "nm", doc="graphene lattice constant"),

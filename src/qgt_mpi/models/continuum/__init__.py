@@ -8,12 +8,12 @@ twisted TMDs) as specs and :mod:`.presets` holds the published parameter sets.
 from __future__ import annotations
 
 from qgt_mpi.models.continuum.builder import ContinuumModel
-from qgt_mpi.models.continuum.moire import bm_spec, tmd_spec
+from qgt_mpi.models.continuum.moire import bm_spec, helical_spec, tmd_spec
 from qgt_mpi.models.continuum.presets import TMD_SETS, TMD_SOURCES
 from qgt_mpi.models.continuum.spec import ContinuumSpec, Harmonic, Layer
 
 __all__ = ["TMD_SETS", "ContinuumModel", "ContinuumSpec", "Harmonic", "Layer", "bm_spec",
-           "tmd_continuum", "tmd_spec", "valley_key"]
+           "helical_spec", "htg_continuum", "tmd_continuum", "tmd_spec", "valley_key"]
 
 
 def valley_key(valley: object) -> int:
@@ -52,3 +52,26 @@ def tmd_continuum(theta: float, params: str = "wang2024", a: float | None = None
     spec = tmd_spec(float(theta), p["a"], p["mstar"], p["V"], p["w"], p["psi"],
                     float(layer_potential), int(shells), valley_key(valley), info)
     return ContinuumModel(spec)
+
+
+def htg_continuum(theta: float, w0: float = 77.0, w1: float = 110.0, hbar_v: float = 594.4,
+                  shells: float = 3, valley: object = 1, mass: float = 0.0,
+                  domain: float = 1) -> ContinuumModel:
+    """Builder of ``kind = "htg_continuum"``: helical trilayer graphene (theory §2.5a).
+
+    Raises
+    ------
+    ValueError for out-of-range parameters.
+    """
+    if not 0.0 < float(theta) < 30.0:
+        raise ValueError(f"theta must be in (0, 30) degrees, got {theta}")
+    if domain not in (1, -1):
+        raise ValueError(f"domain must be 1 or -1, got {domain}")
+    if float(shells) != int(shells) or int(shells) < 1 or not float(hbar_v) > 0:
+        raise ValueError(f"shells must be an integer >= 1 and hbar_v > 0, got {shells}, {hbar_v}")
+    info = {"kind": "htg_continuum", "theta": float(theta), "w0": float(w0), "w1": float(w1),
+            "hbar_v": float(hbar_v), "shells": int(shells), "mass": float(mass),
+            "domain": int(domain)}
+    return ContinuumModel(helical_spec(float(theta), float(w0), float(w1), float(hbar_v),
+                                       int(shells), valley_key(valley), float(mass),
+                                       int(domain), info))

@@ -6,6 +6,12 @@ Dirac layers at κ_1 = (1/3, 1/3), κ_2 = (2/3, 2/3) (so p = k + G + q1, k + G +
 tunnelling ⟨2, G + s_j| H |1, G⟩ = T_j = w0 σ0 + w1 (cos φ_j σx + sin φ_j σy),
 φ_j = 2π(j − 1)/3, s_j = (0, 0), (1, 0), (0, 1).
 
+Helical trilayer graphene (theory §2.5a): three Dirac layers with equal consecutive twists θ,
+to first order in θ Dirac points κ_ℓ = (1/6, 1/6), (1/2, 1/2), (5/6, 5/6) (the middle layer's
+on the cutoff centre M); layers 1–2 coupled by the BM T_j, layers 2–3 by the same T_j shifted
+by the offset d = D(a_1 + 2a_2)/3 of the second moiré (D = ``domain`` = ±1, the two
+C_2zT-breaking domains, AA of one moiré on AB of the other): T_j e^{−i s_j·(1, 2)2πD/3}.
+
 Twisted homobilayer TMD, valley K [Wu et al., PRL 122, 086402 (2019)] (theory §2.5a):
   H = [[c|k − κ₊|² + Δ_b(r) + U/2, Δ_T(r)], [Δ_T(r)†, c|k − κ₋|² + Δ_t(r) − U/2]],
 c = −ħ²/2m*, Δ_{b,t}(r) = 2V Σ_{j=1,3,5} cos(g_j·r ± ψ), Δ_T(r) = w(1 + e^{−ig_2·r}
@@ -46,6 +52,17 @@ def bm_spec(theta: float, w0: float, w1: float, hbar_v: float, shells: int, vall
         tj = np.array([[w0, w1 * np.exp(-1j * phi)], [w1 * np.exp(1j * phi), w0]])
         harmonics.append(Harmonic(1, 0, shift, tj))  # Hermitian: M = T_j† = T_j
     return ContinuumSpec(b, layers, tuple(harmonics), shells, valley, dict(info or {}))
+
+
+def helical_spec(theta: float, w0: float, w1: float, hbar_v: float, shells: int, valley: int,
+                 mass: float = 0.0, domain: int = 1, info: dict | None = None) -> ContinuumSpec:
+    """Helical trilayer graphene (module doc) as a spec; θ the consecutive twist, degrees."""
+    bm = bm_spec(theta, w0, w1, hbar_v, shells, valley, mass)
+    layers = tuple(Layer("dirac", (p / 6, p / 6), hbar_v=hbar_v, mass=mass) for p in (1, 3, 5))
+    second = [Harmonic(2, 1, h.shift, h.matrix * np.exp(
+        -2j * np.pi * domain * (h.shift[0] + 2 * h.shift[1]) / 3)) for h in bm.harmonics]
+    return ContinuumSpec(bm.b, layers, bm.harmonics + tuple(second), shells, valley,
+                         dict(info or {}))
 
 
 def tmd_spec(theta: float, a: float, mstar: float, V: float, w: float, psi: float,
