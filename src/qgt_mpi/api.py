@@ -167,8 +167,8 @@ def deck_model(kind: str, /, *, flatten: Mapping | None = None, supercell: Mappi
 
     Parameters
     ----------
-    kind : ``model.kind`` ("haldane", "bm_continuum", "tbg_atomistic", "wannier90",
-        "tight_binding", "model_file").
+    kind : ``model.kind`` ("haldane", "bm_continuum", "tmd_continuum", "htg_continuum",
+        "tbg_atomistic", "wannier90", "tight_binding", "model_file").
     flatten, supercell : the ``[model.flatten]`` and ``[model.supercell]`` tables as dicts.
     comm : for kinds that read files or solve once (rank 0 reads or solves, then broadcasts);
         collective over it when given. None: the calling process alone.
