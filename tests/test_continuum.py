@@ -23,6 +23,7 @@ from qgt_mpi.models.continuum import (
     Layer,
     tmd_continuum,
 )
+from qgt_mpi.parallel import CollectiveError
 from qgt_mpi.run.diagnostics import check_flavours
 from qgt_mpi.run.setup import model_from_config
 from qgt_mpi.solvers import DenseSolver
@@ -245,3 +246,63 @@ def test_helical_trilayer_flat_bands_carry_one_and_minus_two_per_valley():
                 and e[:, mid + 1].min() - e[:, mid].max() > 50.0)  # isolated pair (meV)
         c = chern_numbers(model, DenseSolver(), n, n, [(mid - 1, mid), (mid, mid + 1)])
         assert c == pytest.approx([2 * sign, -sign], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_both_valleys_in_one_window_split_by_the_valley_operator():
+    """valley = "both" and solver.valley: the window of the top two bands of each valley
+    splits into valley ±1, with C = (−1, +1) in valley +1 and (+1, −1) in valley −1
+    (theory §5.8; tMoTe₂ 3.9°, 2 shells, 9×9)."""
+    model = tmd_continuum(3.9, shells=2, valley="both")
+    solver = {"kind": "slepc", "nev": 4, "target": 40.0, "valley": True, "chern_below": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compute(model, (9, 9), [2.0], [20.0], [0.2], 1.0, solver=solver)
+    chern, attrs = result.groups["valley"][0]["chern"]
+    assert attrs["groups"].startswith("valley -1, valley +1, band 0 (valley -1)")
+    assert chern[:6] == pytest.approx([0, 0, 1, -1, -1, 1], abs=0.05)
+    assert result.groups["valley"][1]["mixing_meV"] < 1e-9
+
+
+def test_valley_split_needs_both_valleys():
+    solver = {"kind": "slepc", "nev": 2, "target": 40.0, "valley": True}
+    with pytest.raises((InputError, CollectiveError), match=r'solver\.valley.*valley = "both"'):
+        compute(tmd_continuum(3.9, shells=1), (3, 3), [2.0], [20.0], [0.2], 1.0, solver=solver)
+
+
+@pytest.mark.parametrize("params", [{"theta": 1.05}, {"theta": 1.2, "valley": -1, "mass": 3.0,
+                                                      "shells": 4, "w0": 0.0}])
+def test_tbg_continuum_defaults_are_the_bm_model(params):
+    new = build_model("tbg_continuum", params)
+    old = BMContinuum(**params)
+    k = np.random.default_rng(3).normal(size=(5, 2)) * old.k_theta * 2
+    (h1, d1), (h0, d0) = new.hamiltonian(k), old.hamiltonian(k)
+    assert np.abs(h1 - h0).max() <= 1e-12 * np.abs(h0).max()
+    assert np.abs(d1 - d0).max() <= 1e-12 * np.abs(d0).max()
+
+
+def test_heterostrain_and_relaxed_couplings():
+    """Uniaxial heterostrain deforms the moiré lattice (breaks C3) and widens the flat bands;
+    Koshino's relaxed set is the BM model with w0, w1, ħv of [KYK+18]; rotated cones."""
+    def width(model: ContinuumModel) -> float:
+        e = np.linalg.eigvalsh(model.hamiltonian(grid(model, 6), False)[0])
+        n = model.norb // 2
+        return float(np.ptp(e[:, n - 1:n + 1]))
+
+    plain = build_model("tbg_continuum", {"theta": 1.05})
+    strained = build_model("tbg_continuum", {"theta": 1.05, "strain": 0.003,
+                                             "strain_angle": 10.0})
+    lengths = np.linalg.norm(strained.b, axis=1)
+    assert abs(lengths[0] - lengths[1]) > 0.05 * lengths.mean()  # C3 broken
+    assert width(plain) == pytest.approx(7.42, abs=0.01)
+    assert width(strained) > 2 * width(plain)
+    relaxed = build_model("tbg_continuum", {"theta": 1.05, "params": "koshino2018"})
+    facts = relaxed.describe()
+    assert (facts["w0"], facts["w1"]) == (79.7, 97.5)
+    assert facts["hbar_v"] == pytest.approx(525.3084)
+    cones = build_model("tbg_continuum", {"theta": 1.05, "rotate_cones": "yes", "w0": 0.0,
+                                          "w1": 0.0})
+    hs = cones.high_symmetry_points()
+    dk = np.array([[1e-3, 2e-3]])
+    e = np.sort(np.abs(np.linalg.eigvalsh(cones.hamiltonian(hs["K"] + dk, False)[0][0])))
+    assert e[:2] == pytest.approx([594.4 * np.linalg.norm(dk)] * 2, rel=1e-9)

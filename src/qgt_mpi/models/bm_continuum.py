@@ -106,7 +106,7 @@ class BMContinuum(ContinuumModel):
     def __init__(self, theta: float | None = None, alpha: float | None = None,
                  w0: float = 88.0, w1: float = 110.0, hbar_v: float = HBAR_V,
                  shells: float = 3, valley: object = 1, mass: float = 0.0) -> None:
-        self.theta, self.shells, self.valley = _check(theta, alpha, w1, hbar_v, shells, valley)
+        self.theta, self.shells, valley = _check(theta, alpha, w1, hbar_v, shells, valley)
         self.w0, self.w1, self.hbar_v, self.mass = float(w0), float(w1), float(hbar_v), float(mass)
         self.k_theta = k_theta(self.theta)
         self.alpha = self.w1 / (self.hbar_v * self.k_theta)
@@ -117,7 +117,7 @@ class BMContinuum(ContinuumModel):
                 "mass": self.mass, "k_theta": self.k_theta,
                 "moire_length": 4.0 * math.pi / (3.0 * self.k_theta)}
         super().__init__(bm_spec(self.theta, self.w0, self.w1, self.hbar_v, self.shells,
-                                 valley_key(self.valley), self.mass, A_GRAPHENE, info))
+                                 valley_key(valley), self.mass, A_GRAPHENE, info))
         # chiral limit (w0 = 0): σ_z anticommutes with the kinetic and AB terms, so the flat
         # bands' degenerate pair is resolved into its sublattice-polarised states (theory §5.7)
         self.resolve_default = "sublattice" if self.w0 == 0.0 else None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qgt_mpi.models.continuum.presets import TMD_SETS
+from qgt_mpi.models.continuum.presets import BM_SETS, TMD_SETS
 
 REQUIRED = object()  # sentinel: the parameter has no default
 
@@ -88,6 +88,12 @@ def _htg_continuum(**params):
     from qgt_mpi.models.continuum import htg_continuum
 
     return htg_continuum(**params)
+
+
+def _tbg_continuum(**params):
+    from qgt_mpi.models.continuum import tbg_continuum
+
+    return tbg_continuum(**params)
 
 
 def _tbg_atomistic(comm=None, energy_zero="neutrality", **params):
@@ -162,6 +168,23 @@ KINDS: dict[str, Kind] = {
         "mass": Param("number", 0.0, "meV", doc="sublattice mass, all three layers"),
         "domain": Param("number", 1, "", doc="+1 or -1: offset of the second moire"),
     }, doc="helical trilayer graphene continuum model (theory §2.5a)"),
+    "tbg_continuum": Kind(_tbg_continuum, {
+        "theta": Param("number", unit="degrees", doc="twist angle"),
+        "params": Param("choice", "bm2011", choices=tuple(BM_SETS),
+                        doc="coupling set; w0, w1, hbar_v override it"),
+        "w0": Param("number", None, "meV", doc="AA interlayer coupling"),
+        "w1": Param("number", None, "meV", doc="AB interlayer coupling"),
+        "hbar_v": Param("number", None, "meV nm", doc="Dirac velocity"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("valley", 1, "", doc='+1, -1 or "both"'),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
+        "rotate_cones": Param("choice", "no", choices=("no", "yes"),
+                              doc="rotate each layer's Dirac cone by its twist"),
+        "strain": Param("number", 0.0, "", doc="uniaxial heterostrain epsilon (fraction)"),
+        "strain_angle": Param("number", 0.0, "degrees", doc="strain direction"),
+        "poisson": Param("number", 0.16, "", doc="Poisson ratio"),
+        "beta": Param("number", 3.14, "", doc="strain gauge-field coefficient"),
+    }, doc="TBG continuum model: coupling sets, cone rotation, heterostrain (theory §2.5a)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
         "m": Param("number", unit="", doc="commensurate index (integer >= 1), r = 1"),
         "a": Param("number", 0.246, "nm", doc="graphene lattice constant"),

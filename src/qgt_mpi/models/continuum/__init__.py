@@ -8,12 +8,13 @@ twisted TMDs) as specs and :mod:`.presets` holds the published parameter sets.
 from __future__ import annotations
 
 from qgt_mpi.models.continuum.builder import ContinuumModel
-from qgt_mpi.models.continuum.moire import bm_spec, helical_spec, tmd_spec
-from qgt_mpi.models.continuum.presets import TMD_SETS, TMD_SOURCES
+from qgt_mpi.models.continuum.moire import bm_spec, helical_spec, strained_spec, tmd_spec
+from qgt_mpi.models.continuum.presets import BM_SETS, TMD_SETS, TMD_SOURCES
 from qgt_mpi.models.continuum.spec import ContinuumSpec, Harmonic, Layer
 
 __all__ = ["TMD_SETS", "ContinuumModel", "ContinuumSpec", "Harmonic", "Layer", "bm_spec",
-           "helical_spec", "htg_continuum", "tmd_continuum", "tmd_spec", "valley_key"]
+           "helical_spec", "htg_continuum", "strained_spec", "tbg_continuum", "tmd_continuum",
+           "tmd_spec", "valley_key"]
 
 
 def valley_key(valley: object) -> int:
@@ -75,3 +76,35 @@ def htg_continuum(theta: float, w0: float = 77.0, w1: float = 110.0, hbar_v: flo
     return ContinuumModel(helical_spec(float(theta), float(w0), float(w1), float(hbar_v),
                                        int(shells), valley_key(valley), float(mass),
                                        int(domain), info))
+
+
+def tbg_continuum(theta: float, params: str = "bm2011", w0: float | None = None,
+                  w1: float | None = None, hbar_v: float | None = None, shells: float = 3,
+                  valley: object = 1, mass: float = 0.0, rotate_cones: str = "no",
+                  strain: float = 0.0, strain_angle: float = 0.0, poisson: float = 0.16,
+                  beta: float = 3.14) -> ContinuumModel:
+    """Builder of ``kind = "tbg_continuum"``: TBG with a coupling set, cone rotation and
+    uniaxial heterostrain (theory §2.5a); the defaults are ``bm_continuum`` exactly.
+
+    Raises
+    ------
+    ValueError for an unknown set or out-of-range parameters.
+    """
+    if params not in BM_SETS:
+        raise ValueError(f"params must be one of {sorted(BM_SETS)}, got {params!r}")
+    given = {"w0": w0, "w1": w1, "hbar_v": hbar_v}
+    p = {**BM_SETS[params], **{k: float(v) for k, v in given.items() if v is not None}}
+    if not 0.0 < float(theta) < 30.0 or not p["hbar_v"] > 0:
+        raise ValueError(f"theta must be in (0, 30) degrees and hbar_v > 0, got {theta}, "
+                         f"{p['hbar_v']}")
+    if float(shells) != int(shells) or int(shells) < 1 or not abs(float(strain)) < 0.1:
+        raise ValueError(f"shells must be an integer >= 1 and |strain| < 0.1, got {shells}, "
+                         f"{strain}")
+    info = {"kind": "tbg_continuum", "params": params, "theta": float(theta), **p,
+            "shells": int(shells), "mass": float(mass), "rotate_cones": rotate_cones,
+            "strain": float(strain), "strain_angle": float(strain_angle),
+            "poisson": float(poisson), "beta": float(beta)}
+    spec = strained_spec(float(theta), p["w0"], p["w1"], p["hbar_v"], int(shells),
+                         valley_key(valley), float(mass), float(strain), float(strain_angle),
+                         float(poisson), float(beta), rotate_cones == "yes", info=info)
+    return ContinuumModel(spec)

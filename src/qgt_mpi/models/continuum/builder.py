@@ -94,6 +94,14 @@ class ContinuumModel(SparseModel):
             ops["valley"] = np.where(idx < self.n_block, 1.0, -1.0)
         return {name: sp.diags(v).tocsr() for name, v in ops.items()}
 
+    def valley(self, k: np.ndarray) -> sp.csr_matrix:
+        """Valley operator V(k) = ±1 on the states of valley ±1 (k-independent; theory §5.8):
+        with ``valley = "both"`` it splits a window into its two valleys."""
+        del k
+        if "valley" in self.operators:
+            return self.operators["valley"]
+        return (self.valleys[0] * sp.identity(self.norb, format="csr")).tocsr()
+
     def values(self, k: np.ndarray, span: slice | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """H, ∂H/∂k_x, ∂H/∂k_y at one k by (2.5a.1), of every entry or of ``span``."""

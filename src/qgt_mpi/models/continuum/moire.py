@@ -6,6 +6,13 @@ Dirac layers at κ_1 = (1/3, 1/3), κ_2 = (2/3, 2/3) (so p = k + G + q1, k + G +
 tunnelling ⟨2, G + s_j| H |1, G⟩ = T_j = w0 σ0 + w1 (cos φ_j σx + sin φ_j σy),
 φ_j = 2π(j − 1)/3, s_j = (0, 0), (1, 0), (0, 1).
 
+Strained TBG (theory §2.5a): layer ℓ rotated by θ_ℓ = ∓θ/2 and strained by E_ℓ = ∓S/2,
+S = R(φ)ᵀ diag(−ε, νε) R(φ) (uniaxial heterostrain ε along φ, Poisson ratio ν); its Dirac
+points K_ℓ^(j) = (1 − E_ℓᵀ) R(θ_ℓ) C₃^{j−1} K_D + A_ℓ, K_D = (4π/3a)(1, 0), with the strain
+gauge field A_ℓ = (√3β/2a)(E_xx − E_yy, −2E_xy) of layer ℓ (valley +1); q_j = K_1^(j) − K_2^(j),
+b1 = q2 − q1, b2 = q3 − q1, Dirac points D_1,2 = M ± q1/2 about the cutoff centre M; the cones
+are optionally rotated by θ_ℓ. At ε = 0 without cone rotation this is ``bm_spec`` exactly.
+
 Helical trilayer graphene (theory §2.5a): three Dirac layers with equal consecutive twists θ,
 to first order in θ Dirac points κ_ℓ = (1/6, 1/6), (1/2, 1/2), (5/6, 5/6) (the middle layer's
 on the cutoff centre M); layers 1–2 coupled by the BM T_j, layers 2–3 by the same T_j shifted
@@ -52,6 +59,38 @@ def bm_spec(theta: float, w0: float, w1: float, hbar_v: float, shells: int, vall
         tj = np.array([[w0, w1 * np.exp(-1j * phi)], [w1 * np.exp(1j * phi), w0]])
         harmonics.append(Harmonic(1, 0, shift, tj))  # Hermitian: M = T_j† = T_j
     return ContinuumSpec(b, layers, tuple(harmonics), shells, valley, dict(info or {}))
+
+
+def strained_spec(theta: float, w0: float, w1: float, hbar_v: float, shells: int,
+                  valley: int, mass: float = 0.0, strain: float = 0.0, strain_angle: float = 0.0,
+                  poisson: float = 0.16, beta: float = 3.14, rotate_cones: bool = False,
+                  a: float = 0.246, info: dict | None = None) -> ContinuumSpec:
+    """TBG with rotated cones and uniaxial heterostrain (module doc); angles in degrees."""
+    phi = math.radians(strain_angle)
+    rot = np.array([[math.cos(phi), -math.sin(phi)], [math.sin(phi), math.cos(phi)]])
+    big_s = rot.T @ np.diag([-strain, poisson * strain]) @ rot
+    k_d = 4.0 * math.pi / (3.0 * a) * np.array([1.0, 0.0])
+    dirac = []
+    for sign in (-1.0, 1.0):  # layer 1: −θ/2, −S/2; layer 2: +θ/2, +S/2
+        t, e = math.radians(sign * theta / 2), sign * big_s / 2
+        r_t = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+        gauge = math.sqrt(3.0) * beta / (2.0 * a) * np.array([e[0, 0] - e[1, 1], -2 * e[0, 1]])
+        dirac.append([(np.eye(2) - e.T) @ r_t @ _c3(j) @ k_d + gauge for j in range(3)])
+    q = np.array([dirac[0][j] - dirac[1][j] for j in range(3)])
+    b = np.array([q[1] - q[0], q[2] - q[0]])
+    centre = np.array([0.5, 0.5])
+    half = np.linalg.solve(b.T, q[0]) / 2  # q1/2 reduced: D_1 = M + q1/2, D_2 = M − q1/2
+    layers = tuple(Layer("dirac", tuple(centre - s * half), hbar_v=hbar_v, mass=mass,
+                         rotation=math.radians(s * theta / 2) if rotate_cones else 0.0)
+                   for s in (-1.0, 1.0))
+    bm = bm_spec(theta, w0, w1, hbar_v, shells, valley, mass, a)
+    return ContinuumSpec(b, layers, bm.harmonics, shells, valley, dict(info or {}))
+
+
+def _c3(j: int) -> np.ndarray:
+    """Rotation by 2πj/3."""
+    c, s = math.cos(2 * math.pi * j / 3), math.sin(2 * math.pi * j / 3)
+    return np.array([[c, -s], [s, c]])
 
 
 def helical_spec(theta: float, w0: float, w1: float, hbar_v: float, shells: int, valley: int,

@@ -35,9 +35,11 @@ TMD_SOURCES: dict[str, str] = {
 # Bistritzer-MacDonald defaults (theory §2.5): the deck defaults of kind = "bm_continuum".
 BM_DEFAULTS: dict[str, float] = {"w0": 88.0, "w1": 110.0, "hbar_v": 594.4, "a": 0.246}
 
-# TBG with relaxed couplings as bm_continuum deck keys: M. Koshino, N. F. Q. Yuan, T. Koretsune,
-# M. Ochi, K. Kuroki, L. Fu, PRX 8, 031087 (2018): u = 79.7 meV (AA), u' = 97.5 meV (AB),
-# hbar v / a = 2.1354 eV with a = 0.246 nm, i.e. hbar v = 525.3 meV nm.
+# TBG sets of kind = "tbg_continuum" (params; also usable as bm_continuum deck keys). Relaxed:
+# M. Koshino, N. F. Q. Yuan, T. Koretsune, M. Ochi, K. Kuroki, L. Fu, PRX 8, 031087 (2018):
+# u = 79.7 meV (AA), u' = 97.5 meV (AB), hbar v / a = 2.1354 eV with a = 0.246 nm, i.e.
+# hbar v = 525.3 meV nm.
 BM_SETS: dict[str, dict[str, float]] = {
+    "bm2011": {"w0": 88.0, "w1": 110.0, "hbar_v": 594.4},  # the bm_continuum defaults
     "koshino2018": {"w0": 79.7, "w1": 97.5, "hbar_v": 2135.4 * 0.246},
 }
