@@ -167,8 +167,8 @@ def deck_model(kind: str, /, *, flatten: Mapping | None = None, supercell: Mappi
 
     Parameters
     ----------
-    kind : ``model.kind`` ("haldane", "bm_continuum", "tbg_atomistic", "wannier90",
-        "tight_binding", "model_file").
+    kind : ``model.kind`` ("haldane", "bm_continuum", "tmd_continuum", "htg_continuum",
+        "tbg_atomistic", "wannier90", "tight_binding", "model_file").
     flatten, supercell : the ``[model.flatten]`` and ``[model.supercell]`` tables as dicts.
     comm : for kinds that read files or solve once (rank 0 reads or solves, then broadcasts);
         collective over it when given. None: the calling process alone.
@@ -300,6 +300,7 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
         window=window, filling=s.filling, filling_bands=list(s.filling_bands) if fixed else None,
         timers=timers)
     if comm.rank == 0:  # the same reduced inputs on every rank: warn once
+        diagnostics.check_flavours(log, model, config.degeneracy)
         diagnostics.check_window(log, job, geometry, transport["mu"] if fixed else None)
     groups = driver.extra_phases(comm, config, job, geometry, timers, log, layout.across)
     axes = {"temperature": s.temperature, "delta": delta_bands}

@@ -107,7 +107,10 @@ def _cartesian(model: BlochModel, keys: np.ndarray, n1: int, n2: int) -> np.ndar
 
 
 def _unimodular(z: np.ndarray) -> np.ndarray:
-    return z / np.abs(z)
+    """z/|z|; NaN where z = 0 (no overlap, e.g. bands of two valleys crossing): the flux is
+    then undefined and the band is reported as touching (theory §5.7), without a warning."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return z / np.abs(z)
 
 
 def _by_size(groups: list[tuple[int, int]]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -202,7 +202,8 @@ class GeometrySummary:
         gap, worst, skipped = st["geo_gap"], st["geo_violation"], int(st["geo_skipped"])
         # (1/V)Σ_k → ∫ d²k/(2π)²: divide by N_k A_c (theory §1); area element ΔA = (2π)²/(N_k A_c).
         bz = 1.0 / (nk_total * cell_area)
-        chern = np.rint(flux / (2 * math.pi)).astype(int)
+        with np.errstate(invalid="ignore"):  # NaN flux: undefined bands (band_undefined)
+            chern = np.rint(flux / (2 * math.pi)).astype(int)
         metric_integral = (sums[2:] * bz).T
         trace_integral = metric_integral[:, 0] + metric_integral[:, 1]
         violation = trace_violation(worst, sums, nk_total)

@@ -45,6 +45,15 @@ def _choice(key: str, value: object, choices: tuple[str, ...]) -> str:
     return text
 
 
+def _valley(key: str, value: object) -> int | str:
+    """A continuum model's valley: 1, -1 or "both" (both valleys, block diagonal)."""
+    if value == "both" or (isinstance(value, int | float) and not isinstance(value, bool)
+                           and value in (1, -1)):
+        return value if value == "both" else int(value)
+    raise InputError(key, value, 'must be 1, -1 or "both" (the time-reversal partner '
+                                 "solved alongside)")
+
+
 def _ints(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
                                            for v in value)
@@ -179,6 +188,7 @@ def _checker(p: Param, base: str, defaults: dict):
         "matrix": partial(_matrix, unit=p.unit, shape=p.shape),
         "vector": partial(_vector, unit=p.unit),
         "hoppings": partial(_hoppings, defaults=defaults),
+        "valley": _valley,
     }[p.type]
 
 

@@ -10,9 +10,10 @@ Parameter types (checked by the deck reader): ``number`` (finite float, ``unit``
 ``plane`` (two different integers out of 1, 2, 3), ``matrix`` (list of equal-length lists
 of numbers; ``shape`` with None for any length), ``vector`` (list of numbers),
 ``hoppings`` (a list of tables {R, a, b, t} or of rows [R1, R2, a, b, Re t, Im t]),
-``integer``, ``per_layer`` (a number, or a list with one number per layer) and ``table`` (a
-sub-table checked against ``schema``, e.g. ``[model.relax]``). ``bounds`` = (low, high)
-limits a number or an integer (inclusive): sizes are checked before anything is allocated.
+``integer``, ``per_layer`` (a number, or a list with one number per layer), ``table`` (a
+sub-table checked against ``schema``, e.g. ``[model.relax]``) and ``valley`` (1, -1 or
+"both": a continuum model's valley, or both side by side). ``bounds`` = (low, high) limits a
+number or an integer (inclusive): sizes are checked before anything is allocated.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from qgt_mpi.models.continuum.presets import BM_SETS, TMD_SETS
 
 REQUIRED = object()  # sentinel: the parameter has no default
 
@@ -75,7 +78,25 @@ def _model_file(file, comm=None):
 def _bm_continuum(**params):
     from qgt_mpi.models.bm_continuum import bm_continuum
 
-    return bm_continuum(**{k: float(v) for k, v in params.items()})
+    return bm_continuum(**{k: v if k == "valley" else float(v) for k, v in params.items()})
+
+
+def _tmd_continuum(**params):
+    from qgt_mpi.models.continuum import tmd_continuum
+
+    return tmd_continuum(**params)
+
+
+def _htg_continuum(**params):
+    from qgt_mpi.models.continuum import htg_continuum
+
+    return htg_continuum(**params)
+
+
+def _tbg_continuum(**params):
+    from qgt_mpi.models.continuum import tbg_continuum
+
+    return tbg_continuum(**params)
 
 
 def _tbg_atomistic(comm=None, **params):
@@ -158,9 +179,49 @@ KINDS: dict[str, Kind] = {
         "w1": Param("number", 110.0, "meV", doc="AB interlayer coupling"),
         "hbar_v": Param("number", 594.4, "meV nm", doc="Dirac velocity"),
         "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
-        "valley": Param("number", 1, "", doc="+1 or -1"),
+        "valley": Param("valley", 1, "", doc='+1, -1 or "both"'),
         "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
-    }, doc="Bistritzer-MacDonald continuum model, one valley (theory §2.5)"),
+    }, doc="Bistritzer-MacDonald continuum model, one valley or both (theory §2.5)"),
+    "tmd_continuum": Kind(_tmd_continuum, {
+        "theta": Param("number", unit="degrees", doc="twist angle"),
+        "params": Param("choice", "wang2024", choices=tuple(TMD_SETS),
+                        doc="published parameter set; the keys below override it"),
+        "a": Param("number", None, "nm", doc="monolayer lattice constant"),
+        "mstar": Param("number", None, "m_e", doc="valence-band effective mass"),
+        "V": Param("number", None, "meV", doc="intralayer moire potential"),
+        "w": Param("number", None, "meV", doc="interlayer tunnelling"),
+        "psi": Param("number", None, "degrees", doc="phase of the intralayer potential"),
+        "layer_potential": Param("number", 0.0, "meV", doc="+U/2 bottom, -U/2 top layer"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("valley", 1, "", doc='+1 (K), -1 (K\', time-reversal partner) or "both"'),
+    }, doc="twisted homobilayer TMD continuum model, Wu et al. 2019 (theory §2.5a)"),
+    "htg_continuum": Kind(_htg_continuum, {
+        "theta": Param("number", unit="degrees", doc="consecutive twist angle"),
+        "w0": Param("number", 77.0, "meV", doc="AA interlayer coupling"),
+        "w1": Param("number", 110.0, "meV", doc="AB interlayer coupling"),
+        "hbar_v": Param("number", 594.4, "meV nm", doc="Dirac velocity"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("valley", 1, "", doc='+1, -1 or "both"'),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass, all three layers"),
+        "domain": Param("number", 1, "", doc="+1 or -1: offset of the second moire"),
+    }, doc="helical trilayer graphene continuum model (theory §2.5a)"),
+    "tbg_continuum": Kind(_tbg_continuum, {
+        "theta": Param("number", unit="degrees", doc="twist angle"),
+        "params": Param("choice", "bm2011", choices=tuple(BM_SETS),
+                        doc="coupling set; w0, w1, hbar_v override it"),
+        "w0": Param("number", None, "meV", doc="AA interlayer coupling"),
+        "w1": Param("number", None, "meV", doc="AB interlayer coupling"),
+        "hbar_v": Param("number", None, "meV nm", doc="Dirac velocity"),
+        "shells": Param("number", 3, "", doc="plane-wave cutoff in moire shells (integer)"),
+        "valley": Param("valley", 1, "", doc='+1, -1 or "both"'),
+        "mass": Param("number", 0.0, "meV", doc="sublattice mass (hBN alignment)"),
+        "rotate_cones": Param("choice", "no", choices=("no", "yes"),
+                              doc="rotate each layer's Dirac cone by its twist"),
+        "strain": Param("number", 0.0, "", doc="uniaxial heterostrain epsilon (fraction)"),
+        "strain_angle": Param("number", 0.0, "degrees", doc="strain direction"),
+        "poisson": Param("number", 0.16, "", doc="Poisson ratio"),
+        "beta": Param("number", 3.14, "", doc="strain gauge-field coefficient"),
+    }, doc="TBG continuum model: coupling sets, cone rotation, heterostrain (theory §2.5a)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
         "m": Param("integer", unit="", doc="commensurate index, r = 1", bounds=(1, 400)),
         **_SLATER_KOSTER,

@@ -26,6 +26,11 @@ Applied once to the reduced results (identical on every rank, so no communicatio
 * **Touching bands** (theory §5.7): bands whose gap closes on the grid form a group; their
   per-band numbers are NaN (``/geometry/band_undefined``) and one warning names the groups.
 * **Isolated windows** (theory §5.5, Eq. 5.5a): :func:`window_isolated`.
+* **Flavours the model lacks** (theory §2.5a): a continuum model knows the valleys it holds
+  (``valleys``) and the spin states of each (``spin_per_valley``); a ``degeneracy`` above the
+  spin count counts valleys, and multiplies one valley's σ_xy where its partner would cancel it
+  (``degeneracy = 4`` on one BM valley gives σ_xy = −4 e²/h at neutrality with a sublattice
+  mass): :func:`check_flavours` warns and names ``valley = "both"``.
 
 Warnings summarise: a count, index ranges (:func:`describe_indices`, "bands 0-119, 124-243
 (240 of 244)") and the worst value, never one entry per band.
@@ -48,6 +53,31 @@ GAP_RELATIVE_FLOOR = 1e-9  # gap must exceed this fraction of the energy scale
 MAX_PLAQUETTE_FLUX = 0.5  # |Berry flux| per plaquette (units of π) above which C is doubtful
 MAX_RANGES = 8  # index ranges written out in one warning; the rest are counted
 EDGE_TOL = 1e-10  # meV: a window band this close to an outside one at one k is cut from it
+
+
+def check_flavours(log: logging.Logger, model, degeneracy: float) -> bool:
+    """Warn when ``degeneracy`` counts a valley the model does not contain; True if warned.
+
+    The flavours a model leaves out are its spin states only (``spin_per_valley``: 2 for
+    graphene, 1 for spin-valley-locked TMD valence bands), so ``degeneracy`` above that counts
+    valleys; with one valley in the model that valley's Chern numbers are multiplied where its
+    time-reversal partner's would cancel them. Models without ``valleys`` and
+    ``spin_per_valley`` (tight-binding, atomistic TBG with both valleys in its cell, files) are
+    not judged.
+    """
+    valleys = getattr(model, "valleys", None)
+    spin = getattr(model, "spin_per_valley", None)
+    if valleys is None or spin is None or degeneracy <= spin:
+        return False
+    held = "both valleys" if len(valleys) == 2 else f"one valley ({valleys[0]:+d})"
+    advice = ("" if len(valleys) == 2 else 'use valley = "both" and ')
+    log.warning("warning: degeneracy = %g counts flavours the model does not contain: it holds "
+                "%s, each with %d spin state(s) outside the model (at most degeneracy = %d); "
+                "a valley counted by degeneracy has the Chern numbers of the one computed, "
+                "not the opposite ones of its time-reversal partner, so sigma_xy and the Hall "
+                "channels are multiplied where they would cancel: %sdegeneracy = %d for a "
+                "valley-unpolarised result", degeneracy, held, spin, spin, advice, spin)
+    return True
 
 
 def index_ranges(indices) -> list[tuple[int, int]]:

@@ -115,6 +115,8 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         done, restored, n_done = resume(comm, job, path, fp, restart)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
     _announce(log, config.title, model, comm, job, n_done)
+    if comm.rank == 0:
+        diagnostics.check_flavours(log, model, config.degeneracy)
     with stop_on_signals(StopFlag()) as stop:  # k-pass, evaluation, superfluid, valley
         todo = [b for b in range(job.n_blocks) if not done[b]]
         run_blocks(comm, job, todo, timers, log, config.run.progress_percent, saver, stop)

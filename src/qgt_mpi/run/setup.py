@@ -113,10 +113,11 @@ def solver_from_config(config: RunConfig, model: BlochModel, pool: MPI.Comm) -> 
         raise InputError("solver.resolve", name, "resolves degenerate groups of a window: "
                          'needs solver.kind = "slepc" (or "auto" above the dense crossover)')
     if config.solver.valley:
-        if not callable(getattr(model, "valley", None)):
+        if (not callable(getattr(model, "valley", None))
+                or len(getattr(model, "valleys", (1, -1))) != 2):
             raise InputError("solver.valley", True, "needs a model with a valley operator "
-                             f'(kind = "tbg_atomistic"); model.kind = "{config.model.kind}" '
-                             "has none")
+                             '(kind = "tbg_atomistic", or a continuum kind with valley = '
+                             f'"both"); model.kind = "{config.model.kind}" has none')
         if not solver.windowed:
             raise InputError("solver.valley", True, f"needs a window; solver.kind = "
                              f'"auto" chose the dense solver for {model.norb} orbitals '

@@ -108,7 +108,7 @@ def operator_apply(model: BlochModel, name: str) -> Callable[[np.ndarray], Apply
     k-independent) or ``model.valley(k)`` for ``"valley"``. Raises ValueError if absent."""
     ops = getattr(model, "operators", {}) or {}
     valley = getattr(model, "valley", None)
-    valley = valley if callable(valley) else None  # (bm_continuum's ``valley`` is its index)
+    valley = valley if callable(valley) else None
     if name in ops:
         matrix = ops[name]
         return lambda k: (lambda x: matrix @ x)

@@ -80,7 +80,7 @@ def band_weights(
     inv_dzb[:, diag, diag] = 0.0  # off-diagonal from here on (the pairs n ≠ m)
     off = ~np.eye(nb, dtype=bool)[None]
     near = off & (np.abs(dz) < near_tol)
-    inv_dz = np.where(near, 0.0, 1.0 / np.where(off, dz, 1.0))
+    inv_dz = np.where(near, 0.0, 1.0 / np.where(off & ~near, dz, 1.0))  # no 1/0 on near pairs
     inv_dz[:, diag, diag] = 0.0
     w = np.zeros((nk, nb, len(COMPONENTS), 2), dtype=complex)
     # Shared by both directions and the Hall weights; all zero on the diagonal, so the
