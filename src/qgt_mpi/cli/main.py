@@ -200,9 +200,11 @@ def _validate(comm, args) -> int:
 
 def _info(comm, args) -> int:
     """``info``: summary of a result file (rank 0 prints)."""
+    from qgt_mpi.io.input_guard import check_input
     from qgt_mpi.io.reader import summarize
 
     if comm.rank == 0:
+        check_input(args.output, "result", "FILE")  # a regular file: never a FIFO or device
         _warn_file(args.output)
         try:
             print(summarize(args.output, args.group, _selection(args)), flush=True)
@@ -229,9 +231,11 @@ def _warn_file(path: str) -> None:
 def _plot(comm, args) -> int:
     """``plot``: figures from a result file (rank 0 draws; serial by nature)."""
     from qgt_mpi.cli.plot_options import options
+    from qgt_mpi.io.input_guard import check_input
     from qgt_mpi.plot import plot_file
 
     if comm.rank == 0:
+        check_input(args.output, "result", "FILE")
         _warn_file(args.output)
         for path in plot_file(args.output, args.dir, options(args)):
             print(path)
@@ -289,6 +293,7 @@ def _main(args) -> int:
     """Dispatch a parsed command under COMM_WORLD."""
     from mpi4py import MPI
 
+    from qgt_mpi.io.checks import InputError
     from qgt_mpi.parallel.errors import CollectiveError, install_excepthook
 
     comm = MPI.COMM_WORLD
@@ -304,8 +309,16 @@ def _main(args) -> int:
             sys.stderr.write(f"qgt-mpi: {kind}: {exc}\n")
             sys.stderr.flush()
         return exc.status
-    except (OSError, KeyError, ValueError) as exc:  # info on an unreadable/foreign file
+    except InputError as exc:  # info/plot (rank 0 alone): a FIFO, a device, no such file
         if args.command not in ("info", "plot"):
             raise
-        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {exc}\n")
+        sys.stderr.write(f"qgt-mpi: input error: {exc}\n")
+        return EXIT_INPUT
+    except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
+        # info/plot on an unreadable, foreign or malformed file (a dataset of the wrong
+        # shape or type): one line naming the file, never a traceback
+        if args.command not in ("info", "plot"):
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {text}\n")
         return EXIT_INPUT

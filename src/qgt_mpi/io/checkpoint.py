@@ -107,7 +107,13 @@ def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
 
 
 def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray]]:
-    """Read a checkpoint: (fingerprint, done mask, state arrays)."""
+    """Read a checkpoint: (fingerprint, done mask, state arrays).
+
+    A regular file within the checkpoint size cap only (io/input_guard.py).
+    """
+    from qgt_mpi.io.input_guard import check_input
+
+    check_input(path, "checkpoint", "checkpoint")
     with h5py.File(path, "r", driver=None) as f:
         if int(f.attrs.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format")

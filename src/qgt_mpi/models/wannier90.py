@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 
+from qgt_mpi.io.checks import CELL_INDEX_MAX, ENERGY_MAX_MEV, LENGTH_MAX, bounded_array, magnitude
 from qgt_mpi.models import hermitian
 from qgt_mpi.models.lattice import TightBinding
 from qgt_mpi.models.textfile import ModelFileError
@@ -129,13 +130,40 @@ def _files(hr, tb, centres, lattice) -> tuple[np.ndarray, Hoppings, np.ndarray |
     return lat, hops, None, "none: all orbitals at the cell origin"
 
 
+def _check_ranges(h: Hoppings, lattice: np.ndarray, tau: np.ndarray | None) -> None:
+    """Refuse numbers outside the ranges every model obeys (docs/input.md, io/checks.py):
+    |H| <= ENERGY_MAX_MEV (a file scaled by 1e8 gave sigma_xy = 0 silently), |R_i| <=
+    CELL_INDEX_MAX, lengths <= LENGTH_MAX Å. One ModelFileError at the first bad line."""
+    t_mev = np.abs(h.t) * EV_TO_MEV
+    big = ~(t_mev <= ENERGY_MAX_MEV)
+    if np.any(big):
+        i = int(np.argmax(big))
+        raise ModelFileError(h.path, int(h.lines[i]), f"|H| = {t_mev[i]:.6g} meV: hoppings "
+                             f"must satisfy |H| <= {ENERGY_MAX_MEV:g} meV "
+                             f"({ENERGY_MAX_MEV / EV_TO_MEV:g} eV)")
+    far = np.any(np.abs(h.R) > CELL_INDEX_MAX, axis=1)
+    if np.any(far):
+        i = int(np.argmax(far))
+        raise ModelFileError(h.path, int(h.lines[i]), f"cell R = {h.R[i].tolist()}: "
+                             f"|R_i| must be <= {CELL_INDEX_MAX}")
+    for name, arr in (("lattice", lattice), ("centres", tau)):
+        if arr is not None and not np.all(np.abs(arr) <= LENGTH_MAX):
+            raise ModelFileError(h.path, None, f"{name} hold a length beyond "
+                                 f"{LENGTH_MAX:g} Å (or a non-finite one)")
+
+
 def wannier90_arrays(hr=None, tb=None, centres=None, lattice=None, plane=(1, 2),
                      out_of_plane: str = "refuse", fermi: float = 0.0) -> dict:
     """Arrays and facts of the 2D model (serial): what :class:`TightBinding` takes."""
     if out_of_plane not in ("refuse", "sum"):
         raise ValueError(f"out_of_plane = {out_of_plane!r}: must be \"refuse\" or \"sum\"")
+    magnitude("model.fermi", fermi, ENERGY_MAX_MEV / EV_TO_MEV, "eV",
+              "the energy range of every model, docs/input.md")
+    if lattice is not None:
+        bounded_array("model.lattice", lattice, LENGTH_MAX, "Å")
     basis = _plane(plane)
     lat3, hops, tau, centres_from = _files(hr, tb, centres, lattice)
+    _check_ranges(hops, lat3, tau)
     t = _symmetrise(hops)
     lat3 = basis @ lat3  # a'_k = Σ_l M_kl a_l: in-plane vectors first
     cells = hops.R @ np.rint(np.linalg.inv(basis)).astype(np.int64)  # R·A = R'·A'

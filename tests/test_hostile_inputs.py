@@ -1,0 +1,210 @@
+"""Every file that enters a run goes through one guarded door (io/input_guard.py).
+
+Special files (FIFO, device, directory) are refused before anything opens them for reading,
+numbers in model files and Wannier90 files are range-checked, and a model file read on rank
+0 reaches every rank or one error does (never an exception inside a broadcast).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from decks import deck_text, kgrid_table, sweep_table, table
+from w90_util import haldane_files
+
+from qgt_mpi.io.checks import InputError
+from qgt_mpi.io.input_guard import SIZE_CAPS, check_input, read_bytes
+from qgt_mpi.models import haldane
+from qgt_mpi.models.inline import tight_binding
+from qgt_mpi.models.modelfile import load_model, save_model
+from qgt_mpi.models.textfile import ModelFileError
+from qgt_mpi.models.wannier90 import read_wannier90
+
+
+def _fifo(tmp_path: Path, name: str = "fifo") -> Path:
+    path = tmp_path / name
+    os.mkfifo(path)
+    return path
+
+
+# -- the guard itself ---------------------------------------------------------------------
+
+def test_guard_refuses_fifo_device_directory(tmp_path):
+    fifo = _fifo(tmp_path)
+    for path, what in ((fifo, "FIFO"), ("/dev/zero", "device"), (tmp_path, "directory")):
+        with pytest.raises(InputError, match=what):
+            read_bytes(str(path), "deck")  # returns at once: never blocks on the FIFO
+    with pytest.raises(InputError, match=r"cannot read file \(No such file"):
+        check_input(str(tmp_path / "absent"), "hr")
+
+
+def test_guard_size_cap(tmp_path, monkeypatch):
+    path = tmp_path / "big.toml"
+    path.write_text("x" * 100)
+    monkeypatch.setitem(SIZE_CAPS, "deck", 99)
+    with pytest.raises(InputError, match="more than the deck file limit of 99 bytes"):
+        read_bytes(str(path), "deck")
+    monkeypatch.setitem(SIZE_CAPS, "deck", 100)
+    assert read_bytes(str(path), "deck") == b"x" * 100
+
+
+def test_hr_file_fifo_refused(tmp_path):
+    fifo = _fifo(tmp_path, "seed_hr.dat")
+    with pytest.raises(ModelFileError, match="is a FIFO"):
+        read_wannier90(hr=str(fifo), lattice=np.eye(3))
+
+
+def test_model_file_fifo_and_device_refused(tmp_path):
+    with pytest.raises(ModelFileError, match="is a FIFO"):
+        load_model(str(_fifo(tmp_path, "m.h5")))
+    with pytest.raises(ModelFileError, match="is a device"):
+        load_model("/dev/zero")
+
+
+# -- model files: shapes, types, ranges ----------------------------------------------------
+
+def _saved(tmp_path: Path) -> Path:
+    path = tmp_path / "m.h5"
+    save_model(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), str(path))
+    return path
+
+
+def test_model_file_info_json_list_is_one_error(tmp_path):
+    path = _saved(tmp_path)
+    with h5py.File(path, "a") as f:
+        f.attrs["info_json"] = json.dumps([1, 2])
+    with pytest.raises(ModelFileError, match="info_json must be a JSON object"):
+        load_model(str(path))
+
+
+@pytest.mark.parametrize("name, value, match", [
+    ("t", lambda t: t * 1e8, "'t' has |value|"),
+    ("t", lambda t: np.where(np.arange(t.size) == 0, np.nan, t), "non-finite"),
+    ("R", lambda r: r + (2**62), "'R' has |value|"),
+    ("a", lambda a: a + 5, "orbital index outside"),
+    ("lattice", lambda x: x[:1], "shape"),
+])
+def test_model_file_bad_numbers_refused(tmp_path, name, value, match):
+    path = _saved(tmp_path)
+    with h5py.File(path, "a") as f:
+        new = value(f[name][()])
+        del f[name]
+        f[name] = new
+    with pytest.raises(ModelFileError, match=match) as err:
+        load_model(str(path))
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_model_file_missing_dataset(tmp_path):
+    path = _saved(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["t"]
+    with pytest.raises(ModelFileError, match="dataset 't' is missing"):
+        load_model(str(path))
+
+
+# -- Wannier90 and inline numbers ------------------------------------------------------------
+
+def test_wannier90_fermi_out_of_range(tmp_path):
+    files = haldane_files(tmp_path)
+    with pytest.raises(InputError, match=r"model.fermi = 1e\+300: must satisfy \|x\| <= 1000"):
+        read_wannier90(tb=files["tb"], fermi=1e300)
+
+
+def test_wannier90_huge_hoppings_refused(tmp_path):
+    files = haldane_files(tmp_path)
+    hr = Path(files["hr"])
+    lines = hr.read_text().splitlines()
+    for i, line in enumerate(lines):
+        f = line.split()
+        if len(f) == 7 and i > 3:  # below the header and the degeneracy line
+            lines[i] = " ".join([*f[:5], *(f"{float(x) * 1e8:.6f}" for x in f[5:])])
+    hr.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ModelFileError, match=r"meV: hoppings must satisfy \|H\| <= 1e\+06"):
+        read_wannier90(hr=files["hr"], lattice=files["lattice"])
+
+
+def test_wannier90_huge_cell_index_refused(tmp_path):
+    files = haldane_files(tmp_path)
+    hr = Path(files["hr"])
+    lines = hr.read_text().splitlines()
+    for i, line in enumerate(lines):
+        f = line.split()
+        if len(f) == 7 and i > 3 and f[:3] != ["0", "0", "0"]:
+            old = f[:3]
+            lines = [(" ".join([str(2**63 - 1), *g[1:]]) if j > 3 and len(g := ln.split())
+                      == 7 and g[:3] == old else ln) for j, ln in enumerate(lines)]
+            break
+    hr.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ModelFileError, match=r"\|R_i\| must be <= 1000000"):
+        read_wannier90(hr=files["hr"], lattice=files["lattice"])
+
+
+def test_inline_cell_index_and_hopping_range():
+    base = dict(lattice=[[1, 0], [0, 1]], positions=[[0, 0]])
+    with pytest.raises(InputError, match=r"model.hoppings.R\[0\]\[0\] = 9223372036854775807"):
+        tight_binding(**base, hoppings=[((2**63 - 1, 0), 0, 0, 1.0)])
+    with pytest.raises(InputError, match=r"model.hoppings.t\[0\]"):
+        tight_binding(**base, hoppings=[((1, 0), 0, 0, 1e12)])
+    tight_binding(**base, hoppings=[((1, 0), 0, 0, 1.0)])  # still fine
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+FLAT = table("model", kind="haldane", t1=1.0, t2=0.3, mass=0.2, phi=1.1) + \
+    table("model.flatten", gap=1.0)
+
+
+def _sweep() -> str:
+    return kgrid_table(4) + sweep_table(delta=[0.05])
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("np_", [0, 2])
+def test_saved_flattened_model_runs_on_two_ranks(tmp_path, np_):
+    """A flattened model saved with `model save` and read back under mpirun: it hung
+    (KeyError '<d' inside the broadcast on rank 0: the attribute's explicit byte order)."""
+    from runner import qgt
+
+    deck = tmp_path / "flat.toml"
+    deck.write_text(deck_text(FLAT, _sweep()))
+    saved = qgt(["model", "save", str(deck), "-o", str(tmp_path / "flat.h5")])
+    assert saved.returncode == 0, saved.stderr
+    use = tmp_path / "use.toml"
+    use.write_text(deck_text(table("model", kind="model_file", file="flat.h5"), _sweep()))
+    proc = qgt(["validate", str(use)], np=np_, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "haldane+flat" in proc.stdout
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("command", ["validate", "info", "plot"])
+def test_commands_refuse_fifo_at_once(tmp_path, command):
+    from runner import qgt
+
+    fifo = _fifo(tmp_path, "x.toml")
+    proc = qgt([command, str(fifo)], timeout=60)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "is a FIFO, not a regular file" in lines[0], lines
+
+
+@pytest.mark.subprocess
+def test_deck_with_fifo_hr_is_refused(tmp_path):
+    from runner import qgt
+
+    _fifo(tmp_path, "seed_hr.dat")
+    deck = tmp_path / "w.toml"
+    deck.write_text(deck_text(table("model", kind="wannier90", hr="seed_hr.dat",
+                                    lattice=[[1.0, 0, 0], [0, 1.0, 0], [0, 0, 5.0]]),
+                              _sweep()))
+    proc = qgt(["validate", str(deck)], np=2, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "is a FIFO" in proc.stderr
+
+
