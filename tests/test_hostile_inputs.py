@@ -208,3 +208,84 @@ def test_deck_with_fifo_hr_is_refused(tmp_path):
     assert "is a FIFO" in proc.stderr
 
 
+
+
+# -- restart fingerprints hash file contents -------------------------------------------------
+
+def test_fingerprint_hashes_model_file_content(tmp_path):
+    """A restart after the model file changed resumed ("10 of 16 blocks already done") and
+    mixed two models: the fingerprint held the path only."""
+    from qgt_mpi.io import checkpoint
+    from qgt_mpi.io.deck import load_deck
+
+    model = tmp_path / "m.h5"
+    save_model(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), str(model))
+    deck = tmp_path / "d.toml"
+    deck.write_text(deck_text(table("model", kind="model_file", file="m.h5"), _sweep()))
+    before = checkpoint.fingerprint(load_deck(str(deck)))
+    assert "model.file.sha256" in before
+    model.unlink()
+    save_model(haldane(t1=1.0, t2=0.31, mass=0.2, phi=1.1), str(model))  # same name
+    after = checkpoint.fingerprint(load_deck(str(deck)))
+    assert checkpoint.changed_fields(before, after) == ["model.file.sha256"]
+
+
+def test_fingerprint_hashes_hr_file_content(tmp_path):
+    from qgt_mpi.io import checkpoint
+    from qgt_mpi.io.deck import load_deck
+
+    files = haldane_files(tmp_path)
+    deck = tmp_path / "d.toml"
+    deck.write_text(deck_text(table("model", kind="wannier90", tb="seed_tb.dat"), _sweep()))
+    before = checkpoint.fingerprint(load_deck(str(deck)))
+    tb = Path(files["tb"])
+    tb.write_text(tb.read_text().replace("0.", "1.", 1))
+    after = checkpoint.fingerprint(load_deck(str(deck)))
+    assert checkpoint.changed_fields(before, after) == ["model.tb.sha256"]
+
+
+# -- PETSc options: solver tuning only -------------------------------------------------------
+
+@pytest.mark.parametrize("argv, match", [
+    (["-qgt_eps_target", "1000"], "set solver.target in the deck"),
+    (["-qgt_eps_target", "-5"], "set solver.target in the deck"),
+    (["-qgt_eps_view", "ascii:/tmp/x"], "writes output"),
+    (["-qgt_eps_problem_type", "nhep"], "not a solver tuning option"),
+    (["-qgt_st_type", "shift"], "not a solver tuning option"),
+    (["-qgt_st_pc_type", "ascii:/etc/passwd"], "plain word"),
+    (["-qgt_eps_monitor"], "writes output"),
+])
+def test_petsc_option_refused(argv, match):
+    from qgt_mpi.solvers import options
+
+    with pytest.raises(InputError, match=match):
+        options.parse(argv)
+
+
+def test_petsc_tuning_options_pass():
+    from qgt_mpi.solvers import options
+
+    argv = ["-qgt_st_mat_mumps_icntl_14", "50", "-qgt_eps_mpd", "40",
+            "-qgt_eps_krylovschur_locking", "-qgt_st_pc_factor_mat_solver_type", "mumps"]
+    assert options.parse(argv) == [("st_mat_mumps_icntl_14", "50"), ("eps_mpd", "40"),
+                                   ("eps_krylovschur_locking", ""),
+                                   ("st_pc_factor_mat_solver_type", "mumps")]
+    options.check_database({"qgt_st_mat_mumps_icntl_14": "50", "other_x": "1"})
+    with pytest.raises(InputError, match="writes output"):
+        options.check_database({"qgt_eps_view": "ascii:/tmp/x"})  # e.g. from PETSC_OPTIONS
+
+
+@pytest.mark.subprocess
+def test_run_refuses_petsc_viewer_with_one_line(tmp_path):
+    from runner import qgt
+
+    deck = tmp_path / "d.toml"
+    deck.write_text(deck_text(FLAT, _sweep()))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    proc = qgt(["run", str(deck), "-o", str(tmp_path / "o.h5"), "-qgt_eps_view",
+                f"ascii:{victim}"], np=2, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("qgt-mpi: input error: PETSc option"), lines
+    assert victim.read_text() == "keep" and not (tmp_path / "o.h5").exists()

@@ -243,22 +243,33 @@ def _plot(comm, args) -> int:
 
 
 def _petsc_options(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """Parse ``argv``; ``-qgt_*`` options (and their values) go to PETSc/SLEPc unchanged.
+    """Parse ``argv``; ``-qgt_*`` options (and their values) go to PETSc/SLEPc.
 
-    They are SLEPc's own options with the solver's prefix (``-qgt_eps_type``,
-    ``-qgt_st_ksp_type``, ...), read by ``EPS.setFromOptions`` in solvers/slepc.py. Anything
-    else that argparse does not know is an error (exit status 2).
+    They are SLEPc's own options with the solver's prefix (``-qgt_st_ksp_type``, ...), read
+    by ``EPS.setFromOptions`` in solvers/shift_invert.py, and only solver tuning passes
+    (solvers/options.py: the target, the problem type, viewers and monitors are refused with
+    one line, exit status 2). Anything else that argparse does not know is an error too.
     """
     args, extra = parser.parse_known_args(argv)
     if extra and not extra[0].startswith("-qgt_"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    bad = [t for t in extra if t.startswith("-") and not t.startswith("-qgt_")]
+    bad = [t for t in extra if t.startswith("-") and not t.startswith("-qgt_")
+           and not t[1:2].isdigit() and not t[1:2] == "."]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (solver options start -qgt_)")
     if extra:
+        from qgt_mpi.io.checks import InputError
+        from qgt_mpi.solvers import options
+
+        try:
+            argv_petsc = options.accept(extra)  # the allow-list: solver tuning only
+        except InputError as exc:  # every rank refuses the same; the first rank says so
+            if os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")) == "0":
+                sys.stderr.write(f"qgt-mpi: input error: {exc}\n")
+            raise SystemExit(EXIT_INPUT) from None
         import petsc4py
 
-        petsc4py.init([sys.argv[0], *extra])  # before the first `from petsc4py import PETSc`
+        petsc4py.init([sys.argv[0], *argv_petsc])  # before the first `from petsc4py import PETSc`
     return args
 
 

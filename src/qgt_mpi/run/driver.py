@@ -107,7 +107,8 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
                        config.run.chunk, config.output.kresolved, solver, window,
                        None if s.filling is None else list(s.filling_bands))
-        path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
+        path = checkpoint.checkpoint_name(output)
+        fp = checkpoint.fingerprint(config, hash_files=comm.rank == 0)  # file contents too
         n_first = s.mu.size if s.filling is None else s.filling.size
         check_disk(comm, output, n_first * len(delta) * s.temperature.size,
                    bytes_per_point(job.sums, s.filling is not None))
