@@ -31,6 +31,7 @@ from qgt_mpi.io.deck import ModelSpec, parse_data
 from qgt_mpi.io.deck import _model as _model_section  # the [model] reader (no public name)
 from qgt_mpi.io.deck import _superfluid as _superfluid_section  # the [superfluid] reader
 from qgt_mpi.io.deck_solver import SolverSpec, parse_solver
+from qgt_mpi.io.output_guard import guard, input_paths
 from qgt_mpi.models.modelfile import save_model
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.parallel.pools import make_pools
@@ -313,9 +314,9 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
     return Result({**transport, **axes}, geometry, bands, {}, run, groups, info)
 
 
-def save(result: Result, path: str) -> None:
+def save(result: Result, path: str, overwrite: bool = False) -> None:
     """Write ``result`` as ``qgt-mpi run`` would (:meth:`Result.save`). Collective."""
-    result.save(path)
+    result.save(path, overwrite)
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -448,14 +449,32 @@ class Result:
 
     __str__ = __repr__
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, overwrite: bool = False) -> None:
         """Write the same HDF5 result file as ``qgt-mpi run``. Collective over the run's comm.
 
         The model itself is added as ``/model/definition`` (qgt_mpi's model file layout), so
         ``qgt-mpi plot`` can draw its bands and ``load_model(path, group=...)`` reads it.
+        The path goes through the output guard of ``run`` (io/output_guard.py): an existing
+        file is replaced only with ``overwrite=True``, never an input of the run, a directory,
+        a special file or a planted symlink; written under a temporary name and renamed.
         """
         if self._run is None:
             raise ValueError("this Result was read from a file; it is already saved")
+        comm = self._run["comm"]
+        lock = None
+        try:
+            with collective(comm):
+                lock = guard(comm, str(path), "<api>", bool(overwrite), "path",
+                             input_paths(self._run["config"]),
+                             "pass overwrite=True to replace it")
+            self._save(str(path))
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _save(self, path: str) -> None:
+        """:meth:`save` once the path is checked and locked. Collective."""
+        assert self._run is not None
         r = self._run
         transport = dict(self.transport)
         if self.fixed_filling:  # the writer's name for the solved μ (results.py)

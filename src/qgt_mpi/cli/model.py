@@ -12,7 +12,7 @@ import os
 from mpi4py import MPI
 
 from qgt_mpi.io.deck import InputError, RunConfig
-from qgt_mpi.io.output_guard import check_output
+from qgt_mpi.io.output_guard import check_output, input_paths
 from qgt_mpi.models.modelfile import model_summary, save_model
 from qgt_mpi.parallel.errors import collective
 from qgt_mpi.run.setup import model_from_config
@@ -28,7 +28,7 @@ def save(comm: MPI.Comm, config: RunConfig, output: str, overwrite: bool = False
     """
     with collective(comm):
         if comm.rank == 0:
-            check_output(output, config.source, overwrite)
+            check_output(output, config.source, overwrite, inputs=input_paths(config))
             directory = os.path.dirname(os.path.abspath(output))
             if not os.path.isdir(directory):
                 raise InputError("-o", output, "directory does not exist")
@@ -36,13 +36,7 @@ def save(comm: MPI.Comm, config: RunConfig, output: str, overwrite: bool = False
         model = model_from_config(config, comm)
     with collective(comm):
         if comm.rank == 0:
-            temporary = f"{output}.tmp{os.getpid()}"
-            try:
-                save_model(model, temporary)
-                os.replace(temporary, output)
-            finally:
-                if os.path.exists(temporary):
-                    os.remove(temporary)
+            save_model(model, output, overwrite=overwrite)  # temporary name, then renamed
             d = model.describe()
             print(f"model saved: {output} ({d.get('kind')}, {model.norb} orbitals, "
                   f"{model.nbands} bands)")

@@ -41,18 +41,46 @@ def _put(group: h5py.Group, model) -> None:
                         "TightBinding and FlattenedModel models")
 
 
-def save_model(model, path: str, group: str | None = None) -> None:
-    """Write ``model`` to the HDF5 model file ``path`` (serial; overwrites).
+def save_model(model, path: str, group: str | None = None, overwrite: bool = False) -> None:
+    """Write ``model`` to the HDF5 model file ``path`` (serial).
 
-    With ``group``, the model is added as that group of an existing file instead (the
+    The output is checked like a run's (io/output_guard.py): never a directory, a special
+    file or a planted symlink at a helper name; an existing file is replaced only with
+    ``overwrite=True``. The file is written under a fresh temporary name in the same
+    directory (created exclusively) and renamed, so a failing save leaves an existing file
+    whole. With ``group``, the model is added as that group of an existing file instead (the
     Python API stores its model in the result file as ``/model/definition``). Under MPI,
     call it on one rank only (the CLI and the API use rank 0).
     """
-    with h5py.File(path, "a" if group else "w") as f:
-        target = f.create_group(group) if group else f
-        target.attrs["format"] = FORMAT
-        target.attrs["format_version"] = VERSION
-        _put(target, model)
+    if group:
+        with h5py.File(path, "a") as f:
+            _write(f.create_group(group), model)
+        return
+    import os
+    import tempfile
+
+    from qgt_mpi.io.output_guard import check_output
+
+    check_output(path, None, overwrite, key="path", hint="pass overwrite=True (API) or "
+                 "--overwrite (qgt-mpi model save) to replace it")
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp",
+                                     dir=directory)
+    os.close(fd)
+    try:
+        with h5py.File(temporary, "w") as f:
+            _write(f, model)
+        os.replace(temporary, path)
+    finally:
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+
+
+def _write(target: h5py.Group, model) -> None:
+    """The format attributes and the model tree into ``target``."""
+    target.attrs["format"] = FORMAT
+    target.attrs["format_version"] = VERSION
+    _put(target, model)
 
 
 # dtype kind and shape (-1: any length, "n": the hopping count, "o": the orbital count)

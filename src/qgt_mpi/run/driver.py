@@ -12,7 +12,7 @@ from mpi4py import MPI
 
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import RunConfig
-from qgt_mpi.io.output_guard import guard
+from qgt_mpi.io.output_guard import guard, input_paths
 from qgt_mpi.io.sweep_file import check_disk
 from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
@@ -88,7 +88,8 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     lock = None
     try:
         with collective(comm):
-            lock = guard(comm, output, config.source, overwrite, output_key)
+            lock = guard(comm, output, config.source, overwrite, output_key,
+                             input_paths(config))
         return _run_locked(comm, config, output, log, restart, checkpoint_interval, pools)
     finally:
         if lock is not None:
