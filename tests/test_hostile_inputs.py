@@ -289,3 +289,39 @@ def test_run_refuses_petsc_viewer_with_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("qgt-mpi: input error: PETSc option"), lines
     assert victim.read_text() == "keep" and not (tmp_path / "o.h5").exists()
+
+
+# -- the API is collective about argument errors ---------------------------------------------
+
+_RANK_DEPENDENT = """
+import sys
+from mpi4py import MPI
+import qgt_mpi as q
+from qgt_mpi.io.checks import InputError
+rank = MPI.COMM_WORLD.rank
+m = q.models.haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1)
+try:
+    q.compute(m, (4, 4), [1.0], [0.0], [0.05], chunk=-5 if rank == 1 else 4)
+except InputError as exc:
+    print(f"rank {rank}: {exc}", flush=True)
+    sys.exit(0)
+print(f"rank {rank}: no error", flush=True)
+"""
+
+
+@pytest.mark.subprocess
+def test_api_bad_argument_on_one_rank_does_not_hang(tmp_path):
+    """chunk = -5 on rank 1 only: rank 0 went on into the k-pass and waited forever."""
+    import subprocess
+    import sys
+
+    from runner import clean_env
+
+    script = tmp_path / "s.py"
+    script.write_text(_RANK_DEPENDENT)
+    proc = subprocess.run(["mpirun", "--quiet", "-n", "2", sys.executable, str(script)],
+                          capture_output=True, text=True, timeout=120, env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = sorted(ln for ln in proc.stdout.splitlines() if ln.startswith("rank"))
+    assert lines == [f"rank {r}: run.chunk = -5: must be an integer in [1, 1000000]"
+                     for r in (0, 1)], proc.stdout

@@ -185,8 +185,37 @@ def deck_model(kind: str, /, *, flatten: Mapping | None = None, supercell: Mappi
     for name, sub in (("flatten", flatten), ("supercell", supercell)):
         if sub is not None:
             table[name] = sub
-    spec = _model_section(Table({"model": _plain(table)}, "", {"model"}, {}), SOURCE)
+    spec, error = None, None
+    try:
+        spec = _model_section(Table({"model": _plain(table)}, "", {"model"}, {}), SOURCE)
+    except Exception as exc:  # agreed on below when collective
+        error = exc
+    if comm is not None:
+        agree_arguments(comm, error)
+    elif error is not None:
+        raise error
+    assert spec is not None
     return model_from_spec(spec, comm)
+
+
+def agree_arguments(comm: MPI.Comm, error: BaseException | None) -> None:
+    """Every rank raises the first rank's argument error, or none does. Collective.
+
+    Arguments are checked on every rank before anything collective; a bad value on one rank
+    only (a rank-dependent argument under mpirun) left the others waiting in the first
+    collective call. The first failing rank's exception is sent to all (InputError pickles
+    itself), so every rank raises the same one-line error.
+    """
+    try:
+        errors = comm.allgather(error)
+    except Exception:  # an exception that does not pickle: send its text
+        text = None if error is None else f"{type(error).__name__}: {error}"
+        errors = [None if t is None else ValueError(t) for t in comm.allgather(text)]
+    for exc in errors:
+        if exc is not None:
+            if error is not None:
+                raise error  # this rank's own exception, with its traceback
+            raise exc
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -281,12 +310,20 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
     Result, identical on every rank.
     """
     comm = MPI.COMM_WORLD if comm is None else comm
-    data = _settings(kgrid, temperature, mu, delta, degeneracy, filling, filling_bands, solver,
-                     superfluid, chunk, kresolved, title)
-    kind = str(model.describe().get("kind", "model"))
-    config = parse_data(data, SOURCE, _deck_text(data, model), ModelSpec(kind, {}, None))
-    if isinstance(pools, bool) or not isinstance(pools, int) or pools < 1 or comm.size % pools:
-        raise InputError("pools", pools, f"must be >= 1 and divide the {comm.size} ranks")
+    if not isinstance(comm, MPI.Comm):
+        raise InputError("comm", comm, "must be an mpi4py communicator (or None: COMM_WORLD)")
+    error: BaseException | None = None
+    try:  # the deck's checks, on every rank; agreed on before anything collective
+        data = _settings(kgrid, temperature, mu, delta, degeneracy, filling, filling_bands,
+                         solver, superfluid, chunk, kresolved, title)
+        kind = str(model.describe().get("kind", "model"))
+        config = parse_data(data, SOURCE, _deck_text(data, model), ModelSpec(kind, {}, None))
+        if isinstance(pools, bool) or not isinstance(pools, int) or pools < 1 or \
+                comm.size % pools:
+            raise InputError("pools", pools, f"must be >= 1 and divide the {comm.size} ranks")
+    except Exception as exc:
+        error = exc
+    agree_arguments(comm, error)
     timers, log = Timers(), logging.getLogger("qgt_mpi")
     with timers.phase("setup"):
         layout = make_pools(comm, pools)
