@@ -20,9 +20,10 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 4  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
+FORMAT = 5  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
 # (cells_*, occupation_* stores) and sweep_done; 4: every GeometrySummary.reduced_state entry
-# (max flux, open gaps, window edges, touching groups); older checkpoints are refused
+# (max flux, open gaps, window edges, touching groups); 5: the streamed sweep has masks of
+# the full-tensor outputs too and the fingerprint file hashes; older checkpoints are refused
 
 
 def checkpoint_name(output: str) -> str:
