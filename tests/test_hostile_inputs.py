@@ -325,3 +325,63 @@ def test_api_bad_argument_on_one_rank_does_not_hang(tmp_path):
     lines = sorted(ln for ln in proc.stdout.splitlines() if ln.startswith("rank"))
     assert lines == [f"rank {r}: run.chunk = -5: must be an integer in [1, 1000000]"
                      for r in (0, 1)], proc.stdout
+
+
+# -- one line instead of a traceback ---------------------------------------------------------
+
+def _filling_deck(tmp_path: Path) -> Path:
+    deck = tmp_path / "fill.toml"
+    deck.write_text(deck_text(
+        FLAT, kgrid_table(4),
+        table("sweep", temperature=[1e-9], filling=[0.25], filling_bands=[0, 1], delta=[1e-9]),
+        table("output", kresolved=False)))
+    return deck
+
+
+def test_cell_estimate_of_tiny_filling_window_is_bounded(tmp_path):
+    """A fixed-filling sweep at T = δ = 1e-9: the level-0 estimate enumerated 10^10 cells
+    (58 GiB inside dry-run and the run's memory check)."""
+    from qgt_mpi.transport import estimate
+    from qgt_mpi.transport.energy_cells import EnergyLattice
+
+    lat = EnergyLattice(np.array([0.0]), r_min=1e-9, anywhere=True)
+    sample = np.random.default_rng(0).uniform(-3.0, 3.0, size=(64, 2))
+    cells = estimate._cells(lat, 0, float(sample.min()), float(sample.max()))
+    assert cells.size <= estimate.MAX_CANDIDATES + 1
+    total = estimate.expected_cells(lat, sample, 64 * 64)
+    assert 0.5 * 64 * 64 * 2 <= total <= 64 * 64 * 2 + 1  # every energy in its own cell
+
+
+@pytest.mark.subprocess
+def test_dry_run_of_filling_deck_at_nanokelvin(tmp_path):
+    from runner import qgt
+
+    proc = qgt(["dry-run", str(_filling_deck(tmp_path))], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "estimate" in proc.stdout
+
+
+@pytest.mark.subprocess
+def test_info_and_plot_of_malformed_result_are_one_line(tmp_path):
+    from runner import qgt
+
+    deck = tmp_path / "d.toml"
+    deck.write_text(deck_text(FLAT, _sweep(), table("output", kresolved=False)))
+    out = tmp_path / "r.h5"
+    assert qgt(["run", str(deck), "-o", str(out)]).returncode == 0
+    proc = qgt(["plot", str(out), "--path", "1/0,0 G", "--dir", str(tmp_path / "f")])
+    lines = [ln for ln in proc.stderr.splitlines() if "error" in ln]
+    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, \
+        proc.stderr
+    with h5py.File(out, "a") as f:
+        data = f["transport/sigma_xy"][()]
+        del f["transport/sigma_xy"]
+        f["transport/sigma_xy"] = data.ravel()[:1]  # wrong shape
+        temps = f["transport/temperature"][()]
+        del f["transport/temperature"]
+        f["transport/temperature"] = np.array([[temps[0]]])
+    proc = qgt(["info", str(out)])
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (0, 2), proc.stderr
+    if proc.returncode == 2:
+        assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
