@@ -385,3 +385,31 @@ def test_info_and_plot_of_malformed_result_are_one_line(tmp_path):
     assert proc.returncode in (0, 2), proc.stderr
     if proc.returncode == 2:
         assert len([ln for ln in proc.stderr.splitlines() if ln.strip()]) == 1, proc.stderr
+
+
+# -- a size estimate before a large allocation -----------------------------------------------
+
+@pytest.mark.parametrize("params", [{"m": 1000}, {"m": 31, "cutoff": 1000.0},
+                                    {"m": 1e300}])
+def test_tbg_build_estimate_refuses_before_allocating(params, monkeypatch):
+    from qgt_mpi.run import memory
+
+    monkeypatch.setattr(memory, "available_mib", lambda: 64_000.0)
+    with pytest.raises(InputError, match=r"building it needs ~.* MiB .* more than the 64000"):
+        memory.check_build("tbg_atomistic", params)
+    memory.check_build("tbg_atomistic", {"m": 5})  # small: passes
+    memory.check_build("haldane", {"t1": 1.0})
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("extra", [{"m": 1000}, {"m": 31, "cutoff": 1000.0}])
+def test_validate_of_huge_tbg_is_refused_at_once(tmp_path, extra):
+    """tbg_atomistic with m = 1000 or cutoff = 1000 allocated gigabytes inside validate."""
+    from runner import qgt
+
+    deck = tmp_path / "t.toml"
+    deck.write_text(deck_text(table("model", kind="tbg_atomistic", **extra), _sweep()))
+    proc = qgt(["validate", str(deck)], timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2, proc.stderr[-1500:]
+    assert len(lines) == 1 and "building it needs" in lines[0], lines
