@@ -413,3 +413,13 @@ def test_validate_of_huge_tbg_is_refused_at_once(tmp_path, extra):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr[-1500:]
     assert len(lines) == 1 and "building it needs" in lines[0], lines
+
+
+def test_wannier90_mirrored_plane_is_refused(tmp_path):
+    """plane = [2, 1] flipped sigma_xy and C with an identical stored lattice."""
+    files = haldane_files(tmp_path)
+    for plane in ([2, 1], [[0, 1, 0], [1, 0, 0]]):
+        with pytest.raises(ValueError, match="mirrored order .* use plane = "):
+            read_wannier90(tb=files["tb"], plane=plane)
+    read_wannier90(tb=files["tb"], plane=[1, 2])
+    read_wannier90(tb=files["tb"], plane=[[1, 0, 0], [0, 1, 0]])

@@ -107,8 +107,8 @@ class _Section:
             return value.options
         if isinstance(value, Mapping):
             return cls(**value).options
-        raise TypeError(f"{cls.section} must be a qgt_mpi.{cls.__name__}, a dict of "
-                        f"[{cls.section}] keys or None, not {type(value).__name__}")
+        raise InputError(cls.section, value, f"must be a qgt_mpi.{cls.__name__}, a dict of "
+                         f"[{cls.section}] keys or None, not {type(value).__name__}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

@@ -80,12 +80,17 @@ def _check_cells(path: str, cells: np.ndarray, lines: np.ndarray) -> None:
                              f"be <= {CELL_INDEX_MAX}")
 
 
+def _shown(x: float) -> int | float:
+    """An index as written: an int when it is one (no overflow warning for 1e308)."""
+    return int(x) if abs(x) < 2**62 and float(x).is_integer() else float(x)
+
+
 def _orbitals(path: str, cols: np.ndarray, lines: np.ndarray, nw: int) -> np.ndarray:
     """0-based orbital indices from 1-based columns, refused outside 1..nw."""
     bad = np.any((cols < 1) | (cols > nw), axis=1)
     if np.any(bad):
         i = int(np.argmax(bad))
-        raise ModelFileError(path, int(lines[i]), f"orbital index {cols[i].astype(int).tolist()} "
+        raise ModelFileError(path, int(lines[i]), f"orbital index {[_shown(x) for x in cols[i]]} "
                              f"outside 1..{nw} (num_wann)")
     return cols.astype(np.int64) - 1
 
