@@ -419,7 +419,7 @@ def test_wannier90_mirrored_plane_is_refused(tmp_path):
     """plane = [2, 1] flipped sigma_xy and C with an identical stored lattice."""
     files = haldane_files(tmp_path)
     for plane in ([2, 1], [[0, 1, 0], [1, 0, 0]]):
-        with pytest.raises(ValueError, match="mirrored order .* use plane = "):
+        with pytest.raises(ValueError, match=r"mirrored order .* use plane = "):
             read_wannier90(tb=files["tb"], plane=plane)
     read_wannier90(tb=files["tb"], plane=[1, 2])
     read_wannier90(tb=files["tb"], plane=[[1, 0, 0], [0, 1, 0]])
