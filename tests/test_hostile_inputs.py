@@ -423,3 +423,42 @@ def test_wannier90_mirrored_plane_is_refused(tmp_path):
             read_wannier90(tb=files["tb"], plane=plane)
     read_wannier90(tb=files["tb"], plane=[1, 2])
     read_wannier90(tb=files["tb"], plane=[[1, 0, 0], [0, 1, 0]])
+
+
+# -- signals: a stop sent to the launcher reaches every rank ----------------------------------
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_local_run_turns_term_and_int_into_a_checkpoint(tmp_path, sig):
+    """TERM or Ctrl-C to the launcher: every rank checkpoints and the shell sees status 3
+    (to a bare mpirun they killed the ranks ~1 s later and mpirun exited 1)."""
+    import signal
+    import subprocess
+    import sys
+
+    from runner import REPO, clean_env
+
+    deck = tmp_path / "d.toml"
+    deck.write_text(deck_text(table("model", kind="haldane", t1=1.0, t2=0.3, mass=0.2),
+                              kgrid_table(110), sweep_table([1.0], [0.0, 0.5], [0.05]),
+                              table("output", kresolved=False),
+                              table("run", chunk=10, progress_percent=2)))
+    out = tmp_path / "o.h5"
+    env = {**clean_env(), "NP": "2", "PYTHON": sys.executable}
+    proc = subprocess.Popen(["bash", str(REPO / "jobs" / "local_run.sh"), str(deck), str(out),
+                             "--checkpoint-interval", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+                            start_new_session=True)
+    assert proc.stdout is not None
+    seen = 0
+    for line in proc.stdout:
+        seen += "k-pass" in line
+        if seen >= 3:
+            break
+    proc.send_signal(getattr(signal, sig))
+    rest = proc.stdout.read()
+    status = proc.wait(timeout=300)
+    assert status == 3, rest[-2000:]
+    assert Path(f"{out}.checkpoint.h5").exists() and not out.exists()
+    assert "stopped; checkpoint" in rest
