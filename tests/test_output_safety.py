@@ -224,3 +224,25 @@ def test_save_model_and_result_save_keep_existing_files(tmp_path):
     q.save_model(model, str(tmp_path / "m.h5"), overwrite=True)
     assert np.array_equal(q.load(str(path)).chern, res.chern)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_figures_never_write_through_a_planted_symlink(tmp_path):
+    """plot's figures are written under a temporary name and renamed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qgt_mpi.plot.style import save
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    (figs / "x.png").symlink_to(victim)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    paths = save(fig, str(figs), "x")
+    assert victim.read_text() == "precious"
+    assert not (figs / "x.png").is_symlink() and (figs / "x.png").stat().st_size > 0
+    assert sorted(p.name for p in figs.iterdir()) == ["x.pdf", "x.png"] and len(paths) == 2

@@ -323,7 +323,7 @@ def _main(args) -> int:
     except InputError as exc:  # info/plot (rank 0 alone): a FIFO, a device, no such file
         if args.command not in ("info", "plot"):
             raise
-        sys.stderr.write(f"qgt-mpi: input error: {exc}\n")
+        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {exc.allowed}\n")
         return EXIT_INPUT
     except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
         # info/plot on an unreadable, foreign or malformed file (a dataset of the wrong
