@@ -462,3 +462,28 @@ def test_local_run_turns_term_and_int_into_a_checkpoint(tmp_path, sig):
     assert status == 3, rest[-2000:]
     assert Path(f"{out}.checkpoint.h5").exists() and not out.exists()
     assert "stopped; checkpoint" in rest
+
+
+def test_root_call_sends_any_error_and_refuses_unsendable_results():
+    """An exception or result that does not pickle failed inside the broadcast on rank 0
+    only (the other ranks waited): it becomes one RuntimeError sent to every rank."""
+    import threading
+
+    from mpi4py import MPI
+
+    from qgt_mpi.parallel.rootcall import root_call
+
+    class UnpicklableError(ValueError):
+        def __init__(self, lock):
+            super().__init__("bad file")
+            self.lock = lock
+
+    def fail():
+        raise UnpicklableError(threading.Lock())
+
+    with pytest.raises(RuntimeError, match="UnpicklableError: bad file"):
+        root_call(MPI.COMM_SELF, fail)
+    with pytest.raises(TypeError, match="cannot pickle"):
+        root_call(MPI.COMM_SELF, lambda: {"x": threading.Lock()})
+    out = root_call(MPI.COMM_SELF, lambda: {"a": np.arange(3, dtype=">f8"), "b": 1})
+    assert out["a"].dtype.isnative and out["a"].tolist() == [0.0, 1.0, 2.0] and out["b"] == 1

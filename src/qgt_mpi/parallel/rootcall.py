@@ -7,6 +7,7 @@ copy of the table. A reader error is broadcast too and raised on every rank.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,18 @@ def broadcast_arrays(comm: MPI.Comm, payload: dict[str, Any] | None, root: int =
     return out
 
 
+def _sendable(exc: Exception) -> Exception:
+    """``exc`` if it pickles (and unpickles), else a RuntimeError with its one-line text: an
+    exception that cannot be broadcast would fail on the root only and leave the other
+    ranks waiting in the broadcast."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        return RuntimeError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    return exc
+
+
 def root_call(comm: MPI.Comm, func: Callable[[], dict[str, Any]], root: int = 0
               ) -> dict[str, Any]:
     """Call ``func`` on ``root`` only and broadcast its dict result or its error. Collective.
@@ -69,8 +82,9 @@ def root_call(comm: MPI.Comm, func: Callable[[], dict[str, Any]], root: int = 0
     if comm.rank == root:
         try:
             result = prepare(func())
+            pickle.dumps({k: v for k, v in result.items() if not isinstance(v, np.ndarray)})
         except Exception as exc:  # broadcast, then raised everywhere
-            error = exc
+            error = _sendable(exc)
     error = comm.bcast(error, root=root)
     if error is not None:
         raise error
