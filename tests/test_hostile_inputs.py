@@ -487,3 +487,10 @@ def test_root_call_sends_any_error_and_refuses_unsendable_results():
         root_call(MPI.COMM_SELF, lambda: {"x": threading.Lock()})
     out = root_call(MPI.COMM_SELF, lambda: {"a": np.arange(3, dtype=">f8"), "b": 1})
     assert out["a"].dtype.isnative and out["a"].tolist() == [0.0, 1.0, 2.0] and out["b"] == 1
+
+
+def test_api_load_of_fifo_is_refused(tmp_path):
+    import qgt_mpi as q
+
+    with pytest.raises(InputError, match="is a FIFO"):
+        q.load(str(_fifo(tmp_path, "r.h5")))
