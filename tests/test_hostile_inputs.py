@@ -494,3 +494,18 @@ def test_api_load_of_fifo_is_refused(tmp_path):
 
     with pytest.raises(InputError, match="is a FIFO"):
         q.load(str(_fifo(tmp_path, "r.h5")))
+
+
+def test_model_file_compressed_bomb_is_refused_before_reading(tmp_path, monkeypatch):
+    """A compressed dataset of 10^9 zeros is a few kB on disk: refused by its size, unread."""
+    from qgt_mpi.run import memory
+
+    path = _saved(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["t"]
+        f.create_dataset("t", shape=(10**9,), dtype=complex, chunks=(10**6,),
+                         compression="gzip")
+    assert path.stat().st_size < 10**7
+    monkeypatch.setattr(memory, "available_mib", lambda: 4096.0)
+    with pytest.raises(ModelFileError, match="more than half the memory"):
+        load_model(str(path))

@@ -94,6 +94,12 @@ def _dataset(group: h5py.Group, name: str, where: str) -> np.ndarray:
     item = group.get(name)
     if not isinstance(item, h5py.Dataset):
         raise ValueError(f"{where}: dataset {name!r} is missing")
+    from qgt_mpi.run.memory import MIB, available_mib
+
+    need = float(item.size) * item.dtype.itemsize / MIB  # compressed: the file can be tiny
+    if need > 0.5 * available_mib():
+        raise ValueError(f"{where}: dataset {name!r} holds {item.shape} values ({need:.3g} "
+                         "MiB), more than half the memory available on this node")
     kinds = _TB_LAYOUT[name][0]
     if item.dtype.kind not in kinds + ("u" if "i" in kinds else ""):
         raise ValueError(f"{where}: dataset {name!r} has type {item.dtype}, expected "
