@@ -262,8 +262,10 @@ def test_petsc_option_refused(argv, match):
         options.parse(argv)
 
 
-def test_petsc_tuning_options_pass():
+def test_petsc_tuning_options_pass(monkeypatch):
     from qgt_mpi.solvers import options
+
+    monkeypatch.setattr(options, "_accepted", [])  # this process's record stays untouched
 
     argv = ["-qgt_st_mat_mumps_icntl_14", "50", "-qgt_eps_mpd", "40",
             "-qgt_eps_krylovschur_locking", "-qgt_st_pc_factor_mat_solver_type", "mumps"]
@@ -271,6 +273,7 @@ def test_petsc_tuning_options_pass():
                                    ("eps_krylovschur_locking", ""),
                                    ("st_pc_factor_mat_solver_type", "mumps")]
     options.check_database({"qgt_st_mat_mumps_icntl_14": "50", "other_x": "1"})
+    assert options.describe() == "-qgt_st_mat_mumps_icntl_14 50"  # what the file records
     with pytest.raises(InputError, match="writes output"):
         options.check_database({"qgt_eps_view": "ascii:/tmp/x"})  # e.g. from PETSC_OPTIONS
 

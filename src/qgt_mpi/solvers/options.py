@@ -116,7 +116,11 @@ def check_database(entries: dict[str, object]) -> None:
     The database also takes options from ``PETSC_OPTIONS`` and ``.petscrc`` files, which
     bypass the command line; this is checked just before ``EPS.setFromOptions``.
     """
+    pairs = []
     for key, value in sorted(entries.items()):
         name = key.lstrip("-")
         if name.startswith(PREFIX[1:]):
-            check(name[len(PREFIX) - 1:], "" if value is None or value is True else str(value))
+            text = "" if value is None or value is True else str(value)
+            check(name[len(PREFIX) - 1:], text)
+            pairs.append((name[len(PREFIX) - 1:], text))
+    _accepted[:] = pairs  # the effective options (command line, API, defaults set in code)
