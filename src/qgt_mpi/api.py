@@ -499,6 +499,10 @@ class Result:
             raise ValueError("this Result was read from a file; it is already saved")
         comm = self._run["comm"]
         lock = None
+        given = comm.allgather((str(path), bool(overwrite)))  # one file, written together
+        if len(set(given)) > 1:
+            raise InputError("path", str(path), "Result.save is collective: every rank must "
+                             f"pass the same path and overwrite (got {sorted(set(given))})")
         try:
             with collective(comm):
                 lock = guard(comm, str(path), "<api>", bool(overwrite), "path",
