@@ -512,3 +512,51 @@ def test_model_file_compressed_bomb_is_refused_before_reading(tmp_path, monkeypa
     monkeypatch.setattr(memory, "available_mib", lambda: 4096.0)
     with pytest.raises(ModelFileError, match="more than half the memory"):
         load_model(str(path))
+
+
+_LOAD_MODEL = """
+import sys
+from mpi4py import MPI
+import qgt_mpi as q
+comm = MPI.COMM_WORLD
+model = q.load_model(sys.argv[1], comm=comm)
+print(f"rank {comm.rank}: {model.describe()['kind']}", flush=True)
+try:
+    q.load_model(sys.argv[2], comm=comm)
+except ValueError as exc:
+    print(f"rank {comm.rank}: refused", flush=True)
+"""
+
+
+@pytest.mark.subprocess
+def test_api_load_model_of_flattened_file_under_mpirun(tmp_path):
+    """load_model(..., comm=COMM_WORLD) of a flattened model file hung like `model save` +
+    kind = "model_file"; a bad file is refused on every rank."""
+    import subprocess
+    import sys
+
+    from runner import clean_env
+
+    good = tmp_path / "flat.h5"
+    save_model(build_flattened_haldane(), str(good))
+    bad = tmp_path / "bad.h5"
+    save_model(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), str(bad))
+    with h5py.File(bad, "a") as f:
+        f.attrs["info_json"] = "[1, 2]"
+    script = tmp_path / "s.py"
+    script.write_text(_LOAD_MODEL)
+    proc = subprocess.run(["mpirun", "--quiet", "-n", "2", sys.executable, str(script),
+                           str(good), str(bad)], capture_output=True, text=True, timeout=120,
+                          env=clean_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import re
+
+    found = sorted(re.findall(r"rank \d: (?:haldane\+flat|refused)", proc.stdout))
+    assert found == ["rank 0: haldane+flat", "rank 0: refused", "rank 1: haldane+flat",
+                     "rank 1: refused"], proc.stdout
+
+
+def build_flattened_haldane():
+    from qgt_mpi.models.flatten import build_flattened
+
+    return build_flattened(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), 1.0)
