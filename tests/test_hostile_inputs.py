@@ -560,3 +560,44 @@ def build_flattened_haldane():
     from qgt_mpi.models.flatten import build_flattened
 
     return build_flattened(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), 1.0)
+
+
+@pytest.mark.subprocess
+@pytest.mark.slow
+def test_restart_after_the_tb_file_changed_is_refused(tmp_path):
+    """End to end: stop a run of a Wannier90 deck (checkpoint), change the tb file's content
+    under the same name, rerun: it resumed ("10 of 16 blocks already done") and mixed two
+    models; now one line naming model.tb.sha256, status 2."""
+    import signal
+    import time
+
+    from runner import qgt, rank_pids, start
+
+    files = haldane_files(tmp_path)
+    deck = tmp_path / "w.toml"
+    deck.write_text(deck_text(table("model", kind="wannier90", tb="seed_tb.dat"),
+                              kgrid_table(110), sweep_table([1.0], [0.0], [0.05]),
+                              table("output", kresolved=False),
+                              table("run", chunk=10, progress_percent=2)))
+    out = tmp_path / "o.h5"
+    proc = start(["run", str(deck), "-o", str(out), "--checkpoint-interval", "0"], 2)
+    assert proc.stdout is not None
+    seen = 0
+    for line in proc.stdout:
+        seen += "k-pass" in line
+        if seen >= 3:
+            break
+    for pid in rank_pids(str(out)):
+        os.kill(pid, signal.SIGTERM)
+    proc.stdout.read()
+    assert proc.wait(timeout=300) == 3
+    assert Path(f"{out}.checkpoint.h5").exists()
+    tb = Path(files["tb"])
+    text = tb.read_text()
+    time.sleep(0.01)
+    tb.write_text(text.replace(" 0.300000", " 0.310000", 1) if " 0.300000" in text
+                  else text + "\n")
+    again = qgt(["run", str(deck), "-o", str(out)], np=2, timeout=300)
+    lines = [ln for ln in again.stderr.splitlines() if ln.strip()]
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert len(lines) == 1 and "model.tb.sha256" in lines[0], lines
