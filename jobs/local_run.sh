@@ -6,8 +6,8 @@
 #
 # NP defaults to the number of cores (one rank per core). PYTHON defaults to the
 # repository's .venv, else python3. Exit status is the run's: 0 done, 1 failure, 2 input
-# error, 3 stopped by Ctrl-C/SIGTERM after writing OUTPUT.checkpoint.h5 (run the same
-# command again to continue from it).
+# error, 3 stopped by Ctrl-C/SIGTERM (sent to this script; forwarded as USR1) after writing
+# OUTPUT.checkpoint.h5 (run the same command again to continue from it).
 
 set -uo pipefail
 
@@ -36,7 +36,17 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 mkdir -p "$(dirname "$OUTPUT")"
-mpirun --quiet -n "$NP" "$PYTHON" -m mpi4py -m qgt_mpi run "$DECK" -o "$OUTPUT" "$@"  # qgt-launch
+mpirun --quiet -n "$NP" "$PYTHON" -m mpi4py -m qgt_mpi run "$DECK" -o "$OUTPUT" "$@" &  # qgt-launch
+run=$!
+# Ctrl-C or SIGTERM to this script become USR1 to mpirun, which OpenMPI forwards to every
+# rank: they checkpoint together and mpirun exits 3. (TERM or INT sent to mpirun itself make
+# OpenMPI kill the ranks about 1 s later and exit 1: the k-pass since the last periodic
+# checkpoint is lost. jobs/README.md "Stopping a run by hand".)
+trap 'kill -USR1 "$run" 2>/dev/null' INT TERM
+while kill -0 "$run" 2>/dev/null; do
+    wait "$run"   # a trapped signal interrupts wait: wait again until mpirun ends
+done
+wait "$run"   # bash keeps the finished job's status
 status=$?
 
 case $status in

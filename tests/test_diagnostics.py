@@ -45,6 +45,20 @@ def test_flag_undefined_only_where_sigma_vanishes():
         assert math.isnan(tr[key][0]) and math.isfinite(tr[key][1])
 
 
+def test_full_tensor_outputs_are_flagged_where_not_finite():
+    """seebeck_xx/xy, kappa_xx_full, kappa_xy, lorenz_ratio_* were NaN with no mask."""
+    tr = {"sigma_xx": np.array([1.0, 2.0]),
+          **{k: np.array([1.0, 2.0]) for k in diagnostics.UNDEFINED_IF_NO_SIGMA},
+          **{k: np.array([np.nan, 1.0]) for k in diagnostics.UNDEFINED_IF_SINGULAR}}
+    tr["kappa_xy"] = np.array([np.inf, 1.0])
+    masks = diagnostics.flag_undefined(tr)
+    for key in diagnostics.UNDEFINED_IF_SINGULAR:
+        assert masks[key].tolist() == [True, False], key
+        assert math.isnan(tr[key][0]) and tr[key][1] == 1.0
+    for key in diagnostics.UNDEFINED_IF_NO_SIGMA:  # sigma_xx != 0: defined
+        assert not masks[key].any()
+
+
 def test_coarse_grid_reasons():
     w = np.array([3.0, 3.0])
     assert diagnostics.coarse_grid_reasons((96, 96), w, np.array([[0.5, 0.5]]),
@@ -74,6 +88,10 @@ def test_single_k_point_run_flags_nan_in_the_file(tmp_path):
         for key in diagnostics.UNDEFINED_IF_NO_SIGMA:
             assert np.isnan(tr[key][0, 0, 0]) and tr[f"{key}_undefined"][0, 0, 0] == 1
             assert tr.attrs[f"n_undefined_{key}"] == 1
+        for key in diagnostics.UNDEFINED:  # every NaN of these outputs is flagged and counted
+            nan = np.isnan(tr[key][()])
+            assert np.array_equal(nan, tr[f"{key}_undefined"][()] == 1), key
+            assert tr.attrs[f"n_undefined_{key}"] == int(nan.sum()), key
         assert np.all(np.isnan(f["geometry/trace_violation"][()]))
         assert "chern_gapped" in f["geometry"]
 

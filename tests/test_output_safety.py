@@ -159,3 +159,90 @@ def test_info_head_quiet_and_incomplete_warning(tmp_path):
         f.attrs["program"] = "other"
     bad = qgt(["info", str(foreign)])
     assert bad.returncode == 2 and "not a qgt_mpi result file" in bad.stderr
+
+
+@pytest.mark.parametrize("helper", [".lock", ".partial"])
+def test_planted_symlink_at_helper_name_is_refused(tmp_path, helper):
+    """A symlink planted at OUT.lock or OUT.partial: the lock truncated its target."""
+    deck, out = _deck(tmp_path), tmp_path / "out.h5"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    Path(f"{out}{helper}").symlink_to(victim)
+    line = _refused(qgt(["run", str(deck), "-o", str(out)]))
+    assert "symbolic link" in line, line
+    assert victim.read_text() == "precious" and not out.exists()
+
+
+def test_output_naming_an_input_file_is_refused_even_with_overwrite(tmp_path):
+    """`run --overwrite -o` naming the run's own model file destroyed the input."""
+    from qgt_mpi.models import haldane
+    from qgt_mpi.models.modelfile import save_model
+
+    model = tmp_path / "m.h5"
+    save_model(haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1), str(model))
+    before = model.read_bytes()
+    deck = tmp_path / "deck.toml"
+    deck.write_text(deck_text(table("model", kind="model_file", file="m.h5"), kgrid_table(4),
+                              sweep_table(delta=[0.05])))
+    for target in (model, tmp_path / "alias.h5"):
+        if target != model:
+            target.symlink_to(model)
+        line = _refused(qgt(["run", str(deck), "-o", str(target), "--overwrite"]))
+        assert "is an input of the run" in line, line
+    line = _refused(qgt(["model", "save", str(deck), "-o", str(model), "--overwrite"]))
+    assert "is an input of the run" in line, line
+    assert model.read_bytes() == before
+
+
+def test_save_model_and_result_save_keep_existing_files(tmp_path):
+    """save_model and Result.save overwrote anything; now only with overwrite=True."""
+    import numpy as np
+    from mpi4py import MPI
+
+    import qgt_mpi as q
+    from qgt_mpi.io.checks import InputError
+    from qgt_mpi.parallel import CollectiveError
+
+    model = q.models.haldane(t1=1.0, t2=0.3, mass=0.2, phi=1.1)
+    path = tmp_path / "x.h5"
+    path.write_bytes(b"precious")
+    with pytest.raises(InputError, match="overwrite=True"):
+        q.save_model(model, str(path))
+    assert path.read_bytes() == b"precious"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    Path(f"{path}.partial").symlink_to(victim)
+    res = q.compute(model, (4, 4), [1.0], [0.0], [0.05], comm=MPI.COMM_SELF)
+    with pytest.raises(CollectiveError, match="symbolic link"):
+        res.save(str(path))
+    Path(f"{path}.partial").unlink()
+    with pytest.raises(CollectiveError, match="overwrite=True"):
+        res.save(str(path))
+    assert path.read_bytes() == b"precious" and victim.read_text() == "keep"
+    res.save(str(path), overwrite=True)
+    q.save_model(model, str(tmp_path / "m.h5"))
+    q.save_model(model, str(tmp_path / "m.h5"), overwrite=True)
+    assert np.array_equal(q.load(str(path)).chern, res.chern)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_figures_never_write_through_a_planted_symlink(tmp_path):
+    """plot's figures are written under a temporary name and renamed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qgt_mpi.plot.style import save
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    figs = tmp_path / "figs"
+    figs.mkdir()
+    (figs / "x.png").symlink_to(victim)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    paths = save(fig, str(figs), "x")
+    assert victim.read_text() == "precious"
+    assert not (figs / "x.png").is_symlink() and (figs / "x.png").stat().st_size > 0
+    assert sorted(p.name for p in figs.iterdir()) == ["x.pdf", "x.png"] and len(paths) == 2

@@ -31,6 +31,7 @@ from qgt_mpi.io.deck import ModelSpec, parse_data
 from qgt_mpi.io.deck import _model as _model_section  # the [model] reader (no public name)
 from qgt_mpi.io.deck import _superfluid as _superfluid_section  # the [superfluid] reader
 from qgt_mpi.io.deck_solver import SolverSpec, parse_solver
+from qgt_mpi.io.output_guard import guard, input_paths
 from qgt_mpi.models.modelfile import save_model
 from qgt_mpi.parallel import Timers, collective
 from qgt_mpi.parallel.pools import make_pools
@@ -106,8 +107,8 @@ class _Section:
             return value.options
         if isinstance(value, Mapping):
             return cls(**value).options
-        raise TypeError(f"{cls.section} must be a qgt_mpi.{cls.__name__}, a dict of "
-                        f"[{cls.section}] keys or None, not {type(value).__name__}")
+        raise InputError(cls.section, value, f"must be a qgt_mpi.{cls.__name__}, a dict of "
+                         f"[{cls.section}] keys or None, not {type(value).__name__}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
@@ -184,8 +185,37 @@ def deck_model(kind: str, /, *, flatten: Mapping | None = None, supercell: Mappi
     for name, sub in (("flatten", flatten), ("supercell", supercell)):
         if sub is not None:
             table[name] = sub
-    spec = _model_section(Table({"model": _plain(table)}, "", {"model"}, {}), SOURCE)
+    spec, error = None, None
+    try:
+        spec = _model_section(Table({"model": _plain(table)}, "", {"model"}, {}), SOURCE)
+    except Exception as exc:  # agreed on below when collective
+        error = exc
+    if comm is not None:
+        agree_arguments(comm, error)
+    elif error is not None:
+        raise error
+    assert spec is not None
     return model_from_spec(spec, comm)
+
+
+def agree_arguments(comm: MPI.Comm, error: BaseException | None) -> None:
+    """Every rank raises the first rank's argument error, or none does. Collective.
+
+    Arguments are checked on every rank before anything collective; a bad value on one rank
+    only (a rank-dependent argument under mpirun) left the others waiting in the first
+    collective call. The first failing rank's exception is sent to all (InputError pickles
+    itself), so every rank raises the same one-line error.
+    """
+    try:
+        errors = comm.allgather(error)
+    except Exception:  # an exception that does not pickle: send its text
+        text = None if error is None else f"{type(error).__name__}: {error}"
+        errors = [None if t is None else ValueError(t) for t in comm.allgather(text)]
+    for exc in errors:
+        if exc is not None:
+            if error is not None:
+                raise error  # this rank's own exception, with its traceback
+            raise exc
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -280,12 +310,20 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
     Result, identical on every rank.
     """
     comm = MPI.COMM_WORLD if comm is None else comm
-    data = _settings(kgrid, temperature, mu, delta, degeneracy, filling, filling_bands, solver,
-                     superfluid, chunk, kresolved, title)
-    kind = str(model.describe().get("kind", "model"))
-    config = parse_data(data, SOURCE, _deck_text(data, model), ModelSpec(kind, {}, None))
-    if isinstance(pools, bool) or not isinstance(pools, int) or pools < 1 or comm.size % pools:
-        raise InputError("pools", pools, f"must be >= 1 and divide the {comm.size} ranks")
+    if not isinstance(comm, MPI.Comm):
+        raise InputError("comm", comm, "must be an mpi4py communicator (or None: COMM_WORLD)")
+    error: BaseException | None = None
+    try:  # the deck's checks, on every rank; agreed on before anything collective
+        data = _settings(kgrid, temperature, mu, delta, degeneracy, filling, filling_bands,
+                         solver, superfluid, chunk, kresolved, title)
+        kind = str(model.describe().get("kind", "model"))
+        config = parse_data(data, SOURCE, _deck_text(data, model), ModelSpec(kind, {}, None))
+        if isinstance(pools, bool) or not isinstance(pools, int) or pools < 1 or \
+                comm.size % pools:
+            raise InputError("pools", pools, f"must be >= 1 and divide the {comm.size} ranks")
+    except Exception as exc:
+        error = exc
+    agree_arguments(comm, error)
     timers, log = Timers(), logging.getLogger("qgt_mpi")
     with timers.phase("setup"):
         layout = make_pools(comm, pools)
@@ -314,9 +352,9 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
     return Result({**transport, **axes}, geometry, bands, {}, run, groups, info)
 
 
-def save(result: Result, path: str) -> None:
+def save(result: Result, path: str, overwrite: bool = False) -> None:
     """Write ``result`` as ``qgt-mpi run`` would (:meth:`Result.save`). Collective."""
-    result.save(path)
+    result.save(path, overwrite)
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -449,14 +487,36 @@ class Result:
 
     __str__ = __repr__
 
-    def save(self, path: str) -> None:
+    def save(self, path: str, overwrite: bool = False) -> None:
         """Write the same HDF5 result file as ``qgt-mpi run``. Collective over the run's comm.
 
         The model itself is added as ``/model/definition`` (qgt_mpi's model file layout), so
         ``qgt-mpi plot`` can draw its bands and ``load_model(path, group=...)`` reads it.
+        The path goes through the output guard of ``run`` (io/output_guard.py): an existing
+        file is replaced only with ``overwrite=True``, never an input of the run, a directory,
+        a special file or a planted symlink; written under a temporary name and renamed.
         """
         if self._run is None:
             raise ValueError("this Result was read from a file; it is already saved")
+        comm = self._run["comm"]
+        lock = None
+        given = comm.allgather((str(path), bool(overwrite)))  # one file, written together
+        if len(set(given)) > 1:
+            raise InputError("path", str(path), "Result.save is collective: every rank must "
+                             f"pass the same path and overwrite (got {sorted(set(given))})")
+        try:
+            with collective(comm):
+                lock = guard(comm, str(path), "<api>", bool(overwrite), "path",
+                             input_paths(self._run["config"]),
+                             "pass overwrite=True to replace it")
+            self._save(str(path))
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _save(self, path: str) -> None:
+        """:meth:`save` once the path is checked and locked. Collective."""
+        assert self._run is not None
         r = self._run
         transport = dict(self.transport)
         if self.fixed_filling:  # the writer's name for the solved μ (results.py)

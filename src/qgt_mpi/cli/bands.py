@@ -27,7 +27,7 @@ from mpi4py import MPI
 from qgt_mpi.io import writer
 from qgt_mpi.io.checks import MISSING, InputError
 from qgt_mpi.io.deck import RunConfig
-from qgt_mpi.io.output_guard import guard
+from qgt_mpi.io.output_guard import guard, input_paths
 from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.timing import format_table
@@ -69,7 +69,8 @@ def run_bands(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logge
             if config.bands is None:
                 raise InputError("bands", MISSING, "qgt-mpi bands needs a [bands] section "
                                  '(path = "G K M G", points = 120; docs/input.md)')
-            lock = guard(comm, output, config.source, overwrite, output_key)
+            lock = guard(comm, output, config.source, overwrite, output_key,
+                             input_paths(config))
         _locked(comm, config, output, log, pools)
     finally:
         if lock is not None:

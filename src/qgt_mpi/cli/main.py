@@ -200,9 +200,11 @@ def _validate(comm, args) -> int:
 
 def _info(comm, args) -> int:
     """``info``: summary of a result file (rank 0 prints)."""
+    from qgt_mpi.io.input_guard import check_input
     from qgt_mpi.io.reader import summarize
 
     if comm.rank == 0:
+        check_input(args.output, "result", "FILE")  # a regular file: never a FIFO or device
         _warn_file(args.output)
         try:
             print(summarize(args.output, args.group, _selection(args)), flush=True)
@@ -229,9 +231,11 @@ def _warn_file(path: str) -> None:
 def _plot(comm, args) -> int:
     """``plot``: figures from a result file (rank 0 draws; serial by nature)."""
     from qgt_mpi.cli.plot_options import options
+    from qgt_mpi.io.input_guard import check_input
     from qgt_mpi.plot import plot_file
 
     if comm.rank == 0:
+        check_input(args.output, "result", "FILE")
         _warn_file(args.output)
         for path in plot_file(args.output, args.dir, options(args)):
             print(path)
@@ -239,22 +243,33 @@ def _plot(comm, args) -> int:
 
 
 def _petsc_options(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """Parse ``argv``; ``-qgt_*`` options (and their values) go to PETSc/SLEPc unchanged.
+    """Parse ``argv``; ``-qgt_*`` options (and their values) go to PETSc/SLEPc.
 
-    They are SLEPc's own options with the solver's prefix (``-qgt_eps_type``,
-    ``-qgt_st_ksp_type``, ...), read by ``EPS.setFromOptions`` in solvers/slepc.py. Anything
-    else that argparse does not know is an error (exit status 2).
+    They are SLEPc's own options with the solver's prefix (``-qgt_st_ksp_type``, ...), read
+    by ``EPS.setFromOptions`` in solvers/shift_invert.py, and only solver tuning passes
+    (solvers/options.py: the target, the problem type, viewers and monitors are refused with
+    one line, exit status 2). Anything else that argparse does not know is an error too.
     """
     args, extra = parser.parse_known_args(argv)
     if extra and not extra[0].startswith("-qgt_"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    bad = [t for t in extra if t.startswith("-") and not t.startswith("-qgt_")]
+    bad = [t for t in extra if t.startswith("-") and not t.startswith("-qgt_")
+           and not t[1:2].isdigit() and not t[1:2] == "."]
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (solver options start -qgt_)")
     if extra:
+        from qgt_mpi.io.checks import InputError
+        from qgt_mpi.solvers import options
+
+        try:
+            argv_petsc = options.accept(extra)  # the allow-list: solver tuning only
+        except InputError as exc:  # every rank refuses the same; the first rank says so
+            if os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")) == "0":
+                sys.stderr.write(f"qgt-mpi: input error: {exc}\n")
+            raise SystemExit(EXIT_INPUT) from None
         import petsc4py
 
-        petsc4py.init([sys.argv[0], *extra])  # before the first `from petsc4py import PETSc`
+        petsc4py.init([sys.argv[0], *argv_petsc])  # before the first `from petsc4py import PETSc`
     return args
 
 
@@ -289,6 +304,7 @@ def _main(args) -> int:
     """Dispatch a parsed command under COMM_WORLD."""
     from mpi4py import MPI
 
+    from qgt_mpi.io.checks import InputError
     from qgt_mpi.parallel.errors import CollectiveError, install_excepthook
 
     comm = MPI.COMM_WORLD
@@ -304,8 +320,16 @@ def _main(args) -> int:
             sys.stderr.write(f"qgt-mpi: {kind}: {exc}\n")
             sys.stderr.flush()
         return exc.status
-    except (OSError, KeyError, ValueError) as exc:  # info on an unreadable/foreign file
+    except InputError as exc:  # info/plot (rank 0 alone): a FIFO, a device, no such file
         if args.command not in ("info", "plot"):
             raise
-        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {exc}\n")
+        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {exc.allowed}\n")
+        return EXIT_INPUT
+    except (OSError, KeyError, ValueError, IndexError, TypeError) as exc:
+        # info/plot on an unreadable, foreign or malformed file (a dataset of the wrong
+        # shape or type): one line naming the file, never a traceback
+        if args.command not in ("info", "plot"):
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"qgt-mpi: error: cannot read {args.output!r}: {text}\n")
         return EXIT_INPUT

@@ -18,7 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.io.deck import InputError, RunConfig
-from qgt_mpi.io.output_guard import check_output
+from qgt_mpi.io.output_guard import check_output, input_paths
 from qgt_mpi.models.carbon import CarbonModel
 from qgt_mpi.models.modelfile import model_summary, save_model
 from qgt_mpi.models.structure import write_format, write_structure
@@ -36,7 +36,7 @@ def save(comm: MPI.Comm, config: RunConfig, output: str, overwrite: bool = False
     """
     with collective(comm):
         if comm.rank == 0:
-            check_output(output, config.source, overwrite)
+            check_output(output, config.source, overwrite, inputs=input_paths(config))
             directory = os.path.dirname(os.path.abspath(output))
             if not os.path.isdir(directory):
                 raise InputError("-o", output, "directory does not exist")
@@ -44,30 +44,31 @@ def save(comm: MPI.Comm, config: RunConfig, output: str, overwrite: bool = False
         model = model_from_config(config, comm)
     with collective(comm):
         if comm.rank == 0:
-            temporary = os.path.join(os.path.dirname(os.path.abspath(output)),
-                                     f".{os.path.basename(output)}.tmp{os.getpid()}")
-            try:
-                what = _write(model, output, temporary)
-                os.replace(temporary, output)
-            finally:
-                if os.path.exists(temporary):
-                    os.remove(temporary)
+            what = _write(model, output, overwrite)
             d = model.describe()
             print(f"model saved: {output} ({d.get('kind')}, {model.norb} orbitals, "
                   f"{model.nbands} bands{what})")
     return 0
 
 
-def _write(model, output: str, temporary: str) -> str:
-    """Write ``model`` to ``temporary`` as ``output`` asks: atoms (structure) or model file."""
+def _write(model, output: str, overwrite: bool) -> str:
+    """Write ``model`` to ``output`` as its name asks: atoms (structure) or model file; under
+    a temporary name in the same directory, then renamed (a failing save keeps the old file)."""
     if write_format(output) is None:
-        save_model(model, temporary)
+        save_model(model, output, overwrite=overwrite)  # temporary name, then renamed
         return ""
     if not isinstance(model, CarbonModel):
         raise InputError("-o", output, "a structure file holds atoms: only the carbon kinds "
                          "(tbg_atomistic, atomistic) can be saved as one; use a .h5 name")
     pos3 = np.column_stack([model.positions, model.z])
-    fmt = write_structure(temporary, model.lattice, pos3, write_format(output))
+    temporary = os.path.join(os.path.dirname(os.path.abspath(output)),
+                             f".{os.path.basename(output)}.tmp{os.getpid()}")
+    try:
+        fmt = write_structure(temporary, model.lattice, pos3, write_format(output))
+        os.replace(temporary, output)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
     return f"; atoms as {fmt}, read with kind = \"atomistic\""
 
 

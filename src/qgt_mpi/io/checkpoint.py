@@ -20,9 +20,10 @@ import numpy as np
 
 from qgt_mpi.io.deck import RunConfig
 
-FORMAT = 4  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
+FORMAT = 5  # 2: k-resolved fields in the slab file (io/kslabs.py); 3: adaptive energy cells
 # (cells_*, occupation_* stores) and sweep_done; 4: every GeometrySummary.reduced_state entry
-# (max flux, open gaps, window edges, touching groups); older checkpoints are refused
+# (max flux, open gaps, window edges, touching groups); 5: the streamed sweep has masks of
+# the full-tensor outputs too and the fingerprint file hashes; older checkpoints are refused
 
 
 def checkpoint_name(output: str) -> str:
@@ -30,8 +31,13 @@ def checkpoint_name(output: str) -> str:
     return output + ".checkpoint.h5"
 
 
-def fingerprint(config: RunConfig) -> dict[str, str]:
-    """JSON text of every deck entry that changes results or the block layout."""
+def fingerprint(config: RunConfig, hash_files: bool = True) -> dict[str, str]:
+    """JSON text of every deck entry that changes results or the block layout, the SHA-256
+    of every input file the model reads and the accepted ``-qgt_*`` PETSc options.
+
+    ``hash_files`` False leaves the file hashes out (ranks other than 0 never use the
+    fingerprint: only rank 0 writes and compares checkpoints).
+    """
     m = config.model
     s = config.sweep
     fields = {
@@ -56,7 +62,43 @@ def fingerprint(config: RunConfig) -> dict[str, str]:
     sf = getattr(config, "superfluid", None)
     if sf is not None:
         fields["superfluid"] = repr(sf)
+    if hash_files:
+        fields.update(_file_fields(m.kind, m.params))
+    from qgt_mpi.solvers import options
+
+    if options.accepted():  # the effective -qgt_* options (absent when none are given)
+        fields["petsc_options"] = options.describe()
     return {k: json.dumps(v, sort_keys=True, default=_plain) for k, v in fields.items()}
+
+
+def _file_fields(kind: str, params: dict) -> dict[str, str]:
+    """``model.<key>.sha256`` of every input file the model reads (hr, tb, centres, model
+    file, structure files): a restart after a file changed its *content* is refused, not
+    only one after its name changed."""
+    from qgt_mpi.models.registry import KINDS
+
+    spec = KINDS.get(kind)
+    out: dict[str, str] = {}
+    for key, value in sorted(params.items()):
+        param = spec.params.get(key) if spec is not None else None
+        if isinstance(value, str) and param is not None and param.type == "path":
+            out[f"model.{key}.sha256"] = file_digest(value)
+    return out
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB pieces; "unreadable: ..." when it cannot be
+    read (the checkpoint then does not match a readable file)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    return digest.hexdigest()
 
 
 def _plain(value: object) -> object:
@@ -107,7 +149,13 @@ def _save(tmp: str, fp: dict[str, str], done: np.ndarray, state: dict[str, np.nd
 
 
 def load(path: str) -> tuple[dict[str, str], np.ndarray, dict[str, np.ndarray]]:
-    """Read a checkpoint: (fingerprint, done mask, state arrays)."""
+    """Read a checkpoint: (fingerprint, done mask, state arrays).
+
+    A regular file within the checkpoint size cap only (io/input_guard.py).
+    """
+    from qgt_mpi.io.input_guard import check_input
+
+    check_input(path, "checkpoint", "checkpoint")
     with h5py.File(path, "r", driver=None) as f:
         if int(f.attrs.get("format", -1)) != FORMAT:
             raise ValueError(f"{path}: unknown checkpoint format")

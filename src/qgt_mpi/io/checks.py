@@ -86,6 +86,8 @@ ENERGY_MAX_MEV = 1e6  # |hoppings|, |μ|, δ, gaps, U: 1 keV, far above any band
 DELTA_MIN_MEV = 1e-9  # δ: relative error of σ grows like (ε E/δ)²; see docs/input.md
 DELTA_OVER_SCALE_MIN = 1e-12  # δ ≥ 1e-12 × energy scale keeps that error below 1e-6
 TEMPERATURE_RANGE_K = (1e-9, 1e6)  # kernels exact down to 1e-20 K; κ loses digits > 1e8 K
+CELL_INDEX_MAX = 10**6  # |R_i| of a hopping (lattice vectors): phases k·R stay exact in float64
+LENGTH_MAX = 1e6  # |lattice vectors|, |orbital positions| (lattice constants or Å)
 
 
 def within(key: str, value: object, low: float, high: float, unit: str,
@@ -153,3 +155,32 @@ class Table:
         if name not in self.data and not optional:
             raise InputError(self.key(name), MISSING, f"required section [{self.key(name)}]")
         return Table(self.data.get(name, {}), self.key(name), allowed, self.defaults)
+
+
+def bounded_array(key: str, values: object, high: float, unit: str,
+                  integral: bool = False) -> None:
+    """Refuse a non-finite entry or one with |x| > ``high`` (``integral``: also a non-integer)
+    in an array of model data; the error names ``key[index]``, the value and the range."""
+    import numpy as np
+
+    try:
+        cplx = np.iscomplexobj(values)  # type: ignore[arg-type]
+        arr = np.asarray(values, dtype=complex if cplx else float)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(key, values, f"must be numbers{f' ({unit})' if unit else ''}") \
+            from None
+    flat = arr.ravel()
+    bad = ~np.isfinite(flat) | (np.abs(np.nan_to_num(flat, nan=np.inf)) > high)
+    if integral:
+        bad |= np.isfinite(flat) & (flat.real != np.round(flat.real))
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        idx = np.unravel_index(i, arr.shape) if arr.ndim else ()
+        where = key + "".join(f"[{j}]" for j in idx)
+        try:  # the value as given (an int stays an int in the message)
+            value = np.asarray(values, dtype=object).ravel()[i]
+        except (TypeError, ValueError, IndexError):
+            value = (flat[i].real if not np.iscomplexobj(arr) else flat[i]).item()
+        what = "integers" if integral else "finite"
+        raise InputError(where, value, f"must be {what} with |x| <= {high:g} {unit}"
+                         .rstrip())

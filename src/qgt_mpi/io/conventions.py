@@ -132,6 +132,10 @@ VARIABLES: dict[str, Var] = {
                                         "1", _SIG),
     "transport/lorenz_ratio_undefined": Var("1 where lorenz_ratio is undefined "
                                             "(sigma_xx = 0, NaN)", "1", _SIG),
+    **{f"transport/{k}_undefined": Var(f"1 where {k} is undefined (singular sigma tensor "
+                                       "or component, NaN)", "1", _SIG)
+       for k in ("seebeck_xx", "seebeck_xy", "kappa_xx_full", "kappa_xy",
+                 "lorenz_ratio_xx_full", "lorenz_ratio_xy")},
     # full tensors (theory §4 full tensors)
     "transport/alpha_xx": Var("thermoelectric conductivity alpha_xx = -L1_xx/(eT) (units of "
                               "e k_B/h)", ALPHA_UNIT, _SIG),

@@ -342,13 +342,9 @@ def parse_data(data: dict, source: str = "<string>", text: str = "",
 
 def read_deck_text(path: str) -> str:
     """Text of the deck at ``path``; :class:`InputError` ``("INPUT", path, ...)`` if unreadable."""
-    try:
-        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is accepted
-            return fh.read()
-    except OSError as err:
-        raise InputError("INPUT", path, f"cannot read file ({err.strerror or err})") from None
-    except UnicodeDecodeError:
-        raise InputError("INPUT", path, "cannot read file (not UTF-8 text)") from None
+    from qgt_mpi.io.input_guard import read_text
+
+    return read_text(path, "deck", encoding="utf-8-sig")  # a byte-order mark is accepted
 
 
 def load_deck(path: str) -> RunConfig:

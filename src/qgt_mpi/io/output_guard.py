@@ -6,8 +6,12 @@ Checked before anything is computed (rank 0; the driver agrees on the result):
   test is on device and inode, ``os.path.samefile``);
 * an existing output must be a regular file (never replace a directory, a device node, a
   FIFO or a socket), and it is kept unless the run was asked to ``overwrite`` it;
-* the helper names ``NAME.partial``, ``NAME.checkpoint.h5``, ``NAME.checkpoint.kgrid.h5`` and
-  ``NAME.lock`` must not be non-regular files either.
+* the helper names ``NAME.partial``, ``NAME.checkpoint.h5``, ``NAME.checkpoint.kgrid.h5``,
+  ``NAME.lock`` (and the temporary ``.partial.space``, ``.checkpoint.h5.tmp``) must not be
+  non-regular files or symbolic links (writing through a planted link would overwrite its
+  target; the lock is also opened with ``O_NOFOLLOW``);
+* neither the output nor a helper name may be an input of the run (the deck, an hr or
+  model file, ... — :func:`input_paths`), with or without ``overwrite``.
 
 The lock is an exclusive ``flock`` on the sidecar file ``NAME.lock``, taken without waiting
 and held by rank 0 for the whole run, so a second run with the same output refuses at once
@@ -32,7 +36,8 @@ from mpi4py import MPI
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.io.writer import check_writable
 
-SUFFIXES = (".partial", ".checkpoint.h5", ".checkpoint.kgrid.h5", ".lock")
+SUFFIXES = (".partial", ".checkpoint.h5", ".checkpoint.kgrid.h5", ".lock", ".partial.space",
+            ".checkpoint.h5.tmp")
 
 
 def lock_name(output: str) -> str:
@@ -40,8 +45,35 @@ def lock_name(output: str) -> str:
     return output + ".lock"
 
 
-def check_output(output: str, deck: str | None, overwrite: bool, key: str = "-o") -> None:
+def input_paths(config) -> list[str]:
+    """Every file a run reads: the deck and the model's files (hr, tb, centres, model file,
+    structure files: the ``path`` parameters of its kind)."""
+    from qgt_mpi.models.registry import KINDS
+
+    paths = [] if config.source.startswith("<") else [config.source]
+    spec = KINDS.get(config.model.kind)
+    for name, value in config.model.params.items():
+        param = spec.params.get(name) if spec is not None else None
+        if isinstance(value, str) and param is not None and param.type == "path":
+            paths.append(value)
+    return paths
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output: str, deck: str | None, overwrite: bool, key: str = "-o",
+                 inputs: tuple[str, ...] | list[str] = (),
+                 hint: str = "pass --overwrite to replace it") -> None:
     """Refuse an output that would destroy data (see module docstring). Local (rank 0).
+
+    ``inputs``: more files the run reads (hr, model file, ...): the output and its helper
+    names must not be any of them (also not through a symlink or hard link), with or
+    without ``overwrite``.
 
     Raises
     ------
@@ -56,15 +88,27 @@ def check_output(output: str, deck: str | None, overwrite: bool, key: str = "-o"
             os.path.samefile(output, deck):
         raise InputError(key, output, f"is the input deck {deck!r} (same file); choose "
                                       "another output name")
-    for path in (output, *(output + s for s in SUFFIXES)):
-        _regular_or_absent(path, key)
+    names = (output, *(output + s for s in SUFFIXES))
+    for path in names:
+        for source in inputs:
+            if _same(path, source):
+                raise InputError(key, output, f"{path} is an input of the run ({source}, "
+                                              "same file); choose another output name")
+    _regular_or_absent(output, key)
+    for path in names[1:]:
+        _regular_or_absent(path, key, follow=False)
     if os.path.lexists(output) and not overwrite:
-        raise InputError(key, output, "exists; the result is kept: choose another output "
-                                      "name or pass --overwrite to replace it")
+        raise InputError(key, output, "exists; the file is kept: choose another output "
+                                      f"name or {hint}")
 
 
-def _regular_or_absent(path: str, key: str) -> None:
-    """Refuse an existing path that is not a regular file (symlinks are followed)."""
+def _regular_or_absent(path: str, key: str, follow: bool = True) -> None:
+    """Refuse an existing path that is not a regular file (symlinks are followed unless
+    ``follow`` is False: a helper name (lock, partial, checkpoint) that is a symlink is
+    refused, since writing through it would overwrite its target)."""
+    if not follow and os.path.islink(path):
+        raise InputError(key, path, "is a symbolic link; qgt_mpi never writes through a link "
+                                    "at a lock, partial or checkpoint name: remove it")
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -83,7 +127,16 @@ class OutputLock:
         self.path = lock_name(output)
         self.fd: int | None = None
         for _attempt in range(5):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:  # never through a planted symlink (it would truncate its target)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o644)
+            except OSError as err:
+                raise InputError(key, output, f"cannot open the lock {self.path} "
+                                              f"({err.strerror}; a symbolic link is refused)"
+                                 ) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise InputError(key, output, f"the lock {self.path} is not a regular file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -139,7 +192,8 @@ def _read_holder(fd: int) -> str:
 
 
 def guard(comm: MPI.Comm, output: str, deck: str, overwrite: bool,
-          key: str = "-o") -> OutputLock | None:
+          key: str = "-o", inputs: tuple[str, ...] | list[str] = (),
+          hint: str = "pass --overwrite to replace it") -> OutputLock | None:
     """Rank 0 checks ``output`` and locks it; returns the lock (None on other ranks).
 
     Local to rank 0; the caller agrees on errors (``collective``). Nothing is computed and
@@ -148,9 +202,13 @@ def guard(comm: MPI.Comm, output: str, deck: str, overwrite: bool,
     if comm.rank != 0:
         return None
     check_writable(comm, output)
+    for path in (output, *(output + s for s in SUFFIXES)):  # before the lock opens one
+        if path != output:
+            _regular_or_absent(path, key, follow=False)
     lock = OutputLock(output, key)
     try:
-        check_output(output, None if deck.startswith("<") else deck, overwrite, key)
+        check_output(output, None if deck.startswith("<") else deck, overwrite, key, inputs,
+                     hint)
     except BaseException:
         lock.release()
         raise

@@ -25,10 +25,14 @@ _SHOWN = ("sigma_xx", "sigma_xx_drude", "sigma_xy", "seebeck", "kappa_xx", "lore
 
 def file_warnings(path: str) -> list[str]:
     """Problems a reader should be told about: an incomplete or a foreign file."""
+    from qgt_mpi.io.checks import InputError
+    from qgt_mpi.io.input_guard import check_input
+
     try:
+        check_input(path, "result", "FILE")
         with h5py.File(path, "r") as f:
             program, complete = f.attrs.get("program"), f.attrs.get("complete")
-    except OSError:
+    except (OSError, InputError):
         return []  # unreadable: the caller reports the error itself
     if program != "qgt_mpi":
         return [f"{path} is not a qgt_mpi result file (program attribute {program!r})"]
@@ -40,6 +44,9 @@ def file_warnings(path: str) -> list[str]:
 
 def load(path: str) -> dict[str, Any]:
     """All reduced datasets of a result file as a nested dict (k-resolved fields skipped)."""
+    from qgt_mpi.io.input_guard import check_input
+
+    check_input(path, "result", "FILE")  # a regular file (a FIFO blocked the open forever)
     out: dict[str, Any] = {}
     with h5py.File(path, "r") as f:
         if f.attrs.get("program") != "qgt_mpi":

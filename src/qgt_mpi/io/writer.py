@@ -111,7 +111,7 @@ def reserve(comm: MPI.Comm, tmp: str, nbytes: int) -> None:
     """
     with collective(comm, OSError):
         if comm.rank == 0:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             try:
                 os.posix_fallocate(fd, 0, nbytes)
             except OSError as exc:

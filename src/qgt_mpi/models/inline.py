@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from qgt_mpi.io.checks import CELL_INDEX_MAX, ENERGY_MAX_MEV, LENGTH_MAX, bounded_array
 from qgt_mpi.models import hermitian
 from qgt_mpi.models.lattice import TightBinding
 
 
 def hopping_arrays(hoppings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(R (nh, 2) int, a, b, t complex) from a dict of arrays or rows (R, a, b, t)."""
+    """(R (nh, 2) int, a, b, t complex) from a dict of arrays or rows (R, a, b, t).
+
+    Every number is range-checked first (InputError naming ``model.hoppings``): R integers
+    with |R_i| <= CELL_INDEX_MAX (an R of 2^63 - 1 overflowed the phases silently), t finite
+    with |t| <= ENERGY_MAX_MEV.
+    """
     if isinstance(hoppings, dict):
         R, a, b, t = (hoppings[k] for k in ("R", "a", "b", "t"))
     else:
         rows = list(hoppings)
         R = [r[0] for r in rows]
         a, b, t = ([r[i] for r in rows] for i in (1, 2, 3))
+    bounded_array("model.hoppings.R", R, CELL_INDEX_MAX, "cells", integral=True)
+    bounded_array("model.hoppings.t", t, ENERGY_MAX_MEV, "meV")
+    for name, idx in (("a", a), ("b", b)):
+        bounded_array(f"model.hoppings.{name}", idx, 2**31, "", integral=True)
     R = np.asarray(R, dtype=np.int64).reshape(-1, 2)
     return (R, np.asarray(a, dtype=np.int64).ravel(), np.asarray(b, dtype=np.int64).ravel(),
             np.asarray(t, dtype=complex).ravel())
@@ -57,6 +67,10 @@ def tight_binding(lattice, positions, hoppings=(), onsite=None, partners: str = 
     """
     if partners not in ("add", "refuse"):
         raise ValueError(f"partners = {partners!r}: must be \"add\" or \"refuse\"")
+    bounded_array("model.lattice", lattice, LENGTH_MAX, "a")
+    bounded_array("model.positions", positions, LENGTH_MAX, "(reduced)")
+    if onsite is not None:
+        bounded_array("model.onsite", onsite, ENERGY_MAX_MEV, "meV")
     lattice = np.asarray(lattice, dtype=float).reshape(2, 2)
     if abs(np.linalg.det(lattice)) < 1e-12:
         raise ValueError(f"lattice {lattice.tolist()}: a1 and a2 are linearly dependent")

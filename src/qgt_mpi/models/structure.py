@@ -68,8 +68,9 @@ def _atoms(path: str, fmt: str | None):
         import ase.io
     except ImportError:  # pragma: no cover - ase is installed by make setup
         raise StructureError("reading structure files needs ASE (pip install ase)") from None
-    if not os.path.isfile(path):
-        raise StructureError(f"structure {path!r}: not a regular file")
+    from qgt_mpi.io.input_guard import check_input
+
+    check_input(path, "structure", "model.structure")  # regular file within its size cap
     kwargs: dict[str, Any] = {"atom_style": "atomic"} if fmt == "lammps-data" else {}
     try:
         atoms = ase.io.read(path, index=-1, format=fmt, parallel=False, **kwargs)

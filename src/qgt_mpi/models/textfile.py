@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from qgt_mpi.io.checks import InputError
+
 
 class ModelFileError(ValueError):
     """A malformed model file: ``str(err)`` is ``"<path>:<line>: <reason>"`` (one line).
@@ -22,6 +24,8 @@ class ModelFileError(ValueError):
         What is wrong and, where useful, what was expected.
     """
 
+    input_error = True  # bad input: exit status 2 wherever it surfaces (parallel/errors.py)
+
     def __init__(self, path: str, line: int | None, reason: str) -> None:
         self.path, self.line, self.reason = str(path), line, reason
         where = f"{self.path}:{line}" if line is not None else self.path
@@ -32,13 +36,17 @@ class ModelFileError(ValueError):
         return (type(self), (self.path, self.line, self.reason))
 
 
-def read_lines(path: str) -> list[str]:
-    """Lines of a text file; unreadable or non-UTF-8 files raise :class:`ModelFileError`."""
+def read_lines(path: str, kind: str = "hr") -> list[str]:
+    """Lines of a text file read through the input guard (regular files only, the size cap
+    of ``kind``, io/input_guard.py); any problem raises :class:`ModelFileError`."""
+    from qgt_mpi.io.input_guard import read_bytes
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().splitlines()
-    except OSError as err:
-        raise ModelFileError(path, None, f"cannot read file ({err.strerror or err})") from None
+        data = read_bytes(path, kind)
+    except InputError as err:
+        raise ModelFileError(path, None, err.allowed) from None
+    try:
+        return data.decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise ModelFileError(path, None, f"not UTF-8 text ({err.reason})") from None
 

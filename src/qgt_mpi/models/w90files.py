@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qgt_mpi.io.checks import CELL_INDEX_MAX
 from qgt_mpi.models.textfile import Cursor, ModelFileError, read_lines, row_numbers, table
 
 _DEG_PER_LINE = 15  # Wannier90 writes the degeneracy weights 15 to a line
@@ -70,12 +71,26 @@ def _check_blocks(path: str, R: np.ndarray, keys: np.ndarray, lines: np.ndarray,
         raise ModelFileError(path, int(lb[blk, 0]), f"cell {rb[blk, 0].tolist()} is listed twice")
 
 
+def _check_cells(path: str, cells: np.ndarray, lines: np.ndarray) -> None:
+    """Refuse |R_i| > CELL_INDEX_MAX before the cast to int64 (2^63 - 1 wrapped around)."""
+    far = np.any(np.abs(cells) > CELL_INDEX_MAX, axis=1)
+    if np.any(far):
+        i = int(np.argmax(far))
+        raise ModelFileError(path, int(lines[i]), f"cell R = {cells[i].tolist()}: |R_i| must "
+                             f"be <= {CELL_INDEX_MAX}")
+
+
+def _shown(x: float) -> int | float:
+    """An index as written: an int when it is one (no overflow warning for 1e308)."""
+    return int(x) if abs(x) < 2**62 and float(x).is_integer() else float(x)
+
+
 def _orbitals(path: str, cols: np.ndarray, lines: np.ndarray, nw: int) -> np.ndarray:
     """0-based orbital indices from 1-based columns, refused outside 1..nw."""
     bad = np.any((cols < 1) | (cols > nw), axis=1)
     if np.any(bad):
         i = int(np.argmax(bad))
-        raise ModelFileError(path, int(lines[i]), f"orbital index {cols[i].astype(int).tolist()} "
+        raise ModelFileError(path, int(lines[i]), f"orbital index {[_shown(x) for x in cols[i]]} "
                              f"outside 1..{nw} (num_wann)")
     return cols.astype(np.int64) - 1
 
@@ -89,6 +104,7 @@ def read_hr(path: str) -> Hoppings:
     data, lines = table(cur, nrpts * nw * nw, 7, "R1 R2 R3 m n Re(H) Im(H)",
                         int_cols=(0, 1, 2, 3, 4))
     cur.finish()
+    _check_cells(path, data[:, :3], lines)
     R = data[:, :3].astype(np.int64)
     mn = _orbitals(path, data[:, 3:5], lines, nw)
     _check_blocks(path, R, mn[:, 0] * nw + mn[:, 1], lines, nrpts, nw)
@@ -104,6 +120,7 @@ def _tb_blocks(cur: Cursor, nrpts: int, nw: int, ncols: int, what: str):
         cell = cur.floats(3, "cell R1 R2 R3")
         if np.any(cell != np.round(cell)):
             raise ModelFileError(cur.path, line, f"cell R must be integers, found {cell}")
+        _check_cells(cur.path, cell[None], np.array([line]))
         data, ln = table(cur, nw * nw, ncols, what, int_cols=(0, 1))
         cells.append(np.repeat(cell[None].astype(np.int64), nw * nw, axis=0))
         rows.append(data)
@@ -116,7 +133,7 @@ def read_tb(path: str) -> tuple[np.ndarray, Hoppings, np.ndarray]:
 
     The centres are the diagonal position matrix elements Re <n 0|r|n 0> of the file.
     """
-    cur = Cursor(path, read_lines(path), start=1)
+    cur = Cursor(path, read_lines(path, "tb"), start=1)
     lattice = np.array([cur.floats(3, f"lattice vector a{i + 1} (Å)") for i in range(3)])
     if abs(np.linalg.det(lattice)) < 1e-12:
         raise ModelFileError(path, 2, "lattice vectors are linearly dependent")
@@ -141,7 +158,7 @@ def read_tb(path: str) -> tuple[np.ndarray, Hoppings, np.ndarray]:
 
 def read_centres(path: str, num_wann: int) -> np.ndarray:
     """Wannier centres (num_wann, 3) Å from ``seedname_centres.xyz`` (rows labelled ``X``)."""
-    cur = Cursor(path, read_lines(path))
+    cur = Cursor(path, read_lines(path, "centres"))
     count = cur.integer("number of entries (first line of an .xyz file)")
     if cur.pos < len(cur.rows) and cur.rows[cur.pos][0] == 2:
         cur.pos += 1  # line 2 is a comment

@@ -15,6 +15,7 @@ import logging
 
 import numpy as np
 
+from qgt_mpi.io.checks import CELL_INDEX_MAX, ENERGY_MAX_MEV, LENGTH_MAX, bounded_array, magnitude
 from qgt_mpi.models import hermitian
 from qgt_mpi.models.lattice import TightBinding
 from qgt_mpi.models.textfile import ModelFileError
@@ -84,6 +85,27 @@ def _complete_basis(p: np.ndarray) -> np.ndarray:
                      "sublattice (no integer third vector completes a unimodular basis)")
 
 
+def _check_handedness(plane, lat3: np.ndarray, basis: np.ndarray) -> None:
+    """Refuse an in-plane pair whose normal a'_1 × a'_2 points against the crystal's
+    out-of-plane vector (the remaining a_k of [i, j]; for integer vectors, the original vector
+    most out of the plane). The 2D model puts a'_1 along x and a'_2 in the upper half-plane,
+    so such a pair gives the mirror image: sigma_xy and the Chern numbers flip sign with an
+    identical stored lattice (plane = [2, 1] did exactly that)."""
+    a1, a2 = basis[0] @ lat3, basis[1] @ lat3
+    normal = np.cross(a1, a2)
+    p = np.asarray(plane)
+    if p.shape == (2,):
+        up = lat3[({1, 2, 3} - {int(x) for x in p}).pop() - 1]
+    else:
+        unit = normal / np.linalg.norm(normal)
+        up = lat3[int(np.argmax(np.abs(lat3 @ unit) / np.linalg.norm(lat3, axis=1)))]
+    if normal @ up < 0:
+        swapped = p[::-1].tolist()
+        raise ValueError(f"plane = {p.tolist()}: the in-plane vectors are in mirrored order "
+                         f"(a'1 x a'2 points against the out-of-plane lattice vector), which "
+                         f"would flip sigma_xy and the Chern numbers; use plane = {swapped}")
+
+
 def _in_plane_lattice(lattice3: np.ndarray, i: int, j: int) -> tuple[np.ndarray, float]:
     """2D lattice rows (a_i, a_j) in a frame with a_i along x, in units of |a_i|; and |a_i| Å."""
     ai, aj = lattice3[i], lattice3[j]
@@ -129,19 +151,48 @@ def _files(hr, tb, centres, lattice) -> tuple[np.ndarray, Hoppings, np.ndarray |
     return lat, hops, None, "none: all orbitals at the cell origin"
 
 
+def _check_ranges(h: Hoppings, lattice: np.ndarray, tau: np.ndarray | None) -> None:
+    """Refuse numbers outside the ranges every model obeys (docs/input.md, io/checks.py):
+    |H| <= ENERGY_MAX_MEV (a file scaled by 1e8 gave sigma_xy = 0 silently), |R_i| <=
+    CELL_INDEX_MAX, lengths <= LENGTH_MAX Å. One ModelFileError at the first bad line."""
+    t_mev = np.abs(h.t) * EV_TO_MEV
+    big = ~(t_mev <= ENERGY_MAX_MEV)
+    if np.any(big):
+        i = int(np.argmax(big))
+        raise ModelFileError(h.path, int(h.lines[i]), f"|H| = {t_mev[i]:.6g} meV: hoppings "
+                             f"must satisfy |H| <= {ENERGY_MAX_MEV:g} meV "
+                             f"({ENERGY_MAX_MEV / EV_TO_MEV:g} eV)")
+    far = np.any(np.abs(h.R) > CELL_INDEX_MAX, axis=1)
+    if np.any(far):
+        i = int(np.argmax(far))
+        raise ModelFileError(h.path, int(h.lines[i]), f"cell R = {h.R[i].tolist()}: "
+                             f"|R_i| must be <= {CELL_INDEX_MAX}")
+    for name, arr in (("lattice", lattice), ("centres", tau)):
+        if arr is not None and not np.all(np.abs(arr) <= LENGTH_MAX):
+            raise ModelFileError(h.path, None, f"{name} hold a length beyond "
+                                 f"{LENGTH_MAX:g} Å (or a non-finite one)")
+
+
 def wannier90_arrays(hr=None, tb=None, centres=None, lattice=None, plane=(1, 2),
                      out_of_plane: str = "refuse", fermi: float = 0.0) -> dict:
     """Arrays and facts of the 2D model (serial): what :class:`TightBinding` takes."""
     if out_of_plane not in ("refuse", "sum"):
         raise ValueError(f"out_of_plane = {out_of_plane!r}: must be \"refuse\" or \"sum\"")
+    magnitude("model.fermi", fermi, ENERGY_MAX_MEV / EV_TO_MEV, "eV",
+              "the energy range of every model, docs/input.md")
+    if lattice is not None:
+        bounded_array("model.lattice", lattice, LENGTH_MAX, "Å")
     basis = _plane(plane)
     lat3, hops, tau, centres_from = _files(hr, tb, centres, lattice)
+    _check_ranges(hops, lat3, tau)
     t = _symmetrise(hops)
+    original = lat3
     lat3 = basis @ lat3  # a'_k = Σ_l M_kl a_l: in-plane vectors first
     cells = hops.R @ np.rint(np.linalg.inv(basis)).astype(np.int64)  # R·A = R'·A'
     hops = Hoppings(hops.num_wann, cells, hops.a, hops.b, hops.t, hops.lines, hops.path)
     i, j, third = 0, 1, 2
     _out_of_plane(hops, t, third, out_of_plane)
+    _check_handedness(plane, original, basis)
     lattice2, unit = _in_plane_lattice(lat3, i, j)
     if tau is None:
         logging.getLogger("qgt_mpi").warning("%s: %s", hops.path, NO_CENTRES_WARNING)

@@ -108,6 +108,9 @@ def plot_file(path: str, outdir: str | None = None,
     """
     outdir = outdir or default_outdir(path)
     opt = options or PlotOptions()
+    from qgt_mpi.io.input_guard import check_input
+
+    check_input(path, "result", "FILE")  # a regular file, never a FIFO or device
     written: list[str] = []
     with h5py.File(path, "r") as f:
         if f.attrs.get("program") != "qgt_mpi":

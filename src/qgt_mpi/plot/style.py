@@ -110,12 +110,30 @@ def note(name: str, text: str) -> None:
 
 def save(fig, outdir: str, name: str) -> list[str]:
     """Write ``outdir/name.png`` (300 dpi) and ``.pdf`` (Type 42 fonts), close the figure."""
+    import tempfile
+
     os.makedirs(outdir, exist_ok=True)
     paths = [os.path.join(outdir, f"{name}.{ext}") for ext in ("png", "pdf")]
-    with plt.rc_context(RC):
-        for path in paths:
-            fig.savefig(path, metadata=_METADATA[path.rsplit(".", 1)[1]])
-    plt.close(fig)
+    try:
+        with plt.rc_context(RC):
+            for path in paths:
+                ext = path.rsplit(".", 1)[1]
+                if os.path.lexists(path) and not os.path.islink(path) and \
+                        not os.path.isfile(path):
+                    raise OSError(f"{path} exists and is not a regular file; not replaced")
+                # a fresh temporary name, then a rename: a symlink planted at the figure's
+                # name is replaced, never written through, and a failed save leaves no torn
+                # figure (figures are regenerated on every plot, so they are replaced)
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{ext}", dir=outdir)
+                os.close(fd)
+                try:
+                    fig.savefig(tmp, format=ext, metadata=_METADATA[ext])
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.lexists(tmp):
+                        os.remove(tmp)
+    finally:
+        plt.close(fig)
     return paths
 
 

@@ -48,6 +48,19 @@ from qgt_mpi.geometry.chern import GROUP_MAX
 from qgt_mpi.solvers import is_windowed
 
 UNDEFINED_IF_NO_SIGMA = ("seebeck", "kappa_xx", "lorenz_ratio")
+# Full-tensor outputs (transport/tensors.py) that divide by det sigma or by a component of
+# sigma: NaN (or inf, written as NaN) where that vanishes; flagged like the three above.
+UNDEFINED_IF_SINGULAR = ("seebeck_xx", "seebeck_xy", "kappa_xx_full", "kappa_xy",
+                         "lorenz_ratio_xx_full", "lorenz_ratio_xy")
+UNDEFINED = UNDEFINED_IF_NO_SIGMA + UNDEFINED_IF_SINGULAR  # every *_undefined mask
+
+
+def undefined_meaning(key: str) -> str:
+    """The ``meaning`` attribute of ``<key>_undefined``."""
+    if key in UNDEFINED_IF_NO_SIGMA:
+        return f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"
+    return (f"1 where {key} is undefined (the sigma tensor or the component it divides by "
+            "is singular) and written as NaN")
 MIN_GRID = 6  # points per direction below which no BZ integral is converged
 GAP_RELATIVE_FLOOR = 1e-9  # gap must exceed this fraction of the energy scale
 MAX_PLAQUETTE_FLUX = 0.5  # |Berry flux| per plaquette (units of π) above which C is doubtful
@@ -108,11 +121,16 @@ def describe_indices(indices, total: int, noun: str = "band") -> str:
 
 
 def flag_undefined(transport: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Set undefined S, κ, L/L_0 to NaN in place; return their masks (True = undefined)."""
+    """Set undefined S, κ, L/L_0 (and the full-tensor outputs present) to NaN in place;
+    return their masks (True = undefined)."""
     no_sigma = transport["sigma_xx"] == 0.0
     masks = {}
-    for key in UNDEFINED_IF_NO_SIGMA:
-        bad = no_sigma | ~np.isfinite(transport[key])
+    for key in UNDEFINED:
+        if key not in transport:
+            continue
+        bad = ~np.isfinite(transport[key])
+        if key in UNDEFINED_IF_NO_SIGMA:
+            bad = bad | no_sigma
         transport[key] = np.where(bad, np.nan, transport[key])
         masks[key] = bad
     return masks
@@ -171,15 +189,22 @@ def apply(result, transport: dict, geometry: dict, grid: tuple[int, int], delta:
             attrs = tr_group[key][1]
             tr_group[key] = (transport[key], attrs)
             tr_group[f"{key}_undefined"] = (mask.astype(np.uint8), {
-                "axes": attrs.get("axes", ""),
-                "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
+                "axes": attrs.get("axes", ""), "meaning": undefined_meaning(key)})
         counts = {f"n_undefined_{k}": int(m.sum()) for k, m in masks.items()}
     tr_attrs.update(counts)
-    n_bad = max(counts.values(), default=0)
+    n_bad = max((counts.get(f"n_undefined_{k}", 0) for k in UNDEFINED_IF_NO_SIGMA),
+                default=0)
+    singular = [k for k in UNDEFINED_IF_SINGULAR if counts.get(f"n_undefined_{k}", 0)]
+    n_sing = max((counts[f"n_undefined_{k}"] for k in singular), default=0)
+    tensors = (f"; full-tensor outputs undefined (singular sigma) at up to {n_sing} points: "
+               f"{', '.join(singular)}" if singular else "")
     if n_bad:
         warn("warning: transport: %d sweep points have sigma_xx = 0 or undefined ratios: "
              "seebeck, kappa_xx and lorenz_ratio are written as NaN there and flagged in "
-             "/transport/*_undefined", n_bad)
+             "/transport/*_undefined%s", n_bad, tensors)
+    elif singular:
+        warn("warning: transport: %s (written as NaN, flagged in /transport/*_undefined)",
+             tensors[2:])
     _geometry_flags(result, geometry, grid, delta, temperature, warn)
 
 

@@ -12,7 +12,7 @@ from mpi4py import MPI
 
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import RunConfig
-from qgt_mpi.io.output_guard import guard
+from qgt_mpi.io.output_guard import guard, input_paths
 from qgt_mpi.io.sweep_file import check_disk
 from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
@@ -88,7 +88,8 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     lock = None
     try:
         with collective(comm):
-            lock = guard(comm, output, config.source, overwrite, output_key)
+            lock = guard(comm, output, config.source, overwrite, output_key,
+                             input_paths(config))
         return _run_locked(comm, config, output, log, restart, checkpoint_interval, pools)
     finally:
         if lock is not None:
@@ -107,7 +108,8 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         job = make_job(comm, model, config.kgrid, s.temperature, s.mu, delta,
                        config.run.chunk, config.output.kresolved, solver, window,
                        None if s.filling is None else list(s.filling_bands))
-        path, fp = checkpoint.checkpoint_name(output), checkpoint.fingerprint(config)
+        path = checkpoint.checkpoint_name(output)
+        fp = checkpoint.fingerprint(config, hash_files=comm.rank == 0)  # file contents too
         n_first = s.mu.size if s.filling is None else s.filling.size
         check_disk(comm, output, n_first * len(delta) * s.temperature.size,
                    bytes_per_point(job.sums, s.filling is not None))

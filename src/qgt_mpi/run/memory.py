@@ -100,6 +100,58 @@ def available_mib() -> float:
     return avail
 
 
+GRAPHENE_A_NM = 0.246
+BYTES_PER_BOND = 200  # R (2 int64), a, b, t, d3, the KD-tree pair list and the CSR pattern
+BYTES_PER_IMAGE_ATOM = 64  # periodic images searched by the KD-tree (position + tree node)
+
+
+def tbg_build_estimate(m: float, cutoff: float, a: float = GRAPHENE_A_NM,
+                       d0: float = 0.335) -> tuple[float, float, float]:
+    """(orbitals, bonds, MiB) that building ``tbg_atomistic`` would need (floats: any m).
+
+    N = 4(3m² + 3m + 1) carbons; each has ~ρ·π·cutoff² partners in its own layer and
+    ~ρ·π·(cutoff² − d0²) in the other (ρ = 4/(√3 a²) atoms per nm² per layer); the KD-tree
+    searches N·(2p + 1)² periodic images, p = ⌈cutoff/h⌉ + 1, h the height of the cell.
+    Used before the builder allocates anything (validate included).
+    """
+    m, cutoff = float(m), float(cutoff)
+    cells = 3.0 * m * m + 3.0 * m + 1.0
+    n = 4.0 * cells
+    rho = 4.0 / (math.sqrt(3.0) * a * a)
+    partners = rho * math.pi * (cutoff ** 2 + max(cutoff ** 2 - d0 ** 2, 0.0))
+    bonds = n * max(partners, 1.0)
+    height = a * math.sqrt(cells) * math.sqrt(3.0) / 2.0
+    p = math.ceil(cutoff / height) + 1 if math.isfinite(cutoff / height) else math.inf
+    images = n * (2.0 * p + 1.0) ** 2
+    mib = (bonds * BYTES_PER_BOND + images * BYTES_PER_IMAGE_ATOM) / MIB
+    return n, bonds, mib
+
+
+def check_build(kind: str, params: dict, cells: int = 1) -> None:
+    """Refuse (InputError) a model whose construction alone would exceed the memory of the
+    node, before anything is allocated (``validate`` too). ``cells``: supercell size n1·n2.
+
+    Today: ``tbg_atomistic`` (m = 1000 or cutoff = 1000 allocated gigabytes inside
+    ``validate``). Local; the caller agrees on the error.
+    """
+    if kind != "tbg_atomistic" or "m" not in params:
+        return
+    try:
+        n, bonds, mib = tbg_build_estimate(params["m"], params.get("cutoff", 0.5),
+                                           params.get("a", GRAPHENE_A_NM),
+                                           params.get("d0", 0.335))
+    except (TypeError, ValueError, OverflowError):
+        return  # a malformed value: the builder names it
+    n, bonds, mib = n * cells, bonds * cells, mib * cells
+    available = available_mib()
+    if mib > available:
+        raise InputError("model", {"kind": kind, "m": params["m"],
+                                   "cutoff": params.get("cutoff", 0.5)},
+                         f"building it needs ~{mib:.3g} MiB ({n:.3g} orbitals, ~{bonds:.3g} "
+                         f"bonds), more than the {available:.0f} MiB available on this node; "
+                         "lower model.m or model.cutoff (docs/input.md)")
+
+
 KEYS_THAT_MATTER = ("kgrid.size", "run.chunk", "sweep.temperature/mu/delta sizes",
                     "output.kresolved", "the number of ranks")
 

@@ -126,7 +126,7 @@ def _load(path: str) -> Loaded:
     """checkpoint.load with read errors as an InputError naming the file (rank 0)."""
     try:
         return checkpoint.load(path)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, InputError) as exc:
         why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise InputError("checkpoint", os.path.basename(path), f"cannot read {path} ({why}); "
                          "rerun with --no-restart to start over (it is then replaced)") from exc

@@ -166,7 +166,11 @@ def _touching_groups(geometry: dict) -> dict:
 
 def _window(geometry: dict, solver, sums: TransportSums) -> tuple[dict, dict]:
     """/solver datasets and attributes: window edges and out-of-window geometry (theory §5)."""
+    from qgt_mpi.solvers import options
+
     attrs = dict(solver.describe()) if solver is not None else {"solver": "dense"}
+    if options.accepted():  # the effective -qgt_* options (solvers/options.py allow-list)
+        attrs["petsc_options"] = options.describe()
     if solver is None or not is_windowed(solver):
         return {}, attrs
     attrs["delta_out_meV"] = np.asarray(sums.delta_out)

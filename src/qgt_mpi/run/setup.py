@@ -58,6 +58,10 @@ def model_from_spec(spec: ModelSpec, comm: MPI.Comm | None = None) -> BlochModel
         c = spec.supercell
         cell = {"size": c.size, "disorder_width": c.disorder_width,
                 "disorder_seed": c.disorder_seed}
+    from qgt_mpi.run.memory import check_build
+
+    n1n2 = int(np.prod(spec.supercell.size)) if spec.supercell is not None else 1
+    check_build(spec.kind, dict(spec.params), n1n2)  # before the builder allocates anything
     try:
         return build_model(spec.kind, dict(spec.params), flatten, cell, comm)
     except RangeError as exc:  # names the offending setting

@@ -18,7 +18,7 @@ from mpi4py import MPI
 from qgt_mpi.io.sweep_file import FileSink
 from qgt_mpi.parallel import allreduce_array, allreduce_max, allreduce_min, broadcast
 from qgt_mpi.parallel.errors import CollectiveError, collective
-from qgt_mpi.run.diagnostics import UNDEFINED_IF_NO_SIGMA, flag_undefined
+from qgt_mpi.run.diagnostics import UNDEFINED, flag_undefined, undefined_meaning
 from qgt_mpi.transport.accumulate import ReducedSums, TransportSums
 from qgt_mpi.transport.filling import check_filling, solve_mu
 from qgt_mpi.transport.observables import BAND_QUANTITIES, QUANTITIES, transport_quantities
@@ -61,10 +61,9 @@ class SweepEvaluation:
         axes: dict[str, object] = {"axes": f"{first}, delta_index, temperature"}
         out: dict[str, tuple[tuple[int, ...], np.dtype, dict[str, object]]] = {
             k: (self.shape, np.dtype(float), {**axes}) for k in QUANTITIES}
-        for key in UNDEFINED_IF_NO_SIGMA:
+        for key in UNDEFINED:
             out[f"{key}_undefined"] = (self.shape, np.dtype(np.uint8), {
-                **axes,
-                "meaning": f"1 where {key} is undefined (sigma_xx = 0) and written as NaN"})
+                **axes, "meaning": undefined_meaning(key)})
         if self.per_band:
             nb = self.sums.delta.shape[1]
             out.update({k: ((*self.shape, nb), np.dtype(float), {
@@ -119,7 +118,7 @@ def bytes_per_point(sums: TransportSums, filling: bool) -> int:
     """Bytes of the streamed datasets per sweep point (see :meth:`SweepEvaluation.layout`)."""
     nb = sums.delta.shape[1]
     per_band = sums.occ_bands.size == nb
-    return (8 * len(QUANTITIES) + len(UNDEFINED_IF_NO_SIGMA)
+    return (8 * len(QUANTITIES) + len(UNDEFINED)
             + 8 * nb * per_band * len(BAND_QUANTITIES) + 8 * filling)
 
 
@@ -135,11 +134,11 @@ def evaluate_sweep(comm: MPI.Comm, evaluation: SweepEvaluation, sink, log: loggi
     if sums.sweep_done is None or sums.sweep_done.size != len(evaluation.units):
         sums.sweep_done = np.zeros(len(evaluation.units), dtype=bool)
     todo = [u for u in range(len(evaluation.units)) if not sums.sweep_done[u]]
-    counts = np.zeros(len(UNDEFINED_IF_NO_SIGMA), dtype=np.int64)
+    counts = np.zeros(len(UNDEFINED), dtype=np.int64)
 
     def counted(unit: Unit) -> dict[str, np.ndarray]:
         values = evaluation(unit)
-        counts[:] += [int(values[f"{k}_undefined"].sum()) for k in UNDEFINED_IF_NO_SIGMA]
+        counts[:] += [int(values[f"{k}_undefined"].sum()) for k in UNDEFINED]
         return values
 
     def stopped(done: list[int]) -> None:
@@ -152,7 +151,7 @@ def evaluate_sweep(comm: MPI.Comm, evaluation: SweepEvaluation, sink, log: loggi
                      stopped, due)
     sums.sweep_done[done] = True
     total = allreduce_array(comm, counts)
-    return {f"n_undefined_{k}": int(n) for k, n in zip(UNDEFINED_IF_NO_SIGMA, total, strict=True)}
+    return {f"n_undefined_{k}": int(n) for k, n in zip(UNDEFINED, total, strict=True)}
 
 
 def finish_in_memory(comm: MPI.Comm, sums: TransportSums, norm: float, degeneracy: float,
@@ -230,7 +229,7 @@ def _resumed_counts(comm: MPI.Comm, sink, resumed: bool) -> dict[str, int]:
     if not resumed:
         return {}
     out = {}
-    for key in UNDEFINED_IF_NO_SIGMA:
+    for key in UNDEFINED:
         dset = sink.dsets[f"{key}_undefined"]
         out[f"n_undefined_{key}"] = int(broadcast(
             comm, int(np.sum(dset[...])) if comm.rank == 0 else 0))

@@ -250,6 +250,9 @@ class ShiftInvert:
         for key, value in MUMPS_ICNTL.items():
             if not options.hasName(f"qgt_st_mat_mumps_icntl_{key}"):
                 options.setValue(f"qgt_st_mat_mumps_icntl_{key}", value)
+        from qgt_mpi.solvers.options import check_database
+
+        check_database(options.getAll())  # also PETSC_OPTIONS / .petscrc: tuning only
         eps.setFromOptions()
         return eps
 

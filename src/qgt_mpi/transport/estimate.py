@@ -28,16 +28,37 @@ def _occupancy(lat: EnergyLattice, sample: np.ndarray, nk: int, level: int,
     return 1.0 - np.exp(-nk * lam)
 
 
+MAX_CANDIDATES = 1 << 22  # cells enumerated per level; beyond, a stride samples them
+
+
+def _stride(lat: EnergyLattice, level: int, lo: float, hi: float) -> int:
+    """Every how many cells :func:`_cells` takes one at ``level`` (1: all of them).
+
+    A fixed-filling sweep at tiny δ + π k_B T has a uniform level 0 of bandwidth/h cells
+    (10¹⁰ at T = δ = 10⁻⁹: it allocated 58 GiB inside ``dry-run`` and the memory check);
+    a strided sample of at most MAX_CANDIDATES cells, each counted ``stride`` times, keeps
+    the estimate's size bounded (each sampled cell stands for its neighbours).
+    """
+    w = float(lat.width(level))
+    count = (hi - lo) / w + 2
+    return max(1, int(np.ceil(count / MAX_CANDIDATES))) if lat.anywhere and level == 0 else 1
+
+
 def _cells(lat: EnergyLattice, level: int, lo: float, hi: float) -> np.ndarray:
     """Cells of ``level`` within [lo, hi] that can exist in a tree: their parent is not
     admissible (energy_cells.py eq. 1). Candidates are the cells near some μ of the sweep
-    (within 2·(2/η + 1) widths) or every cell of [lo, hi], whichever is fewer.
+    (within 2·(2/η + 1) widths) or every cell of [lo, hi], whichever is fewer (every
+    :func:`_stride`-th one for a huge uniform level 0).
     """
     w = float(lat.width(level))
     if 2 * w <= lat.eta * lat.r_min:
         return np.zeros(0, np.int64)
     reach = int(np.ceil(4 / lat.eta)) + 4
     j_lo, j_hi = int(np.floor((lo - lat.e0) / w)), int(np.floor((hi - lat.e0) / w))
+    if lat.anywhere:  # a uniform level 0 only (no tree above it)
+        if level:
+            return np.zeros(0, np.int64)
+        return np.arange(j_lo, j_hi + 1, _stride(lat, level, lo, hi), dtype=np.int64)
     if lat.anywhere or j_hi - j_lo + 1 <= lat.mu.size * (2 * reach + 1):
         j = np.arange(j_lo, j_hi + 1, dtype=np.int64)
     else:
@@ -56,7 +77,8 @@ def expected_cells(lat: EnergyLattice, sample: np.ndarray, nk: int) -> float:
     level, _ = lat.leaves(sample)
     top = int(level.max()) + 8
     lo, hi = float(sample.min()), float(sample.max())
-    return float(sum(_occupancy(lat, sample, nk, lev, _cells(lat, lev, lo, hi)).sum()
+    return float(sum(_stride(lat, lev, lo, hi)
+                     * _occupancy(lat, sample, nk, lev, _cells(lat, lev, lo, hi)).sum()
                      for lev in range(top)))
 
 
@@ -69,7 +91,8 @@ def expected_pairs(lat: EnergyLattice, sample: np.ndarray, nk: int, mu: np.ndarr
     e_lo, e_hi = float(sample.min()), float(sample.max())
     for lev in range(top):
         cells = _cells(lat, lev, e_lo, e_hi)
-        prob = np.r_[0.0, np.cumsum(_occupancy(lat, sample, nk, lev, cells))]
+        weight = _stride(lat, lev, e_lo, e_hi)
+        prob = np.r_[0.0, np.cumsum(weight * _occupancy(lat, sample, nk, lev, cells))]
         for lo, hi in accepted_ranges(lat, lev, lev == top - 1, mu, radius):
             first = np.searchsorted(cells, lo, side="left")
             last = np.searchsorted(cells, hi, side="right")
