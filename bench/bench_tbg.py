@@ -17,12 +17,19 @@ Part ``angles`` (issue 8, item 2): the realistic model's flat-band width (both f
 Part ``atomistic``: build time of the (m, 1) commensurate cell (theory §2.6) for several m, the
 time of one ``values(k)`` and (``--neutrality``) of the charge-neutrality search at m = 31.
 
+Part ``relaxed`` (issue 19): the continuum relaxation of the (m, 1) cell (theory §2.6a) at
+m = 31 and 60, reading and building m = 31 from a POSCAR written by ``write_structure`` (kind
+``atomistic``, charge-neutrality search included), and one shift-and-invert window solve
+(MUMPS, 12 eigenvalues nearest E_CN at K) of the rigid and the relaxed m = 31 cell: the
+relaxed cell's cost per k-point relative to the rigid one.
+
 Why: the first three parts validate the continuum model (docs/validation.md quotes them; the
 magic α of tests/test_bm_continuum.py comes from ``magic``); ``atomistic`` measures the cost
 of building the largest models, which every atomistic run pays once (docs/performance.md §7).
 
-Suite presets (bench/run.py, part ``atomistic`` only): ``quick`` = m = 5, 10, 20, 31, 2
-repetitions; ``full`` = the same, 3 repetitions, and the charge-neutrality search at m = 31.
+Suite presets (bench/run.py, parts ``atomistic`` and ``relaxed``): ``quick`` = m = 5, 10, 20,
+31, 2 repetitions; ``full`` = the same, 3 repetitions, and the charge-neutrality search at
+m = 31; both run ``relaxed``.
 
 Usage::
 
@@ -153,9 +160,67 @@ SUITE = {"quick": {"ms": (5, 10, 20, 31), "repeat": 2, "neutrality": False},
          "full": {"ms": (5, 10, 20, 31), "repeat": 3, "neutrality": True}}
 
 
+def relaxed(repeat: int, records: list[dict] | None = None) -> None:
+    """Relaxation time (m = 31, 60), m = 31 from a structure file, window solve rigid/relaxed."""
+    import os
+    import tempfile
+
+    from qgt_mpi.models import build_model
+    from qgt_mpi.models.relax import relax_twisted_bilayer
+    from qgt_mpi.models.structure import write_structure
+    from qgt_mpi.models.tbg_atomistic import nearest_eigenvalues, rigid_cell
+
+    rows = []
+    for m in (31, 60):
+        lattice, _, _, theta = rigid_cell(m, 0.246, 0.335)
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            result = relax_twisted_bilayer(lattice, 0.246, theta)
+            times.append(time.perf_counter() - t0)
+        rows.append([f"relax m = {m}", f"{min(times):.3f}",
+                     f"grid {result.grid}, {result.iterations} Newton steps, max |u| "
+                     f"{result.max_displacement():.4f} nm"])
+        if records is not None:
+            records.append(case_record(f"relax m={m}", {"m": m, "grid": result.grid}, times,
+                                       max_displacement_nm=result.max_displacement(),
+                                       iterations=result.iterations))
+    relaxed_model = build_model("tbg_atomistic", {"m": 31, "relax": {"method": "continuum"}})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "POSCAR")
+        write_structure(path, relaxed_model.lattice,
+                        np.column_stack([relaxed_model.positions, relaxed_model.z]))
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            build_model("atomistic", {"structure": path})
+            times.append(time.perf_counter() - t0)
+    rows.append(["read + build m = 31 (POSCAR, neutrality)", f"{min(times):.2f}", ""])
+    if records is not None:
+        records.append(case_record("file m=31", {"m": 31}, times))
+    rigid_model = build_model("tbg_atomistic", {"m": 31})
+    solve = {}
+    for name, model in (("rigid", rigid_model), ("relaxed", relaxed_model)):
+        h = model.csr(model.high_symmetry_points()["K"])[0]
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            nearest_eigenvalues(h, 0.0, 12)
+            times.append(time.perf_counter() - t0)
+        solve[name] = min(times)
+        rows.append([f"window solve at K, {name} m = 31", f"{min(times):.2f}",
+                     f"nnz {h.nnz:,}"])
+        if records is not None:
+            records.append(case_record(f"solve {name} m=31", {"m": 31, "cell": name}, times,
+                                       nnz=int(h.nnz)))
+    rows.append(["relaxed / rigid", f"{solve['relaxed'] / solve['rigid']:.2f}", ""])
+    table(["case", "time [s]", "note"], rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", default=["magic", "shells", "angles", "atomistic"])
+    parser.add_argument("parts", nargs="*",
+                        default=["magic", "shells", "angles", "atomistic", "relaxed"])
     parser.add_argument("--shells", type=int, default=5)
     parser.add_argument("--grid", type=int, default=6)
     parser.add_argument("--neutrality", action="store_true")
@@ -165,6 +230,7 @@ def main() -> None:
         preset = SUITE[args.suite]
         records: list[dict] = []
         atomistic(preset["neutrality"], preset["ms"], preset["repeat"], records)
+        relaxed(preset["repeat"], records)
         write_record(args.json, "tbg_build", args.suite, dict(preset), records)
         return
     if "magic" in args.parts:
@@ -175,6 +241,8 @@ def main() -> None:
         angles(4, 12)
     if "atomistic" in args.parts:
         atomistic(args.neutrality)
+    if "relaxed" in args.parts:
+        relaxed(2)
 
 
 if __name__ == "__main__":

@@ -76,8 +76,10 @@ def _atoms(path: str, fmt: str | None):
         atoms = ase.io.read(path, index=-1, format=fmt, parallel=False, **kwargs)
     except Exception as exc:  # ASE raises many kinds; one line names the file and the cause
         what = f"format {fmt!r}" if fmt else "the format guessed from its name"
+        hint = (f" (an element name ASE does not know, e.g. a POSCAR species line "
+                f"{exc}: write C there)" if isinstance(exc, KeyError) else "")
         raise StructureError(f"structure {path!r}: ASE cannot read it as {what}: "
-                             f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+                             f"{type(exc).__name__}: {exc}{hint}".splitlines()[0]) from None
     return atoms if not isinstance(atoms, list) else atoms[-1]
 
 
