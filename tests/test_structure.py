@@ -204,3 +204,17 @@ def test_model_save_writes_a_structure_the_atomistic_kind_reads(tmp_path):
     refused = qgt(["model", "save", str(haldane), "-o", str(tmp_path / "h.xyz")])
     assert refused.returncode == 2 and "only the carbon kinds" in refused.stderr
     assert not (tmp_path / "h.xyz").exists()
+
+
+def test_theta_selects_the_nearest_commensurate_cell():
+    """tbg_atomistic with theta instead of m: the (m, 1) cell of the nearest angle."""
+    from qgt_mpi.models.tbg_atomistic import m_for_angle, twist_angle
+
+    for theta in (0.3, 1.05, 1.1, 2.0, 5.09, 21.8):
+        m = m_for_angle(theta)
+        assert all(abs(twist_angle(m) - theta) <= abs(twist_angle(n) - theta)
+                   for n in range(max(1, m - 10), m + 11))
+    assert m_for_angle(1.05) == 31
+    assert build_model("tbg_atomistic", {"theta": 5.0, "energy_zero": "absolute"}).m == 6
+    with pytest.raises(ValueError, match="give one of m"):
+        build_model("tbg_atomistic", {"theta": 5.0, "m": 6})

@@ -23,6 +23,7 @@ import numpy as np
 
 from qgt_mpi.models.carbon import DEFAULTS, CarbonModel, carbon_model, mass_text
 from qgt_mpi.models.tbg_atomistic import (
+    m_for_angle,
     neutrality_energy,
     relaxed_positions,
     rigid_cell,
@@ -82,7 +83,15 @@ def build_tbg(comm=None, energy_zero: str = "neutrality", relax: dict | None = N
     from qgt_mpi.models.tbg_atomistic import tbg_atomistic
 
     sk = {k: float(params.get(k, DEFAULTS[k])) for k in DEFAULTS}
-    m, mass = params["m"], params.get("mass", 0.0)
+    m, mass = params.get("m"), params.get("mass", 0.0)
+    if (m is None) == (params.get("theta") is None):
+        raise ValueError("give one of m (the commensurate index) and theta (degrees: the "
+                         "nearest (m, 1) cell)")
+    if m is None:
+        m = m_for_angle(float(params["theta"]))
+        logging.getLogger("qgt_mpi").info(
+            "theta = %g deg: the nearest commensurate cell is m = %d (theta = %.4f deg, "
+            "%d orbitals)", params["theta"], m, twist_angle(m), 4 * (3 * m * m + 3 * m + 1))
     if float(m) != int(m) or int(m) < 1:
         raise ValueError(f"m must be an integer >= 1, got {m}")
     if relax is None:

@@ -223,7 +223,10 @@ KINDS: dict[str, Kind] = {
         "beta": Param("number", 3.14, "", doc="strain gauge-field coefficient"),
     }, doc="TBG continuum model: coupling sets, cone rotation, heterostrain (theory §2.5a)"),
     "tbg_atomistic": Kind(_tbg_atomistic, {
-        "m": Param("integer", unit="", doc="commensurate index, r = 1", bounds=(1, 400)),
+        "m": Param("integer", None, "", doc="commensurate index, r = 1 (give m or theta)",
+                   bounds=(1, 400)),
+        "theta": Param("number", None, "degrees", bounds=(0.1, 30.0),
+                       doc="twist angle: the (m, 1) cell of the nearest angle is built"),
         **_SLATER_KOSTER,
         "relax": _RELAX_PARAM,
     }, collective=True, doc="atomistic commensurate TBG, Slater-Koster (theory §2.6)"),

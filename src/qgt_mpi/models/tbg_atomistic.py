@@ -41,6 +41,13 @@ def twist_angle(m: int) -> float:
     return math.degrees(math.acos((n - 0.5) / n))
 
 
+def m_for_angle(theta: float) -> int:
+    """The m ≥ 1 whose (m, 1) cell's twist is nearest ``theta`` degrees (θ ≈ 1/(√3 m) rad)."""
+    guess = max(1, round(1.0 / (math.sqrt(3.0) * math.radians(theta))))
+    near = range(max(1, guess - 3), guess + 4)
+    return min(near, key=lambda m: abs(twist_angle(m) - theta))
+
+
 def _rotation(angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, -s], [s, c]])

@@ -134,6 +134,10 @@ def check_build(kind: str, params: dict, cells: int = 1) -> None:
     Today: ``tbg_atomistic`` (m = 1000 or cutoff = 1000 allocated gigabytes inside
     ``validate``). Local; the caller agrees on the error.
     """
+    if kind == "tbg_atomistic" and "m" not in params and "theta" in params:
+        from qgt_mpi.models.tbg_atomistic import m_for_angle
+
+        params = {**params, "m": m_for_angle(float(params["theta"]))}
     if kind != "tbg_atomistic" or "m" not in params:
         return
     try:
