@@ -23,8 +23,10 @@ import numpy as np
 
 from qgt_mpi.models.carbon import DEFAULTS, CarbonModel, carbon_model, mass_text
 from qgt_mpi.models.tbg_atomistic import (
+    NEUTRALITY_DENSE,
     m_for_angle,
     neutrality_energy,
+    petsc_ready,
     relaxed_positions,
     rigid_cell,
     shift_energy,
@@ -64,6 +66,8 @@ def _finish(comm, model: CarbonModel, found: dict[str, Any] | None,
         return shift_energy(model, neutrality_energy(model))
     from qgt_mpi.parallel.rootcall import root_call
 
+    if model.norb > NEUTRALITY_DENSE:  # rank 0 solves with PETSc, whose first import is
+        petsc_ready()  # collective over COMM_WORLD (it duplicates it): every rank imports it
     e_cn = root_call(comm, lambda: {"e_cn": np.array([neutrality_energy(model)])})["e_cn"][0]
     return shift_energy(model, float(e_cn))
 

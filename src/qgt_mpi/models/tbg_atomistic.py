@@ -134,7 +134,10 @@ def tbg_atomistic(m: float, a: float = DEFAULTS["a"], d0: float = DEFAULTS["d0"]
     return model
 
 
-def neutrality_energy(model: CarbonModel, dense_limit: int = 3000) -> float:
+NEUTRALITY_DENSE = 3000  # orbitals: above, the neutrality search uses shift-and-invert (MUMPS)
+
+
+def neutrality_energy(model: CarbonModel, dense_limit: int = NEUTRALITY_DENSE) -> float:
     """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6).
 
     One p_z electron per carbon fills N/2 bands, and at K the bands N/2 − 1 and N/2 touch, so
@@ -156,6 +159,21 @@ def neutrality_energy(model: CarbonModel, dense_limit: int = 3000) -> float:
     return float(0.5 * (near[count // 2 - 1] + near[count // 2]))
 
 
+def petsc_ready() -> bool:
+    """Import (initialise) the complex petsc4py if it is there; True when it is.
+
+    Collective over MPI_COMM_WORLD the first time (PETSc duplicates the world communicator):
+    under MPI call it on every rank before one rank alone uses PETSc (a rank-0-only first
+    import crashed the other rank waiting in a broadcast: "stack smashing detected").
+    """
+    try:
+        from qgt_mpi import _env  # noqa: F401  (points petsc4py at the complex build)
+        from petsc4py import PETSc
+    except ImportError:
+        return False
+    return bool(np.iscomplexobj(np.array([], dtype=PETSc.ScalarType)))
+
+
 def nearest_eigenvalues(h, sigma: float, count: int) -> np.ndarray:
     """The ``count`` eigenvalues of the Hermitian CSR ``h`` nearest ``sigma``. Serial.
 
@@ -174,6 +192,9 @@ def nearest_eigenvalues(h, sigma: float, count: int) -> np.ndarray:
         from scipy.sparse.linalg import eigsh
 
         return eigsh(h.tocsc(), k=count, sigma=sigma, which="LM", return_eigenvectors=False)
+    from petsc4py import PETSc
+    from slepc4py import SLEPc
+
     csr = h.tocsr()
     mat = PETSc.Mat().createAIJ(size=csr.shape, csr=(csr.indptr, csr.indices, csr.data),
                                 comm=PETSc.COMM_SELF)
