@@ -158,6 +158,22 @@ def check(info: dict[str, str], state: str, code: str, what: str) -> None:
     assert (info["JobState"], info["ExitCode"]) == (state, code), f"{what}: {info}"
 
 
+def pmix_probe() -> None:
+    """The reason for ``srun --mpi=pmix`` in the templates: under SLURM's default
+    ``MpiDefault=none`` a plain srun of mpi4py fails in MPI_Init; with PMIx it works."""
+    code = "from mpi4py import MPI; print('size', MPI.COMM_WORLD.Get_size())"
+    plain = subprocess.run(["srun", "-n", "2", "python", "-c", code], capture_output=True,
+                           text=True, env=env(), cwd=WORK, timeout=120, check=False)
+    pmix = subprocess.run(["srun", "--mpi=pmix", "-n", "2", "python", "-c", code],
+                          capture_output=True, text=True, env=env(), cwd=WORK, timeout=120,
+                          check=False)
+    assert pmix.returncode == 0 and pmix.stdout.split().count("2") == 2, pmix.stderr
+    if os.environ.get("QGT_SLURM_MPIDEFAULT", "none") == "none":
+        assert plain.returncode != 0, plain.stdout
+    why = "PMI support" if "PMI support" in plain.stderr else f"status {plain.returncode}"
+    log(f"srun without --mpi: fails ({why}); srun --mpi=pmix: 2 ranks")
+
+
 def main() -> None:
     """Submit every template; raise on the first failure."""
     WORK.mkdir(parents=True, exist_ok=True)
@@ -221,6 +237,7 @@ def main() -> None:
         check(wait(f"{jid}_{task}"), "COMPLETED", "0:0", f"sweep_array task {task}")
         same(refs[f"sweep{task}"], WORK / f"out/sweep/sweep{task}.h5",
              f"sweep_array: task {jid}_{task}")
+    pmix_probe()
     log("every template ran under SLURM")
 
 
