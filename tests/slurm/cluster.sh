@@ -91,9 +91,17 @@ slurm_start() {
     return 1
 }
 
-# Stop the daemons of DIR by pid (slurmd, slurmctld, munged), waiting for each to exit.
+# Stop the daemons of DIR by pid (slurmd, slurmctld, munged), waiting for each to exit. Jobs
+# still running are cancelled first (their slurmstepd would outlive slurmd).
 slurm_stop() {
     local dir=$1 name pid i
+    if [[ -f $dir/run/slurmctld.pid ]] && kill -0 "$(<"$dir/run/slurmctld.pid")" 2>/dev/null; then
+        for ((i = 0; i < 60; i++)); do   # again and again: a stopped job may resubmit itself
+            SLURM_CONF=$dir/slurm.conf scancel --quiet --user="$(id -un)" 2>/dev/null
+            [[ -z $(SLURM_CONF=$dir/slurm.conf squeue -h -o %i 2>/dev/null) ]] && break
+            sleep 0.5
+        done
+    fi
     for name in slurmd slurmctld munged; do
         [[ -f $dir/run/$name.pid ]] || continue
         pid=$(<"$dir/run/$name.pid")

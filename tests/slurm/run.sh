@@ -25,12 +25,17 @@ fi
 source "$here/cluster.sh"
 slurm_stop "$dir"                  # daemons of an earlier run that was killed
 rm -rf "$dir/work" "$dir/state" "$dir/log"
+child=
 trap 'slurm_stop "$dir"' EXIT
-trap 'exit 130' INT TERM           # the EXIT trap then stops the daemons
+# An interrupt (CTest's timeout, ^C) stops the driver, then the EXIT trap stops the cluster.
+trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 130' INT TERM
 slurm_start "$dir" || { tail -n 20 "$dir"/log/*.log; exit 1; }
 echo "slurm: private cluster up ($SLURM_CONF)"
-timeout 360 "$PYTHON" "$here/jobs.py" "$dir/work"   # before CTest's own timeout (KILL)
+timeout 360 "$PYTHON" "$here/jobs.py" "$dir/work" &   # before CTest's own timeout
+child=$!
+wait "$child"   # in the background, so that a signal reaches the trap at once
 status=$?
+child=
 if ((status)); then
     for f in "$dir"/work/*.log "$dir"/log/slurmctld.log; do
         [[ -f $f ]] && { echo "== $f"; tail -n 30 "$f"; }
