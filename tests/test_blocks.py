@@ -84,7 +84,7 @@ def test_dry_run_prints_plan_and_imbalance(tmp_path: Path) -> None:
     leaves ranks idle is warned about with its imbalance."""
     proc = qgt(["dry-run", str(_deck(tmp_path, 24)), "--np", "3"])
     assert proc.returncode == 0, proc.stderr
-    assert "576 k-points in 3 blocks of 192 (default); 3 k-pool(s)" in proc.stdout
+    assert "576 k-points in 3 blocks of 192 (default) dealt to 3 rank(s)" in proc.stdout
     assert "k-pass imbalance 1.00" in proc.stdout and "pool(s) idle" not in proc.stdout
     proc = qgt(["dry-run", str(_deck(tmp_path, 24, chunk=4096, name="big")), "--np", "3"])
     assert proc.returncode == 0, proc.stderr
@@ -105,7 +105,7 @@ def test_run_warns_when_chunk_leaves_ranks_idle(tmp_path: Path) -> None:
                np=2)
     assert proc.returncode == 0, proc.stderr
     log = proc.stdout + proc.stderr
-    assert "in 2 blocks of 72 over 2 rank(s) in 2 k-pool(s) (k-pass imbalance 1.00)" in log
+    assert "in 2 blocks of 72 dealt to 2 rank(s) (k-pass imbalance 1.00)" in log
     assert "pool(s) idle" not in log
 
 

@@ -268,10 +268,11 @@ def _announce(log, title, model, comm, job, n_done, given) -> None:
     n1, n2 = job.grid
     n_pools = comm.size // job.solver.comm.size
     log.info("qgt_mpi run: %s", title)
-    log.info("model %s, %d bands, grid %d x %d = %d k-points in %d blocks of %d over %d "
-             "rank(s) in %d k-pool(s) (k-pass imbalance %.2f)",
+    log.info("model %s, %d bands, grid %d x %d = %d k-points in %d blocks of %d dealt to %d "
+             "%s (k-pass imbalance %.2f)",
              model.describe().get("kind", "?"), job.geometry.nb, n1, n2, job.nk, job.n_blocks,
-             min(job.chunk, job.nk), comm.size, n_pools, imbalance(job.nk, job.chunk, n_pools))
+             min(job.chunk, job.nk), n_pools, "pool(s)" if job.solver.windowed else "rank(s)",
+             imbalance(job.nk, job.chunk, n_pools))
     idle = idle_warning(job.nk, job.chunk, n_pools, given)
     if idle and comm.rank == 0:  # the same on every rank
         log.warning("%s", idle)

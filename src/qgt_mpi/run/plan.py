@@ -83,10 +83,11 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"{model.nbands} bands",
         _solver_line(solver, config, pools, nprocs),
         f"  k-grid       {job.nk} k-points in {job.n_blocks} blocks of {min(job.chunk, job.nk)} "
-        f"({'[run] chunk' if config.run.chunk else 'default'}); {n_pools} k-pool(s), "
-        f"<= {blocks_max} blocks = {k_max} k-points per pool",
+        f"({'[run] chunk' if config.run.chunk else 'default'}) dealt to {n_pools} "
+        f"{'pool(s)' if solver.windowed else 'rank(s)'}; <= {blocks_max} blocks = {k_max} "
+        "k-points each",
         f"  balance      k-pass imbalance {imbalance(job.nk, job.chunk, n_pools):.2f} "
-        "(busiest pool's k-points / mean; 1.00 = every pool equally busy)",
+        "(the busiest one's k-points / the mean; 1.00 = all equally busy)",
         f"  sweep        {s.mu.size} mu x {len(delta)} delta x {s.temperature.size} T; "
         f"{n_points} (delta, T) points shared over ranks",
         f"  memory       ~{mem['total']:.0f} MiB per rank (estimate: "
