@@ -4,6 +4,7 @@
 #   make test    set up (if needed), configure CMake into build/ and run CTest
 #   make check   the fast loop: the in-process tests not marked slow (about a minute)
 #   make setup   the set-up part alone: Debian packages, .venv, editable install
+#                (WITH_SLURM=0: without the SLURM packages of the slurm test; make setup-slurm)
 #   make figures run the figure decks (inputs/fig*, hall_vs_mu, geometry_maps) and redraw
 #                docs/figures/<deck>/*.png|pdf from scratch (qgt-mpi plot)
 #   make lint    ruff check src tests bench, mypy src (installs both into .venv from PyPI)
@@ -36,6 +37,13 @@ DEB_PACKAGES := openmpi-bin libopenmpi-dev python3-mpi4py python3-petsc4py-compl
     python3-slepc4py-complex python3-h5py-mpi python3-scipy python3-matplotlib python3-venv \
     python3-pytest python3-mpmath python3-setuptools python3-wheel cmake gcc make
 
+# SLURM, munge: only for the test that submits jobs/ to a private one-node SLURM (CTest label
+# slurm, tests/slurm/run.sh; skipped without them). WITH_SLURM=0 leaves them out of make setup;
+# make setup-slurm installs them alone. No daemon is configured or started system-wide.
+WITH_SLURM ?= 1
+SLURM_DEB_PACKAGES := slurmctld slurmd slurm-client munge
+APT_PACKAGES := $(DEB_PACKAGES) $(if $(filter 1,$(WITH_SLURM)),$(SLURM_DEB_PACKAGES))
+
 # OpenMPI refuses root without these; 3 ranks on 2 cores need oversubscription.
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
@@ -44,7 +52,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.qgt-installed
 
-.PHONY: help run setup test figures lint clean distclean system-packages check-venv
+.PHONY: help run setup setup-slurm test figures lint clean distclean system-packages check-venv
 
 help:
 	@echo "make run    set up if needed, then: $(MPIEXEC) -n $(NP) $(VENV)/bin/qgt-mpi run $(INPUT)"
@@ -125,6 +133,10 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
+# The SLURM test's packages alone (make test skips that test with a message without them).
+setup-slurm:
+	$(MAKE) system-packages WITH_SLURM=1
+
 # Install the Debian packages that dpkg-query reports missing (apt-get update only then).
 system-packages:
 	@if [ "$(NO_APT)" = 1 ]; then exit 0; fi; \
@@ -134,7 +146,7 @@ system-packages:
 	  exit 1; \
 	fi; \
 	missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${db:Status-Abbrev}' "$$p" 2>/dev/null | grep -q '^ii' \
 	    || missing="$$missing $$p"; \
 	done; \

@@ -68,11 +68,11 @@ def test_defaults_recorded():
         "title": "my_run", "degeneracy": 1.0, "model.mass": 0.0, "model.phi": math.pi / 2,
         "model.flatten.range": "inf", "model.flatten.nfine": 64,
         "output.file": "results/my_run.h5", "output.kresolved": True,
-        "run.chunk": 4096, "run.progress_percent": 5.0,
+        "run.chunk": "auto", "run.progress_percent": 5.0,
     }
     assert cfg.title == "my_run" and cfg.output.file == "results/my_run.h5"
     assert cfg.model.params["t1"] == 1.0 and isinstance(cfg.model.params["t1"], float)
-    assert cfg.model.flatten.nfine == 64 and cfg.run.chunk == 4096
+    assert cfg.model.flatten.nfine == 64 and cfg.run.chunk is None  # run/blocks.py
     assert parse_deck(MINIMAL).title == "qgt_mpi run"
     assert parse_deck(MINIMAL).model.flatten is None
 

@@ -57,7 +57,7 @@ def launch_line(template: Path) -> str:
 
 def local_command(line: str) -> str:
     """A launch line made runnable here: mpirun on 2 ranks, this interpreter."""
-    line = re.sub(r"^srun\b", "mpirun --quiet -n 2", line)
+    line = re.sub(r"^srun( --mpi=\S+)?", "mpirun --quiet -n 2", line)
     line = re.sub(r"^(mpirun --quiet -n) \"?\$NP\"?", r"\1 2", line)
     return re.sub(r"(?<=\s)(python|\"\$PYTHON\")(?=\s)", sys.executable, line)
 
@@ -87,7 +87,9 @@ def test_sbatch_conventions(template: Path) -> None:
                    "OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1",
                    "#SBATCH --signal=B:USR1@120", "trap ", "QGT_RESUBMIT", "MAX_RESUBMITS"):
         assert needle in text, f"{template.name}: missing {needle!r}"
-    assert launch_line(template).startswith("srun python -m mpi4py -m qgt_mpi run \"$DECK\"")
+    assert launch_line(template).startswith(
+        'srun --mpi="$SRUN_MPI" python -m mpi4py -m qgt_mpi run "$DECK"')
+    assert "SRUN_MPI=${SRUN_MPI:-pmix}" in text  # stock SLURM's MpiDefault is none
 
 
 @pytest.mark.subprocess

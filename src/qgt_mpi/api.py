@@ -302,8 +302,9 @@ def compute(model, kgrid, temperature, mu=None, delta=None, degeneracy: float | 
     pools : pools of ``comm.size // pools`` ranks that solve one k-point together (windowed
         solvers; as ``qgt-mpi run --pools``); must divide the number of ranks.
     comm : mpi4py communicator; None = MPI.COMM_WORLD.
-    chunk : ``run.chunk``, k-points per block. kresolved : keep the k-resolved fields for
-        :meth:`Result.save` (``output.kresolved``; off here to save memory). title : ``title``.
+    chunk : ``run.chunk``, k-points per block (None: from k-points and pools, run/blocks.py).
+        kresolved : keep the k-resolved fields for :meth:`Result.save` (``output.kresolved``;
+        off here to save memory). title : ``title``.
 
     Returns
     -------

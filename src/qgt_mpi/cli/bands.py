@@ -32,6 +32,7 @@ from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.run.bandpath import bands_phase, resolve_path
+from qgt_mpi.run.blocks import DENSE_BLOCK_K
 from qgt_mpi.run.results import _model_attrs, provenance
 from qgt_mpi.run.setup import prepare
 
@@ -90,7 +91,7 @@ def _locked(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     log.info("model %s, %d orbitals, %d rank(s) in %d pool(s)",
              model.describe().get("kind", "?"), model.norb, comm.size, pools)
     phase = bands_phase(comm, solver, model, path, log, timers, config.run.progress_percent,
-                        config.run.chunk)
+                        config.run.chunk or DENSE_BLOCK_K)
     if phase is None:  # no path: run_bands refuses a deck without [bands] before this
         raise InputError("bands", MISSING, "qgt-mpi bands needs a [bands] section")
     data, attrs = phase

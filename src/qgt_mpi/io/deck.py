@@ -71,7 +71,7 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    chunk: int  # k-points per batch
+    chunk: int | None  # k-points per block; None: the default (run/blocks.default_chunk)
     progress_percent: float
 
 
@@ -329,7 +329,10 @@ def parse_data(data: dict, source: str = "<string>", text: str = "",
     output = OutputSpec(file=out.get("file", string, f"results/{stem or 'qgt_mpi'}.h5"),
                         kresolved=out.get("kresolved", boolean, True))
     r = top.sub("run", {"chunk", "progress_percent"}, optional=True)
-    run = RunSpec(chunk=r.get("chunk", partial(integer, low=1, high=1_000_000), 4096),
+    chunk = r.optional("chunk", partial(integer, low=1, high=1_000_000))
+    if chunk is None:
+        top.defaults["run.chunk"] = "auto"  # from k-points, pools and solver (run/blocks.py)
+    run = RunSpec(chunk=chunk,
                   progress_percent=r.get("progress_percent",
                                          partial(positive, unit="%", upper=100.0), 5.0))
     superfluid = _superfluid(top)

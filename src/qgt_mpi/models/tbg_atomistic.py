@@ -167,8 +167,9 @@ def petsc_ready() -> bool:
     import crashed the other rank waiting in a broadcast: "stack smashing detected").
     """
     try:
-        from qgt_mpi import _env  # noqa: F401  (points petsc4py at the complex build)
         from petsc4py import PETSc
+
+        from qgt_mpi import _env  # noqa: F401  (points petsc4py at the complex build)
     except ImportError:
         return False
     return bool(np.iscomplexobj(np.array([], dtype=PETSc.ScalarType)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -122,12 +123,29 @@ def fail_point(comm: MPI.Comm, phase: str) -> None:
     called at one point inside every phase of a run, and is a no-op unless the environment
     variable names this phase and this rank. Local, no communication.
     """
+    if phase == "kpass":
+        _slow_block()
     spec = os.environ.get(FAIL_ENV)
     if not spec:
         return
     name, _, rank = spec.partition(":")
     if name == phase and rank.strip() in (str(comm.rank), "*"):
         raise InjectedFailureError(f"injected failure in phase {phase!r} on rank {comm.rank}")
+
+
+SLOW_ENV = "QGT_TEST_BLOCK_SLEEP"
+
+
+def _slow_block() -> None:
+    """Sleep ``QGT_TEST_BLOCK_SLEEP`` seconds (test hook: a slow k-pass that uses no CPU).
+
+    Called once per block of the k-pass through :func:`fail_point`; the SLURM time-out test
+    (tests/slurm/) uses it to keep a job in its k-pass past the time limit's early signal
+    without a large grid. Results do not depend on it.
+    """
+    seconds = os.environ.get(SLOW_ENV)
+    if seconds:
+        time.sleep(float(seconds))
 
 
 def install_excepthook(comm: MPI.Comm) -> None:

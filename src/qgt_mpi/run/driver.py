@@ -20,6 +20,7 @@ from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, sto
 from qgt_mpi.parallel.timing import format_table
 from qgt_mpi.run import diagnostics, memory
 from qgt_mpi.run.bandpath import bands_phase, resolve_path
+from qgt_mpi.run.blocks import DENSE_BLOCK_K, idle_warning, imbalance
 from qgt_mpi.run.kpass import KPass, kfield_meta, kfield_slabs, run_blocks
 from qgt_mpi.run.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.run.results import assemble, valley_group
@@ -46,7 +47,7 @@ def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
 
 
 def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delta,
-            degeneracy: float = 1.0, *, chunk: int = 4096, kresolved: bool = False,
+            degeneracy: float = 1.0, *, chunk: int | None = None, kresolved: bool = False,
             log: logging.Logger | None = None, solver=None,
             window: WindowTerms | None = None, filling=None, filling_bands=None,
             timers: Timers | None = None) -> tuple[KPass, dict, dict]:
@@ -114,9 +115,10 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
         check_disk(comm, output, n_first * len(delta) * s.temperature.size,
                    bytes_per_point(job.sums, s.filling is not None))
         mem_est = memory.check(comm, job, config.output.kresolved)
-        done, restored, n_done = resume(comm, job, path, fp, restart)
+        done, restored, n_done = resume(comm, job, path, fp, restart,
+                                        adopt_chunk=config.run.chunk is None)
         saver = Checkpointer(path, fp, checkpoint_interval, done, restored)
-    _announce(log, config.title, model, comm, job, n_done)
+    _announce(log, config.title, model, comm, job, n_done, config.run.chunk is not None)
     if comm.rank == 0:
         diagnostics.check_flavours(log, model, config.degeneracy)
     with stop_on_signals(StopFlag()) as stop:  # k-pass, evaluation, superfluid, valley
@@ -177,7 +179,8 @@ def extra_phases(comm, config, job, geometry, timers, log, across, stop=None) ->
         if stop is not None:
             stop_after(comm, stop, "valley phase")
     bands_path = bands_phase(comm, job.solver, job.model, resolve_path(config.bands, job.model),
-                             log, timers, config.run.progress_percent, config.run.chunk)
+                             log, timers, config.run.progress_percent,
+                             config.run.chunk or DENSE_BLOCK_K)
     if bands_path is not None:  # [bands]: the path solved with the run's solver (bandpath.py)
         groups["bands_path"] = bands_path
         if stop is not None:
@@ -263,13 +266,20 @@ def superfluid_phase(comm, config, model, timers, log, geometry=None, solver=Non
                                   across)
 
 
-def _announce(log, title, model, comm, job, n_done) -> None:
-    """Log what is about to be computed (rank 0)."""
+def _announce(log, title, model, comm, job, n_done, given) -> None:
+    """Log what is about to be computed (rank 0); warn when the blocks leave pools idle
+    (``given``: the block size is the deck's ``[run] chunk``)."""
     n1, n2 = job.grid
+    n_pools = comm.size // job.solver.comm.size
     log.info("qgt_mpi run: %s", title)
-    log.info("model %s, %d bands, grid %d x %d = %d k-points in %d blocks over %d rank(s)",
+    log.info("model %s, %d bands, grid %d x %d = %d k-points in %d blocks of %d dealt to %d "
+             "%s (k-pass imbalance %.2f)",
              model.describe().get("kind", "?"), job.geometry.nb, n1, n2, job.nk, job.n_blocks,
-             comm.size)
+             min(job.chunk, job.nk), n_pools, "pool(s)" if job.solver.windowed else "rank(s)",
+             imbalance(job.nk, job.chunk, n_pools))
+    idle = idle_warning(job.nk, job.chunk, n_pools, given)
+    if idle and comm.rank == 0:  # the same on every rank
+        log.warning("%s", idle)
     s = job.sums
     log.info("sweep: %d temperatures x %d chemical potentials x %d broadenings; "
              "finest energy cell %.3g meV", s.temperature.size, s.mu.size, len(s.delta),

@@ -21,6 +21,7 @@ from qgt_mpi.constants import K_B_MEV_PER_K
 from qgt_mpi.io.deck import InputError, RunConfig, delta_for_bands
 from qgt_mpi.models.lattice import kgrid_points
 from qgt_mpi.parallel import Timers, collective
+from qgt_mpi.run.blocks import default_chunk, idle_warning, imbalance, pool_loads
 from qgt_mpi.run.kpass import _block
 from qgt_mpi.run.memory import rss_mib, run_estimate
 from qgt_mpi.run.setup import make_job, model_from_config, solver_from_config, window_terms
@@ -55,13 +56,15 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
     base = rss_mib()  # before the timed sample allocates anything
     s = config.sweep
     bands = None if s.filling is None else list(s.filling_bands)
+    n_pools = pools if solver.windowed else nprocs  # blocks go to pools
+    nk = int(config.kgrid[0]) * int(config.kgrid[1])
+    chunk = config.run.chunk or default_chunk(nk, n_pools, solver.windowed)
     job = make_job(MPI.COMM_SELF, model, config.kgrid, s.temperature, s.mu, delta,
-                   config.run.chunk, False, solver, window, bands)
+                   chunk, False, solver, window, bands)
     per_k, energies, per_pair, per_point, (t_red, cells) = _timed_sample(job, s, window,
                                                                           bands)
-    n_pools = pools if solver.windowed else nprocs  # blocks go to pools
     blocks_max = math.ceil(job.n_blocks / n_pools)
-    k_max = min(job.nk, blocks_max * job.chunk)
+    k_max = max(pool_loads(job.nk, job.chunk, n_pools))
     n_points = len(delta) * s.temperature.size
     kpass = per_k * k_max
     # [solver] valley = true solves every k-point's window once more (results.valley_group):
@@ -79,8 +82,12 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"  model        {model.describe().get('kind', '?')}, {model.norb} orbitals, "
         f"{model.nbands} bands",
         _solver_line(solver, config, pools, nprocs),
-        f"  k-grid       {job.nk} k-points in {job.n_blocks} blocks of {job.chunk}; "
-        f"<= {blocks_max} blocks = {k_max} k-points per rank",
+        f"  k-grid       {job.nk} k-points in {job.n_blocks} blocks of {min(job.chunk, job.nk)} "
+        f"({'[run] chunk' if config.run.chunk else 'default'}) dealt to {n_pools} "
+        f"{'pool(s)' if solver.windowed else 'rank(s)'}; <= {blocks_max} blocks = {k_max} "
+        "k-points each",
+        f"  balance      k-pass imbalance {imbalance(job.nk, job.chunk, n_pools):.2f} "
+        "(the busiest one's k-points / the mean; 1.00 = all equally busy)",
         f"  sweep        {s.mu.size} mu x {len(delta)} delta x {s.temperature.size} T; "
         f"{n_points} (delta, T) points shared over ranks",
         f"  memory       ~{mem['total']:.0f} MiB per rank (estimate: "
@@ -93,9 +100,9 @@ def plan(comm: MPI.Comm, config: RunConfig, nprocs: int, pools: int = 1) -> str:
         f"({(startup + kpass + sweep + valley) * nprocs / 3600:.3g} core-hours)",
         "  output       none written (dry run)",
     ]
-    if job.n_blocks < nprocs:
-        lines.append(f"  warning      only {job.n_blocks} blocks for {nprocs} ranks: "
-                     f"{nprocs - job.n_blocks} rank(s) idle in the k-pass; lower [run] chunk")
+    idle = idle_warning(job.nk, job.chunk, n_pools, config.run.chunk is not None)
+    if idle:
+        lines.append(f"  warning      {idle}")
     return "\n".join(lines)
 
 

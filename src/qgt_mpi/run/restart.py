@@ -52,6 +52,7 @@ class Checkpointer:
         gathered); only then does rank 0 write the reduced sums and the done mask.
         """
         state = moments_state(job.sums.stores, comm)
+        state["block_chunk"] = np.array(job.chunk)  # a default chunk is adopted on resume
         if job.sums.sweep_done is not None:  # units of a stopped evaluation (run/sweep.py)
             state["sweep_done"] = job.sums.sweep_done.astype(np.uint8)
         state.update(job.geometry.reduced_state(comm))
@@ -76,12 +77,15 @@ class Checkpointer:
                     os.remove(path)
 
 
-def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str):
+def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str, *,
+           adopt_chunk: bool = False):
     """Restore a checkpoint if there is one and ``mode`` allows; collective.
 
     ``mode`` is "auto" (resume when a checkpoint exists), "force" (it must exist) or
-    "never" (discard it). Returns (done mask, whether the slab file of the done blocks'
-    k-resolved fields exists, n_done).
+    "never" (discard it). ``adopt_chunk`` (the deck leaves ``[run] chunk`` to the default,
+    which depends on the rank count): the checkpoint's block size replaces ``job.chunk``, so
+    a run resumes on any number of ranks. Returns (done mask, whether the slab file of the
+    done blocks' k-resolved fields exists, n_done).
     """
     done = np.zeros(job.n_blocks, dtype=bool)
     with collective(comm):
@@ -100,7 +104,11 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
                                  f"cannot restart: the input changed since the checkpoint "
                                  f"({', '.join(changed)}); rerun with --no-restart to start "
                                  "over")
-            if loaded[1].size != job.n_blocks:
+            saved = loaded[2].get("block_chunk")
+            chunk = job.chunk if saved is None else int(saved)
+            if adopt_chunk and chunk != job.chunk:
+                job.chunk = chunk  # the layout of the checkpoint (set on every rank below)
+            if loaded[1].size != job.n_blocks or chunk != job.chunk:
                 raise InputError("run.chunk", job.chunk, "block layout differs from checkpoint")
             if job.kresolved and loaded[1].any() and not os.path.exists(kslabs.slab_file(path)):
                 raise InputError("checkpoint", os.path.basename(path),
@@ -112,6 +120,7 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str)
         restore_state(job.sums.stores, loaded[2])
         job.geometry.restore(loaded[2])
         sweep = loaded[2].get("sweep_done")
+    job.chunk = broadcast(comm, job.chunk)
     done = broadcast(comm, done)
     sweep = broadcast(comm, sweep)
     job.sums.sweep_done = None if sweep is None else np.asarray(sweep, dtype=bool)

@@ -29,6 +29,7 @@ from qgt_mpi.models.flatten import RangeError
 from qgt_mpi.parallel import collective
 from qgt_mpi.parallel.errors import fail_point
 from qgt_mpi.run.bandpath import resolve_path
+from qgt_mpi.run.blocks import default_chunk
 from qgt_mpi.run.kpass import KPass, link_groups
 from qgt_mpi.solvers import DenseSolver, Eigensolver, make_solver
 from qgt_mpi.solvers.resolve import operator_apply
@@ -186,7 +187,8 @@ def prepare_model_only(comm: MPI.Comm, config: RunConfig) -> str:
 
 
 def make_job(comm: MPI.Comm, model: BlochModel, kgrid: tuple[int, int],
-             temperature: np.ndarray, mu: np.ndarray, delta: np.ndarray, chunk: int = 4096,
+             temperature: np.ndarray, mu: np.ndarray, delta: np.ndarray,
+             chunk: int | None = None,
              kresolved: bool = False, solver: Eigensolver | None = None,
              window: WindowTerms | None = None,
              filling_bands: list[int] | None = None) -> KPass:
@@ -194,9 +196,14 @@ def make_job(comm: MPI.Comm, model: BlochModel, kgrid: tuple[int, int],
 
     ``solver`` defaults to the dense solver; ``window`` holds a windowed solver's
     ``delta_out`` and ``chern_below`` (:func:`window_terms`); ``filling_bands`` the band
-    group of a fixed-filling sweep (its μ is solved after the k-pass).
+    group of a fixed-filling sweep (its μ is solved after the k-pass). ``chunk`` (k-points
+    per block) None: the default for this grid, the pools of ``comm`` and the solver
+    (run/blocks.default_chunk).
     """
     solver = solver or DenseSolver()
+    if chunk is None:
+        nk = int(kgrid[0]) * int(kgrid[1])
+        chunk = default_chunk(nk, comm.size // solver.comm.size, solver.windowed)
     nb = solver.bands(model)
     sums = TransportSums(temperature, mu, delta, **(window or {}),
                          filling_bands=filling_bands)
