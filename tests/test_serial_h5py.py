@@ -114,7 +114,7 @@ def test_switch_forces_the_serial_path(monkeypatch):
     monkeypatch.setenv(_deps.SERIAL_HDF5_ENV, "1")
     assert not _deps.parallel_h5py()
     line = _deps.serial_h5py_message(2)
-    assert "QGT_MPI_SERIAL_HDF5=1" in line and "\n" not in line
+    assert "QGT_MPI_SERIAL_HDF5=1" in line and "unset" in line and "\n" not in line
     monkeypatch.setenv(_deps.SERIAL_HDF5_ENV, "0")
     assert _deps.parallel_h5py() == bool(h5py.get_config().mpi)
 

@@ -74,10 +74,10 @@ def serial_h5py_message(nranks: int) -> str:
     """One line: why ``nranks`` ranks cannot write with this h5py, and the two fixes."""
     h5py = require("h5py")
     if h5py.get_config().mpi:
-        why = f"{SERIAL_HDF5_ENV}=1 asks for serial HDF5"
-    else:
-        why = f"h5py {h5py.version.version} has no MPI support (serial HDF5, e.g. the PyPI wheel)"
-    return (f"{why}, which writes on one rank only, not {nranks}: run on one rank, or install "
+        return (f"{SERIAL_HDF5_ENV}=1 asks for serial HDF5, which writes on one rank only, not "
+                f"{nranks}: run on one rank, or unset {SERIAL_HDF5_ENV}")
+    return (f"h5py {h5py.version.version} has no MPI support (serial HDF5, e.g. the PyPI wheel), "
+            f"which writes on one rank only, not {nranks}: run on one rank, or install "
             f"{INSTALL['h5py']}")
 
 
