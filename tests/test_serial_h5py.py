@@ -72,10 +72,15 @@ def _numeric(path: Path) -> dict[str, np.ndarray]:
 
 
 def _assert_same_file(a: Path, b: Path) -> None:
+    """Same datasets, equal to 1e-12 of each dataset's largest value (runs repeat only to
+    round-off: a mid-gap alpha_xx of 3e-17 next to 5e-3 differs between two runs)."""
     ref, other = _numeric(a), _numeric(b)
     assert sorted(ref) == sorted(other)
     for key, value in ref.items():
-        np.testing.assert_allclose(other[key], value, rtol=1e-12, atol=1e-300, err_msg=key)
+        finite = np.abs(value[np.isfinite(value)]) if value.size else np.zeros(1)
+        scale = float(finite.max()) if finite.size else 0.0
+        np.testing.assert_allclose(other[key], value, rtol=1e-12, atol=1e-12 * scale,
+                                   equal_nan=True, err_msg=key)
 
 
 def test_run_on_one_rank_writes_with_serial_hdf5(tmp_path, monkeypatch, comm):
