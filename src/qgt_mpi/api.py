@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi import _deps
 from qgt_mpi.io import reader, writer
 from qgt_mpi.io.checks import InputError, Table
 from qgt_mpi.io.conventions import natural_units
@@ -496,10 +497,16 @@ class Result:
         The path goes through the output guard of ``run`` (io/output_guard.py): an existing
         file is replaced only with ``overwrite=True``, never an input of the run, a directory,
         a special file or a planted symlink; written under a temporary name and renamed.
+
+        With an h5py without MPI support (the serial PyPI wheel) a one-rank comm writes the
+        same file with serial HDF5; on more ranks every rank raises the same
+        ``qgt_mpi._deps.SerialH5pyError`` (an ImportError; one line naming the fix) before any
+        file is made.
         """
         if self._run is None:
             raise ValueError("this Result was read from a file; it is already saved")
         comm = self._run["comm"]
+        _deps.require_h5py_writer(comm)
         lock = None
         given = comm.allgather((str(path), bool(overwrite)))  # one file, written together
         if len(set(given)) > 1:

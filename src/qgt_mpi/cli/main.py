@@ -130,14 +130,17 @@ def _read_deck(comm, path: str):
 
 
 def _start(comm, args):
-    """Common start of ``run`` and ``bands``: parallel h5py, logging, the deck, ``--pools``
-    checked. Collective; returns (log, config)."""
+    """Common start of ``run`` and ``bands``: an h5py that can write on this many ranks
+    (parallel, or serial on one rank), logging, the deck, ``--pools`` checked. Collective;
+    returns (log, config)."""
     from qgt_mpi import _deps
     from qgt_mpi.io.deck import InputError
     from qgt_mpi.logs import setup_logging
     from qgt_mpi.parallel.errors import collective
 
-    _deps.require_parallel_h5py()
+    _deps.require("h5py")
+    with collective(comm, _deps.SerialH5pyError):  # one line from rank 0, exit status 2
+        _deps.require_h5py_writer(comm)
     log = setup_logging(comm, args.verbose)
     config = _read_deck(comm, args.input)
     with collective(comm):

@@ -2,12 +2,14 @@
 
 ``<output>.checkpoint.kgrid.h5`` holds full-grid datasets (``/k_frac``, ``/k_cart``,
 ``/energies``, ``/berry_curvature``, ``/metric``, first axis the flat k index). It is created
-collectively with parallel HDF5 at the first checkpoint; at each checkpoint every rank writes
-the slabs of the blocks it finished since the last one, with independent I/O, so no rank ever
-holds more than its own blocks (nothing is gathered on rank 0). Parallel HDF5 allocates
-contiguous datasets at creation, so later checkpoints only write raw data into allocated
-space and never change the file's structure: a job killed during such a write leaves a
-readable file whose unfinished slabs are simply not yet marked done.
+collectively with parallel HDF5 at the first checkpoint (serial HDF5 on one rank with an
+h5py without MPI: io/writer.py ``open_file``); at each checkpoint every rank writes the slabs
+of the blocks it finished since the last one, with independent I/O, so no rank ever holds
+more than its own blocks (nothing is gathered on rank 0). The datasets are allocated at
+creation (parallel HDF5 always does so; serial HDF5 is asked to), so later checkpoints only
+write raw data into allocated space and never change the file's structure: a job killed
+during such a write leaves a readable file whose unfinished slabs are simply not yet marked
+done.
 
 The slab file is closed (flushed) before the main checkpoint (io/checkpoint.py, written by
 rank 0 and renamed atomically) records the blocks as done, so a block marked done always has
@@ -22,7 +24,7 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.io.writer import reserve
+from qgt_mpi.io.writer import early_allocation, open_file, reserve
 from qgt_mpi.parallel.errors import agree
 
 # The k-resolved fields of a run, in order, and the axes of one k-point's entry: the one
@@ -53,10 +55,10 @@ def write(comm: MPI.Comm, path: str, nk: int, nbands: int,
     if create:
         reserve(comm, path, nk * sum(int(np.prod(e)) for e in entry_shapes(nbands).values())
                 * 8 + 65536)
-    with h5py.File(path, "w" if create else "r+", driver="mpio", comm=comm) as f:
+    with open_file(comm, path, "w" if create else "r+") as f:
         if create:
             for key, entry in entry_shapes(nbands).items():
-                f.create_dataset(key, (nk, *entry), dtype=float)
+                f.create_dataset(key, (nk, *entry), dtype=float, dcpl=early_allocation())
         error = None
         try:
             for start, stop, arrays in slabs:

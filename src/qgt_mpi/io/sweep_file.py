@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
-from qgt_mpi.io.writer import partial_name, reserve
+from qgt_mpi.io.writer import open_file, partial_name, reserve
 from qgt_mpi.parallel import broadcast
 from qgt_mpi.parallel.errors import collective
 
@@ -47,8 +47,7 @@ class FileSink:
             nbytes = sum(int(np.prod(s)) * np.dtype(t).itemsize for s, t, _ in layout.values())
             reserve(comm, self.path + ".space", int(1.1 * nbytes) + 65536)
         with collective(comm, OSError):
-            self.file = h5py.File(self.path, "r+" if self.resumed else "w", driver="mpio",
-                                  comm=comm)
+            self.file = open_file(comm, self.path, "r+" if self.resumed else "w")
         grp = self.file.require_group("transport")
         self.dsets = {}
         for key, (shape, dtype, attrs) in layout.items():

@@ -11,6 +11,10 @@ The file is created as ``<name>.partial`` and renamed by rank 0 after every rank
 with the root attribute ``complete = True`` set last: a file under its final name is whole.
 Metadata (groups, datasets, attributes) is created identically on every rank, as parallel
 HDF5 requires; reduced data is written by rank 0 alone.
+
+With an h5py that has no MPI support (the serial PyPI wheel) a run on one rank writes the
+same file with serial HDF5 (:func:`open_file`; docs/install.md, "pip only"); more ranks stop
+before any file is made (``_deps.require_h5py_writer``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import h5py
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi import _deps
 from qgt_mpi.io import conventions
 from qgt_mpi.parallel.errors import agree, collective, fail_point
 
@@ -39,6 +44,28 @@ class ResultFile:
     nk_total: int = 0
     scales: dict[str, list[str]] = field(default_factory=dict)
     kgrid_shape: tuple[int, int] | None = None  # (N1, N2); None: k-fields stay flat (nk, ...)
+
+
+def open_file(comm: MPI.Comm, path: str, mode: str) -> h5py.File:
+    """Open ``path`` for collective writing over ``comm``: parallel HDF5 (``driver="mpio"``)
+    when h5py is the MPI build, else serial HDF5 on a one-rank ``comm``. Collective.
+
+    Serial HDF5 with more than one rank raises ``_deps.SerialH5pyError`` (the command line
+    and ``Result.save`` check this before any file is made).
+    """
+    if _deps.parallel_h5py():
+        return h5py.File(path, mode, driver="mpio", comm=comm)
+    if comm.size > 1:
+        raise _deps.SerialH5pyError(_deps.serial_h5py_message(comm.size))
+    return h5py.File(path, mode)
+
+
+def early_allocation() -> h5py.h5p.PropDCID:
+    """Dataset creation properties that allocate the storage at creation, as parallel HDF5
+    always does, so that later writes never change a file's structure (also serially)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    return dcpl
 
 
 def partial_name(path: str) -> str:
@@ -69,7 +96,7 @@ def write(comm: MPI.Comm, path: str, result: ResultFile, append: bool = False) -
     """
     tmp = partial_name(path)
     reserve(comm, tmp + ".space" if append else tmp, expected_bytes(result))
-    with h5py.File(tmp, "r+" if append else "w", driver="mpio", comm=comm) as f:
+    with open_file(comm, tmp, "r+" if append else "w") as f:
         _set_attrs(f, {**result.attrs, "complete": False})
         pending = _layout(comm, f, result)
         _attach_scales(f, result.scales)
