@@ -117,7 +117,8 @@ def test_kinds_table_drives_the_deck():
         required = [n for n, p in entry.params.items() if p.default is REQUIRED]
         if not required:  # one-of choices checked when the model is built
             config = parse_deck(f'[model]\nkind = "{kind}"\n{SWEEP}')
-            why = {"wannier90": "needs hr", "bm_continuum": "exactly one of 'theta'"}[kind]
+            why = {"wannier90": "needs hr", "bm_continuum": "exactly one of 'theta'",
+                   "tbg_atomistic": "give one of m"}[kind]
             with pytest.raises(InputError, match=why):
                 model_from_config(config)
             continue
