@@ -51,7 +51,9 @@ def lattice_checks(lattice: np.ndarray, positions: np.ndarray, where: str) -> No
                          "expected (norb, 2)")
     for name, array in (("lattice", lattice), ("positions", positions)):
         fields.bounded(array, LENGTH_MAX, "a", name, where)
-    if abs(np.linalg.det(lattice)) < 1e-12:
+    with np.errstate(all="ignore"):  # denormal vectors: LAPACK's det overflows inside
+        det = float(np.linalg.det(lattice))
+    if not abs(det) >= 1e-12:
         raise ValueError(f"{where}: lattice vectors are linearly dependent")
 
 
