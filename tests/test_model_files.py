@@ -189,6 +189,20 @@ def test_damaged_continuum_file_is_one_line(tmp_path, damage, match):
     assert "\n" not in str(err.value) and str(path) in str(err.value)
 
 
+def test_continuum_file_sized_before_allocation(tmp_path, monkeypatch):
+    """shells = 900 in a small file would allocate positions for ~10^7 orbitals: refused by
+    its size before anything is built."""
+    from qgt_mpi.run import memory
+
+    path = tmp_path / "c.h5"
+    save_model(_model("tmd"), str(path))
+    with h5py.File(path, "a") as f:
+        f.attrs["shells"] = 900
+    monkeypatch.setattr(memory, "available_mib", lambda: 256.0)
+    with pytest.raises(ModelFileError, match=r"shells = 900 makes .* more than half the memory"):
+        load_model(str(path))
+
+
 CARBON_DAMAGE = [
     (_poke("d"), "'d' holds a non-finite"),
     (_poke("t", 0, 1e9), "'t' has \\|value\\|"),

@@ -151,6 +151,12 @@ def flat_continuum(group: h5py.Group, where: str, prefix: str, out: dict) -> Non
                          "(a_i . b_j = 2 pi delta_ij)")
     ng = 1 + 3 * spec.shells * (spec.shells + 1)
     norb = len(spec.layers) * ng * spec.orbitals * len(VALLEYS[spec.valley])
+    from qgt_mpi.run.memory import MIB, available_mib
+
+    need = (norb * 16 + (2 * spec.shells + 1) ** 2 * 48) / MIB  # positions, the G table
+    if need > 0.5 * available_mib():
+        raise ValueError(f"{where}: shells = {spec.shells} makes {norb} orbitals ({need:.3g} "
+                         "MiB before any value), more than half the memory available")
     arrays = {name: fields.dataset(group, name, where, "i") for name in ("rows", "cols")}
     arrays.update({name: fields.dataset(group, name, where, "fc") for name in VALUES})
     n = arrays["rows"].shape[0] if arrays["rows"].ndim == 1 else -1
