@@ -98,6 +98,8 @@ def _mutate(f: h5py.File, how: str, name: str, arg) -> None:
         return
     data = f[name][()]
     del f[name]
+    if np.asarray(data).dtype.kind not in "biufc":  # an earlier mutation made it text
+        data = np.zeros(np.shape(data))
     if how == "scale":
         with np.errstate(all="ignore"):
             data = (data * arg) if data.dtype.kind in "fc" else np.full(data.shape, arg)
@@ -130,6 +132,84 @@ def test_fuzz_model_files(tmp_path, mutations, flat):
         assert str(path) in str(exc)
         return
     _accepted(back)
+
+
+# -- model files of the sparse classes (continuum, carbon, bond) -------------------------------
+
+def _sparse_models() -> dict:
+    from qgt_mpi.models import build_model
+
+    return {"continuum": build_model("bm_continuum", {"alpha": 0.586, "w0": 0.0, "shells": 1,
+                                                      "valley": "both"}),
+            "carbon": build_model("tbg_atomistic", {"m": 1, "mass": [3.0, 0.0]}),
+            "bonds": build_model("haldane", {"t1": 1.0, "t2": 0.3}, cell={"size": (2, 1)})}
+
+
+SPARSE_MODELS = _sparse_models()
+
+
+def _names(f: h5py.File) -> tuple[list[str], list[str]]:
+    """(dataset paths, (group, attribute) paths) of a saved model file."""
+    datasets: list[str] = []
+    f.visit(lambda n: datasets.append(n) if isinstance(f[n], h5py.Dataset) else None)
+    attrs = [f"@{a}" for a in f.attrs]
+    f.visit(lambda n: attrs.extend(f"{n}@{a}" for a in f[n].attrs))
+    return sorted(datasets), sorted(attrs)
+
+
+_SPARSE_HOW = st.sampled_from(["scale", "poke", "shape", "dtype", "delete", "attr"])
+
+
+@FUZZ
+@given(which=st.sampled_from(sorted(SPARSE_MODELS)), data=st.data(),
+       steps=st.lists(st.tuples(_SPARSE_HOW, st.integers(0, 10**6),
+                                st.sampled_from(ODD_NUMBERS)), min_size=1, max_size=3))
+def test_fuzz_sparse_model_files(tmp_path, which, data, steps):
+    """Continuum, carbon and bond-list files, damaged anywhere: a model within the documented
+    ranges (finite, Hermitian H) or one ModelFileError line naming the file."""
+    path = tmp_path / "m.h5"
+    path.unlink(missing_ok=True)
+    save_model(SPARSE_MODELS[which], str(path))
+    with h5py.File(path, "a") as f:
+        for how, pick, number in steps:
+            datasets, attrs = _names(f)
+            if how == "attr" and attrs:
+                group, name = attrs[pick % len(attrs)].split("@")
+                value = data.draw(st.sampled_from([number, "x", "[1]", "{}", -1, 2**40]))
+                f[group or "/"].attrs[name] = value
+                continue
+            if not datasets:
+                continue
+            name = datasets[pick % len(datasets)]
+            old = f[name][()]
+            del f[name]
+            if how == "delete":
+                continue
+            if how == "shape":
+                new = np.zeros(data.draw(st.sampled_from([(0,), (1,), (3, 3), (2, 2, 2), ()])))
+            elif how == "dtype":
+                new = np.zeros(np.shape(old), data.draw(st.sampled_from(
+                    ["S5", "bool", "float32", "int8", "uint64", "complex64"])))
+            else:
+                if np.asarray(old).dtype.kind not in "biufc":  # an earlier step made text
+                    old = np.zeros(np.shape(old))
+                new = np.array(old, dtype=complex if np.iscomplexobj(old) else float)
+                with np.errstate(all="ignore"):
+                    if how == "scale":
+                        new = new * number
+                    elif new.size:
+                        new.flat[pick % new.size] = number
+            f[name] = new
+    try:
+        back = load_model(str(path))
+    except ModelFileError as exc:
+        _one_line(exc)
+        assert str(path) in str(exc)
+        return
+    k = np.array([[0.03, -0.02]])
+    h = back.hamiltonian(k, derivatives=False)[0][0]
+    assert np.all(np.isfinite(h)) and np.allclose(h, h.conj().T,
+                                                  atol=1e-8 * max(1, abs(h).max()))
 
 
 # -- Wannier90 hr files -----------------------------------------------------------------------

@@ -45,7 +45,7 @@ __all__ = ["InputError", "Quantity", "Result", "Solver", "Superfluid", "compute"
            "load", "save"]
 
 SWEEP_DIMS = ("mu", "delta", "temperature")
-MODEL_GROUP = "/model/definition"  # Result.save stores the model here (models/modelfile.py)
+MODEL_GROUP = "/model/definition"  # Result.save stores the model here (models/modelfile/)
 SOURCE = "<python api>"  # RunConfig.source of an API run
 _AXIS_UNITS = {k: natural_units(f"transport/{k}")
                for k in ("mu", "delta", "temperature", "filling_target")}

@@ -97,7 +97,7 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _model_parser(sub) -> None:
-    """``model save`` / ``model info`` (qgt_mpi's own model file, models/modelfile.py)."""
+    """``model save`` / ``model info`` (qgt_mpi's own model file, models/modelfile/)."""
     mdl = sub.add_parser("model", help="save a deck's model to a model file, or describe one")
     msub = mdl.add_subparsers(dest="model_command", required=True)
     save = msub.add_parser("save", help="build the [model] of a deck and save it (HDF5)")

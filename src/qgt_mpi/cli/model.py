@@ -1,4 +1,4 @@
-"""``qgt-mpi model save DECK -o FILE`` and ``qgt-mpi model info FILE`` (models/modelfile.py).
+"""``qgt-mpi model save DECK -o FILE`` and ``qgt-mpi model info FILE`` (models/modelfile/).
 
 ``save`` builds the deck's ``[model]`` (with its flattening or truncation) exactly as a run
 would and writes qgt_mpi's HDF5 model file; a deck with ``kind = "model_file"`` then runs the

@@ -45,15 +45,8 @@ class ContinuumModel(SparseModel):
     """
 
     def __init__(self, spec: ContinuumSpec) -> None:
-        check_spec(spec)
-        self.spec = spec
-        self.b = np.asarray(spec.b, dtype=float)
+        self._basis(spec)
         self.lattice = 2.0 * np.pi * np.linalg.inv(self.b).T
-        self.gvec = hex_shells(int(spec.shells))
-        self.valleys = VALLEYS[spec.valley]
-        self.spin_per_valley = int(spec.spin)
-        self.n_block = len(spec.layers) * len(self.gvec) * spec.orbitals  # one valley
-        self.positions = np.zeros((self.n_block * len(self.valleys), 2))
         parts = [self._valley_arrays(v, i * self.n_block) for i, v in enumerate(self.valleys)]
         self.rows, self.cols, self._h0, self._hx, self._hy, self._h2 = (
             np.concatenate([p[i] for p in parts]) for i in range(6))
@@ -62,6 +55,35 @@ class ContinuumModel(SparseModel):
         self.operators = self._operators()
         self.info = {"kind": "continuum", "length_unit": "nm", **spec.info,
                      "valley": {1: 1, -1: -1, 0: "both"}[spec.valley]}
+
+    def _basis(self, spec: ContinuumSpec) -> None:
+        """The spec's facts: b, plane waves, valleys, block size, positions (all 0)."""
+        check_spec(spec)
+        self.spec = spec
+        self.b = np.asarray(spec.b, dtype=float)
+        self.gvec = hex_shells(int(spec.shells))
+        self.valleys = VALLEYS[spec.valley]
+        self.spin_per_valley = int(spec.spin)
+        self.n_block = len(spec.layers) * len(self.gvec) * spec.orbitals  # one valley
+        self.positions = np.zeros((self.n_block * len(self.valleys), 2))
+
+    @classmethod
+    def from_arrays(cls, spec: ContinuumSpec, lattice: np.ndarray, pattern: tuple,
+                    values: tuple, operators: dict[str, sp.csr_matrix],
+                    info: dict[str, object]) -> ContinuumModel:
+        """The model of ``spec`` with ``lattice``, the pattern (rows, cols) and the values
+        (H0, Hx, Hy, H2) given as they were in memory (a model file, models/modelfile): the
+        same floating-point operations on the same bits, nothing rebuilt."""
+        model = cls.__new__(cls)
+        model._basis(spec)
+        model.lattice = np.asarray(lattice, dtype=float)
+        model.rows, model.cols = (np.asarray(x, dtype=np.int64) for x in pattern)
+        model._h0, model._hx, model._hy, model._h2 = (np.asarray(x, dtype=complex)
+                                                      for x in values)
+        model._quadratic = bool(np.any(model._h2))
+        model._finish_pattern()
+        model.operators, model.info = dict(operators), dict(info)
+        return model
 
     def _valley_arrays(self, valley: int, offset: int) -> tuple[np.ndarray, ...]:
         """(rows, cols, H0, Hx, Hy, H2) of one valley, CSR order, indices from ``offset``."""
