@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from functools import partial
 
 from qgt_mpi.io.checks import (
+    ENERGY_MAX_MEV,
     InputError,
     Table,
     boolean,
     integer,
+    magnitude,
     number,
     positive,
     string,
@@ -80,7 +82,7 @@ def parse_solver(top: Table) -> SolverSpec:
     if kind not in SOLVER_KINDS:
         raise InputError(t.key("kind"), kind, f"must be one of {', '.join(SOLVER_KINDS)}")
     nev = t.optional("nev", partial(integer, low=1))
-    target = t.optional("target", partial(number, unit="meV"))
+    target = t.optional("target", partial(magnitude, high=ENERGY_MAX_MEV, unit="meV"))
     ncv = t.optional("ncv", partial(integer, low=2))
     max_it = t.optional("max_it", partial(integer, low=1))
     pad = t.optional("pad", partial(integer, low=1))
