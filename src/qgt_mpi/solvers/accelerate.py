@@ -1,24 +1,26 @@
 """Reduced-basis accelerator for windowed solves: Rayleigh–Ritz with a residual certificate.
 
-Theory §5.10. A batch of k-points (one k-pass block) is solved in order. The first k-point
-is solved in full (solvers/slepc.py); its computed eigenvectors (window + padding) and its
-Sternheimer solutions (theory §5.4) become the columns of an orthonormal basis V. At every
-later k-point of the batch, H(k)V is one sparse product and the Rayleigh–Ritz problem
-V†H(k)V is a dense eigenproblem of the basis size. The Ritz pairs (θ, y) are checked
-against the full space:
+Theory §5.10 (measured there and in docs/performance.md §8.5: no speed-up on the TBG cells
+tried; opt-in, ``[solver] accelerate = "basis"``). A batch of k-points (one k-pass block) is
+solved in order. The first k-point is solved in full (solvers/slepc.py, the *anchor*); its
+computed eigenvectors (window + padding) and Sternheimer solutions (theory §5.4) become the
+columns of an orthonormal basis V, joined by the window and Sternheimer vectors of the last
+``history`` accelerated k-points. At a later k-point, H(k)V is one sparse product; harmonic
+Ritz values at the target choose the window's span, plain Rayleigh–Ritz in it the pairs
+(θ, y). The certificate, in the full space:
 
-* eigenpairs: r_n = ‖H y_n − θ_n y_n‖ for each window band and the two bands at its edges;
-  |θ_n − λ_n| ≤ min(r_n, r_n²/g_n) and sin∠(y_n, u_n) ≤ r_n/g_n, g_n the gap of θ_n to the
-  other Ritz values;
-* out-of-window metric (§5.4): its Galerkin approximation in span(V) (sum over the Ritz
-  pairs outside the window) solves the Sternheimer equation with a residual ρ computed in
-  the full space, and ‖x − x*‖ ≤ ‖ρ‖/g_out, g_out the gap of θ_n to the Ritz values outside
-  the window.
+* eigenpairs: r_n = ‖H y_n − θ_n y_n‖; |θ_n − λ_n| ≤ min(r_n, r_n²/g_n) ≤ ``energy_tol`` and
+  sin∠(y_n, u_n) ≤ r_n/g_n ≤ ``tol`` for each window band (g_n: gap of θ_n to the other Ritz
+  values); the eigenvalues at the window's edges to EDGE_ENERGY_TOL;
+* out-of-window metric, mode ``sternheimer = "factor"`` (default): H(k) is factorised at the
+  anchor's shift and the full solve's conjugate gradients (solvers/sternheimer.py) solve the
+  Sternheimer equations with Q = 1 − P_W to the full solve's tolerance; mode ``"basis"``: the
+  Galerkin solution in span(V) with its full-space residual ρ, ‖x − x*‖ ≤ ‖ρ‖/g_out.
 
-A k-point whose numbers do not meet ``tol`` (relative vector/metric bound) and
-``energy_tol`` (meV, eigenvalue bound) is solved in full, and its vectors are added to the
-basis (up to ``max_basis`` columns). The basis depends only on the batch's k-points and their
-order, never on the rank layout: blocks are fixed by the grid and ``[run] chunk``.
+While the certificate fails, Davidson steps add the preconditioned residuals (the current
+factorisation) to a copy of V, at most ``refine`` times; then the k-point is solved in full
+and becomes the new anchor. The basis depends only on the batch's k-points and their order,
+never on the rank layout: blocks are fixed by the grid and ``[run] chunk``.
 """
 
 from __future__ import annotations
@@ -36,10 +38,13 @@ from qgt_mpi.solvers import safe_shift
 from qgt_mpi.solvers.base import Eigenpairs, Eigensolver
 from qgt_mpi.solvers.shift_invert import ShiftInvert
 from qgt_mpi.solvers.slepc import SlepcSolver, _edges, _Point, stack_points
+from qgt_mpi.solvers.sternheimer import cg_tolerance, rest_tensor
+from qgt_mpi.solvers.window import RESIDUAL_FACTOR
 
 if TYPE_CHECKING:
     from qgt_mpi.models.protocols import BlochModel
 
+EDGE_ENERGY_TOL = 1e-3  # meV: the eigenvalues at the window's edges (isolation test, §5.5)
 DROP = 1e-8  # a new basis column whose part outside the basis is below this is dropped
 
 
@@ -54,6 +59,7 @@ class AccelOptions:
     max_basis: int = 400
     refine: int = 8
     history: int = 2
+    sternheimer: str = "factor"
 
 
 @dataclass
@@ -68,6 +74,8 @@ class AccelReport:
     max_energy_error: float = 0.0
     max_metric_error: float = 0.0
     refinements: int = 0
+    factorisations: int = 0
+    cg_iterations: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def failed(self, why: str) -> None:
@@ -83,6 +91,7 @@ class ReducedBasis:
         self.comm: MPI.Comm = inner.comm
         self.report = AccelReport()
         self._last_failure = ""
+        self._si: ShiftInvert | None = None
         self._excess = 0.0  # how far the last Rayleigh–Ritz missed the certificate (ratio)
 
     @property
@@ -123,11 +132,14 @@ class ReducedBasis:
         anchor: np.ndarray | None = None  # basis of the last full solve (norb, ·), replicated
         recent: list[list[np.ndarray]] = []  # window + Sternheimer vectors of the last points
         si: ShiftInvert | None = None
+        sigma = core.opts.target  # the shift of the last full solve
         try:
             for i, kk in enumerate(k):
                 point = None
-                if anchor is not None and si is not None:
+                if (anchor is not None and si is not None
+                        and (not velocities or self._factored(si, kk, sigma))):
                     basis = self._extend(anchor, [v for r in recent for v in r], limit=False)
+                    self._si = si
                     point, extra = self._refined(kk, basis, velocities, si.factor_solve())
                     if point is not None:
                         recent = [*recent, extra][-self.opts.history :]
@@ -141,7 +153,7 @@ class ReducedBasis:
                     finally:
                         kept, core.keep = core.keep, None
                     self.report.full += 1
-                    anchor, recent = self._extend(None, kept), []
+                    anchor, recent, sigma = self._extend(None, kept), [], si.sigma
                 else:
                     self.report.ritz += 1
                 vectors[i] = point.vectors
@@ -150,6 +162,22 @@ class ReducedBasis:
             if si is not None:
                 si.destroy()
         return stack_points(points, vectors, velocities, core._resolve is not None)
+
+    def _factored(self, si: ShiftInvert, k: np.ndarray, sigma: float) -> bool:
+        """Mode "factor": H(k) − σ factorised at the last full solve's shift (for the
+        Sternheimer part and the Davidson steps); False when that fails (the k-point is then
+        solved in full). Mode "basis": the last full solve's factorisation is kept. Collective."""
+        if self.opts.sternheimer != "factor":
+            return True
+        h = self.inner._sparse.values(k, self.inner._layout.span)[0]
+        try:
+            si.load(h)
+            si.factor(sigma)
+        except ArithmeticError:
+            self.report.failed("factorisation")
+            return False
+        self.report.factorisations += 1
+        return True
 
     def _refined(self, k: np.ndarray, basis: np.ndarray, velocities: bool,
                  precond: Callable[[np.ndarray], np.ndarray]
@@ -258,7 +286,7 @@ class ReducedBasis:
             return None, None, []
         # residuals of the window pairs and of the two edge pairs (full space, pool-reduced)
         edge_idx = [int(np.flatnonzero(t_pad == e)[0]) for e in edges if np.isfinite(e)]
-        c_chk = np.concatenate([c_win, c_pad[:, edge_idx]], axis=1)
+        c_chk = np.concatenate([c_win, c_pad[:, edge_idx]], axis=1)  # window, then edges
         t_chk = np.concatenate([energies, t_pad[edge_idx]])
         y_loc = mine @ c_chk
         r_loc = hv @ c_chk - y_loc * t_chk
@@ -267,7 +295,10 @@ class ReducedBasis:
                         for t in t_chk])
         angle = resid / np.maximum(gap, np.finfo(float).tiny)
         e_err = np.minimum(resid, resid * angle)
-        eig_ok = np.max(angle[:nev]) <= self.opts.tol and np.max(e_err) <= self.opts.energy_tol
+        angle = angle[:nev]  # vectors of the window; eigenvalues of the window and its edges
+        e_err = np.maximum(e_err[:nev], e_err[nev:].max(initial=0.0) * self.opts.energy_tol
+                           / EDGE_ENERGY_TOL)  # the edges to EDGE_ENERGY_TOL
+        eig_ok = np.max(angle) <= self.opts.tol and np.max(e_err) <= self.opts.energy_tol
         full = basis @ c_win  # window Ritz vectors, replicated
         groups = None
         if eig_ok and core._resolve is not None:
@@ -281,6 +312,15 @@ class ReducedBasis:
             u_loc = y_loc[:, :nev]
             dvec = [layout.local_rows(v) @ full for v in (dx, dy)]  # local rows ∂_iH U
             vel = np.stack([allreduce_array(comm, u_loc.conj().T @ dv) for dv in dvec])
+            if self.opts.sternheimer == "factor":
+                if not eig_ok:
+                    self._excess = float(max(float(np.max(angle)) / self.opts.tol,
+                                             float(np.max(e_err)) / self.opts.energy_tol))
+                    self._last_failure = "eigenpair residual"
+                    return None, r_loc, []
+                return self._factored_point(k, energies, full, y_loc[:, :nev], edges, groups,
+                                            (dx, dy), float(np.max(angle)),
+                                            float(np.max(e_err)))
             if o.out_of_window:  # Galerkin in the complement of the window in span(V)
                 c_out, t_out = _complement(a, c_win)
             else:  # the full solve's padding pairs only
@@ -291,17 +331,53 @@ class ReducedBasis:
                 eig_ok, self._last_failure = False, "out-of-window metric"
             point = _Point(energies, full, vel, tensor.real, -2.0 * tensor[:, 2].imag, edges,
                            groups)
-        self._excess = float(max(float(np.max(angle[:nev])) / self.opts.tol,
+        self._excess = float(max(float(np.max(angle)) / self.opts.tol,
                            float(np.max(e_err)) / self.opts.energy_tol,
                            metric_err / self.opts.tol))
         if not eig_ok:
             self._last_failure = self._last_failure or "eigenpair residual"
             return None, r_loc, []
-        rep.max_angle = max(rep.max_angle, float(np.max(angle[:nev])))
+        rep.max_angle = max(rep.max_angle, float(np.max(angle)))
         rep.max_energy_error = max(rep.max_energy_error, float(np.max(e_err)))
         rep.max_metric_error = max(rep.max_metric_error, metric_err)
         extra = [full] if x is None else [full, basis @ x]
         return point, None, extra
+
+    def _factored_point(self, k: np.ndarray, energies: np.ndarray, full: np.ndarray,
+                        u_loc: np.ndarray, edges: np.ndarray, groups: np.ndarray | None,
+                        dh: tuple[np.ndarray, np.ndarray], angle: float, e_err: float
+                        ) -> tuple[_Point | None, np.ndarray | None, list[np.ndarray]]:
+        """Mode "factor": the certified window with its out-of-window geometry by the full
+        solve's CG (solvers/sternheimer.py) on H(k) factorised at this k, with Q = 1 − P_W
+        (no padding pairs: they would need certified vectors too) and the CG tolerance of
+        the full solve, its condition bound from the nearest eigenvalues outside the window
+        (the certified edges). Collective."""
+        core, comm, rep, o = self.inner, self.comm, self.report, self.inner.opts
+        si = self._si
+        assert si is not None
+        dvec = [core._layout.local_rows(v) @ full for v in dh]  # local rows of ∂_iH U
+        vel = np.stack([allreduce_array(comm, u_loc.conj().T @ dv) for dv in dvec])
+        tensor = np.zeros((o.nev, 3), complex)
+        kept: list[np.ndarray] = []
+        if o.out_of_window:
+            shifts = energies - si.sigma
+            near = np.abs(edges[np.isfinite(edges)] - si.sigma)
+            reach = float(np.min(near)) if near.size else float(np.max(np.abs(shifts)))
+            accuracy = o.metric_tol if o.metric_tol is not None else RESIDUAL_FACTOR * o.tol
+            tol = cg_tolerance(shifts, reach, accuracy)
+            try:
+                tensor, its = rest_tensor(comm, si.factor_solve(), u_loc,
+                                          np.stack(dvec), shifts, tol,
+                                          f"k = ({k[0]:.6g}, {k[1]:.6g})", kept)
+            except ArithmeticError:
+                self._last_failure = "sternheimer"
+                return None, None, []
+            rep.cg_iterations += its
+            rep.max_metric_error = max(rep.max_metric_error, accuracy)  # the CG's bound
+        rep.max_angle = max(rep.max_angle, angle)
+        rep.max_energy_error = max(rep.max_energy_error, e_err)
+        point = _Point(energies, full, vel, tensor.real, -2.0 * tensor[:, 2].imag, edges, groups)
+        return point, None, [full, *(allgather_rows(comm, x) for x in kept)]
 
     def _outside(self, c_out: np.ndarray, t_out: np.ndarray, energies: np.ndarray,
                  mine: np.ndarray, hv: np.ndarray, dvec: list[np.ndarray]
