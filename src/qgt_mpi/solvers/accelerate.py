@@ -325,7 +325,8 @@ class ReducedBasis:
                 c_out, t_out = _complement(a, c_win)
             else:  # the full solve's padding pairs only
                 c_out, t_out = c_pad, t_pad
-            tensor, metric_err, rho, x = self._outside(c_out, t_out, energies, mine, hv, dvec)
+            tensor, metric_err, rho, x = self._outside(c_out, t_out, energies, mine, hv, dvec,
+                                                      edges)
             if metric_err > self.opts.tol and rho is not None:  # both corrections at once
                 r_loc = np.concatenate([r_loc, rho], axis=1) if not eig_ok else rho
                 eig_ok, self._last_failure = False, "out-of-window metric"
@@ -380,8 +381,8 @@ class ReducedBasis:
         return point, None, [full, *(allgather_rows(comm, x) for x in kept)]
 
     def _outside(self, c_out: np.ndarray, t_out: np.ndarray, energies: np.ndarray,
-                 mine: np.ndarray, hv: np.ndarray, dvec: list[np.ndarray]
-                 ) -> tuple[np.ndarray, float, np.ndarray | None, np.ndarray]:
+                 mine: np.ndarray, hv: np.ndarray, dvec: list[np.ndarray],
+                 edges: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None, np.ndarray]:
         """Out-of-window tensor (nev, 3) [xx, yy, xy] of the window bands from the Ritz pairs
         (t_out, V c_out) outside the window, the certified bound on its relative error
         (theory §5.10; 0 without the Sternheimer part) and the Sternheimer residuals (local
@@ -403,7 +404,10 @@ class ReducedBasis:
                 rhos.append(rho)
                 rho_n = np.sqrt(allreduce_array(comm, np.sum(np.abs(rho) ** 2, axis=0)))
                 x_n = np.sqrt(np.sum(np.abs(coef) ** 2, axis=0))
-                g = np.min(np.abs(energies[None, :] - t_out[:, None]), axis=0)
+                # g_out: distance to the nearest eigenvalues outside the window (the edges)
+                near = edges[np.isfinite(edges)]
+                g = (np.min(np.abs(energies[None, :] - near[:, None]), axis=0) if near.size
+                     else np.min(np.abs(energies[None, :] - t_out[:, None]), axis=0))
                 delta = rho_n / (g * np.maximum(x_n, np.finfo(float).tiny))
                 err = max(err, float(np.max(2 * delta + delta**2)))
         cx, cy = xs
