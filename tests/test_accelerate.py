@@ -9,6 +9,8 @@ hold the window); and pool layouts (1 against all ranks) to 1e-12.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -23,6 +25,7 @@ from qgt_mpi.run.driver import compute
 from qgt_mpi.solvers.accelerate import AccelOptions, ReducedBasis, summary
 from qgt_mpi.solvers.slepc import SlepcSolver, WindowOptions
 
+INPUTS = Path(__file__).resolve().parent.parent / "inputs"
 NEV, TARGET = 9, -200.0
 TEMPS, MUS = np.array([1.0, 10.0]), np.array([-250.0, -200.0, -150.0])
 KEYS = ("sigma_xx", "sigma_xx_geometric", "sigma_xy", "seebeck", "kappa_xx")
@@ -143,3 +146,45 @@ def test_pool_layouts_agree(comm, model):
                     for k in KEYS)
         assert_all(comm, worst < 1e-12, f"pool layout differs by {worst:.3g}")
         assert_all(comm, np.array_equal(geo["chern_groups"], ref_geo["chern_groups"]), "Chern")
+
+
+def test_galerkin_mode_matches_full_solve(model):
+    """Mode "basis" (out-of-window metric from the Galerkin solution in the basis, certified by
+    its residual (5.10a)): on the 18-orbital supercell the basis holds every band, so every
+    k-point after the first is certified and equal to the full solve."""
+    k = kgrid_points(model.reciprocal, 3, 3, 0, 9)
+    full, acc = _solvers(sternheimer="basis")
+    ref, got = full.solve(model, k), acc.solve(model, k)
+    assert acc.report.ritz == 8 and acc.report.factorisations == 0
+    de, dout, dmetric, dcurv = _compare(ref, got)
+    assert de < 1e-6 and dout < 1e-6 and dmetric < 1e-6 and dcurv < 1e-6
+
+
+def test_chiral_window_with_a_resolving_operator():
+    """Chiral BM (w0 = 0, σ_z resolves degenerate groups): accelerated k-points keep the
+    full solve's numbers and labels; a k-point with a resolved group would be solved in full."""
+    bm = build_model("bm_continuum", {"theta": 1.05, "w0": 0.0, "shells": 3})
+    k = kgrid_points(bm.reciprocal, 6, 6, 0, 8)
+    opts = WindowOptions(nev=2, target=0.0)
+    ref = SlepcSolver(opts, MPI.COMM_SELF).solve(bm, k)
+    acc = ReducedBasis(SlepcSolver(opts, MPI.COMM_SELF), AccelOptions())
+    got = acc.solve(bm, k)
+    assert acc.report.ritz >= 1 and got.groups is not None
+    assert np.array_equal(got.groups, ref.groups)
+    assert np.max(np.abs(got.energies - ref.energies)) < 1e-6
+    assert np.max(np.abs(got.metric_out - ref.metric_out)) < 1e-6 * np.max(np.abs(ref.metric_out))
+
+
+def test_restart_fingerprint_names_the_accelerator():
+    """A checkpoint of an accelerated run is not continued by a plain one (and back); runs
+    without the key keep their fingerprint."""
+    from dataclasses import replace
+
+    from qgt_mpi.io.checkpoint import fingerprint
+    from qgt_mpi.io.deck import load_deck
+
+    config = load_deck(str(INPUTS / "supercell_window.toml"))
+    plain = fingerprint(config, hash_files=False)
+    fast = replace(config, solver=replace(config.solver, accelerate="basis"))
+    assert "solver.accelerate" not in plain
+    assert "basis" in fingerprint(fast, hash_files=False)["solver.accelerate"]
