@@ -318,6 +318,11 @@ class ReducedBasis:
                                              float(np.max(e_err)) / self.opts.energy_tol))
                     self._last_failure = "eigenpair residual"
                     return None, r_loc, []
+                assert self._si is not None
+                dist = np.abs(np.concatenate([energies, t_pad]) - self._si.sigma)
+                if dist.min() * safe_shift.SAFE_RATIO < dist.max():  # theory §5.9a
+                    self._last_failure = "shift"  # the full solve moves it
+                    return None, None, []
                 return self._factored_point(k, energies, full, y_loc[:, :nev], edges, groups,
                                             (dx, dy), float(np.max(angle)),
                                             float(np.max(e_err)))
