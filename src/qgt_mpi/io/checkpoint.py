@@ -59,6 +59,10 @@ def fingerprint(config: RunConfig, hash_files: bool = True) -> dict[str, str]:
         fields["solver"] = repr({k: getattr(sv, k) for k in (
             "kind", "nev", "target", "tol", "pad", "edge_tol", "cluster_tol", "resolve",
             "out_of_window", "delta_out", "chern_below")})
+        if sv.accelerate != "none":  # certified results, but not bitwise those of the full solve
+            fields["solver.accelerate"] = repr({k: getattr(sv, k) for k in (
+                "accelerate", "accelerate_tol", "accelerate_energy_tol",
+                "accelerate_max_basis")})
     sf = getattr(config, "superfluid", None)
     if sf is not None:
         fields["superfluid"] = repr(sf)

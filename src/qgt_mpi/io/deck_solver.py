@@ -30,6 +30,7 @@ from qgt_mpi.io.checks import (
 )
 
 SOLVER_KINDS = ("dense", "slepc", "auto")
+ACCELERATORS = ("none", "basis")  # [solver] accelerate (solvers/accelerate.py, theory §5.10)
 AUTO_CROSSOVER = 190  # orbitals; above this "auto" uses SLEPc (measured: docs/performance.md §5)
 
 
@@ -52,6 +53,10 @@ class SolverSpec:
     chern_below: int | None = None
     flatten: tuple[float, ...] | None = None  # meV, one per band: exactly flat bands
     valley: bool = False  # valley-resolved geometry of the window (theory §5.8)
+    accelerate: str = "none"  # "basis": Rayleigh–Ritz in a reduced basis (theory §5.10)
+    accelerate_tol: float = 1e-8  # bound on the vector angle and the metric's relative error
+    accelerate_energy_tol: float = 1e-6  # meV: bound on the eigenvalue error
+    accelerate_max_basis: int = 400  # columns
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,9 @@ def parse_solver(top: Table) -> SolverSpec:
         return SolverSpec()
     t = top.sub("solver", {"kind", "nev", "target", "tol", "ncv", "max_it", "pad", "edge_tol",
                            "cluster_tol", "resolve", "out_of_window", "delta_out",
-                           "chern_below", "flatten", "valley"},
+                           "chern_below", "flatten", "valley", "accelerate",
+                           "accelerate_tol", "accelerate_energy_tol",
+                           "accelerate_max_basis"},
                   optional=True)
     kind = t.get("kind", string, "dense")
     if kind not in SOLVER_KINDS:
@@ -101,6 +108,13 @@ def parse_solver(top: Table) -> SolverSpec:
     if valley and (kind == "dense" or (nev if nev is not None else 2) % 2):
         raise InputError(t.key("valley"), True, "needs a window of an even number of bands "
                          '(solver.kind = "slepc" or "auto", even solver.nev): n per valley')
+    accelerate = t.get("accelerate", string, "none")
+    if accelerate not in ACCELERATORS:
+        raise InputError(t.key("accelerate"), accelerate,
+                         f"must be one of {', '.join(ACCELERATORS)}")
+    if accelerate != "none" and kind == "dense":
+        raise InputError(t.key("accelerate"), accelerate, "accelerates a window solve "
+                         '(solver.kind = "slepc" or "auto")')
     return SolverSpec(kind=kind, nev=nev, target=target, tol=t.get("tol", _tolerance, 1e-10),
                       ncv=ncv, max_it=max_it, pad=pad,
                       edge_tol=t.get("edge_tol", partial(positive, unit="meV"), 1e-6),
@@ -108,7 +122,12 @@ def parse_solver(top: Table) -> SolverSpec:
                       resolve=t.get("resolve", string, "auto"),
                       out_of_window=t.get("out_of_window", boolean, True),
                       delta_out=delta_out, chern_below=chern_below, flatten=flatten,
-                      valley=valley)
+                      valley=valley, accelerate=accelerate,
+                      accelerate_tol=t.get("accelerate_tol", _tolerance, 1e-8),
+                      accelerate_energy_tol=t.get("accelerate_energy_tol",
+                                                  partial(positive, unit="meV"), 1e-6),
+                      accelerate_max_basis=t.get("accelerate_max_basis",
+                                                 partial(integer, low=1), 400))
 
 
 def _energies(key: str, value: object) -> tuple[float, ...]:

@@ -26,7 +26,7 @@ from qgt_mpi.run.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.run.results import assemble, valley_group
 from qgt_mpi.run.setup import WindowTerms, make_job, prepare, window_terms
 from qgt_mpi.run.sweep import bytes_per_point, finish_in_memory, finish_streamed
-from qgt_mpi.solvers import is_windowed, resolve, safe_shift
+from qgt_mpi.solvers import accelerate, is_windowed, resolve, safe_shift
 
 PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid",
           "valley", "bands"]
@@ -216,6 +216,16 @@ def result_file(comm, config, job, delta, transport, geometry, timers, log, mem_
                  shifts["shift_factorisations"])
     elif shifts:
         result.group_attrs.setdefault("solver", {}).update(shifts)
+    accelerated = accelerate.summary(comm, job.solver)  # theory 5.10
+    if accelerated:
+        result.group_attrs.setdefault("solver", {}).update(accelerated)
+        log.info("reduced-basis accelerator: %d k-point solves by Rayleigh-Ritz, %d in full "
+                 "(basis up to %d columns; certified angle <= %.2g, eigenvalue error <= "
+                 "%.2g meV, metric error <= %.2g; theory 5.10)",
+                 accelerated["accelerate_ritz_kpoints"], accelerated["accelerate_full_kpoints"],
+                 accelerated["accelerate_basis_size"], accelerated["accelerate_max_angle"],
+                 accelerated["accelerate_max_energy_error_meV"],
+                 accelerated["accelerate_max_metric_error"])
     resolved = resolve.summary(comm, job.solver)  # degenerate groups in a symmetry basis
     result.group_attrs.setdefault("geometry", {}).update(resolved)
     if resolved.get("resolved_kpoint_solves"):

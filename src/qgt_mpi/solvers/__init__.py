@@ -80,4 +80,10 @@ def _base_solver(spec: SolverSpec, model: BlochModel, pool: MPI.Comm,
 
     solver = SlepcSolver(window_options(spec), pool)
     solver.check(model)
+    if spec.accelerate == "basis":  # opt-in: Rayleigh–Ritz in a reduced basis (§5.10)
+        from qgt_mpi.solvers.accelerate import AccelOptions, ReducedBasis
+
+        return ReducedBasis(solver, AccelOptions(tol=spec.accelerate_tol,
+                                                 energy_tol=spec.accelerate_energy_tol,
+                                                 max_basis=spec.accelerate_max_basis))
     return solver

@@ -105,6 +105,9 @@ class SlepcSolver:
         self._resolve: OperatorAt | None = None  # set when degenerate groups are resolved
         self.resolved_by = "none"
         self.resolved = {"kpoints": 0, "resolved": 0, "unsplit": 0}
+        # solvers/accelerate.py: when a list, each k-point appends the full rows of its
+        # computed eigenvectors (window + padding) and Sternheimer solutions (a basis source)
+        self.keep: list[np.ndarray] | None = None
 
     @property
     def core(self) -> SlepcSolver:
@@ -182,19 +185,7 @@ class SlepcSolver:
                 points.append(point)
         finally:
             si.destroy()
-
-        def stack(name: str, shape: tuple[int, ...], dtype: type = float) -> np.ndarray:
-            if not points:
-                return np.zeros((0, *shape), dtype)
-            return np.stack([getattr(p, name) for p in points])
-
-        energies, outside = stack("energies", (nb,)), stack("outside", (2,))
-        groups = stack("groups", (nb,), int) if self._resolve is not None else None
-        if not velocities:
-            return Eigenpairs(energies, vectors, None, None, None, outside, groups)
-        return Eigenpairs(energies, vectors,
-                          np.moveaxis(stack("velocities", (2, nb, nb), complex), 1, 0),
-                          stack("metric", (nb, 3)), stack("curvature", (nb,)), outside, groups)
+        return stack_points(points, vectors, velocities, self._resolve is not None)
 
     def _guarded(self, si: ShiftInvert, k: np.ndarray, velocities: bool) -> _Point:
         """One k-point; an unexpected error on one rank of a multi-rank pool aborts the job.
@@ -238,6 +229,8 @@ class SlepcSolver:
         energies, full, local = energies[win], full[:, win], local[:, win]
         edges = _edges(energies[:nev], energies[nev:])
         groups = self._resolve_groups(k, energies, full, local)
+        if self.keep is not None:
+            self.keep.append(full)
         if not velocities:  # eigenvectors only (link variables at plaquette corners)
             self.iterations["vectors_only"] += 1
             return _Point(energies[:nev], full[:, :nev], outside=edges, groups=groups)
@@ -278,7 +271,10 @@ class SlepcSolver:
             shifts = energies[:nev] - si.sigma  # c_n = ε_n − σ at the shift actually used
             accuracy = o.metric_tol if o.metric_tol is not None else RESIDUAL_FACTOR * o.tol
             tol = cg_tolerance(shifts, float(np.max(np.abs(energies - si.sigma))), accuracy)
-            rest, its = rest_tensor(self.comm, solve, local, rhs, shifts, tol, where)
+            kept: list[np.ndarray] | None = [] if self.keep is not None else None
+            rest, its = rest_tensor(self.comm, solve, local, rhs, shifts, tol, where, kept)
+            if self.keep is not None and kept:
+                self.keep.append(allgather_rows(self.comm, kept[0]))
             tensor = tensor + rest
             self.iterations["sternheimer"] += its
         return tensor.real, -2.0 * tensor[:, 2].imag
@@ -296,6 +292,27 @@ class _Point:
     curvature: np.ndarray | None = None
     outside: np.ndarray | None = None
     groups: np.ndarray | None = None
+
+
+def stack_points(points: list[_Point], vectors: np.ndarray, velocities: bool, grouped: bool
+                 ) -> Eigenpairs:
+    """Eigenpairs of a batch from its k-points' windows; ``vectors`` (nk, norb, nb) already
+    holds their window vectors (filled as they come, not stacked: one copy of the batch);
+    ``grouped``: with group labels. Local."""
+    nb = vectors.shape[2]
+
+    def stack(name: str, shape: tuple[int, ...], dtype: type = float) -> np.ndarray:
+        if not points:
+            return np.zeros((0, *shape), dtype)
+        return np.stack([getattr(p, name) for p in points])
+
+    energies, outside = stack("energies", (nb,)), stack("outside", (2,))
+    groups = stack("groups", (nb,), int) if grouped else None
+    if not velocities:
+        return Eigenpairs(energies, vectors, None, None, None, outside, groups)
+    return Eigenpairs(energies, vectors,
+                      np.moveaxis(stack("velocities", (2, nb, nb), complex), 1, 0),
+                      stack("metric", (nb, 3)), stack("curvature", (nb,)), outside, groups)
 
 
 def _edges(window: np.ndarray, rest: np.ndarray) -> np.ndarray:

@@ -71,7 +71,7 @@ def cg_tolerance(shifts: np.ndarray, reach: float, accuracy: float) -> float:
 
 def rest_tensor(comm: MPI.Comm, solve: Callable[[np.ndarray], np.ndarray],
                 basis: np.ndarray, rhs: np.ndarray, shifts: np.ndarray, tol: float,
-                where: str) -> tuple[np.ndarray, int]:
+                where: str, keep: list[np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """T^(n,rest) of every window band by lockstep preconditioned CG. Collective over the pool.
 
     Parameters
@@ -82,6 +82,8 @@ def rest_tensor(comm: MPI.Comm, solve: Callable[[np.ndarray], np.ndarray],
     shifts : (nev,) c_n = ε_n − σ.
     tol : relative residual at which a system counts as solved (:func:`cg_tolerance`).
     where : k-point description for the error message.
+    keep : when given, the solutions x (nloc, 2·nev; x-direction bands, then y) are appended
+        to it (the reduced basis of solvers/accelerate.py).
 
     Returns
     -------
@@ -123,6 +125,8 @@ def rest_tensor(comm: MPI.Comm, solve: Callable[[np.ndarray], np.ndarray],
         p[:, a] = r[:, a] + (rs_new / rs[a]) * pa
         rs[a] = rs_new
         it += 1
+    if keep is not None:
+        keep.append(x)
     xx, xy = x[:, :nev], x[:, nev:]
     tensor = np.stack([_dots(comm, xx, xx), _dots(comm, xy, xy), _dots(comm, xx, xy)], axis=-1)
     return tensor, it
