@@ -25,7 +25,7 @@ from qgt_mpi.models.carbon import DEFAULTS, CarbonModel, carbon_model, mass_text
 from qgt_mpi.models.tbg_atomistic import (
     NEUTRALITY_DENSE,
     m_for_angle,
-    neutrality_energy,
+    neutrality_search,
     petsc_ready,
     relaxed_positions,
     rigid_cell,
@@ -62,14 +62,37 @@ def _finish(comm, model: CarbonModel, found: dict[str, Any] | None,
         model.maps = {f"stacking_{k}": found[f"map_{k}"] for k in _MAPS if f"map_{k}" in found}
     if energy_zero != "neutrality":
         return model
-    if comm is None:
-        return shift_energy(model, neutrality_energy(model))
-    from qgt_mpi.parallel.rootcall import root_call
 
-    if model.norb > NEUTRALITY_DENSE:  # rank 0 solves with PETSc, whose first import is
-        petsc_ready()  # collective over COMM_WORLD (it duplicates it): every rank imports it
-    e_cn = root_call(comm, lambda: {"e_cn": np.array([neutrality_energy(model)])})["e_cn"][0]
-    return shift_energy(model, float(e_cn))
+    def search() -> dict[str, Any]:
+        return {"e_cn": np.array(neutrality_search(model))}
+
+    if comm is None:
+        e_cn, split = search()["e_cn"]
+    else:
+        from qgt_mpi.parallel.rootcall import root_call
+
+        if model.norb > NEUTRALITY_DENSE:  # rank 0 solves with PETSc, whose first import
+            petsc_ready()  # is collective over COMM_WORLD (it duplicates it): every rank
+        e_cn, split = root_call(comm, search)["e_cn"]
+    mass = float(np.max(np.abs(np.ravel(params_mass(model)))))
+    if split > mass + 1.0:
+        logging.getLogger("qgt_mpi").warning(
+            "charge neutrality uncertain: the two states at the moiré K averaged for E_CN = "
+            "%.3f meV are %.2f meV apart (a Dirac point: ~0; with the mass: <= %.1f meV); "
+            "other states lie nearer the monolayer Dirac energy (theory 2.6b). Check the "
+            "bands at K, or use energy_zero = \"absolute\" and a target of your own",
+            e_cn, split, mass)
+    out = shift_energy(model, float(e_cn))
+    out.info["neutrality_splitting_meV"] = float(split)
+    return out
+
+
+def params_mass(model: CarbonModel) -> np.ndarray:
+    """The sublattice masses of ``model`` (per layer) from its on-site terms [meV]."""
+    onsite = model.rows[model.entry] == model.cols[model.entry]
+    if not np.any(onsite):
+        return np.zeros(1)
+    return 2.0 * np.abs(np.real(model.t[onsite]))
 
 
 def _call(comm, func) -> dict[str, Any]:

@@ -140,23 +140,38 @@ NEUTRALITY_DENSE = 3000  # orbitals: above, the neutrality search uses shift-and
 def neutrality_energy(model: CarbonModel, dense_limit: int = NEUTRALITY_DENSE) -> float:
     """Charge-neutrality energy [meV]: the Dirac point at the moiré K (theory §2.6).
 
+    The value of :func:`neutrality_search` (which also gives the splitting of the two states
+    it averages).
+    """
+    return neutrality_search(model, dense_limit)[0]
+
+
+def neutrality_search(model: CarbonModel, dense_limit: int = NEUTRALITY_DENSE
+                      ) -> tuple[float, float]:
+    """(E_CN, splitting) [meV]: charge neutrality and the gap between the two states at K
+    whose mean it is (≈ 0 at a Dirac point, ≈ the sublattice mass with one).
+
     One p_z electron per carbon fills N/2 bands, and at K the bands N/2 − 1 and N/2 touch, so
     E_CN = (ε_{N/2−1}(K) + ε_{N/2}(K))/2. Up to ``dense_limit`` orbitals this is counted in the
     dense spectrum; above, the 2·n_layers states at K nearest the monolayer Dirac energy
     ε_D = Σ_same-sublattice t(d) e^{iK·d} (the Dirac points of every layer and valley) come
-    from a shift-invert ``eigsh`` and E_CN is the mean of the middle two. Not collective.
+    from shift-and-invert and E_CN is the mean of the middle two. That count is a heuristic:
+    it fails where other states at K lie nearer ε_D than the Dirac states (rigid (m, 1) cells
+    with m ≥ 34: splitting 24 meV); the caller warns when the splitting exceeds the mass.
+    Not collective.
     """
     k = model.dirac_point()
     h = model.csr(k)[0]
     n = model.norb
     if n <= dense_limit:
         e = np.linalg.eigvalsh(h.toarray())
-        return float(0.5 * (e[n // 2 - 1] + e[n // 2]))
+        return float(0.5 * (e[n // 2 - 1] + e[n // 2])), float(e[n // 2] - e[n // 2 - 1])
     e0 = monolayer_dirac_energy(model.params)
     count = 2 * (int(model.layer.max()) + 1)
     e = nearest_eigenvalues(h, e0, count + 4)
     near = np.sort(e[np.argsort(np.abs(e - e0))[:count]])
-    return float(0.5 * (near[count // 2 - 1] + near[count // 2]))
+    lo, hi = near[count // 2 - 1], near[count // 2]
+    return float(0.5 * (lo + hi)), float(hi - lo)
 
 
 def petsc_ready() -> bool:
