@@ -283,7 +283,9 @@ THERMO = ("alpha_xx", "seebeck", "seebeck_xx", "seebeck_xy", "kappa_xx", "kappa_
 
 def _compare(a: Path, b: Path, exact: bool) -> int:
     """Every /transport and /geometry dataset of ``b`` equals ``a``'s (bitwise when
-    ``exact``, else to 1e-12 of the largest value; THERMO to 1e-9); the datasets compared."""
+    ``exact``, else to 1e-12 of the largest value; THERMO to 1e-7: κ = K2 − K1²/K0 and the
+    Lorenz ratio cancel ~4 digits of sums whose order differs between 1 and 2 ranks, measured
+    1.3e-8 once); the datasets compared."""
     count = 0
     with h5py.File(a) as fa, h5py.File(b) as fb:
         # a Hall coefficient that vanishes by symmetry (alpha_xy of TBG, ~1e-19 of noise) is
@@ -300,7 +302,7 @@ def _compare(a: Path, b: Path, exact: bool) -> int:
                     assert np.array_equal(x, y, equal_nan=x.dtype.kind in "fc"), name
                     continue
                 scale = float(np.nanmax(np.abs(x))) if x.size else 0.0
-                rtol = 1e-9 if name in THERMO else 1e-12
+                rtol = 1e-7 if name in THERMO else 1e-12
                 np.testing.assert_allclose(y, x, rtol=0, err_msg=name,
                                            atol=rtol * scale + 1e-12 * floor[group])
         assert sorted(fa["model"]) == sorted(fb["model"])  # e.g. the relaxation's maps
