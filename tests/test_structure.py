@@ -227,8 +227,13 @@ def test_neutrality_search_warns_when_it_misses_the_dirac_states(caplog):
     (docs/validation.md, relaxed TBG) and records the splitting."""
     import logging
 
-    with caplog.at_level(logging.WARNING, logger="qgt_mpi"):
-        model = build_model("tbg_atomistic", {"m": 34})
+    log = logging.getLogger("qgt_mpi")  # an earlier test may have set propagate = False
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="qgt_mpi"):
+            model = build_model("tbg_atomistic", {"m": 34})
+    finally:
+        log.removeHandler(caplog.handler)
     assert model.info["neutrality_splitting_meV"] > 20.0
     assert any("charge neutrality uncertain" in r.getMessage() for r in caplog.records)
     small = build_model("tbg_atomistic", {"m": 3, "mass": 20.0})
