@@ -11,7 +11,7 @@ import functools
 import os
 import subprocess
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 @functools.cache
