@@ -45,10 +45,10 @@ def _relax_cell(lattice: np.ndarray, pos3: np.ndarray, layer: np.ndarray, theta:
     log = logging.getLogger("qgt_mpi")
     params = {k: v for k, v in relax.items() if k != "method"}
     result = relax_twisted_bilayer(lattice, a, theta, params, log=log.info)
-    out: dict[str, Any] = {"positions": relaxed_positions(result, pos3, layer, d0),
-                           "facts": result.facts()}
-    out.update({f"map_{k}": np.asarray(v) for k, v in result.stacking_map().items()})
     facts = result.facts()
+    out: dict[str, Any] = {"positions": relaxed_positions(result, pos3, layer, d0),
+                           "facts": facts}
+    out.update({f"map_{k}": np.asarray(v) for k, v in result.stacking_map().items()})
     log.info("relaxation (continuum, theory 2.6a): largest displacement %.4f nm, d_AA %.4f nm, "
              "d_AB %.4f nm, %s Newton steps", result.max_displacement(), facts.get("d_aa", 0.0),
              facts.get("d_ab", 0.0), facts.get("iterations", "?"))

@@ -22,7 +22,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from qgt_mpi.models.carbon import DEFAULTS as SK
 from qgt_mpi.models.continuum.presets import BM_SETS, TMD_SETS
+from qgt_mpi.models.relax import RELAX_DEFAULTS as RELAX
 
 REQUIRED = object()  # sentinel: the parameter has no default
 
@@ -113,16 +115,18 @@ def _atomistic(comm=None, **params):
     return build_structure(comm=comm, **params)
 
 
-# Slater–Koster keys shared by the carbon kinds (theory §2.6; models/carbon.py DEFAULTS).
+# Slater–Koster keys shared by the carbon kinds (theory §2.6); the defaults are
+# models/carbon.py DEFAULTS and models/relax.py RELAX_DEFAULTS (one home each).
 _SLATER_KOSTER = {
-    "a": Param("number", 0.246, "nm", doc="graphene lattice constant (a0 = a/sqrt 3)",
+    "a": Param("number", SK["a"], "nm", doc="graphene lattice constant (a0 = a/sqrt 3)",
                bounds=(0.1, 1.0)),
-    "d0": Param("number", 0.335, "nm", doc="interlayer distance of V_pp_sigma0",
+    "d0": Param("number", SK["d0"], "nm", doc="interlayer distance of V_pp_sigma0",
                 bounds=(0.1, 1.0)),
-    "vpp_pi0": Param("number", -2700.0, "meV", doc="V_pp_pi at a0"),
-    "vpp_sigma0": Param("number", 480.0, "meV", doc="V_pp_sigma at d0"),
-    "delta0": Param("number", 0.184 * 0.246, "nm", doc="decay length", bounds=(1e-3, 1.0)),
-    "cutoff": Param("number", 0.5, "nm", doc="hopping distance cutoff", bounds=(0.1, 2.0)),
+    "vpp_pi0": Param("number", SK["vpp_pi0"], "meV", doc="V_pp_pi at a0"),
+    "vpp_sigma0": Param("number", SK["vpp_sigma0"], "meV", doc="V_pp_sigma at d0"),
+    "delta0": Param("number", SK["delta0"], "nm", doc="decay length", bounds=(1e-3, 1.0)),
+    "cutoff": Param("number", SK["cutoff"], "nm", doc="hopping distance cutoff",
+                    bounds=(0.1, 2.0)),
     "mass": Param("per_layer", 0.0, "meV",
                   doc="sublattice mass +-M/2 on A/B: one number (all layers) or one per layer"),
     "energy_zero": Param("choice", "neutrality", choices=("neutrality", "absolute"),
@@ -132,19 +136,22 @@ _SLATER_KOSTER = {
 _RELAX = {
     "method": Param("choice", "continuum", choices=("continuum",),
                     doc="Nam-Koshino continuum elastic model + corrugation"),
-    "lame_lambda": Param("number", 3.25e5, "meV/nm^2", doc="Lame lambda (3.25 eV/A^2)",
-                         bounds=(1.0, 1e8)),
-    "lame_mu": Param("number", 9.57e5, "meV/nm^2", doc="Lame mu (9.57 eV/A^2)",
+    "lame_lambda": Param("number", RELAX["lame_lambda"], "meV/nm^2",
+                         doc="Lame lambda (3.25 eV/A^2)", bounds=(1.0, 1e8)),
+    "lame_mu": Param("number", RELAX["lame_mu"], "meV/nm^2", doc="Lame mu (9.57 eV/A^2)",
                      bounds=(1.0, 1e8)),
-    "gsfe_v0": Param("number", None, "meV/nm^2", doc="stacking energy V0 (default: relax.py)",
-                     bounds=(0.0, 1e7)),
-    "d_aa": Param("number", 0.360, "nm", doc="interlayer distance at AA", bounds=(0.1, 1.0)),
-    "d_ab": Param("number", 0.335, "nm", doc="interlayer distance at AB/BA",
+    "gsfe_v0": Param("number", RELAX["gsfe_v0"], "meV/nm^2",
+                     doc="stacking energy V0 (AA - AB = 9 V0)", bounds=(0.0, 1e7)),
+    "d_aa": Param("number", RELAX["d_aa"], "nm", doc="interlayer distance at AA",
                   bounds=(0.1, 1.0)),
-    "grid": Param("integer", 0, "", doc="FFT grid per moire direction (0 = automatic)",
-                  bounds=(0, 512)),
-    "tol": Param("number", 1e-8, "", doc="relative force tolerance", bounds=(1e-14, 1e-2)),
-    "max_iter": Param("integer", 50, "", doc="Newton steps", bounds=(1, 1000)),
+    "d_ab": Param("number", RELAX["d_ab"], "nm", doc="interlayer distance at AB/BA",
+                  bounds=(0.1, 1.0)),
+    "grid": Param("integer", int(RELAX["grid"]), "",
+                  doc="FFT grid per moire direction (0 = automatic)", bounds=(0, 512)),
+    "tol": Param("number", RELAX["tol"], "", doc="relative force tolerance",
+                 bounds=(1e-14, 1e-2)),
+    "max_iter": Param("integer", int(RELAX["max_iter"]), "", doc="Newton steps",
+                      bounds=(1, 1000)),
 }
 _RELAX_PARAM = Param("table", None, schema=_RELAX, doc="relaxation ([model.relax] method ...)")
 
