@@ -22,7 +22,7 @@ from decks import HALDANE, deck_text, kgrid_table, span, sweep_table, table
 from helpers import TRANSPORT_KEYS, assert_same_results
 from runner import REPO, clean_env, qgt, rank_pids
 
-pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
+pytestmark = [pytest.mark.subprocess, pytest.mark.slow, pytest.mark.many_ranks]
 
 
 def _read(path: Path, kgrid: bool = True) -> dict[str, np.ndarray]:
