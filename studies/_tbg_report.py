@@ -18,7 +18,8 @@ ROWS = {"continuum": [("bm_m0", None), ("bm_m10", "bm_m10_flat")],
         "atomistic": [("atom", "atom_flat")]}
 LABELS = {"bm_m0": "BM 1.05°, no mass", "bm_m10": "BM 1.05°, mass 10 meV",
           "bm_m10_flat": "same, flattened", "atom": "atomistic m = 27 (1.203°)",
-          "atom_flat": "same, flattened"}
+          "atom_flat": "same, flattened",
+          "atom_m35_relaxed": "atomistic m = 35 relaxed (0.932°)"}
 
 
 def heikes(nu: np.ndarray, states: int) -> np.ndarray:
@@ -78,6 +79,9 @@ def figure(part: str, nu, temps, cases: dict, suffix: str = "") -> None:
     Written to docs/figures/tbg/tbg_transport_<part><suffix>.png.
     """
     rows = ROWS[part]
+    if part == "atomistic":  # any cell of studies/tbg_transport.py --m/--relax
+        rows = [(n, n + "_flat") for n in cases if not n.endswith("_flat")]
+    i5 = list(temps).index(5.0) if 5.0 in temps else 0
     fig, axes = plt.subplots(len(rows), 2, figsize=(7.0, 2.7 * len(rows)),
                              constrained_layout=True, squeeze=False)
     for (disp, flat), (ax_s, ax_t) in zip(rows, axes, strict=True):
@@ -91,8 +95,8 @@ def figure(part: str, nu, temps, cases: dict, suffix: str = "") -> None:
                               label=lab)
                 ax_t.plot(nu, c["seebeck_xx"][:, I_DELTA, i], style, color=f"C{i}", lw=1)
             kind = "flat" if name == flat else "disp."
-            ax_s.semilogy(nu, c["sigma_xx_geometric"][:, I_DELTA, 1], ":", color="k",
-                          lw=0.8, label=f"geometric part, 5 K ({kind})")
+            ax_s.semilogy(nu, c["sigma_xx_geometric"][:, I_DELTA, i5], ":", color="k",
+                          lw=0.8, label=f"geometric part, {temps[i5]:g} K ({kind})")
         for v, ls in ((LN2, ":"), (KB_OVER_E_UV, "-.")):
             for sgn in (1, -1):
                 ax_t.axhline(sgn * v, color="0.4", lw=0.6, ls=ls)
@@ -102,7 +106,7 @@ def figure(part: str, nu, temps, cases: dict, suffix: str = "") -> None:
             ax_t.plot(nu, heikes(nu, 4), color="k", lw=0.7, alpha=0.6,
                       label="one flat level: −(k_B/e) ln((1−f)/f)")
         ax_t.legend(fontsize=6, frameon=False, loc="upper left")
-        title = LABELS[disp] + ("" if flat is None else "; dashed: flattened")
+        title = LABELS.get(disp, disp) + ("" if flat is None else "; dashed: flattened")
         ax_s.set_title(title, fontsize=8)
         ax_t.set_title("S_xx; dotted ±(k_B/e) ln 2, dash-dot ±k_B/e", fontsize=8)
         ax_s.set_ylabel("σ_xx (e²/h, all flavours)")

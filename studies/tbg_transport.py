@@ -32,6 +32,8 @@ docs/figures/tbg/tbg_transport_{continuum,atomistic}.png and prints markdown tab
 
     .venv/bin/python studies/tbg_transport.py continuum      # 6 runs, 40–100 s (shared machine)
     .venv/bin/python studies/tbg_transport.py atomistic      # 2 runs of 9×9, ≈ 10 min at load 5–8
+    .venv/bin/python studies/tbg_transport.py atomistic --m 35 --relax --grid 12 \\
+        --temps 1 2 5 10 20 40 80                          # relaxed magic angle (issue 19)
 """
 
 from __future__ import annotations
@@ -115,19 +117,23 @@ def continuum(workdir: Path, grid: int) -> dict[str, dict]:
     return cases
 
 
-def atomistic(workdir: Path, grid: int) -> dict[str, dict]:
-    """m = 27, window of the 4 flat bands; dispersive and flattened."""
+def atomistic(workdir: Path, grid: int, m: int = 27, relax: bool = False) -> dict[str, dict]:
+    """Cell m (default 27, rigid; ``relax``: continuum relaxation of theory §2.6a with its
+    defaults), window of the 4 flat bands; dispersive and flattened."""
     solver = {"kind": "slepc", "nev": 4, "target": 0.0, "chern_below": 0}
-    model = {"kind": "tbg_atomistic", "m": 27}
+    model: dict = {"kind": "tbg_atomistic", "m": m}
+    if relax:
+        model["relax"] = {"method": "continuum"}
     common = {"degeneracy": 2, "model": model, "grid": grid, "bands": [0, 1, 2, 3],
               "chunk": grid * ((grid + 1) // 2)}
-    disp = run(workdir, "atom", solver=solver, **common)
+    name = "atom" if (m, relax) == (27, False) else f"atom_m{m}" + ("_relaxed" if relax else "")
+    disp = run(workdir, name, solver=solver, **common)
     c = centres(disp)
     flat = [float(np.mean(c[:2]))] * 2 + [float(np.mean(c[2:]))] * 2
     lo, hi = np.round(disp["band_min"], 4).tolist(), np.round(disp["band_max"], 4).tolist()
     print(f"atomistic band means {np.round(c, 4).tolist()} meV (min {lo}, max {hi}); "
           f"flattened to {np.round(flat, 4).tolist()}")
-    flatr = run(workdir, "atom_flat", solver=dict(solver, flatten=flat), **common)
+    flatr = run(workdir, f"{name}_flat", solver=dict(solver, flatten=flat), **common)
     print(f"self-check of the tensor algebra: {max(self_check(disp), self_check(flatr)):.1e}")
     return {"atom": _check_nu(combine([disp])), "atom_flat": _check_nu(combine([flatr]))}
 
@@ -151,24 +157,31 @@ def _checks(raw: dict, cases: dict, flat) -> None:
 
 
 def main() -> None:
+    global REUSE, TEMPS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("part", choices=["continuum", "atomistic"])
     p.add_argument("--grid", type=int, default=None, help="N for an N×N grid (18 / 9)")
     p.add_argument("--workdir", type=Path, default=None, help="keep decks and results here")
     p.add_argument("--reuse", action="store_true", help="reuse result files in --workdir")
+    p.add_argument("--m", type=int, default=27, help="atomistic part: the (m, 1) cell")
+    p.add_argument("--relax", action="store_true", help="atomistic part: relaxed cell")
+    p.add_argument("--temps", type=float, nargs="+", default=None, help=f"K (default {TEMPS})")
     a = p.parse_args()
-    global REUSE
     REUSE = a.reuse
+    TEMPS = a.temps or TEMPS
     with tempfile.TemporaryDirectory() as tmp:
         work = a.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         if a.part == "continuum":
             cases = continuum(work, a.grid or 18)
         else:
-            cases = atomistic(work, a.grid or 9)
+            cases = atomistic(work, a.grid or 9, a.m, a.relax)
     table(a.part, NU, TEMPS, DELTAS, cases)
     default = a.grid is None or a.grid == (18 if a.part == "continuum" else 9)
-    figure(a.part, NU, TEMPS, cases, "" if default else f"_{a.grid}x{a.grid}")
+    suffix = "" if default else f"_{a.grid}x{a.grid}"
+    if a.part == "atomistic" and (a.m, a.relax) != (27, False):
+        suffix = f"_m{a.m}" + ("_relaxed" if a.relax else "") + suffix
+    figure(a.part, NU, TEMPS, cases, suffix)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,10 @@ def test_deck_valley_group_matches_the_api(tmp_path):
         assert "valley" in [p.decode() for p in f["timing/phases"][()]]
     import re
 
+    # the valley phase reports its progress like the k-pass (36 plaquettes, rank 0 counts its
+    # pool's share times the pools): a line at 100 % with the plaquette count
+    assert re.search(r"valley 100\.0% \(36/36 plaquettes\).*ETA", proc.stdout), proc.stdout
+
     plan = qgt(["dry-run", str(deck), "--np", "2"]).stdout  # the valley phase is estimated
     assert re.search(r"\+ valley [0-9.]+ s =", plan), plan
     info = qgt(["info", str(out), "--group", "geometry"]).stdout

@@ -220,8 +220,8 @@ class ValleyGeometry(TypedDict):
     mixing: float
 
 
-def valley_geometry(across: MPI.Comm, model: BlochModel, basis: ValleyBasis, n1: int, n2: int
-                    ) -> ValleyGeometry:
+def valley_geometry(across: MPI.Comm, model: BlochModel, basis: ValleyBasis, n1: int, n2: int,
+                    progress: Callable[[int], None] | None = None) -> ValleyGeometry:
     """Valley Chern numbers and integrated metric on the N1×N2 grid (theory §5.8).
 
     Collective over ``across`` (one rank per pool, every pool the same arguments) and over
@@ -234,11 +234,22 @@ def valley_geometry(across: MPI.Comm, model: BlochModel, basis: ValleyBasis, n1:
     window); ``max_flux`` (ngroups,) largest |plaquette flux| (π means unresolved);
     ``metric`` (3, 3) ∫ g d²k/(2π)² [xx, yy, xy] and ``trace`` (3,) (1/2π)∫ Tr g d²k for
     (valley −1, valley +1, window) [dimensionless]; the running extremes of ``basis.stats``.
+
+    The owned plaquettes are done one grid row at a time (corners solved once: the basis
+    caches them), and ``progress`` (if given) is called with the number of plaquettes done
+    after each row, so a long phase reports; the sums do not depend on this split beyond
+    rounding order.
     """
     start, stop = block_range(n1 * n2, across.size, across.rank)
-    local = None
+    parts: list[dict[str, np.ndarray]] = []
     with collective(across):
-        local = valley_plaquettes(model, basis, n1, n2, start, stop)
+        for lo in range(start, stop, max(n1, 1)) if stop > start else [start]:
+            hi = min(stop, lo + max(n1, 1))
+            parts.append(valley_plaquettes(model, basis, n1, n2, lo, hi))
+            if progress is not None:
+                progress(hi - lo)
+    local = {"flux": np.concatenate([p["flux"] for p in parts]),
+             "distance": np.sum([p["distance"] for p in parts], axis=0)}
     flux = local["flux"]
     chern = allreduce_array(across, flux.sum(axis=0)) / (2 * np.pi)
     max_flux = allreduce_array(across, np.abs(flux).max(axis=0, initial=0.0), op=MPI.MAX)
@@ -254,7 +265,8 @@ def valley_geometry(across: MPI.Comm, model: BlochModel, basis: ValleyBasis, n1:
 
 
 def window_geometry(across: MPI.Comm, model: ValleyModel, solver: Eigensolver,
-                    grid: tuple[int, int]) -> ValleyGeometry:
+                    grid: tuple[int, int], progress: Callable[[int], None] | None = None
+                    ) -> ValleyGeometry:
     """:func:`valley_geometry` of a run's whole solver window (``[solver] valley = true``).
 
     One ValleyBasis per pool on the run's solver (its pool communicator); plaquettes split
@@ -263,7 +275,7 @@ def window_geometry(across: MPI.Comm, model: ValleyModel, solver: Eigensolver,
     with NOT_SEPARATED where the window does not split into two valleys.
     """
     basis = ValleyBasis(solver, model.valley, (0, solver.bands(model)))
-    return valley_geometry(across, model, basis, *grid)
+    return valley_geometry(across, model, basis, *grid, progress=progress)
 
 
 def _metric_from_links(model: BlochModel, n1: int, n2: int, sums: np.ndarray) -> np.ndarray:

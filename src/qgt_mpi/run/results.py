@@ -16,6 +16,7 @@ from qgt_mpi._version import source_commit
 from qgt_mpi.geometry.valley import NOT_SEPARATED, window_geometry
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.writer import ResultFile
+from qgt_mpi.logs import Progress
 from qgt_mpi.parallel import CollectiveError, broadcast, collective
 from qgt_mpi.run.diagnostics import window_isolated
 from qgt_mpi.solvers import is_windowed
@@ -254,9 +255,15 @@ def valley_group(comm: MPI.Comm, across: MPI.Comm, job, log) -> tuple[dict, dict
     the run: the group then holds only the attribute ``not_computed`` (the reason, naming
     the k-point) and one warning is logged.
     """
+    progress = None
+    if comm.rank == 0:  # rank 0's pool does 1/across.size of the plaquettes: scale its count
+        meter = Progress(log, "valley", job.grid[0] * job.grid[1], 10.0, unit="plaquettes")
+
+        def progress(n: int) -> None:
+            meter.advance(n * across.size)
     try:
         with collective(comm):
-            geo = window_geometry(across, job.model, job.solver, job.grid)
+            geo = window_geometry(across, job.model, job.solver, job.grid, progress)
     except CollectiveError as exc:
         if not str(exc).startswith(NOT_SEPARATED):
             raise
