@@ -156,12 +156,13 @@ def import_times() -> dict[str, float]:
 
 
 def _cell(value: float, digits: int) -> str:
-    """A number, or "-" when it is NaN."""
+    """A number, or "-" when it is NaN. Local."""
     return "-" if not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def rank0_table(results: dict[int, dict]) -> str:
-    """Per P and phase: rank 0's time and peak memory against the max over the others."""
+    """Per P and phase: rank 0's time and peak memory against the max over the others.
+    Local."""
     header = ["ranks", "load"] + [f"{p} r0/max [s]" for p in SHOWN] + \
         [f"{p} r0/max [MiB]" for p in SHOWN]
     rows = []
@@ -176,7 +177,7 @@ def rank0_table(results: dict[int, dict]) -> str:
 
 
 def startup_table(results: dict[int, dict]) -> str:
-    """Per P: mpirun wall, launch, and each start-up step (rank 0 / slowest other)."""
+    """Per P: mpirun wall, launch, and each start-up step (rank 0 / slowest other). Local."""
     header = ["ranks", "mpirun wall [s]", "launch+exit [s]"] + [f"{s} r0/max [s]" for s in STARTUP]
     rows = []
     for p, r in sorted(results.items()):
@@ -188,7 +189,8 @@ def startup_table(results: dict[int, dict]) -> str:
 
 
 def main() -> None:
-    """Run the rank counts, print both tables and the import times, write the JSON."""
+    """Run the rank counts, print both tables and the import times, write the JSON. Local
+    (each run is its own mpirun)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--np", type=int, nargs="+", default=[2, 4, 8, 16, 32])
     parser.add_argument("--grid", type=int, default=48, help="N of the N x N k-grid")

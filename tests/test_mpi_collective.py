@@ -16,6 +16,7 @@ from mpi_util import assert_all
 from qgt_mpi.io import writer
 from qgt_mpi.models import build_model, haldane
 from qgt_mpi.parallel import CollectiveError, Timers, block_range, collective
+from qgt_mpi.parallel.comm import allunion
 from qgt_mpi.run.driver import compute
 
 pytestmark = pytest.mark.mpi
@@ -37,6 +38,17 @@ def test_world_equals_serial(comm, grid):
                 for k in ("sigma_xx", "sigma_xy", "seebeck", "kappa_xx"))
     assert_all(comm, worst < 1e-12, f"relative difference {worst:.3g}")
     assert_all(comm, np.array_equal(geo_w["chern_groups"], geo_s["chern_groups"]), "Chern")
+
+
+def test_allunion_equals_the_gathered_union(comm):
+    """allunion (tree merge, no P-sized gather) equals np.unique of the allgathered keys,
+    with empty ranks and overlapping keys, on every rank."""
+    rng = np.random.default_rng(comm.rank)
+    for n in (0, 7, 500):
+        mine = np.unique(rng.integers(-50, 3000, size=n * (comm.rank % 3))).astype(np.int64)
+        got = allunion(comm, mine)
+        want = np.unique(np.concatenate(comm.allgather(mine))).astype(np.int64)
+        assert_all(comm, got.dtype == np.int64 and np.array_equal(got, want), f"n = {n}")
 
 
 def test_rank0_against_the_others(comm):
