@@ -69,6 +69,7 @@ BENCHMARKS: dict[str, tuple[list[str], int]] = {
     "wannier": (["bench_wannier.py"], 1200),
     "tbg_build": (["bench_tbg.py"], 1200),
     "atomistic": (["bench_atomistic.py", "suite"], 3600),
+    "ranks": (["bench_ranks.py"], 1800),
 }
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 VERSION_PROBE = """

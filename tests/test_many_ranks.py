@@ -1,7 +1,9 @@
-"""Many ranks on a small machine: the real command at 8 and 16 ranks (oversubscribed) equals
-the 1-rank run — dense decks with the default block size and with more ranks than blocks,
-the parallel HDF5 writer with every rank writing k-resolved fields, SLEPc pools of 2, 4 and 8
-ranks with H(k) distributed over each pool, and a checkpoint of 16 ranks resumed on 3.
+"""Many ranks on a small machine: the real command at 8, 16 and 32 ranks (oversubscribed)
+equals the 1-rank run — dense decks with the default block size and with more ranks than
+blocks, the parallel HDF5 writer with every rank writing k-resolved fields, SLEPc pools of 2,
+4 and 8 ranks with H(k) distributed over each pool (32 ranks: pools of 8 ranks and of 1), a
+checkpoint of 16 ranks resumed on 3, and one of 32 ranks resumed on 3 whose checkpoint is
+resumed on 32.
 
 Slow (each launch starts up to 16 interpreters on the machine's cores): ``make test`` runs
 them in ``pytest-serial-subprocess``; ``make check`` does not.
@@ -87,15 +89,13 @@ def test_slepc_pools_on_8_ranks_equal_one(tmp_path: Path) -> None:
                                        err_msg=f"{key}, {pools} pools")
 
 
-def test_checkpoint_of_16_ranks_resumes_on_3(tmp_path: Path) -> None:
-    """Stopped (SIGTERM to every rank) on 16 ranks after some rounds, resumed on 3: equal to
-    the 1-rank run (1e-12), k-resolved fields included. A test hook slows each block."""
-    deck = _haldane(tmp_path, "stop", 20)  # 45 blocks: 3 rounds on 16 ranks
-    ref, out = tmp_path / "ref.h5", tmp_path / "out.h5"
-    _run(deck, ref, 0)
+def _stop_after_first_round(deck: Path, out: Path, np_: int) -> int:
+    """Run ``deck`` on ``np_`` ranks with a slow k-pass (a test hook sleeps 1.5 s per
+    block), SIGTERM every rank once a progress line says a round is done; returns the
+    checkpoint's number of done blocks (asserted to be neither none nor all)."""
     env = {**clean_env(), "QGT_TEST_BLOCK_SLEEP": "1.5"}
-    cmd = ["mpirun", "--quiet", "-n", "16", "-x", "QGT_TEST_BLOCK_SLEEP", sys.executable, "-m",
-           "qgt_mpi", "run", str(deck), "-o", str(out), "--checkpoint-interval", "0"]
+    cmd = ["mpirun", "--quiet", "-n", str(np_), "-x", "QGT_TEST_BLOCK_SLEEP", sys.executable,
+           "-m", "qgt_mpi", "run", str(deck), "-o", str(out), "--checkpoint-interval", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=REPO)
     assert proc.stdout is not None
@@ -109,7 +109,67 @@ def test_checkpoint_of_16_ranks_resumes_on_3(tmp_path: Path) -> None:
     with h5py.File(f"{out}.checkpoint.h5", "r") as f:
         done = f["done"][()]
     assert 0 < done.sum() < done.size
-    proc2 = qgt(["run", str(deck), "-o", str(out)], np=3, timeout=600)
-    assert proc2.returncode == 0, proc2.stdout[-2000:] + proc2.stderr[-2000:]
-    assert "resuming from checkpoint" in proc2.stdout
+    return int(done.sum())
+
+
+def _resume(deck: Path, out: Path, np_: int) -> None:
+    """Resume ``out`` from its checkpoint on ``np_`` ranks, to the end."""
+    proc = qgt(["run", str(deck), "-o", str(out)], np=np_, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "resuming from checkpoint" in proc.stdout
+
+
+def test_checkpoint_of_16_ranks_resumes_on_3(tmp_path: Path) -> None:
+    """Stopped (SIGTERM to every rank) on 16 ranks after some rounds, resumed on 3: equal to
+    the 1-rank run (1e-12), k-resolved fields included. A test hook slows each block."""
+    deck = _haldane(tmp_path, "stop", 20)  # 45 blocks: 3 rounds on 16 ranks
+    ref, out = tmp_path / "ref.h5", tmp_path / "out.h5"
+    _run(deck, ref, 0)
+    _stop_after_first_round(deck, out, 16)
+    _resume(deck, out, 3)
+    assert_same_results(_read(ref), _read(out))
+
+
+def test_dense_32_ranks_equal_one(tmp_path: Path) -> None:
+    """30 x 30 Haldane, k-resolved output, on 32 ranks: default blocks (32 of 29) and 9
+    blocks of 100 (23 ranks idle in the k-pass) equal the 1-rank run to 1e-12."""
+    auto, coarse = _haldane(tmp_path, "auto", None), _haldane(tmp_path, "coarse", 100)
+    ref = tmp_path / "ref.h5"
+    _run(auto, ref, 0)
+    expected = _read(ref)
+    for deck in (auto, coarse):
+        out = tmp_path / f"{deck.stem}-32.h5"
+        _run(deck, out, 32)
+        assert_same_results(expected, _read(out))
+
+
+def test_slepc_pools_of_8_on_32_ranks_equal_one(tmp_path: Path) -> None:
+    """The SLEPc supercell deck (4 x 4 k) on 32 ranks: 4 pools of 8 ranks (H(k) distributed
+    over 8) and 32 pools of 1 (more pools than k-points) equal 1 rank to 1e-10."""
+    deck = tmp_path / "window.toml"
+    deck.write_text(SUPERCELL.replace("size = [8, 8]", "size = [4, 4]")
+                    .replace("chunk = 8", "progress_percent = 50"))
+    ref = tmp_path / "ref.h5"
+    _run(deck, ref, 0)
+    expected = _read(ref, kgrid=False)
+    for pools in (4, 32):
+        out = tmp_path / f"pools{pools}.h5"
+        _run(deck, out, 32, "--pools", str(pools))
+        got = _read(out, kgrid=False)
+        for key, value in expected.items():
+            scale = max(float(np.max(np.abs(value))), 1e-300)
+            np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-10 * scale,
+                                       err_msg=f"{key}, {pools} pools of 32 ranks")
+
+
+def test_checkpoint_32_to_3_to_32(tmp_path: Path) -> None:
+    """Stopped on 32 ranks after a round, resumed on 3 and stopped again, resumed on 32: a
+    checkpoint of 32 ranks read by 3 and one written by 3 read by 32; the result equals the
+    uninterrupted 1-rank run to 1e-12, k-resolved fields included."""
+    deck = _haldane(tmp_path, "stop", 10)  # 90 blocks: 3 rounds on 32 ranks, 30 on 3
+    ref, out = tmp_path / "ref.h5", tmp_path / "out.h5"
+    _run(deck, ref, 0)
+    first = _stop_after_first_round(deck, out, 32)
+    assert _stop_after_first_round(deck, out, 3) > first  # resumed from 32, stopped again
+    _resume(deck, out, 32)
     assert_same_results(_read(ref), _read(out))

@@ -15,7 +15,8 @@ from mpi_util import assert_all
 
 from qgt_mpi.io import writer
 from qgt_mpi.models import build_model, haldane
-from qgt_mpi.parallel import CollectiveError, block_range, collective
+from qgt_mpi.parallel import CollectiveError, Timers, block_range, collective
+from qgt_mpi.parallel.comm import allunion
 from qgt_mpi.run.driver import compute
 
 pytestmark = pytest.mark.mpi
@@ -37,6 +38,40 @@ def test_world_equals_serial(comm, grid):
                 for k in ("sigma_xx", "sigma_xy", "seebeck", "kappa_xx"))
     assert_all(comm, worst < 1e-12, f"relative difference {worst:.3g}")
     assert_all(comm, np.array_equal(geo_w["chern_groups"], geo_s["chern_groups"]), "Chern")
+
+
+def test_allunion_equals_the_gathered_union(comm):
+    """allunion (tree merge, no P-sized gather) equals np.unique of the allgathered keys,
+    with empty ranks and overlapping keys, on every rank."""
+    rng = np.random.default_rng(comm.rank)
+    for n in (0, 7, 500):
+        mine = np.unique(rng.integers(-50, 3000, size=n * (comm.rank % 3))).astype(np.int64)
+        got = allunion(comm, mine)
+        want = np.unique(np.concatenate(comm.allgather(mine))).astype(np.int64)
+        assert_all(comm, got.dtype == np.int64 and np.array_equal(got, want), f"n = {n}")
+
+
+def test_rank0_against_the_others(comm):
+    """Timers.rank0_vs_others: rank 0's own seconds and memory, the max and mean of the
+    other ranks (mean memory over the ranks that entered a phase), NaN where none did."""
+    timers = Timers()
+    r = comm.rank
+    timers.seconds, timers.peak_mib = {"a": 1.0 + r, "b": 0.5}, {"a": 10.0 + r}
+    if r % 2:  # odd ranks also entered "c"
+        timers.peak_mib["c"], timers.seconds["c"] = 100.0 * r, 2.0
+    seconds, peak = timers.rank0_vs_others(comm, ["a", "b", "c"])
+
+    def stat(values: list[float]) -> tuple[float, float]:  # max, mean; NaN for none
+        return (max(values), float(np.mean(values))) if values else (np.nan, np.nan)
+
+    others = range(1, comm.size)
+    want_s = [[1.0, *stat([1.0 + q for q in others])], [0.5, *stat([0.5 for q in others])],
+              [0.0, *stat([2.0 * (q % 2) for q in others])]]
+    want_m = [[10.0, *stat([10.0 + q for q in others])], [np.nan] * 3,
+              [np.nan, *stat([100.0 * q for q in others if q % 2])]]
+    ok = (np.allclose(seconds, want_s, equal_nan=True)
+          and np.allclose(peak, want_m, equal_nan=True))
+    assert_all(comm, ok, f"got {seconds.tolist()} {peak.tolist()}")
 
 
 def test_block_decomposition_covers_grid_once(comm):

@@ -31,7 +31,7 @@ trap 'slurm_stop "$dir"' EXIT
 trap '[[ -n $child ]] && kill "$child" 2>/dev/null; exit 130' INT TERM
 slurm_start "$dir" || { tail -n 20 "$dir"/log/*.log; exit 1; }
 echo "slurm: private cluster up ($SLURM_CONF)"
-timeout 360 "$PYTHON" "$here/jobs.py" "$dir/work" &   # before CTest's own timeout
+timeout 480 "$PYTHON" "$here/jobs.py" "$dir/work" &   # before CTest's own timeout
 child=$!
 wait "$child"   # in the background, so that a signal reaches the trap at once
 status=$?

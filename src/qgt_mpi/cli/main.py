@@ -156,7 +156,9 @@ def _run(comm, args) -> int:
     from qgt_mpi.parallel.errors import collective
     from qgt_mpi.run.driver import run
 
+    args.startup.mark("imports")
     log, config = _start(comm, args)
+    args.startup.mark("deck")
     with collective(comm):
         if not math.isfinite(args.checkpoint_interval) or args.checkpoint_interval < 0:
             raise InputError("--checkpoint-interval", args.checkpoint_interval,
@@ -164,7 +166,7 @@ def _run(comm, args) -> int:
     log.info("%d rank(s) in %d pool(s) of %d", comm.size, args.pools, comm.size // args.pools)
     run(comm, config, args.output or config.output.file, log, args.restart,
         args.checkpoint_interval, args.pools, overwrite=args.overwrite,
-        output_key="-o" if args.output else "output.file")
+        output_key="-o" if args.output else "output.file", startup=args.startup)
     return EXIT_OK
 
 
@@ -288,9 +290,12 @@ def _model(comm, args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``qgt-mpi`` and ``python -m qgt_mpi``; returns the exit status."""
     from qgt_mpi import _env
+    from qgt_mpi._startup import Startup
 
+    startup = Startup()  # the start-up steps a run records as its first phases
     _env.pin_threads()  # one BLAS thread per rank; before numpy loads (the library does not)
     args = _petsc_options(_parser(), argv)
+    args.startup = startup
     from qgt_mpi._deps import MissingDependencyError, missing_message
 
     try:
@@ -305,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args) -> int:
     """Dispatch a parsed command under COMM_WORLD."""
-    from mpi4py import MPI
+    args.startup.mark("interpreter")
+    from mpi4py import MPI  # MPI_Init
+
+    args.startup.mark("mpi_init")
 
     from qgt_mpi.io.checks import InputError
     from qgt_mpi.parallel.errors import CollectiveError, install_excepthook

@@ -176,6 +176,12 @@ VARIABLES: dict[str, Var] = {
     "timing/phases": Var("phase of the run", "", ("phases",)),
     "timing/seconds": Var("wall time per phase (min, mean, max over ranks)", "s",
                           ("phases", "statistic")),
+    "timing/rank0_seconds": Var("wall time per phase: rank 0, max and mean over the other "
+                                "ranks (NaN on one rank)", "s", ("phases", "rank_statistic")),
+    "timing/rank0_peak_memory": Var("peak resident memory (VmHWM) at the end of each phase, "
+                                    "in MiB: rank 0, max and mean over the other ranks (NaN: "
+                                    "phase not entered, or one rank)", "1",
+                                    ("phases", "rank_statistic")),
     # /valley (theory §5.8, [solver] valley = true)
     "valley/chern": Var("link Chern number of each valley group", "1", ("valley_flux_group",),
                         {"sign_convention": SIGN_CURV}),
@@ -224,6 +230,7 @@ _LABELS = {"component": ["xx", "yy", "xy"], "diagonal_component": ["xx", "yy"],
            "side": ["below", "above"], "valley_group": ["v-1", "v+1", "win"],
            "cartesian": ["x", "y"], "i": ["x", "y"], "j": ["x", "y"],
            "reciprocal_axis": ["b1", "b2"], "statistic": ["min", "mean", "max"],
+           "rank_statistic": ["r0", "max", "mean"],
            "group_end": ["from", "to"]}
 _COORD_NAMES = {
     "band": "band index n (0-based, ascending energy)", "gap": "gap above band n (0-based)",
@@ -231,7 +238,9 @@ _COORD_NAMES = {
     "k1": "reduced coordinate k1 along b1", "k2": "reduced coordinate k2 along b2",
     "component": "tensor component", "cartesian": "Cartesian axis", "i": "Cartesian axis i",
     "j": "Cartesian axis j", "reciprocal_axis": "reciprocal lattice vector",
-    "statistic": "statistic over ranks", "k": "flat k-point index i*N2 + j (row-major)",
+    "statistic": "statistic over ranks",
+    "rank_statistic": "rank 0 (r0), max and mean over the other ranks",
+    "k": "flat k-point index i*N2 + j (row-major)",
     "diagonal_component": "diagonal tensor component", "side": "side of the solver window",
     "valley_group": "valley -1, valley +1, the whole window",
     "valley_flux_group": "valley -1, valley +1, each band (valley -1 bands first), the window",

@@ -178,4 +178,9 @@ def summarize(path: str, parts: list[str] | None = None,
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in t["phases"]]
         lines.append("timing (max over ranks) [s]: " + ", ".join(
             f"{n} {s[2]:.3g}" for n, s in zip(names, t["seconds"], strict=True)))
+        if "rank0_peak_memory" in t:  # rank 0 against the other ranks (timing.py)
+            lines.append("peak memory at phase end, rank 0 / max over the others [MiB]: "
+                         + ", ".join(f"{n} {m[0]:.0f}/{m[1]:.0f}" for n, m in
+                                     zip(names, t["rank0_peak_memory"], strict=True)
+                                     if np.isfinite(m[0])))
     return "\n".join(lines)

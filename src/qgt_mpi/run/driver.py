@@ -10,6 +10,7 @@ import os
 
 from mpi4py import MPI
 
+from qgt_mpi._startup import Startup
 from qgt_mpi.io import checkpoint, writer
 from qgt_mpi.io.deck import RunConfig
 from qgt_mpi.io.output_guard import guard, input_paths
@@ -17,7 +18,7 @@ from qgt_mpi.io.sweep_file import check_disk
 from qgt_mpi.parallel import Timers, broadcast, collective
 from qgt_mpi.parallel.pools import make_pools
 from qgt_mpi.parallel.signals import EXIT_INTERRUPTED, StopFlag, stop_after, stop_on_signals
-from qgt_mpi.parallel.timing import format_table
+from qgt_mpi.parallel.timing import format_rank0_table, format_table
 from qgt_mpi.run import diagnostics, memory
 from qgt_mpi.run.bandpath import bands_phase, resolve_path
 from qgt_mpi.run.blocks import DENSE_BLOCK_K, idle_warning, imbalance
@@ -28,8 +29,13 @@ from qgt_mpi.run.setup import WindowTerms, make_job, prepare, window_terms
 from qgt_mpi.run.sweep import bytes_per_point, finish_in_memory, finish_streamed
 from qgt_mpi.solvers import accelerate, is_windowed, resolve, safe_shift
 
-PHASES = ["setup", "solve", "geometry", "deposit", "checkpoint", "reduce+evaluate", "superfluid",
-          "valley", "bands"]
+# Start-up before the run's timers exist (cli/main.py measures them; 0 in the Python API):
+# interpreter = process start to main() (Python, site, qgt_mpi, argparse), mpi_init = the
+# import of mpi4py.MPI (MPI_Init), imports = numpy, h5py and the run's modules, deck = read,
+# parse and check the deck. "k-pass" is the whole k-pass (solve ... checkpoint and waiting).
+STARTUP = ["interpreter", "mpi_init", "imports", "deck"]
+PHASES = [*STARTUP, "setup", "k-pass", "solve", "geometry", "deposit", "checkpoint",
+          "reduce+evaluate", "superfluid", "valley", "bands"]
 
 
 def finish(comm: MPI.Comm, job: KPass, degeneracy: float, filling=None,
@@ -72,7 +78,8 @@ def compute(comm: MPI.Comm, model, kgrid: tuple[int, int], temperature, mu, delt
 
 def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
         restart: str = "auto", checkpoint_interval: float = 300.0, pools: int = 1, *,
-        overwrite: bool = False, output_key: str = "-o") -> dict:
+        overwrite: bool = False, output_key: str = "-o",
+        startup: Startup | None = None) -> dict:
     """Execute one run and write ``output``. Collective over ``comm``.
 
     Before anything is computed the output path is checked and locked for the whole run
@@ -85,21 +92,27 @@ def run(comm: MPI.Comm, config: RunConfig, output: str, log: logging.Logger,
     CollectiveError status EXIT_INTERRUPTED). ``pools``: pools solving one k-point together
     (windowed solvers). Returns the reduced geometry (the sweep is in the file); raises
     CollectiveError (every rank) for input errors and failures, leaving no result file.
+    ``startup``: this rank's :data:`STARTUP` steps, measured by the caller (cli/main.py).
     """
     lock = None
     try:
         with collective(comm):
             lock = guard(comm, output, config.source, overwrite, output_key,
                              input_paths(config))
-        return _run_locked(comm, config, output, log, restart, checkpoint_interval, pools)
+        return _run_locked(comm, config, output, log, restart, checkpoint_interval, pools,
+                           startup)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) -> dict:
+def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools,
+                startup) -> dict:
     """The run proper, with the output checked and locked (see :func:`run`). Collective."""
     timers = Timers()
+    if startup is not None:
+        for name, seconds in startup.seconds.items():
+            timers.add(name, seconds, startup.peak_mib.get(name))
     s = config.sweep
     with timers.phase("setup"):
         layout = make_pools(comm, pools)
@@ -139,6 +152,9 @@ def _run_locked(comm, config, output, log, restart, checkpoint_interval, pools) 
             saver.save(comm, job, [])  # a stop: keep the sweep (partial file, checkpoint)
             raise
     saver.remove(comm)
+    seconds, peak = timers.rank0_vs_others(comm, [*PHASES, "write"])
+    log.info("rank 0 against the other %d rank(s) (time per phase, peak memory at its end):\n%s",
+             comm.size - 1, format_rank0_table([*PHASES, "write"], seconds, peak))
     log.info("results written to %s (write %.2f s, run %.2f s)", os.path.abspath(output),
              timers.seconds["write"], timers.elapsed())
     return {"transport": {}, "geometry": geometry}  # the sweep is in the file (streamed)
@@ -195,6 +211,7 @@ def result_file(comm, config, job, delta, transport, geometry, timers, log, mem_
     ``mem_est`` (memory.check's parts) is recorded when given (runs; not the Python API).
     """
     timing = timers.reduce(comm, PHASES)
+    rank0 = timers.rank0_vs_others(comm, PHASES)
     peak = memory.peak_memory_mib(comm)
     log.info("timing per phase over %d rank(s):\n%s", comm.size, format_table(PHASES, timing))
     if mem_est is None:
@@ -205,6 +222,10 @@ def result_file(comm, config, job, delta, transport, geometry, timers, log, mem_
     result = assemble(comm, config, job.model, delta, job.sums, transport, geometry, timing,
                       PHASES, broadcast(comm, timers.elapsed()), job.solver)
     result.attrs["peak_memory_MiB_max_over_ranks"] = peak
+    result.groups["timing"].update({
+        "rank0_seconds": (rank0[0], {"axes": "phase, (rank 0, max, mean over other ranks)"}),
+        "rank0_peak_memory": (rank0[1], {"axes": "phase, (rank 0, max, mean over other ranks)"}),
+    })
     shifts = safe_shift.summary(comm, job.solver)  # where the target sat on an eigenvalue
     if shifts.get("shift_kpoints_moved"):
         result.group_attrs.setdefault("solver", {}).update(shifts)
@@ -307,5 +328,5 @@ def _remove_partial(comm: MPI.Comm, output: str) -> None:
             pass
 
 
-__all__ = ["PHASES", "compute", "extra_phases", "finish", "result_file", "run",
+__all__ = ["PHASES", "STARTUP", "compute", "extra_phases", "finish", "result_file", "run",
            "superfluid_phase", "write_result"]

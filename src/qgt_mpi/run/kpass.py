@@ -84,8 +84,16 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
     """Process blocks ``todo`` (same list on all ranks) in rounds. Collective over ``comm``.
 
     Raises CollectiveError on every rank when any rank fails, and with status
-    EXIT_INTERRUPTED (after a checkpoint) when any rank received a stop signal.
+    EXIT_INTERRUPTED (after a checkpoint) when any rank received a stop signal. Timed as
+    a whole under the phase "k-pass" (its parts: solve, geometry, deposit, checkpoint).
     """
+    with timers.phase("k-pass"):
+        _rounds(comm, job, todo, timers, log, percent, checkpointer, stop)
+
+
+def _rounds(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
+            log: logging.Logger, percent: float, checkpointer, stop: StopFlag | None) -> None:
+    """The rounds of :func:`run_blocks`. Collective over ``comm``."""
     pool = job.solver.comm  # ranks that solve one k-point together (SLEPc), or COMM_SELF
     n_pools, root = comm.size // pool.size, pool.rank == 0
     mine = todo[comm.rank // pool.size :: n_pools]  # pools are contiguous blocks of ranks

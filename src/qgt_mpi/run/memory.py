@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 
 import numpy as np
 from mpi4py import MPI
 
+from qgt_mpi._startup import peak_rss_mib
 from qgt_mpi.io.checks import InputError
 from qgt_mpi.parallel import allreduce_max, broadcast, collective
 from qgt_mpi.parallel.comm import ranks_on_node
@@ -228,16 +228,6 @@ def check(comm: MPI.Comm, job, kresolved: bool) -> dict[str, float]:
 
 
 def peak_memory_mib(comm: MPI.Comm) -> float:
-    """Largest peak resident set size over ranks [MiB]. Collective.
-
-    Linux's VmHWM of this process image (ru_maxrss would carry over the peak of a large
-    parent across fork + exec, e.g. a serial run started from a notebook).
-    """
-    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-    try:
-        with open("/proc/self/status") as f:
-            hwm = [line.split()[1] for line in f if line.startswith("VmHWM:")]
-        mine = float(hwm[0]) / 1024.0 if hwm else mine
-    except (OSError, ValueError, IndexError):
-        pass
-    return allreduce_max(comm, mine)
+    """Largest peak resident set size over ranks [MiB] (VmHWM, _startup.peak_rss_mib).
+    Collective."""
+    return allreduce_max(comm, peak_rss_mib())

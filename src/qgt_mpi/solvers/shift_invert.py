@@ -105,6 +105,25 @@ class Pairs:
         return self.take(np.argsort(np.abs(self.values - sigma), kind="stable")[:nwant])
 
 
+def effective_options(PETSc: Any) -> None:
+    """Set the code's MUMPS defaults (:data:`MUMPS_ICNTL`) in PETSc's options database
+    unless given, and check and remember its ``qgt_`` entries (options.check_database: also
+    PETSC_OPTIONS and .petscrc, tuning only). Local.
+
+    Called when a solver is bound to a model on every rank of every pool, not only when a
+    rank first solves: the effective options written to /solver (``petsc_options``) are
+    then the same on every rank, also on ranks that never solve (more pools than blocks),
+    as the collective metadata of parallel HDF5 requires.
+    """
+    from qgt_mpi.solvers.options import check_database
+
+    options = PETSc.Options()
+    for key, value in MUMPS_ICNTL.items():
+        if not options.hasName(f"qgt_st_mat_mumps_icntl_{key}"):
+            options.setValue(f"qgt_st_mat_mumps_icntl_{key}", value)
+    check_database(options.getAll())
+
+
 class ShiftInvert:
     """A matrix H(k) and its shift-invert Krylov–Schur solver, refilled per k-point.
 
@@ -246,13 +265,7 @@ class ShiftInvert:
         pc.setType("lu")
         pc.setFactorSolverType("mumps")
         eps.setOptionsPrefix("qgt_")
-        options = self.PETSc.Options()
-        for key, value in MUMPS_ICNTL.items():
-            if not options.hasName(f"qgt_st_mat_mumps_icntl_{key}"):
-                options.setValue(f"qgt_st_mat_mumps_icntl_{key}", value)
-        from qgt_mpi.solvers.options import check_database
-
-        check_database(options.getAll())  # also PETSC_OPTIONS / .petscrc: tuning only
+        effective_options(self.PETSc)
         eps.setFromOptions()
         return eps
 

@@ -31,7 +31,7 @@ from qgt_mpi.parallel import allgather_rows, allreduce_array
 from qgt_mpi.solvers.base import Eigenpairs
 from qgt_mpi.solvers.resolve import group_rotation, operator_apply
 from qgt_mpi.solvers.safe_shift import ShiftReport
-from qgt_mpi.solvers.shift_invert import PatternLayout, ShiftInvert
+from qgt_mpi.solvers.shift_invert import PatternLayout, ShiftInvert, effective_options
 from qgt_mpi.solvers.sternheimer import cg_tolerance, pad_tensor, rest_tensor
 from qgt_mpi.solvers.window import RESIDUAL_FACTOR, window_pairs
 
@@ -158,6 +158,7 @@ class SlepcSolver:
         if need > sparse.norb:
             raise ValueError(f"solver.nev + pad = {need} exceeds the {sparse.norb} bands of "
                              "the model (use the dense solver)")
+        effective_options(self.PETSc)  # the same /solver petsc_options on every rank
         self._model, self._sparse = model, sparse
         name = self.opts.resolve
         if name == "auto":

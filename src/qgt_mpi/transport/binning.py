@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
-from qgt_mpi.parallel.comm import allgather, allreduce_array
+from qgt_mpi.parallel.comm import allreduce_array, allunion
 from qgt_mpi.parallel.errors import agreed_local, fail_point
 from qgt_mpi.transport.energy_cells import P_CELL, EnergyLattice, encode
 from qgt_mpi.transport.weights import COMPONENTS, DENSITY_WEIGHT, N_NEAR_ORDERS, BandWeights
@@ -117,10 +117,11 @@ class CellStore:
     def reduce(self, comm: MPI.Comm) -> tuple[np.ndarray, ...]:
         """Global (keys, moments, emin, emax) over the union of every rank's cells. Collective.
 
-        One allgather of the cell keys, then one sum-reduction in the union layout (ranks
-        with no k-points contribute zeros) and a min/max reduction of the energy ranges.
+        The union of every rank's cell keys (parallel.comm.allunion: a tree merge, no
+        P-sized gather), then one sum-reduction in the union layout (ranks with no k-points
+        contribute zeros) and a min/max reduction of the energy ranges.
         """
-        union = np.unique(np.concatenate(allgather(comm, self.keys)))
+        union = allunion(comm, self.keys)
 
         def padded() -> tuple[np.ndarray, np.ndarray]:
             fail_point(comm, "reduction")
