@@ -10,9 +10,10 @@ of ``qgt-mpi run`` — and the results are gathered to every rank. So
 
 * each value's result is the one-rank result, bit for bit, whatever the rank count (a scan
   is rank-count invariant by construction), and
-* the only communication is the argument check before and one ``allgather`` after; an error
-  on any rank (a bad value, a failed solve) is raised on every rank, after the others have
-  finished their values, never leaving a rank waiting.
+* the only communication is the argument check before the values and, after them, the
+  error check and one ``allgather`` of the results; an error on any rank (a bad value, a
+  failed solve) is raised on every rank once the others have finished their values, never
+  leaving a rank waiting.
 
 Nothing here adds physics: every number of a scan is that of :func:`compute` (theory §4–§5).
 """
