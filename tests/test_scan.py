@@ -64,3 +64,14 @@ def test_scan_errors_reach_every_rank(comm):
         except Exception as exc:  # every rank must get here
             ok, msg = text in str(exc), f"{text!r} not in {exc}"
         assert_all(comm, ok, msg)
+    if comm.size == 1:
+        return
+    last = comm.rank == comm.size - 1  # rank-dependent arguments: different, or bad on one
+    for values, text in (([0.1, 0.3 if last else 0.2], "every rank must pass"),
+                         ([] if last else [0.1], "at least one value")):
+        try:
+            q.scan("haldane", "mass", values, model=BASE, comm=comm, **SETTINGS)
+            ok, msg = False, f"no error for rank-dependent {values}"
+        except Exception as exc:
+            ok, msg = (text in str(exc)) if last or "every" in text else True, str(exc)
+        assert_all(comm, ok, msg)

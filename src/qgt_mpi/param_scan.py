@@ -135,15 +135,16 @@ def scan(kind: str, key: str, values: Sequence, /, *, model: Mapping | None = No
     """
     comm = MPI.COMM_WORLD if comm is None else comm
     error: BaseException | None = None
-    given, values = values, []
+    given, values, text = values, [], None
     try:
         values = _check(kind, key, given, model, settings, save)
-        seen = comm.allgather(repr((kind, key, values, sorted((model or {}).items()))))
-        if len(set(seen)) > 1:
-            raise InputError("values", given, "scan is collective: every rank must pass the "
-                             "same kind, key, values and model keys")
+        text = repr((kind, key, values, sorted((model or {}).items())))
     except Exception as exc:
         error = exc
+    seen = comm.allgather(text)  # every rank, also one whose check failed
+    if error is None and None not in seen and len(set(seen)) > 1:
+        error = InputError("values", given, "scan is collective: every rank must pass the "
+                           "same kind, key, values and model keys")
     agree_arguments(comm, error)
     mine: dict[int, tuple] = {}
     error = None
