@@ -211,7 +211,7 @@ def test_dir_lists_the_api():
     """dir(qgt_mpi) and __all__ name the API; every name resolves."""
     names = {"compute", "Result", "load", "save", "models", "Solver", "Superfluid", "Quantity",
              "InputError", "deck_model", "read_wannier90", "from_pythtb", "from_tbmodels",
-             "tight_binding", "load_model", "save_model", "__version__"}
+             "tight_binding", "load_model", "save_model", "scan", "Scan", "__version__"}
     assert names <= set(dir(q)) and names == set(q.__all__)
     for name in q.__all__:
         assert getattr(q, name) is not None

@@ -33,6 +33,8 @@ _API = {
     "deck_model": "qgt_mpi.api",
     "load": "qgt_mpi.api",
     "save": "qgt_mpi.api",
+    "scan": "qgt_mpi.param_scan",
+    "Scan": "qgt_mpi.param_scan",
     "read_wannier90": "qgt_mpi.models.wannier90",
     "tight_binding": "qgt_mpi.models.inline",
     "load_model": "qgt_mpi.models.modelfile",

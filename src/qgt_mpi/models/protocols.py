@@ -8,7 +8,9 @@ the run pipeline are written against these protocols, never against a model clas
 (docs/architecture.md, "BlochModel" and "SparseModel").
 
 Optional extras are looked up where they are used: ``operators`` (k-independent symmetry
-operators, CSR), ``valley(k)``, ``resolve_default``, ``high_symmetry_points``, ``csr(k)``.
+operators, CSR), ``valley(k)``, ``resolve_default``, ``high_symmetry_points``, ``csr(k)``,
+``velocity_matrices(k, vectors)`` (U† ∂_iH U, (2, nk, nb, nb), for a model whose ∂H has few
+entries; the dense solver then skips the dense ∂H).
 """
 
 from __future__ import annotations

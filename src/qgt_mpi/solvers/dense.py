@@ -50,10 +50,15 @@ class DenseSolver:
         ----------
         model : BlochModel.
         k : (nk, 2) Cartesian k-points (nk may be 0).
-        velocities : also return v^i_nm = <n|∂_i H|m>.
+        velocities : also return v^i_nm = <n|∂_i H|m>, by the model's
+            ``velocity_matrices(k, vectors)`` when it has one (from the few entries of a
+            sparse ∂H, models/continuum/builder.py), else from the dense ∂H.
         """
-        ham, dham = model.hamiltonian(np.asarray(k, dtype=float).reshape(-1, 2),
-                                      derivatives=velocities)
+        k = np.asarray(k, dtype=float).reshape(-1, 2)
+        sparse_v = getattr(model, "velocity_matrices", None)  # optional (models/protocols.py)
+        ham, dham = model.hamiltonian(k, derivatives=velocities and sparse_v is None)
         energies, vectors = np.linalg.eigh(ham)
+        if velocities and sparse_v is not None:
+            return Eigenpairs(energies, vectors, sparse_v(k, vectors))
         vel = band_velocities(vectors, dham) if dham is not None else None
         return Eigenpairs(energies, vectors, vel)

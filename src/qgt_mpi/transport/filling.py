@@ -3,7 +3,8 @@
 Experiments fix the carrier density, not μ. The filling of a band group g,
 ν_g(μ, T) = (1/|g|) Σ_{n∈g} n_n(μ, T) with n_n = (1/N_k) Σ_k ∫ dω f(ω − μ) A_n(ω) (the
 Lorentzian spectral function of theory §3; weights.py density component), increases
-monotonically with μ. It is solved for μ by bracketing and bisection on the reduced moments
+monotonically with μ. It is solved for μ by bracketing and a safeguarded false-position
+(Illinois) iteration on the reduced moments
 of the one k-pass, separately for every (δ, T); every observable is then evaluated at the
 solved μ, so the sweep axis "mu" becomes an axis "filling" and μ itself is returned as a
 (n_filling, n_delta, n_T) array.
@@ -45,25 +46,62 @@ def _edges(reduced: ReducedSums, bands: list[int]) -> tuple[float, float]:
 
 def solve_mu(reduced: ReducedSums, i_d: int, i_t: int, filling: np.ndarray,
              bands: list[int]) -> np.ndarray:
-    """μ with ν_g(μ, T) = filling for every target value (bracketing, bisection). Local."""
+    """μ with ν_g(μ, T) = filling for every target value (bracketing, then the Illinois
+    false-position iteration, safeguarded by bisection, to the floating-point resolution of
+    μ). Local."""
     s = reduced.sums
     low_e, high_e = _edges(reduced, bands)
     width = float(np.max(s.delta[i_d])) + K_B_MEV_PER_K * float(s.temperature[i_t])
     lo_mu = np.full(filling.size, low_e - 10 * width)
     hi_mu = np.full(filling.size, high_e + 10 * width)
     for _ in range(_EXPANSIONS):  # Lorentzian tails: widen until the targets are bracketed
-        low = group_filling(reduced, i_d, i_t, bands, lo_mu) > filling
-        high = group_filling(reduced, i_d, i_t, bands, hi_mu) < filling
+        f_lo = group_filling(reduced, i_d, i_t, bands, lo_mu) - filling
+        f_hi = group_filling(reduced, i_d, i_t, bands, hi_mu) - filling
+        low, high = f_lo > 0, f_hi < 0
         if not (low.any() or high.any()):
             break
         width *= 2.0
         lo_mu = np.where(low, lo_mu - width, lo_mu)
         hi_mu = np.where(high, hi_mu + width, hi_mu)
-    for _ in range(_BISECTIONS):
-        mid = 0.5 * (lo_mu + hi_mu)
-        if np.all((mid == lo_mu) | (mid == hi_mu)):
+    return _illinois(lambda mu: group_filling(reduced, i_d, i_t, bands, mu) - filling,
+                     lo_mu, hi_mu, f_lo, f_hi)
+
+
+def _illinois(f, lo: np.ndarray, hi: np.ndarray, f_lo: np.ndarray, f_hi: np.ndarray
+              ) -> np.ndarray:
+    """Roots of the increasing f (vectorised over targets) in [lo, hi], f(lo) ≤ 0 ≤ f(hi).
+
+    Each step tries the false-position point of the bracket; an endpoint kept twice has its
+    f halved (Illinois), and the midpoint replaces a step outside the bracket or, every
+    third step, one after which the bracket has not halved in three steps, so convergence is
+    never much slower than bisection. A target is done when its bracket's midpoint is one of
+    its ends (as bisection stops) or when two successive points agree to 4 ulp (the
+    superlinear iteration has converged; then both ends are set to the last point).
+    """
+    lo, hi, f_lo, f_hi = (np.array(x, dtype=float) for x in (lo, hi, f_lo, f_hi))
+    side = np.zeros(lo.size, dtype=int)  # end replaced last step: +1 hi, −1 lo, 0 none
+    ref, prev = hi - lo, np.full(lo.size, np.nan)  # bracket width three steps ago
+    for step in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        active = (mid != lo) & (mid != hi)
+        if not active.any():
             break
-        above = group_filling(reduced, i_d, i_t, bands, mid) > filling
-        hi_mu = np.where(above, mid, hi_mu)
-        lo_mu = np.where(above, lo_mu, mid)
-    return 0.5 * (lo_mu + hi_mu)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            x = lo - f_lo * (hi - lo) / (f_hi - f_lo)
+        slow = (hi - lo > 0.5 * ref) if step % 3 == 2 else np.zeros(lo.size, bool)
+        if step % 3 == 2:
+            ref = hi - lo
+        x = np.where(~np.isfinite(x) | (x <= lo) | (x >= hi) | slow, mid, x)
+        x = np.where(active, x, mid)
+        fx = f(x)
+        up, down = active & (fx > 0), active & (fx < 0)
+        f_lo = np.where(up & (side == 1), 0.5 * f_lo, f_lo)  # lo kept twice: Illinois
+        f_hi = np.where(down & (side == -1), 0.5 * f_hi, f_hi)
+        hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+        lo, f_lo = np.where(down, x, lo), np.where(down, fx, f_lo)
+        side = np.where(up, 1, np.where(down, -1, side))
+        close = np.abs(x - prev) <= 4 * np.spacing(np.maximum(np.abs(x), np.abs(prev)))
+        settled = active & ((fx == 0) | close)
+        lo, hi = np.where(settled, x, lo), np.where(settled, x, hi)
+        prev = x
+    return 0.5 * (lo + hi)

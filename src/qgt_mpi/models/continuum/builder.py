@@ -11,6 +11,13 @@ polynomial of degree two in k,
 with H_2 ≠ 0 only on parabolic layers (h = c|k + G − κ_ℓ|²). The four value arrays live on
 one CSR pattern, so a k-point costs one vectorised expression (no Python loop over k,
 orbitals or plane waves); ``positions`` are all 0 and the metric is the physical one.
+∂H is nonzero only on the few entries e = (r_e, c_e) where H_x, H_y or H_2 is (the diagonal
+of a parabolic layer, the A–B entries of a Dirac layer), so the velocity matrices of the
+dense solver (theory §1) are sums over those entries alone,
+
+  v^i_nm(k) = Σ_e U*_{r_e n}(k) (H_i + 2k_i H_2)_e U_{c_e m}(k),   (2.5a.1b)
+
+one batched product over n_e ≤ 2 n_orb entries instead of U† (∂_iH U) with dense ∂_iH.
 
 Valley −1 is the time-reversal partner H_−(k) = H_+(2M − k)*, 2M = b1 + b2 a reciprocal
 vector: ε_−(k) = ε_+(−k) up to the cutoff, which stays centred on M = (b1 + b2)/2 for both.
@@ -160,6 +167,30 @@ class ContinuumModel(SparseModel):
         full[0][:, self.rows, self.cols] = self._hx[None] + 2 * k[:, :1] * self._h2[None]
         full[1][:, self.rows, self.cols] = self._hy[None] + 2 * k[:, 1:] * self._h2[None]
         return ham, full
+
+    def velocity_matrices(self, k: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """v^i = U† ∂_iH U (2, nk, nb, nb) for eigenvectors ``vectors`` (nk, norb, nb) at k
+        (nk, 2), from the entries of ∂H alone (module doc, theory (2.5a.1b)). Local.
+
+        The optional model extra the dense solver uses instead of dense ∂H
+        (models/protocols.py); equal to ``band_velocities`` up to rounding.
+        """
+        k = np.asarray(k, dtype=float).reshape(-1, 2)
+        e = self._derivative_entries
+        left = np.ascontiguousarray(vectors.conj().swapaxes(-1, -2))
+        right = vectors  # left (nk, nb, ne), right (nk, ne, nb); ∂H diagonal: no gather
+        if not (e.size == self.norb and np.array_equal(self.rows[e], self.cols[e])):
+            left, right = left[:, :, self.rows[e]], vectors[:, self.cols[e], :]
+        out = np.empty((2, k.shape[0], vectors.shape[2], vectors.shape[2]), complex)
+        for i, hi in enumerate((self._hx[e], self._hy[e])):
+            d = hi[None] + 2 * k[:, i : i + 1] * self._h2[e][None]  # (nk, ne)
+            np.matmul(left * d[:, None, :], right, out=out[i])
+        return out
+
+    @property
+    def _derivative_entries(self) -> np.ndarray:
+        """Pattern entries where ∂H can be nonzero (H_x, H_y or H_2 ≠ 0)."""
+        return np.flatnonzero((self._hx != 0) | (self._hy != 0) | (self._h2 != 0))
 
     def high_symmetry_points(self) -> dict[str, np.ndarray]:
         """Cartesian Γ, K = κ of the first layer, K' = κ of the second, M (cutoff centre)."""

@@ -4,8 +4,9 @@ Every set is a plain dict of the deck keys it fills in; a key given in the deck 
 the set's value. The conventions the numbers are quoted in are those of theory §2.5a
 (ψ enters the bottom layer as cos(g_j·r + ψ), j = 1, 3, 5; the tunnelling is
 w(1 + e^{−i g_2·r} + e^{−i g_3·r}); valence-band energies in the electron picture, the
-top valence band highest). A set whose source uses the opposite sign of ψ is converted,
-and the conversion is written next to it.
+top valence band highest). The sets are quoted as published; whether each source's ψ has
+the sign of this convention could not be verified from a stored source, and the MoTe₂ sets
+disagree on the Chern sign of the top band (theory §2.5a, "Sources"): give ``psi`` to choose.
 """
 
 from __future__ import annotations
