@@ -88,7 +88,7 @@ $(VENV)/.ase-installed: | $(VPY)
 
 test: setup
 	cmake -S . -B $(BUILD) -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) $(CMAKE_ARGS)
-	ctest --test-dir $(BUILD) --output-on-failure -LE many_ranks
+	ctest --test-dir $(BUILD) --output-on-failure -LE "many_ranks|slurm_long"
 
 # The fast loop while editing: no mpirun or subprocess launch (tests marked `subprocess`) and
 # no in-process test over ~3 s (`slow`); make test runs those too (pyproject.toml, markers).

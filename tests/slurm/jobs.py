@@ -19,9 +19,11 @@ What is real and what is provoked (jobs/README.md, "Tested under SLURM"):
 - time-out, ``--requeue``: the same USR1 sent by ``scancel --batch --signal=USR1`` as soon as
   the k-pass runs (the early signal's path without waiting for the 30 s check); the script
   runs ``scontrol requeue`` and the requeued job (same id, SLURM_RESTART_COUNT=1) resumes;
-- time-out without ``--signal``: at the limit SLURM sends TERM to every process of the job
-  and KILL ``KillWait`` (10 s) later; the ranks checkpoint in between (job state TIMEOUT),
-  and a job submitted again by hand resumes and equals the reference.
+- time-out without ``--signal`` (only with ``QGT_SLURM_PART=time-limit``: CTest
+  ``slurm-time-limit``, label slurm_long, not in ``make test``): at the limit SLURM sends TERM
+  to every process of the job and KILL ``KillWait`` (10 s) later; the ranks checkpoint in
+  between (job state TIMEOUT), and a job submitted again by hand resumes and equals the
+  reference.
 """
 
 from __future__ import annotations
@@ -177,6 +179,35 @@ def pmix_probe() -> None:
     log(f"srun without --mpi: fails ({why}); srun --mpi=pmix: 2 ranks")
 
 
+def time_limit_without_signal() -> None:
+    """CTest ``slurm-time-limit`` (label slurm_long, not in ``make test``: about 90 s of
+    waiting for a 1-minute limit): the limit itself without ``--signal``."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    slow = deck("slow", 40, 20)
+    refs = {"slow": reference(slow)}
+    # The limit itself without --signal: TERM to every process at the limit, KILL KillWait
+    # (10 s) later; the ranks must checkpoint in between. Resubmitted by hand (MAX_RESUBMITS=0:
+    # the script's own resubmission races the KILL).
+    script = edited("single_node.sbatch", "nosignal", time="1")
+    script.write_text(re.sub(r"^#SBATCH --signal=.*\n", "", script.read_text(), flags=re.M))
+    jid = sbatch(script, DECK=str(slow), OUTPUT="out/nosignal.h5", CHECKPOINT_INTERVAL="600",
+                 MAX_RESUBMITS="0", QGT_TEST_BLOCK_SLEEP="2.5")  # a k-pass of 100 s
+    info = wait(jid, timeout=240)
+    text = joblog(f"qgt_mpi-nosignal-{jid}.log")
+    assert info["JobState"] == "TIMEOUT" and "interrupted by SIGTERM" in text, (info, text)
+    with h5py.File(WORK / "out/nosignal.h5.checkpoint.h5", "r") as f:
+        done = f["done"][()]
+    assert 0 < done.sum() < done.size, done
+    log(f"no --signal: job {jid} TERMed at the limit after {info.get('RunTime')}, "
+        f"checkpointed {int(done.sum())} of {done.size} blocks before KILL")
+    jid = sbatch(edited("single_node.sbatch", "nosignal"), DECK=str(slow),
+                 OUTPUT="out/nosignal.h5")
+    check(wait(jid), "COMPLETED", "0:0", "resubmitted no-signal job")
+    assert "resuming from checkpoint" in joblog(f"qgt_mpi-nosignal-{jid}.log")
+    same(refs["slow"], WORK / "out/nosignal.h5", f"no --signal: job {jid} resumed")
+
+
+
 def main() -> None:
     """Submit every template; raise on the first failure."""
     WORK.mkdir(parents=True, exist_ok=True)
@@ -221,27 +252,6 @@ def main() -> None:
     assert "resubmission 1 of at most" in text and "resuming from checkpoint" in text, text
     same(refs["slow"], WORK / "out/requeue.h5", f"requeue: job {jid} (Restarts=1) resumed")
 
-    # The limit itself without --signal: TERM to every process at the limit, KILL KillWait
-    # (10 s) later; the ranks must checkpoint in between. Resubmitted by hand (MAX_RESUBMITS=0:
-    # the script's own resubmission races the KILL).
-    script = edited("single_node.sbatch", "nosignal", time="1")
-    script.write_text(re.sub(r"^#SBATCH --signal=.*\n", "", script.read_text(), flags=re.M))
-    jid = sbatch(script, DECK=str(slow), OUTPUT="out/nosignal.h5", CHECKPOINT_INTERVAL="600",
-                 MAX_RESUBMITS="0", QGT_TEST_BLOCK_SLEEP="2.5")  # a k-pass of 100 s
-    info = wait(jid, timeout=240)
-    text = joblog(f"qgt_mpi-nosignal-{jid}.log")
-    assert info["JobState"] == "TIMEOUT" and "interrupted by SIGTERM" in text, (info, text)
-    with h5py.File(WORK / "out/nosignal.h5.checkpoint.h5", "r") as f:
-        done = f["done"][()]
-    assert 0 < done.sum() < done.size, done
-    log(f"no --signal: job {jid} TERMed at the limit after {info.get('RunTime')}, "
-        f"checkpointed {int(done.sum())} of {done.size} blocks before KILL")
-    jid = sbatch(edited("single_node.sbatch", "nosignal"), DECK=str(slow),
-                 OUTPUT="out/nosignal.h5")
-    check(wait(jid), "COMPLETED", "0:0", "resubmitted no-signal job")
-    assert "resuming from checkpoint" in joblog(f"qgt_mpi-nosignal-{jid}.log")
-    same(refs["slow"], WORK / "out/nosignal.h5", f"no --signal: job {jid} resumed")
-
     # Single node.
     jid = sbatch(edited("single_node.sbatch", "single"), DECK=str(tiny), OUTPUT="out/tiny.h5")
     check(wait(jid), "COMPLETED", "0:0", "single_node")
@@ -266,4 +276,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("QGT_SLURM_PART") == "time-limit":
+        time_limit_without_signal()
+    else:
+        main()
