@@ -135,7 +135,7 @@ def atomistic(workdir: Path, grid: int, m: int = 27, relax: bool = False) -> dic
           f"flattened to {np.round(flat, 4).tolist()}")
     flatr = run(workdir, f"{name}_flat", solver=dict(solver, flatten=flat), **common)
     print(f"self-check of the tensor algebra: {max(self_check(disp), self_check(flatr)):.1e}")
-    return {"atom": _check_nu(combine([disp])), "atom_flat": _check_nu(combine([flatr]))}
+    return {name: _check_nu(combine([disp])), f"{name}_flat": _check_nu(combine([flatr]))}
 
 
 def _checks(raw: dict, cases: dict, flat) -> None:
