@@ -3,7 +3,7 @@
 docs/architecture.md, "Eigenpairs". A solver is any object with the members of
 :class:`Eigensolver` (structural typing): the dense solver (solvers/dense.py), the SLEPc window
 (solvers/slepc.py), exactly flat bands over either (solvers/flat.py) and the valley-resolved
-window basis (geometry/valley.py). Code that needs to know whether bands exist outside the
+window basis (geometry/valley_basis.py). Code that needs to know whether bands exist outside the
 returned ones asks ``solver.windowed``; code that needs the solver computing the eigenvectors
 (through a decorator such as FlatBands) asks ``solver.core``.
 """
