@@ -70,23 +70,29 @@ def test_dense_8_and_16_ranks_equal_one(tmp_path: Path) -> None:
 SUPERCELL = (REPO / "inputs" / "supercell_window.toml").read_text()
 
 
-def test_slepc_pools_on_8_ranks_equal_one(tmp_path: Path) -> None:
-    """The SLEPc supercell deck (9-band window, 4 x 4 k) on 8 ranks in 2, 4 and 8 pools
-    (H(k) distributed over 4, 2 and 1 rank(s) of a pool) equals 1 rank to 1e-10."""
+def _pools_equal_one(tmp_path: Path, np_: int, layouts: tuple[int, ...]) -> None:
+    """The SLEPc supercell deck (4 x 4 k) on ``np_`` ranks in each number of pools of
+    ``layouts`` equals the 1-rank run to 1e-10 (relative to each field's largest value)."""
     deck = tmp_path / "window.toml"
     deck.write_text(SUPERCELL.replace("size = [8, 8]", "size = [4, 4]")
                     .replace("chunk = 8", "progress_percent = 50"))
     ref = tmp_path / "ref.h5"
     _run(deck, ref, 0)
     expected = _read(ref, kgrid=False)
-    for pools in (2, 4, 8):
+    for pools in layouts:
         out = tmp_path / f"pools{pools}.h5"
-        _run(deck, out, 8, "--pools", str(pools))
+        _run(deck, out, np_, "--pools", str(pools))
         got = _read(out, kgrid=False)
         for key, value in expected.items():
             scale = max(float(np.max(np.abs(value))), 1e-300)
             np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-10 * scale,
-                                       err_msg=f"{key}, {pools} pools")
+                                       err_msg=f"{key}, {pools} pools of {np_} ranks")
+
+
+def test_slepc_pools_on_8_ranks_equal_one(tmp_path: Path) -> None:
+    """The SLEPc supercell deck (9-band window, 4 x 4 k) on 8 ranks in 2, 4 and 8 pools
+    (H(k) distributed over 4, 2 and 1 rank(s) of a pool) equals 1 rank to 1e-10."""
+    _pools_equal_one(tmp_path, 8, (2, 4, 8))
 
 
 def _stop_after_first_round(deck: Path, out: Path, np_: int) -> int:
@@ -146,20 +152,7 @@ def test_dense_32_ranks_equal_one(tmp_path: Path) -> None:
 def test_slepc_pools_of_8_on_32_ranks_equal_one(tmp_path: Path) -> None:
     """The SLEPc supercell deck (4 x 4 k) on 32 ranks: 4 pools of 8 ranks (H(k) distributed
     over 8) and 32 pools of 1 (more pools than k-points) equal 1 rank to 1e-10."""
-    deck = tmp_path / "window.toml"
-    deck.write_text(SUPERCELL.replace("size = [8, 8]", "size = [4, 4]")
-                    .replace("chunk = 8", "progress_percent = 50"))
-    ref = tmp_path / "ref.h5"
-    _run(deck, ref, 0)
-    expected = _read(ref, kgrid=False)
-    for pools in (4, 32):
-        out = tmp_path / f"pools{pools}.h5"
-        _run(deck, out, 32, "--pools", str(pools))
-        got = _read(out, kgrid=False)
-        for key, value in expected.items():
-            scale = max(float(np.max(np.abs(value))), 1e-300)
-            np.testing.assert_allclose(got[key], value, rtol=1e-10, atol=1e-10 * scale,
-                                       err_msg=f"{key}, {pools} pools of 32 ranks")
+    _pools_equal_one(tmp_path, 32, (4, 32))
 
 
 def test_checkpoint_32_to_3_to_32(tmp_path: Path) -> None:
