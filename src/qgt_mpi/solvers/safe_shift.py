@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 SAFE_RATIO = 1e4  # largest accepted R/δ (table above: backward error ≤ 3e-12)
 OFFSET_RATIO = 1e3  # a moved shift sits about R/OFFSET_RATIO from the target (R/δ ≈ 1e3)
+SPREAD_FLOOR = 1e-6  # estimates spread less than this × ‖H‖_∞: one cluster (next_shift)
 GOLDEN = 0.6180339887498949  # offsets are irrational multiples: no "nice" energy is hit
 MAX_SHIFTS = 6  # factorisations tried per k-point
 MAX_GROW = 3  # re-solves at one shift for more pairs to certify the window
@@ -167,9 +168,14 @@ def next_shift(tau: float, estimates: np.ndarray | None, norm_h: float,
     """The next shift of the ladder not yet tried and safe for ``estimates``, or None.
 
     ``estimates`` are the eigenvalues of an earlier attempt (accurate near σ even when the
-    attempt failed); without them the scale is ‖H‖_∞/(10 OFFSET_RATIO). Local.
+    attempt failed); without them the scale is ‖H‖_∞/(10 OFFSET_RATIO). Estimates that all
+    sit in one cluster (spread ≤ SPREAD_FLOOR ‖H‖_∞) say nothing about the window's reach —
+    a shift exactly on a multiple eigenvalue returns its cluster nwant times over (measured:
+    8 values within 6e-6 meV for a 4-fold eigenvalue and nwant = 8, so the ladder's offsets
+    were 4e-9 meV and every rung failed) — and are treated as missing. Local.
     """
-    if estimates is not None and estimates.size and np.all(np.isfinite(estimates)):
+    if (estimates is not None and estimates.size and np.all(np.isfinite(estimates))
+            and np.ptp(estimates) > SPREAD_FLOOR * norm_h):
         reach = float(np.max(np.abs(estimates - tau)))
     else:
         estimates, reach = None, norm_h / 10.0
