@@ -30,7 +30,7 @@ from qgt_mpi.io.checks import (
 )
 
 SOLVER_KINDS = ("dense", "slepc", "auto")
-ACCELERATORS = ("none", "basis")  # [solver] accelerate (solvers/accelerate.py, theory §5.10)
+ACCELERATORS = ("none", "basis", "symmetry")  # [solver] accelerate (theory §5.10, §5.11)
 AUTO_CROSSOVER = 190  # orbitals; above this "auto" uses SLEPc (measured: docs/performance.md §5)
 
 
@@ -53,7 +53,7 @@ class SolverSpec:
     chern_below: int | None = None
     flatten: tuple[float, ...] | None = None  # meV, one per band: exactly flat bands
     valley: bool = False  # valley-resolved geometry of the window (theory §5.8)
-    accelerate: str = "none"  # "basis": Rayleigh–Ritz in a reduced basis (theory §5.10)
+    accelerate: str = "none"  # "basis": reduced basis (§5.10); "symmetry": star images (§5.11)
     accelerate_tol: float = 1e-8  # bound on the vector angle and the metric's relative error
     accelerate_energy_tol: float = 1e-6  # meV: bound on the eigenvalue error
     accelerate_max_basis: int = 400  # columns
@@ -112,7 +112,7 @@ def parse_solver(top: Table) -> SolverSpec:
     if accelerate not in ACCELERATORS:
         raise InputError(t.key("accelerate"), accelerate,
                          f"must be one of {', '.join(ACCELERATORS)}")
-    if accelerate != "none" and kind == "dense":
+    if accelerate == "basis" and kind == "dense":
         raise InputError(t.key("accelerate"), accelerate, "accelerates a window solve "
                          '(solver.kind = "slepc" or "auto")')
     return SolverSpec(kind=kind, nev=nev, target=target, tol=t.get("tol", _tolerance, 1e-10),

@@ -27,7 +27,7 @@ from qgt_mpi.run.restart import Checkpointer, restored_slabs, resume
 from qgt_mpi.run.results import assemble, valley_group
 from qgt_mpi.run.setup import WindowTerms, make_job, prepare, window_terms
 from qgt_mpi.run.sweep import bytes_per_point, finish_in_memory, finish_streamed
-from qgt_mpi.solvers import accelerate, is_windowed, resolve, safe_shift
+from qgt_mpi.solvers import accelerate, images, is_windowed, resolve, safe_shift
 
 # Start-up before the run's timers exist (cli/main.py measures them; 0 in the Python API):
 # interpreter = process start to main() (Python, site, qgt_mpi, argparse), mpi_init = the
@@ -247,6 +247,14 @@ def result_file(comm, config, job, delta, transport, geometry, timers, log, mem_
                  accelerated["accelerate_basis_size"], accelerated["accelerate_max_angle"],
                  accelerated["accelerate_max_energy_error_meV"],
                  accelerated["accelerate_max_metric_error"])
+    imaged = images.summary(comm, job.solver)  # theory 5.11
+    if imaged:
+        result.group_attrs.setdefault("solver", {}).update(imaged)
+        log.info("symmetry accelerator: %d k-points as images of %d solved representatives, "
+                 "%d solved in full (%d images refused by the residual certificate; largest "
+                 "residual ratio %.3g; theory 5.11)", imaged["symmetry_image_kpoints"],
+                 imaged["symmetry_representatives"], imaged["symmetry_solved_kpoints"],
+                 imaged["symmetry_refused_images"], imaged["symmetry_max_residual_ratio"])
     resolved = resolve.summary(comm, job.solver)  # degenerate groups in a symmetry basis
     result.group_attrs.setdefault("geometry", {}).update(resolved)
     if resolved.get("resolved_kpoint_solves"):

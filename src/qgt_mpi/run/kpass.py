@@ -30,7 +30,9 @@ from qgt_mpi.parallel import CollectiveError, Timers, allgather
 from qgt_mpi.parallel.errors import describe, fail_point
 from qgt_mpi.parallel.exchange import exchange
 from qgt_mpi.parallel.signals import StopFlag
+from qgt_mpi.run.irreducible import prepare_images
 from qgt_mpi.solvers.base import Eigensolver
+from qgt_mpi.solvers.images import SymmetryImages
 from qgt_mpi.status import EXIT_INTERRUPTED
 from qgt_mpi.transport.accumulate import TransportSums
 
@@ -88,6 +90,8 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
     a whole under the phase "k-pass" (its parts: solve, geometry, deposit, checkpoint).
     """
     with timers.phase("k-pass"):
+        if isinstance(job.solver, SymmetryImages) and todo:  # theory §5.11: stars first
+            prepare_images(comm, job, todo, timers, log, percent, stop)
         _rounds(comm, job, todo, timers, log, percent, checkpointer, stop)
 
 

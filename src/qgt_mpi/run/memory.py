@@ -14,6 +14,9 @@ measurements it is calibrated on):
   CELL_COPIES (the leaves, ≈ 45 % of the tree's cells, are held as the store, its padded
   copy and the reduced sum, then the tree; calibrated on the issue-9 bench decks);
 * ``k-resolved``: the fields of the rank's own blocks (5 N_b + 4 doubles per k-point);
+* ``symmetry``: with ``accelerate = "symmetry"`` (theory §5.11), the eigenpairs of the star
+  representatives a rank's blocks need, min(representatives, 4 × its k-points) × 16 B ×
+  (N_orb N_b + 2 N_b²) (vectors, velocities) + 48 N_b B (energies, geometry, residuals);
 * ``sweep``: one evaluation unit (at most stream.MAX_UNIT_POINTS points; the sweep itself
   is streamed into the file): its sums, observables and masks, 357 B per point (measured
   for the in-memory sweep, an upper bound).
@@ -57,14 +60,16 @@ def rss_mib() -> float:
 
 def estimate_mib(*, base: float, norb: int, nbands: int, chunk: int, k_max: int,
                  n_points: int, cells: float, n_channels: int, n_occ: int, kresolved: bool,
-                 dense: bool = True, solve_mib: float = 0.0) -> dict[str, float]:
+                 dense: bool = True, solve_mib: float = 0.0,
+                 cached_kpoints: int = 0) -> dict[str, float]:
     """Peak memory of one rank by component [MiB]; ``total`` is their sum. Local.
 
     ``k_max``: k-points of the rank's blocks; ``n_points``: μ × δ × T sweep points;
     ``cells``: expected occupied cells; ``n_channels``/``n_occ``: broadening channels and
     bands with per-band occupations (transport/accumulate.py). A windowed (SLEPc) solve holds no
     dense norb × norb matrices (``dense = False``); its sparse matrices and MUMPS factors are
-    ``solve_mib``, measured on a sample solve (they are not modelled).
+    ``solve_mib``, measured on a sample solve (they are not modelled). ``cached_kpoints``:
+    representatives held by the symmetry accelerator.
     """
     per_k = 16 * (3 * norb**2 * dense + 5 * norb * nbands + 8 * nbands**2
                   + nbands * NCOMP * (P_CELL + 2)) * WORK_FACTOR
@@ -73,6 +78,8 @@ def estimate_mib(*, base: float, norb: int, nbands: int, chunk: int, k_max: int,
         "k-pass": min(chunk, max(k_max, 1)) * per_k / MIB + solve_mib,
         "cells": CELL_COPIES * cells * N_SLOTS * (16 * n_channels * NCOMP + 8 * n_occ) / MIB,
         "k-resolved": (k_max * (4 + 5 * nbands) * 8 / MIB) if kresolved else 0.0,
+        "symmetry": cached_kpoints * (16 * (norb * nbands + 2 * nbands**2) + 48 * nbands)
+        / MIB,
         "sweep": min(n_points, MAX_UNIT_POINTS) * SWEEP_BYTES_PER_POINT / MIB,
     }
     parts["total"] = sum(parts.values())
@@ -200,14 +207,28 @@ def run_estimate(job, nprocs: int, kresolved: bool, base: float) -> dict[str, fl
     windowed = job.solver.windowed
     n_pools = nprocs // job.solver.comm.size if windowed else nprocs
     blocks_max = math.ceil(job.n_blocks / max(n_pools, 1))
+    k_max = min(job.nk, blocks_max * job.chunk)
     before = rss_mib()
     cells = sample_cells(job)
     return estimate_mib(base=base, norb=job.model.norb, nbands=job.geometry.nb,
-                        chunk=job.chunk, k_max=min(job.nk, blocks_max * job.chunk),
+                        chunk=job.chunk, k_max=k_max,
                         n_points=s.mu.size * len(s.delta) * s.temperature.size,
                         cells=cells, n_channels=s.chan_delta.size, n_occ=s.occ_bands.size,
                         kresolved=kresolved, dense=not windowed,
-                        solve_mib=max(rss_mib() - before, 0.0) if windowed else 0.0)
+                        solve_mib=max(rss_mib() - before, 0.0) if windowed else 0.0,
+                        cached_kpoints=_cached(job, k_max))
+
+
+def _cached(job, k_max: int) -> int:
+    """Representatives the symmetry accelerator may hold on one rank (0 without it)."""
+    from qgt_mpi.models.kstars import IrreducibleGrid
+    from qgt_mpi.solvers.images import SymmetryImages
+
+    if not isinstance(job.solver, SymmetryImages):
+        return 0
+    n1, n2 = job.grid
+    grid = IrreducibleGrid(job.model.reciprocal, n1, n2, job.solver.operations)
+    return min(int(grid.representatives.size), 4 * k_max)
 
 
 def check(comm: MPI.Comm, job, kresolved: bool) -> dict[str, float]:

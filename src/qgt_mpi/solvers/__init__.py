@@ -56,13 +56,17 @@ def make_solver(spec: SolverSpec, model: BlochModel, pool: MPI.Comm,
     not fit the model.
     """
     solver = _base_solver(spec, model, pool, crossover)
-    if spec.flatten is None:
-        return solver
-    from qgt_mpi.solvers.flat import FlatBands
+    if spec.flatten is not None:
+        from qgt_mpi.solvers.flat import FlatBands
 
-    flat = FlatBands(solver, spec.flatten)
-    flat.check(model)
-    return flat
+        solver = FlatBands(solver, spec.flatten)
+        solver.check(model)
+    if spec.accelerate == "symmetry":  # opt-in: eigenpairs at star images (§5.11)
+        from qgt_mpi.models.symmetry import find_operations
+        from qgt_mpi.solvers.images import SymmetryImages
+
+        return SymmetryImages(solver, find_operations(model))
+    return solver
 
 
 def _base_solver(spec: SolverSpec, model: BlochModel, pool: MPI.Comm,
