@@ -341,8 +341,70 @@ def test_interrupted_symmetric_run_resumes_and_equals_the_plain_run(tmp_path):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from checkpoint" in resumed.stdout
     assert "symmetry accelerator" in resumed.stdout
+    assert "of them stored by an earlier run" in resumed.stdout  # not solved again
+    assert not Path(str(out) + ".checkpoint.symmetry").exists()  # removed with the checkpoint
     got, want = read(out), read(ref)
     assert np.array_equal(got["chern"], want["chern"])
     for key in ("energies", "metric"):
         assert np.max(np.abs(got[key] - want[key])) < 1e-12 * np.max(np.abs(want[key]))
     assert_same_results({k: want[k] for k in KEYS}, {k: got[k] for k in KEYS})
+
+
+class _StopAfter:
+    """A stop flag that turns on at its (n+1)-th look: the pre-pass looks once per round,
+    after the round's chunk is solved and stored, so n + 1 chunks are kept."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.name = n, "SIGTERM"
+
+    def __bool__(self) -> bool:
+        self.n -= 1
+        return self.n < 0
+
+
+def test_prepass_store_survives_a_stop(tmp_path):
+    """A pre-pass stopped at its third round boundary keeps those 3 chunks on disk; the
+    rerun reads them (bit-identical eigenpairs) and solves only the rest; a changed input is
+    refused; the store is removed with the checkpoint's files only."""
+    import logging
+
+    from qgt_mpi.parallel import CollectiveError, Timers
+    from qgt_mpi.run.irreducible import PREPASS_CHUNK, prepare_images
+    from qgt_mpi.run.irreducible_store import remove_store
+    from qgt_mpi.run.setup import make_job
+    from qgt_mpi.status import EXIT_INTERRUPTED
+
+    model = haldane(1.0, 0.3, 0.2, 1.2)
+    store, fp = str(tmp_path / "out.checkpoint.symmetry"), {"model.kind": "haldane"}
+
+    def job():
+        acc = SymmetryImages(DenseSolver(), find_operations(model))
+        return make_job(MPI.COMM_SELF, model, (24, 24), np.array([1.0]), np.array([0.0]),
+                        np.full((1, 2), 0.05), 48, False, acc, None, None)
+
+    def prepass(j, stop=None, fingerprint=fp):
+        prepare_images(MPI.COMM_SELF, j, list(range(j.n_blocks)), Timers(),
+                       logging.getLogger("test"), 100.0, stop, store, fingerprint)
+
+    first = job()
+    with pytest.raises(CollectiveError) as err:
+        prepass(first, _StopAfter(2))
+    assert err.value.status == EXIT_INTERRUPTED and store in str(err.value)
+    files = sorted(p.name for p in Path(store).iterdir())
+    assert files[0] == "fingerprint.json" and len(files) == 4
+    second, fresh = job(), job()
+    prepass(second)
+    prepare_images(MPI.COMM_SELF, fresh, list(range(fresh.n_blocks)), Timers(),
+                   logging.getLogger("test"), 100.0)
+    assert second.solver.report.representatives == len(second.solver.cache) - 3 * PREPASS_CHUNK
+    for p, (eig, res) in fresh.solver.cache.items():
+        got, got_res = second.solver.cache[p]
+        assert np.array_equal(got.energies, eig.energies)
+        assert np.array_equal(got.vectors, eig.vectors)
+        assert np.array_equal(got.velocities, eig.velocities)
+        assert np.array_equal(got_res, res)
+    with pytest.raises(CollectiveError, match="input changed"):
+        prepass(job(), fingerprint={"model.kind": "haldane", "kgrid.size": "[25, 25]"})
+    (Path(store) / "notes.txt").write_text("a user's file")
+    remove_store(store)
+    assert sorted(p.name for p in Path(store).iterdir()) == ["notes.txt"]

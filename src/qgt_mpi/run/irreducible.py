@@ -9,8 +9,9 @@ round boundary, as in the k-pass — and each rank then receives the representat
 blocks need (one all-to-all, pickled arrays, from the root of the pool that solved them).
 The k-pass itself is unchanged: its solves become (5.11b) transforms.
 
-Not checkpointed: a job stopped during the pre-pass solves its representatives again on
-restart (the k-pass blocks done before are kept, and their stars are not solved again).
+Kept on disk in runs with a checkpoint (run/irreducible_store.py): a job stopped during the
+pre-pass or the k-pass reads the representatives solved so far on restart, on any rank
+count; the k-pass blocks done before are kept, and their stars are not needed again.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from mpi4py import MPI
 
 from qgt_mpi.logs import Progress
 from qgt_mpi.models.kstars import IrreducibleGrid
-from qgt_mpi.parallel import CollectiveError, Timers, allgather
+from qgt_mpi.parallel import CollectiveError, Timers, allgather, broadcast, collective
 from qgt_mpi.parallel.errors import describe, fail_point
 from qgt_mpi.parallel.exchange import exchange
 from qgt_mpi.parallel.signals import StopFlag
+from qgt_mpi.run.irreducible_store import load, open_store, save_chunk
 from qgt_mpi.solvers.images import SymmetryImages
 from qgt_mpi.status import EXIT_INTERRUPTED
 
@@ -35,11 +37,14 @@ PREPASS_CHUNK = 8  # representatives per pool and round (a status exchange each)
 
 
 def prepare_images(comm: MPI.Comm, job, todo: list[int], timers: Timers,
-                   log: logging.Logger, percent: float, stop: StopFlag | None = None) -> None:
+                   log: logging.Logger, percent: float, stop: StopFlag | None = None,
+                   store: str | None = None, fp: dict[str, str] | None = None) -> None:
     """Fill ``job.solver``'s cache for blocks ``todo`` (same list on all ranks). Collective.
 
+    ``store``: directory of solved representatives (run/irreducible_store.py; runs with a
+    checkpoint), read first and written after every round; ``fp`` the input fingerprint.
     Raises CollectiveError on every rank when any rank fails, and with EXIT_INTERRUPTED when
-    any rank received a stop signal (nothing of the pre-pass is kept).
+    any rank received a stop signal (the chunks written so far are kept in ``store``).
     """
     solver: SymmetryImages = job.solver
     n1, n2 = job.grid
@@ -52,12 +57,22 @@ def prepare_images(comm: MPI.Comm, job, todo: list[int], timers: Timers,
     need = grid.needed(np.concatenate(flat)) if flat else np.zeros(0, dtype=np.int64)
     wanted = allgather(comm, need)  # per rank: the representatives its blocks use
     reps = np.unique(np.concatenate(wanted)) if wanted else need
-    chunks = [reps[i:i + PREPASS_CHUNK] for i in range(0, reps.size, PREPASS_CHUNK)]
+    stored: dict[int, str] = {}
+    with collective(comm):
+        if store is not None and comm.rank == 0:
+            stored = open_store(store, fp or {})
+    stored = broadcast(comm, stored)
+    solve = np.array([p for p in reps if int(p) not in stored], dtype=np.int64)
+    chunks = [solve[i:i + PREPASS_CHUNK] for i in range(0, solve.size, PREPASS_CHUNK)]
     log.info("symmetry: %d operations (%s) verified on H; %d of %d grid points are "
-             "representatives (%.2f points each); %d to solve for %d blocks",
-             len(grid.operations), ",".join(o.label for o in grid.operations),
-             grid.representatives.size, grid.nk, grid.reduction(), reps.size, len(todo))
-    progress = Progress(log, "symmetry pre-pass", int(reps.size), percent,
+             "representatives (%.2f points each); %d needed by %d blocks, %d of them stored "
+             "by an earlier run", len(grid.operations),
+             ",".join(o.label for o in grid.operations), grid.representatives.size, grid.nk,
+             grid.reduction(), reps.size, len(todo), reps.size - solve.size)
+    if len(grid.operations) == 1 and comm.rank == 0:
+        log.warning("symmetry: no operation of the model besides the identity maps this grid "
+                    "onto itself (theory 5.11): every k-point is solved")
+    progress = Progress(log, "symmetry pre-pass", int(solve.size), percent,
                         unit="representatives")
     own: dict[int, tuple] = {}
     with timers.phase("solve"):  # inside the k-pass phase (kpass.run_blocks)
@@ -72,6 +87,9 @@ def prepare_images(comm: MPI.Comm, job, todo: list[int], timers: Timers,
                     solver.store(job.model, part, eig)
                     own.update({int(p): solver.cache[int(p)] for p in part})
                     count = part.size if pool.rank == 0 else 0
+                    if store is not None and pool.rank == 0:
+                        save_chunk(store, part, eig,
+                                   np.stack([solver.cache[int(p)][1] for p in part]))
                 except Exception as exc:  # agreed on below, re-raised on every rank
                     error = describe(exc)
             reports = allgather(comm, (error, bool(stop), count))
@@ -79,11 +97,16 @@ def prepare_images(comm: MPI.Comm, job, todo: list[int], timers: Timers,
                 if err is not None:
                     raise CollectiveError(err[0], status=err[1], origin=rank)
             if any(r[1] for r in reports):
-                raise CollectiveError("interrupted during the symmetry pre-pass; rerun the "
-                                      "same command to continue", status=EXIT_INTERRUPTED)
+                kept = f"; solved representatives kept in {store}" if store else ""
+                raise CollectiveError(f"interrupted during the symmetry pre-pass{kept}; rerun "
+                                      "the same command to continue", status=EXIT_INTERRUPTED)
             progress.advance(sum(r[2] for r in reports))
         solver.report.representatives = len(own) if pool.rank == 0 else 0
         _share(comm, solver, own, wanted, pool)
+        with collective(comm):  # this rank's stored representatives, read by itself
+            if stored and store is not None:
+                mine_stored = {int(p) for p in wanted[comm.rank] if int(p) in stored}
+                solver.cache.update(load(store, stored, mine_stored))
 
 
 def _share(comm: MPI.Comm, solver: SymmetryImages, own: dict[int, tuple],

@@ -91,7 +91,9 @@ def run_blocks(comm: MPI.Comm, job: KPass, todo: list[int], timers: Timers,
     """
     with timers.phase("k-pass"):
         if isinstance(job.solver, SymmetryImages) and todo:  # theory §5.11: stars first
-            prepare_images(comm, job, todo, timers, log, percent, stop)
+            prepare_images(comm, job, todo, timers, log, percent, stop,
+                           None if checkpointer is None else checkpointer.symmetry_store,
+                           None if checkpointer is None else checkpointer.fp)
         _rounds(comm, job, todo, timers, log, percent, checkpointer, stop)
 
 

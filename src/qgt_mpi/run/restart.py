@@ -19,6 +19,7 @@ from qgt_mpi.io import checkpoint, kslabs
 from qgt_mpi.io.deck import InputError
 from qgt_mpi.parallel import allgather, broadcast, collective
 from qgt_mpi.parallel.errors import fail_point
+from qgt_mpi.run.irreducible_store import remove_store, store_dir
 from qgt_mpi.run.kpass import KPass
 from qgt_mpi.transport.binning import moments_state, restore_state
 
@@ -37,6 +38,7 @@ class Checkpointer:
                  has_slabs: bool) -> None:
         self.path, self.fp, self.interval = path, fp, interval
         self.slab_path = kslabs.slab_file(path)
+        self.symmetry_store = store_dir(path)  # the symmetry pre-pass (theory §5.11)
         self.done = done.copy()
         self.has_slabs = bool(has_slabs)
         self.last = time.monotonic()
@@ -70,11 +72,13 @@ class Checkpointer:
         self.last = time.monotonic()
 
     def remove(self, comm: MPI.Comm) -> None:
-        """Delete the checkpoint and its slab file after the result is complete."""
+        """Delete the checkpoint, its slab file and the symmetry store after the result is
+        complete."""
         if comm.rank == 0:
             for path in (self.path, self.slab_path):
                 if os.path.exists(path):
                     os.remove(path)
+            remove_store(self.symmetry_store)
 
 
 def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str, *,
@@ -92,6 +96,8 @@ def resume(comm: MPI.Comm, job: KPass, path: str, fp: dict[str, str], mode: str,
         exists = os.path.exists(path)
         if mode == "force" and not exists:
             raise InputError("--restart", path, "no checkpoint to restart from")
+    if mode == "never" and comm.rank == 0:  # start over: no stored representatives either
+        remove_store(store_dir(path))
     if not exists or mode == "never":
         return done, False, 0
     loaded: Loaded | None = None  # rank 0's checkpoint
