@@ -92,7 +92,7 @@ def test_weak_coupling_is_linear_response_and_zero_v0_gives_zero():
         res = relax_twisted_bilayer(lattice, A, theta, {"gsfe_v0": v0, "grid": 32})
         g = MoireGrid(lattice, 32)
         delta0 = g.points @ (np.eye(2) - rotation(-theta)).T
-        force = g.fft(gsfe(delta0, A, v0)[1])
+        force = g.fft(gsfe(delta0, A, v0)[1] @ rotation(-0.5 * theta))  # Qᵀ∇V, Q = R(−θ/2)
         kmat = 0.5 * elastic_matrix(g.gvec, 3.25e5, 9.57e5)
         kmat[~g.mask] = np.eye(2)
         lin = -np.linalg.solve(kmat, force[..., None])[..., 0]
@@ -153,7 +153,8 @@ def test_atom_evaluation_is_the_series(magic):
     assert np.allclose(magic.displacement(r, np.ones(len(r))), 0.5 * u.reshape(-1, 2),
                        atol=1e-12)
     delta = magic.disregistry(r)
-    assert np.allclose(delta, r @ (np.eye(2) - rotation(-magic.theta)).T + u.reshape(-1, 2))
+    assert np.allclose(delta, r @ (np.eye(2) - rotation(-magic.theta)).T
+                       + u.reshape(-1, 2) @ rotation(-0.5 * magic.theta).T)  # GSFE frame
     assert np.allclose(magic.disregistry(np.zeros((1, 2))), 0.0, atol=1e-12)  # AA stays AA
     pts = np.random.default_rng(3).uniform(-20, 20, size=(45_000, 2))
     tracemalloc.start()

@@ -48,6 +48,7 @@ def _eigenvalues(model, k):
     ("haldane", {"t1": 1.0, "t2": 0.3, "mass": 0.0, "phi": 0.0}, 12),  # graphene-like: C6v
     ("tbg_atomistic", {"m": 2}, 12),  # rigid TBG: D3 × T
     ("tbg_atomistic", {"m": 2, "mass": [20.0, 10.0]}, 6),  # the masses break the layer swap
+    ("tbg_atomistic", {"m": 3, "relax": {"method": "continuum"}}, 12),  # relaxed: D3 × T kept
 ])
 def test_operations_keep_the_spectrum(kind, params, count):
     """Every operation found maps the spectrum at k onto that at W k (dense, independent of

@@ -2,12 +2,13 @@
 
 Energy (Nam & Koshino [NK17]). Layer 2 is layer 1 rotated by +θ about an AA point (the
 geometry of ``tbg_atomistic``); the rigid disregistry is δ0(r) = (1 − R(θ)⁻¹) r, moiré-periodic
-modulo graphene lattice vectors (checked). With in-plane displacements u_l(r), δ = δ0 + u2 − u1
+modulo graphene lattice vectors (checked). With in-plane displacements u_l(r), δ = δ0 +
+R(−θ/2)(u2 − u1) (the GSFE frame bisects the layers: exact layer-swap C₂ symmetry, theory §2.6a)
 and, per moiré cell,  E = Σ_l ∫ [λ/2 (∇·u_l)² + μ ε_ij ε_ij] + ∫ V(δ),
 V(δ) = Σ_j 2V0 cos(b_j·δ) (b_j the three shortest reciprocal vectors of layer 1): 6V0 at AA,
 −3V0 at AB/BA, so ΔE_AA−AB = 9V0 per area. With s = u1 + u2, u = u2 − u1 the elastic energy
 is ½E_el[s] + ½E_el[u] and V depends on u only, so the minimiser has s = 0: u1 = −u/2, u2 = u/2.
-Only u is solved for, E(u) = ½E_el[u] + ∫V(δ0 + u).
+Only u is solved for, E(u) = ½E_el[u] + ∫V(δ0 + R(−θ/2)u).
 
 Fourier representation. u is a truncated moiré Fourier series, u(r) = Σ_G u_G e^{iG·r} over
 0 < |G| < πN/|L| (C6-symmetric disc, no Nyquist modes; G = 0, a rigid sliding zero mode, is
@@ -90,6 +91,10 @@ class Relaxation:
     def _delta0(self, r: np.ndarray) -> np.ndarray:
         return r @ (np.eye(2) - rotation(-self.theta)).T
 
+    def _framed(self, u: np.ndarray) -> np.ndarray:
+        """R(−θ/2) u: the displacement difference in the GSFE's frame (module doc)."""
+        return u @ rotation(-0.5 * self.theta).T
+
     def _u(self, positions: np.ndarray) -> np.ndarray:
         return interpolate(self.lattice, self._series, positions)
 
@@ -101,7 +106,7 @@ class Relaxation:
     def disregistry(self, positions: np.ndarray) -> np.ndarray:
         """Relaxed local disregistry δ = δ0 + u2 − u1 [nm] (n, 2), not reduced."""
         r = np.asarray(positions, dtype=float).reshape(-1, 2)
-        return self._delta0(r) + self._u(r)
+        return self._delta0(r) + self._framed(self._u(r))
 
     def _distance(self, delta: np.ndarray) -> np.ndarray:
         d0, d1 = (self.d_aa + 2.0 * self.d_ab) / 3.0, (self.d_aa - self.d_ab) / 9.0
@@ -129,7 +134,7 @@ class Relaxation:
     def stacking_map(self) -> dict[str, np.ndarray]:
         """On the grid: r, δ reduced to the Wigner–Seitz cell about AA, GSFE [meV/nm²], d [nm]."""
         r = self._grid.points
-        delta = self._delta0(r) + self._u_grid
+        delta = self._delta0(r) + self._framed(self._u_grid)
         v = gsfe(delta, self.a, self.params.get("gsfe_v0", RELAX_DEFAULTS["gsfe_v0"]))[0]
         return {"r": r, "delta": reduce_to_cell(delta, self.a), "energy": v,
                 "d": self._distance(delta)}
@@ -251,7 +256,7 @@ def relax_twisted_bilayer(lattice: np.ndarray, a: float, theta: float,
 
     delta0 = g.points @ (np.eye(2) - rotation(-theta)).T
     rigid = g.area * float(np.mean(gsfe(delta0, a, p["gsfe_v0"])[0]))
-    x, energy, steps, residual = newton_cg(g, delta0, a, p, say)
+    x, energy, steps, residual = newton_cg(g, delta0, a, p, say, rotation(-0.5 * theta))
     return Relaxation(lattice=lattice, theta=theta, a=a, grid=n, coeffs=g.fft(x),
                       energy_meV=energy, energy_rigid_meV=rigid, iterations=steps,
                       residual=residual, log=tuple(lines), d_aa=p["d_aa"], d_ab=p["d_ab"],

@@ -184,17 +184,22 @@ def default_grid(lattice: np.ndarray, a: float, mu: float, v0: float) -> int:
 
 
 def newton_cg(g: MoireGrid, delta0: np.ndarray, a: float, p: dict[str, float],
-               say: Callable[[str], None]) -> tuple[np.ndarray, float, int, float]:
-    """Minimise E(u) = ½E_el[u] + ∫V(δ0 + u) (module doc); returns (u, E, steps, residual)."""
+               say: Callable[[str], None], frame: np.ndarray | None = None
+               ) -> tuple[np.ndarray, float, int, float]:
+    """Minimise E(u) = ½E_el[u] + ∫V(δ0 + Q u) (module doc; Q = ``frame``, the rotation that
+    takes u into the frame of the GSFE's reciprocal vectors, default 1); returns
+    (u, E, steps, residual)."""
+    q_mat = np.eye(2) if frame is None else np.asarray(frame, dtype=float)
     kmat = 0.5 * elastic_matrix(g.gvec, p["lame_lambda"], p["lame_mu"]) * g.mask[..., None, None]
     shift = 8.0 * math.pi ** 2 * p["gsfe_v0"] / a ** 2 + 1e-12 * p["lame_mu"]
     minv = np.linalg.inv(kmat + shift * np.eye(2)) * g.mask[..., None, None]
 
     def state(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         kx = g.apply(kmat, x)
-        v, dv, hv = gsfe(delta0 + x, a, p["gsfe_v0"])
-        energy = g.area * float(np.mean(0.5 * (x * kx).sum(-1) + v))
-        return energy, g.project(kx + dv), hv
+        v, dv, hv = gsfe(delta0 + x @ q_mat.T, a, p["gsfe_v0"])
+        energy = g.area * float(np.mean(0.5 * (x * kx).sum(-1) + v))  # chain rule: Qᵀ∇V, QᵀHQ
+        return energy, g.project(kx + dv @ q_mat), np.einsum("ai,...ab,bj->...ij", q_mat, hv,
+                                                             q_mat)
 
     def dot(x: np.ndarray, y: np.ndarray) -> float:
         return float(np.mean((x * y).sum(-1)))
