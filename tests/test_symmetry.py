@@ -409,3 +409,24 @@ def test_prepass_store_survives_a_stop(tmp_path):
     (Path(store) / "notes.txt").write_text("a user's file")
     remove_store(store)
     assert sorted(p.name for p in Path(store).iterdir()) == ["notes.txt"]
+
+
+def test_later_phases_solve_each_missing_representative_once():
+    """A request for grid points whose representatives no cache holds (the valley phase, link
+    corners on another rank) solves each representative once and images the rest; without
+    velocities they go to the vectors-only cache; all equal direct solves."""
+    model = haldane(1.0, 0.3, 0.2, 1.2)
+    acc = SymmetryImages(DenseSolver(), find_operations(model))
+    acc.grid = IrreducibleGrid(model.reciprocal, 9, 9, acc.operations)
+    k = kgrid_points(model.reciprocal, 9, 9, 0, 81)
+    got = acc.solve(model, k, velocities=False)
+    assert acc.report.full == acc.grid.representatives.size and not acc.cache
+    assert len(acc.cache_vectors) == acc.grid.representatives.size
+    ref = DenseSolver().solve(model, k, velocities=False)
+    assert got.velocities is None
+    assert np.max(np.abs(got.energies - ref.energies)) < 1e-12
+    overlap = np.abs(np.einsum("kan,kan->kn", ref.vectors.conj(), got.vectors))
+    assert np.max(np.abs(overlap - 1.0)) < 1e-12
+    again = acc.solve(model, k, velocities=True)  # velocities: solved again, into the cache
+    assert len(acc.cache) == acc.grid.representatives.size
+    _assert_same_eigenpairs(DenseSolver().solve(model, k), again, 1e-12)

@@ -100,6 +100,7 @@ class SymmetryImages:
         self.comm: MPI.Comm = inner.comm
         self.grid: IrreducibleGrid | None = None
         self.cache: dict[int, tuple[Eigenpairs, np.ndarray]] = {}  # rep → (eigenpairs, resid)
+        self.cache_vectors: dict[int, tuple[Eigenpairs, np.ndarray]] = {}  # without velocities
         self.report = ImageReport()
 
     @property
@@ -125,13 +126,16 @@ class SymmetryImages:
         return {**self.inner.describe(), "solver": self.name,
                 "symmetry_operations": ",".join(o.label for o in self.operations)}
 
-    def store(self, model: BlochModel, flat: np.ndarray, eig: Eigenpairs) -> None:
-        """Keep the eigenpairs of representatives ``flat`` with their own residuals."""
+    def store(self, model: BlochModel, flat: np.ndarray, eig: Eigenpairs,
+              cache: dict | None = None) -> None:
+        """Keep the eigenpairs of representatives ``flat`` with their own residuals (in
+        ``cache``, default the main one)."""
         assert self.grid is not None
         k = self.grid.points(flat)
+        target = self.cache if cache is None else cache
         for n, p in enumerate(flat):
             one = _take(eig, n)
-            self.cache[int(p)] = (one, residuals(model, k[n], one)[0])
+            target[int(p)] = (one, residuals(model, k[n], one)[0])
 
     def solve(self, model: BlochModel, k: np.ndarray, velocities: bool = True) -> Eigenpairs:
         """Images where cached and certified, the inner solver elsewhere (collective over the
@@ -141,6 +145,7 @@ class SymmetryImages:
         grid = self.grid
         if grid is not None:
             flat, inside = grid.locate(k)
+            self._solve_missing(model, grid.rep[flat[inside]], velocities)
             for n in np.flatnonzero(inside):
                 parts[n] = self._image(model, k[n], int(flat[n]), velocities)
         rest = [n for n, e in enumerate(parts) if e is None]
@@ -151,14 +156,30 @@ class SymmetryImages:
                 parts[n] = _take(solved, i)
         return _stack([e for e in parts if e is not None])
 
+    def _solve_missing(self, model: BlochModel, reps: np.ndarray, velocities: bool) -> None:
+        """Solve the representatives of a request that no cache holds, once (a phase after
+        the k-pass — the valley geometry, link corners — asks for grid points whose
+        representative another rank solved): later requests of their stars are images.
+        Without velocities they go to a cache of their own. Collective over the pool (the
+        same request and caches on every rank of it)."""
+        cache = self.cache if velocities else self.cache_vectors
+        missing = np.array(sorted({int(p) for p in reps} - set(self.cache) - set(cache)),
+                           dtype=np.int64)
+        if missing.size == 0 or self.grid is None:
+            return
+        eig = self.inner.solve(model, self.grid.points(missing), velocities)
+        self.report.full += missing.size
+        self.store(model, missing, eig, cache)
+
     def _image(self, model: BlochModel, k: np.ndarray, flat: int,
                velocities: bool = True) -> Eigenpairs | None:
         """(5.11b) from the cached representative, certified; None: solve it in full."""
         assert self.grid is not None
         rep, g = int(self.grid.rep[flat]), int(self.grid.op[flat])
-        if rep not in self.cache:
+        entry = self.cache.get(rep) or (None if velocities else self.cache_vectors.get(rep))
+        if entry is None:
             return None
-        base, base_res = self.cache[rep]
+        base, base_res = entry
         op = self.operations[g]
         if base.groups is not None and g != 0 and np.any(base.groups >= 0):
             self.report.reasons["resolved group"] = self.report.reasons.get(
