@@ -96,3 +96,26 @@ class Eigensolver(Protocol):
     def serial(self) -> Eigensolver:
         """The same solver on COMM_SELF (for samples one rank takes alone, e.g. estimates)."""
         ...
+
+
+class Decorator:
+    """The solver facts a decorator takes from the solver it wraps (``inner``): whether it
+    returns a window, the core computing the eigenvectors, the bands per k-point. Subclasses
+    (FlatBands, SymmetryImages) add ``name``, ``comm``, ``describe``, ``serial`` and ``solve``.
+    """
+
+    inner: Eigensolver
+
+    @property
+    def windowed(self) -> bool:
+        """A window when the inner solver's output is one."""
+        return self.inner.windowed
+
+    @property
+    def core(self) -> Eigensolver:
+        """The inner solver's core (it computes every eigenvector the decorator returns)."""
+        return self.inner.core
+
+    def bands(self, model: BlochModel) -> int:
+        """Bands returned: those of the inner solver."""
+        return self.inner.bands(model)

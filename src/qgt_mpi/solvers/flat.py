@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qgt_mpi.solvers.base import Eigenpairs, Eigensolver
+from qgt_mpi.solvers.base import Decorator, Eigenpairs, Eigensolver
 
 if TYPE_CHECKING:
     from mpi4py import MPI
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 DEGENERATE = 1e-10  # meV: pairs closer than this had no defined <n|∂m> (ratio set to 0)
 
 
-class FlatBands:
+class FlatBands(Decorator):
     """Decorate ``inner`` so that its bands sit at ``targets`` (meV, one per returned band)."""
 
     def __init__(self, inner: Eigensolver, targets: ArrayLike) -> None:
@@ -38,23 +38,9 @@ class FlatBands:
         self.name = f"{inner.name}+flat"
         self.comm: MPI.Comm = inner.comm
 
-    @property
-    def windowed(self) -> bool:
-        """A window when the inner solver's output is one."""
-        return self.inner.windowed
-
-    @property
-    def core(self) -> Eigensolver:
-        """The inner solver's core: the flat energies keep its eigenvectors."""
-        return self.inner.core
-
     def serial(self) -> FlatBands:
         """The same flat bands over the inner solver on COMM_SELF."""
         return FlatBands(self.inner.serial(), self.targets)
-
-    def bands(self, model: BlochModel) -> int:
-        """Bands returned: those of the inner solver (one target each)."""
-        return self.inner.bands(model)
 
     def check(self, model: BlochModel) -> None:
         """Raise ValueError unless there is one target per band."""

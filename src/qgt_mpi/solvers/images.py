@@ -28,7 +28,7 @@ import numpy as np
 from mpi4py import MPI
 
 from qgt_mpi.parallel import allreduce_array
-from qgt_mpi.solvers.base import Eigenpairs, Eigensolver
+from qgt_mpi.solvers.base import Decorator, Eigenpairs, Eigensolver
 
 if TYPE_CHECKING:
     from qgt_mpi.models.kstars import IrreducibleGrid
@@ -90,7 +90,7 @@ class ImageReport:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
-class SymmetryImages:
+class SymmetryImages(Decorator):
     """Decorate ``inner``: grid k-points whose representative is cached come by (5.11b)."""
 
     def __init__(self, inner: Eigensolver, operations: list[Operation]) -> None:
@@ -103,23 +103,9 @@ class SymmetryImages:
         self.cache_vectors: dict[int, tuple[Eigenpairs, np.ndarray]] = {}  # without velocities
         self.report = ImageReport()
 
-    @property
-    def windowed(self) -> bool:
-        """As the inner solver."""
-        return self.inner.windowed
-
-    @property
-    def core(self) -> Eigensolver:
-        """The inner solver's core (it computes every eigenvector used here)."""
-        return self.inner.core
-
     def serial(self) -> Eigensolver:
         """The inner solver on COMM_SELF (samples are solved, never imaged)."""
         return self.inner.serial()
-
-    def bands(self, model: BlochModel) -> int:
-        """As the inner solver."""
-        return self.inner.bands(model)
 
     def describe(self) -> dict[str, object]:
         """Inner solver facts plus the operations used."""
